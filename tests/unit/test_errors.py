@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import pytest
+from kio.schema.errors import ErrorCode
+
+from asyncproducer import errors
+
+
+def test_every_kafka_error_code_maps_to_a_named_class() -> None:
+    for code in ErrorCode:
+        if code == ErrorCode.none:
+            continue
+        error = errors.error_for_code(int(code), "ctx")
+        assert isinstance(error, errors.BrokerResponseError)
+        assert type(error).code == int(code)
+        assert type(error).name == code.name.upper()
+        assert f"code {int(code)}" in str(error)
+        assert "ctx" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("code", "cls", "retriable", "refresh_metadata"),
+    [
+        (3, errors.UnknownTopicOrPartitionError, True, True),
+        (6, errors.NotLeaderOrFollowerError, True, True),
+        (5, errors.LeaderNotAvailableError, True, True),
+        (19, errors.NotEnoughReplicasError, True, False),
+        (10, errors.RecordTooLargeError, False, False),
+        (45, errors.OutOfOrderSequenceNumberError, False, False),
+        (46, errors.DuplicateSequenceNumberError, False, False),
+        (90, errors.ProducerFencedError, False, False),
+        (29, errors.TopicAuthorizationFailedError, False, False),
+    ],
+)
+def test_producer_errors_have_classes_and_flags(
+    code: int, cls: type, retriable: bool, refresh_metadata: bool
+) -> None:
+    error = errors.error_for_code(code)
+    assert type(error) is cls
+    assert error.retriable is retriable
+    assert isinstance(error, errors.InvalidMetadataError) is refresh_metadata
+
+
+def test_unknown_code_is_reported_with_its_number() -> None:
+    error = errors.error_for_code(31_000)
+    assert isinstance(error, errors.UnknownBrokerError)
+    assert "31000" in str(error)
+
+
+def test_client_errors_hierarchy() -> None:
+    assert issubclass(errors.RequestTimeoutError, errors.KafkaTimeoutError)
+    assert issubclass(errors.ConnectionSetupTimeoutError, errors.KafkaConnectionError)
+    assert issubclass(errors.ConnectionSetupTimeoutError, errors.KafkaTimeoutError)
+    assert issubclass(errors.BufferExhaustedError, errors.KafkaTimeoutError)
+    assert issubclass(errors.ProducerClosedError, errors.ProducerStateError)
+    assert issubclass(errors.ConfigError, ValueError)
+    assert errors.KafkaConnectionError.retriable
+    assert not errors.SerializationError.retriable
+    assert set(errors.__all__) >= {"KafkaError", "NotLeaderOrFollowerError", "error_for_code"}
