@@ -1,0 +1,228 @@
+"""Request builders and response decoders over kio's generated message classes (sans-I/O).
+
+kio generates one dataclass per API, version and nesting level from Apache Kafka's JSON
+schemas. Fields come and go between versions, so the builders here take plain Python
+values and keep only the fields the chosen version has; everything else about a message
+(field order, flexible encoding, tagged fields) is kio's.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import struct
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import fields
+from types import ModuleType
+from typing import Any, TypeAlias
+
+from kio.index import load_payload_module
+from kio.serial import entity_reader
+from kio.static.constants import EntityType
+from kio.static.protocol import RequestPayload, ResponsePayload
+
+from asyncproducer.errors import ProtocolError
+from asyncproducer.protocol.framing import response_body
+from asyncproducer.protocol.versions import ApiKey
+
+ResponseDecoder: TypeAlias = Callable[[memoryview], ResponsePayload]
+
+_UNSUPPORTED_VERSION = 35
+_SOFTWARE_NAME = "asyncproducer"
+
+
+@functools.cache
+def _module(api: ApiKey, version: int, entity_type: EntityType) -> ModuleType:
+    return load_payload_module(int(api), version, entity_type)  # type: ignore[arg-type]
+
+
+def _build(cls: type[Any], **values: Any) -> Any:
+    """Instantiate a kio entity with the values its version has fields for."""
+    names = _field_names(cls)
+    return cls(**{name: value for name, value in values.items() if name in names})
+
+
+_field_names_by_class: dict[type[Any], frozenset[str]] = {}
+
+
+def _field_names(cls: type[Any]) -> frozenset[str]:
+    names = _field_names_by_class.get(cls)
+    if names is None:
+        names = _field_names_by_class[cls] = frozenset(f.name for f in fields(cls))
+    return names
+
+
+def _request_class(api: ApiKey, version: int, name: str) -> type[Any]:
+    cls: type[Any] = getattr(_module(api, version, EntityType.request), name)
+    return cls
+
+
+# --------------------------------------------------------------------------- requests
+
+
+def api_versions_request(version: int, software_version: str) -> RequestPayload:
+    cls = _request_class(ApiKey.API_VERSIONS, version, "ApiVersionsRequest")
+    built: RequestPayload = _build(
+        cls, client_software_name=_SOFTWARE_NAME, client_software_version=software_version
+    )
+    return built
+
+
+def metadata_request(
+    version: int, topics: Iterable[str] | None, *, allow_auto_topic_creation: bool
+) -> RequestPayload:
+    """Metadata for ``topics``; ``None`` asks for every topic in the cluster."""
+    request_topic = _request_class(ApiKey.METADATA, version, "MetadataRequestTopic")
+    cls = _request_class(ApiKey.METADATA, version, "MetadataRequest")
+    topic_entries = (
+        None
+        if topics is None
+        else tuple(_build(request_topic, name=name, topic_id=None) for name in topics)
+    )
+    built: RequestPayload = _build(
+        cls,
+        topics=topic_entries,
+        allow_auto_topic_creation=allow_auto_topic_creation,
+        include_cluster_authorized_operations=False,
+        include_topic_authorized_operations=False,
+    )
+    return built
+
+
+def produce_request(
+    version: int,
+    *,
+    acks: int,
+    timeout_ms: int,
+    topic_data: Mapping[str, Mapping[int, bytes]],
+    transactional_id: str | None = None,
+) -> RequestPayload:
+    """One Produce request carrying ``{topic: {partition: record batch bytes}}``."""
+    partition_cls = _request_class(ApiKey.PRODUCE, version, "PartitionProduceData")
+    topic_cls = _request_class(ApiKey.PRODUCE, version, "TopicProduceData")
+    cls = _request_class(ApiKey.PRODUCE, version, "ProduceRequest")
+    topics = tuple(
+        topic_cls(
+            name=topic,
+            partition_data=tuple(
+                partition_cls(index=partition, records=records)
+                for partition, records in partitions.items()
+            ),
+        )
+        for topic, partitions in topic_data.items()
+    )
+    built: RequestPayload = _build(
+        cls,
+        transactional_id=transactional_id,
+        acks=acks,
+        timeout=datetime.timedelta(milliseconds=timeout_ms),
+        topic_data=topics,
+    )
+    return built
+
+
+def init_producer_id_request(
+    version: int,
+    *,
+    transactional_id: str | None,
+    transaction_timeout_ms: int,
+    producer_id: int = -1,
+    producer_epoch: int = -1,
+) -> RequestPayload:
+    cls = _request_class(ApiKey.INIT_PRODUCER_ID, version, "InitProducerIdRequest")
+    built: RequestPayload = _build(
+        cls,
+        transactional_id=transactional_id,
+        transaction_timeout=datetime.timedelta(milliseconds=transaction_timeout_ms),
+        producer_id=producer_id,
+        producer_epoch=producer_epoch,
+    )
+    return built
+
+
+def create_topics_request(
+    version: int,
+    topics: Sequence[tuple[str, int, int]],
+    *,
+    timeout_ms: int,
+) -> RequestPayload:
+    """CreateTopics for ``(name, num_partitions, replication_factor)`` triples.
+
+    The producer never creates topics itself; this exists for the test harness, the demo
+    and the fake cluster, which need a broker-independent way to make a topic.
+    """
+    topic_cls = _request_class(ApiKey.CREATE_TOPICS, version, "CreatableTopic")
+    cls = _request_class(ApiKey.CREATE_TOPICS, version, "CreateTopicsRequest")
+    entries = tuple(
+        _build(
+            topic_cls,
+            name=name,
+            num_partitions=partitions,
+            replication_factor=replication,
+            assignments=(),
+            configs=(),
+        )
+        for name, partitions, replication in topics
+    )
+    built: RequestPayload = _build(
+        cls,
+        topics=entries,
+        timeout=datetime.timedelta(milliseconds=timeout_ms),
+        validate_only=False,
+    )
+    return built
+
+
+# --------------------------------------------------------------------------- responses
+
+
+@functools.cache
+def response_decoder(api: ApiKey, version: int) -> ResponseDecoder:
+    """A function decoding a whole response frame (header and body) of ``api``/``version``."""
+    response_cls: type[ResponsePayload] = getattr(
+        _module(api, version, EntityType.response), _response_class_name(api)
+    )
+    header_cls = response_cls.__header_schema__
+    read = entity_reader(response_cls)
+    name = f"{response_cls.__name__} v{version}"
+    if api is ApiKey.API_VERSIONS and version > 0:
+        # KIP-511: a broker that does not support our ApiVersions version answers in the v0
+        # format, with UNSUPPORTED_VERSION. The error code is the first field of every
+        # version, so peek it before choosing the schema.
+        read_v0 = entity_reader(_module(api, 0, EntityType.response).ApiVersionsResponse)
+
+        def decode_api_versions(frame: memoryview) -> ResponsePayload:
+            body = response_body(frame, header_cls)
+            if len(body) >= 2 and struct.unpack_from(">h", body)[0] == _UNSUPPORTED_VERSION:
+                return _read_whole(read_v0, body, "ApiVersionsResponse v0")
+            return _read_whole(read, body, name)
+
+        return decode_api_versions
+
+    def decode(frame: memoryview) -> ResponsePayload:
+        return _read_whole(read, response_body(frame, header_cls), name)
+
+    return decode
+
+
+def _read_whole(
+    read: Callable[[memoryview, int], tuple[Any, int]], body: memoryview, name: str
+) -> ResponsePayload:
+    try:
+        value, size = read(body, 0)
+    except Exception as exc:  # kio raises several types on malformed input
+        raise ProtocolError(f"cannot decode {name}: {exc}") from exc
+    if size != len(body):
+        raise ProtocolError(f"{name} has {len(body) - size} unexpected trailing bytes")
+    response: ResponsePayload = value
+    return response
+
+
+def _response_class_name(api: ApiKey) -> str:
+    return {
+        ApiKey.PRODUCE: "ProduceResponse",
+        ApiKey.METADATA: "MetadataResponse",
+        ApiKey.CREATE_TOPICS: "CreateTopicsResponse",
+        ApiKey.API_VERSIONS: "ApiVersionsResponse",
+        ApiKey.INIT_PRODUCER_ID: "InitProducerIdResponse",
+    }[api]
