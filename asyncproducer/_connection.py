@@ -1,0 +1,339 @@
+"""One connection to one broker: pipelined requests matched by correlation id.
+
+Requests are written in order under a lock; a receive loop (a task in the owner's task
+group) reads response frames and hands each to the request waiting for its correlation
+id. Kafka answers a connection's requests in the order they were sent, so a response for
+any other id than the oldest pending one means the stream is corrupt.
+
+Failure rules (all typed, all immediate):
+
+* the stream drops, or the broker sends garbage: every pending request fails with
+  :class:`KafkaConnectionError` / :class:`ProtocolError` and the connection is closed;
+* a request is not answered within its timeout: it fails with :class:`RequestTimeoutError`
+  and, as in Java's ``NetworkClient``, the connection is closed and every other pending
+  request fails too (a late answer could otherwise be taken for a newer request's);
+* a caller cancelled while waiting abandons its request; its response is discarded when
+  it arrives and the connection stays usable. A caller cancelled in the middle of writing
+  a frame closes the connection, because a half-written frame desynchronizes the stream.
+
+The seams for TLS and SASL: ``ConnectionSettings.connector`` opens the byte stream (plain
+TCP here, a TLS-wrapping connector later) and ``ConnectionSettings.handshake`` runs after
+version negotiation and before the connection is handed out (SASL authentication later).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import anyio
+import anyio.abc
+from kio.static.protocol import RequestPayload, ResponsePayload
+
+from asyncproducer.errors import (
+    ConnectionSetupTimeoutError,
+    KafkaConnectionError,
+    KafkaError,
+    ProtocolError,
+    RequestTimeoutError,
+    error_for_code,
+)
+from asyncproducer.protocol.framing import (
+    DEFAULT_MAX_FRAME_SIZE,
+    FrameDecoder,
+    encode_request,
+    peek_correlation_id,
+)
+from asyncproducer.protocol.messages import (
+    ResponseDecoder,
+    api_versions_request,
+    response_decoder,
+)
+from asyncproducer.protocol.versions import (
+    CLIENT_VERSIONS,
+    ApiKey,
+    NegotiatedVersions,
+    api_versions_retry_version,
+    negotiate,
+)
+
+logger = logging.getLogger("asyncproducer.connection")
+
+_UNSUPPORTED_VERSION = 35
+_CLIENT_SOFTWARE_VERSION = "0.1.0"
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    host: str
+    port: int
+    node_id: int | None = None
+    """The broker's id once known from metadata; None for a bootstrap address."""
+
+    def __str__(self) -> str:
+        where = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return where if self.node_id is None else f"{where} (node {self.node_id})"
+
+
+StreamConnector = Callable[[str, int], Awaitable[anyio.abc.ByteStream]]
+"""Opens the byte stream to ``(host, port)``; raise OSError when that fails."""
+
+Handshake = Callable[["BrokerConnection"], Awaitable[None]]
+"""Runs on a fresh connection after version negotiation (e.g. SASL authentication)."""
+
+
+async def connect_tcp(host: str, port: int) -> anyio.abc.ByteStream:
+    return await anyio.connect_tcp(host, port)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionSettings:
+    client_id: str | None = "asyncproducer"
+    request_timeout_ms: int = 30_000
+    socket_connection_setup_timeout_ms: int = 10_000
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
+    connector: StreamConnector = connect_tcp
+    handshake: Handshake | None = None
+
+
+class _Pending:
+    """A request waiting for its response."""
+
+    __slots__ = ("abandoned", "decode", "done", "error", "name", "response")
+
+    def __init__(self, decode: ResponseDecoder, name: str) -> None:
+        self.decode = decode
+        self.name = name
+        self.done = anyio.Event()
+        self.response: ResponsePayload | None = None
+        self.error: KafkaError | None = None
+        self.abandoned = False
+
+
+def _fresh(error: KafkaError) -> KafkaError:
+    """A new instance of ``error`` for one more waiter (tracebacks must not be shared)."""
+    return type(error)(*error.args)
+
+
+class BrokerConnection:
+    """A connection to one broker. Create it with :meth:`open`."""
+
+    def __init__(
+        self, address: BrokerAddress, stream: anyio.abc.ByteStream, settings: ConnectionSettings
+    ) -> None:
+        self.address = address
+        self._stream = stream
+        self._settings = settings
+        self._decoder = FrameDecoder(settings.max_frame_size)
+        self._pending: dict[int, _Pending] = {}
+        self._next_correlation_id = 0
+        self._send_lock = anyio.Lock()
+        self._receive_scope = anyio.CancelScope()
+        self._closed_reason: KafkaError | None = None
+        self._versions: NegotiatedVersions | None = None
+        self.closed_at: float | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @classmethod
+    async def open(
+        cls,
+        address: BrokerAddress,
+        settings: ConnectionSettings,
+        task_group: anyio.abc.TaskGroup,
+    ) -> BrokerConnection:
+        """Connect, negotiate versions, run the handshake; the receive loop joins ``task_group``.
+
+        TCP connect is bounded by ``socket_connection_setup_timeout_ms``; the requests after
+        it (ApiVersions, the handshake's) by ``request_timeout_ms``, as in Java.
+        """
+        setup_ms = settings.socket_connection_setup_timeout_ms
+        try:
+            with anyio.fail_after(setup_ms / 1000):
+                stream = await settings.connector(address.host, address.port)
+        except TimeoutError:
+            raise ConnectionSetupTimeoutError(
+                f"connecting to broker {address} took longer than "
+                f"socket_connection_setup_timeout_ms={setup_ms}"
+            ) from None
+        except OSError as exc:
+            raise KafkaConnectionError(
+                f"cannot connect to broker {address}: {exc.strerror or exc}"
+            ) from exc
+        connection = cls(address, stream, settings)
+        task_group.start_soon(connection._receive_loop, name=f"asyncproducer receive {address}")
+        try:
+            await connection._negotiate_versions()
+            if settings.handshake is not None:
+                await settings.handshake(connection)
+        except BaseException:
+            await connection.aclose()
+            raise
+        logger.debug("connected to broker %s", address)
+        return connection
+
+    @property
+    def closed(self) -> bool:
+        return self._closed_reason is not None
+
+    @property
+    def versions(self) -> NegotiatedVersions:
+        if self._versions is None:
+            raise RuntimeError("API versions are negotiated while the connection opens")
+        return self._versions
+
+    @property
+    def pending_count(self) -> int:
+        """Requests sent on this connection and not yet answered (in flight)."""
+        return len(self._pending)
+
+    async def aclose(self) -> None:
+        self._shut_down(KafkaConnectionError(f"the connection to broker {self.address} was closed"))
+        await anyio.aclose_forcefully(self._stream)
+
+    # ------------------------------------------------------------------ requests
+
+    async def send(
+        self,
+        request: RequestPayload,
+        *,
+        expect_response: bool = True,
+        timeout_ms: float | None = None,
+    ) -> ResponsePayload | None:
+        """Send ``request`` and return its response (None when ``expect_response`` is False,
+        as for Produce with acks=0, where the broker does not answer)."""
+        if self._closed_reason is not None:
+            raise _fresh(self._closed_reason)
+        api = ApiKey(request.__api_key__)
+        name = f"{api.name} v{request.__version__}"
+        correlation_id = self._next_correlation_id
+        self._next_correlation_id = (correlation_id + 1) & 0x7FFF_FFFF
+        frame = encode_request(
+            request, correlation_id=correlation_id, client_id=self._settings.client_id
+        )
+        pending: _Pending | None = None
+        if expect_response:
+            pending = _Pending(response_decoder(api, request.__version__), name)
+            self._pending[correlation_id] = pending
+        if timeout_ms is None:
+            timeout_ms = self._settings.request_timeout_ms
+        try:
+            with anyio.move_on_after(timeout_ms / 1000) as scope:
+                await self._write(frame, name)
+                if pending is None:
+                    return None
+                await pending.done.wait()
+        finally:
+            if pending is not None and not pending.done.is_set():
+                pending.abandoned = True
+        if scope.cancelled_caught:
+            self._on_timeout(name, correlation_id, timeout_ms)
+        assert pending is not None
+        if pending.error is not None:
+            raise pending.error
+        return pending.response
+
+    async def _write(self, frame: bytes, name: str) -> None:
+        async with self._send_lock:
+            if self._closed_reason is not None:
+                raise _fresh(self._closed_reason)
+            try:
+                await self._stream.send(frame)
+            except BaseException as exc:
+                # Cancelled or failed mid-frame: the broker may have half a request, so this
+                # stream can never be trusted again.
+                error = KafkaConnectionError(
+                    f"connection to broker {self.address} failed while sending {name}: {exc!r}"
+                )
+                self._shut_down(error)
+                if isinstance(exc, (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)):
+                    raise error from exc
+                raise
+
+    def _on_timeout(self, name: str, correlation_id: int, timeout_ms: float) -> None:
+        others = len(self._pending) - (1 if correlation_id in self._pending else 0)
+        error = RequestTimeoutError(
+            f"broker {self.address} did not answer {name} (correlation id {correlation_id}) "
+            f"within {timeout_ms:g} ms (request_timeout_ms); the connection is closed and "
+            f"{others} other pending request(s) on it fail"
+        )
+        self._shut_down(error)
+        raise _fresh(error)
+
+    # ------------------------------------------------------------------ receiving
+
+    async def _negotiate_versions(self) -> None:
+        version = CLIENT_VERSIONS[ApiKey.API_VERSIONS][1]
+        response = await self.send(api_versions_request(version, _CLIENT_SOFTWARE_VERSION))
+        if getattr(response, "error_code", 0) == _UNSUPPORTED_VERSION:
+            retry = api_versions_retry_version(_ranges(response))
+            logger.debug(
+                "broker %s rejected ApiVersions v%d; retrying v%d", self.address, version, retry
+            )
+            response = await self.send(api_versions_request(retry, _CLIENT_SOFTWARE_VERSION))
+        code = int(getattr(response, "error_code", 0))
+        if code:
+            raise error_for_code(code, f"ApiVersions failed on broker {self.address}")
+        self._versions = negotiate(_ranges(response))
+
+    async def _receive_loop(self) -> None:
+        reason: KafkaError | None = None
+        try:
+            with self._receive_scope:
+                while True:
+                    data = await self._stream.receive()
+                    for frame in self._decoder.feed(data):
+                        self._dispatch(frame)
+        except anyio.EndOfStream:
+            reason = KafkaConnectionError(f"broker {self.address} closed the connection")
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+            reason = KafkaConnectionError(f"connection to broker {self.address} broke: {exc!r}")
+        except ProtocolError as exc:
+            reason = ProtocolError(f"broker {self.address}: {exc}")
+        finally:
+            self._shut_down(
+                reason or KafkaConnectionError(f"connection to broker {self.address} closed")
+            )
+            await anyio.aclose_forcefully(self._stream)
+
+    def _dispatch(self, frame: bytes) -> None:
+        correlation_id = peek_correlation_id(frame)
+        oldest = next(iter(self._pending), None)
+        if correlation_id != oldest:
+            raise ProtocolError(
+                f"response has correlation id {correlation_id}, but the oldest pending request "
+                f"has {oldest}"
+            )
+        pending = self._pending.pop(correlation_id)
+        try:
+            pending.response = pending.decode(memoryview(frame))
+        except ProtocolError as exc:
+            pending.error = ProtocolError(f"broker {self.address} sent a bad {pending.name}: {exc}")
+            pending.done.set()
+            raise
+        pending.done.set()
+
+    def _shut_down(self, reason: KafkaError) -> None:
+        """Close for ``reason``: fail every pending request with it, stop receiving."""
+        if self._closed_reason is not None:
+            return
+        self._closed_reason = reason
+        self.closed_at = anyio.current_time()
+        pending, self._pending = self._pending, {}
+        for waiter in pending.values():
+            if not waiter.abandoned:
+                waiter.error = _fresh(reason)
+                waiter.done.set()
+        self._receive_scope.cancel()
+        if pending:
+            logger.info(
+                "connection to %s closed with %d pending: %s", self.address, len(pending), reason
+            )
+
+
+def _ranges(response: object) -> dict[int, tuple[int, int]]:
+    return {
+        int(entry.api_key): (int(entry.min_version), int(entry.max_version))
+        for entry in getattr(response, "api_keys", ())
+    }
