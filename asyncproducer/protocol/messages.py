@@ -173,6 +173,48 @@ def create_topics_request(
     return built
 
 
+def fetch_request(
+    version: int,
+    partitions: Mapping[str, Mapping[int, int]],
+    *,
+    max_wait_ms: int = 500,
+    max_bytes: int = 64 * 1024 * 1024,
+) -> RequestPayload:
+    """Fetch ``{topic: {partition: fetch offset}}`` (read-committed is not needed here).
+
+    Not used by the producer: the demo and the test harness read back what they wrote.
+    ``max_wait_ms`` is not 0 because some brokers (Tansu) answer a zero-wait Fetch with no
+    data at all; with ``min_bytes=1`` a broker answers as soon as data is there.
+    """
+    partition_cls = _request_class(ApiKey.FETCH, version, "FetchPartition")
+    topic_cls = _request_class(ApiKey.FETCH, version, "FetchTopic")
+    cls = _request_class(ApiKey.FETCH, version, "FetchRequest")
+    topics = tuple(
+        topic_cls(
+            topic=topic,
+            partitions=tuple(
+                _build(
+                    partition_cls,
+                    partition=partition,
+                    fetch_offset=offset,
+                    partition_max_bytes=max_bytes,
+                )
+                for partition, offset in offsets.items()
+            ),
+        )
+        for topic, offsets in partitions.items()
+    )
+    built: RequestPayload = _build(
+        cls,
+        max_wait=datetime.timedelta(milliseconds=max_wait_ms),
+        min_bytes=1,
+        max_bytes=max_bytes,
+        topics=topics,
+        forgotten_topics_data=(),
+    )
+    return built
+
+
 # --------------------------------------------------------------------------- responses
 
 
@@ -221,6 +263,7 @@ def _read_whole(
 def _response_class_name(api: ApiKey) -> str:
     return {
         ApiKey.PRODUCE: "ProduceResponse",
+        ApiKey.FETCH: "FetchResponse",
         ApiKey.METADATA: "MetadataResponse",
         ApiKey.CREATE_TOPICS: "CreateTopicsResponse",
         ApiKey.API_VERSIONS: "ApiVersionsResponse",

@@ -17,6 +17,7 @@ from asyncproducer.errors import UnsupportedVersionError
 
 class ApiKey(enum.IntEnum):
     PRODUCE = 0
+    FETCH = 1
     METADATA = 3
     CREATE_TOPICS = 19
     API_VERSIONS = 18
@@ -30,8 +31,11 @@ class ApiKey(enum.IntEnum):
 # - Metadata v4 is the first with allow_auto_topic_creation (Kafka 0.11, like Produce v3).
 # - ApiVersions: kio models v0-v4; v3+ sends the client software name and version.
 # - InitProducerId v3+ can bump the epoch of an existing producer id (KIP-360).
+# - Fetch is not the producer's: the demo and the test harness read back with it. v4 is
+#   the first returning record batches v2; v13+ addresses topics by id.
 CLIENT_VERSIONS: Mapping[ApiKey, tuple[int, int]] = {
     ApiKey.PRODUCE: (3, 11),
+    ApiKey.FETCH: (4, 12),
     ApiKey.METADATA: (4, 12),
     ApiKey.CREATE_TOPICS: (2, 7),
     ApiKey.API_VERSIONS: (0, 4),
