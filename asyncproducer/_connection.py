@@ -61,7 +61,7 @@ from asyncproducer.protocol.versions import (
 logger = logging.getLogger("asyncproducer.connection")
 
 _UNSUPPORTED_VERSION = 35
-_CLIENT_SOFTWARE_VERSION = "0.1.0"
+_CLIENT_SOFTWARE_VERSION = "0.1.0.dev0"
 
 
 @dataclass(frozen=True, slots=True)
