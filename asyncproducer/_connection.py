@@ -38,6 +38,7 @@ from asyncproducer.errors import (
     ProtocolError,
     RequestTimeoutError,
     error_for_code,
+    fresh_copy,
 )
 from asyncproducer.protocol.framing import (
     DEFAULT_MAX_FRAME_SIZE,
@@ -109,11 +110,6 @@ class _Pending:
         self.response: ResponsePayload | None = None
         self.error: KafkaError | None = None
         self.abandoned = False
-
-
-def _fresh(error: KafkaError) -> KafkaError:
-    """A new instance of ``error`` for one more waiter (tracebacks must not be shared)."""
-    return type(error)(*error.args)
 
 
 class BrokerConnection:
@@ -204,7 +200,7 @@ class BrokerConnection:
         """Send ``request`` and return its response (None when ``expect_response`` is False,
         as for Produce with acks=0, where the broker does not answer)."""
         if self._closed_reason is not None:
-            raise _fresh(self._closed_reason)
+            raise fresh_copy(self._closed_reason)
         api = ApiKey(request.__api_key__)
         name = f"{api.name} v{request.__version__}"
         correlation_id = self._next_correlation_id
@@ -227,7 +223,7 @@ class BrokerConnection:
         finally:
             if pending is not None and not pending.done.is_set():
                 pending.abandoned = True
-        if scope.cancelled_caught:
+        if scope.cancelled_caught and (pending is None or not pending.done.is_set()):
             self._on_timeout(name, correlation_id, timeout_ms)
         assert pending is not None
         if pending.error is not None:
@@ -237,7 +233,7 @@ class BrokerConnection:
     async def _write(self, frame: bytes, name: str) -> None:
         async with self._send_lock:
             if self._closed_reason is not None:
-                raise _fresh(self._closed_reason)
+                raise fresh_copy(self._closed_reason)
             try:
                 await self._stream.send(frame)
             except BaseException as exc:
@@ -259,7 +255,7 @@ class BrokerConnection:
             f"{others} other pending request(s) on it fail"
         )
         self._shut_down(error)
-        raise _fresh(error)
+        raise fresh_copy(error)
 
     # ------------------------------------------------------------------ receiving
 
@@ -323,7 +319,7 @@ class BrokerConnection:
         pending, self._pending = self._pending, {}
         for waiter in pending.values():
             if not waiter.abandoned:
-                waiter.error = _fresh(reason)
+                waiter.error = fresh_copy(reason)
                 waiter.done.set()
         self._receive_scope.cancel()
         if pending:

@@ -28,6 +28,7 @@ from asyncproducer.errors import (
     UnknownTopicOrPartitionError,
     error_class_for_code,
     error_for_code,
+    fresh_copy,
 )
 from asyncproducer.protocol.messages import metadata_request
 from asyncproducer.protocol.versions import ApiKey
@@ -226,7 +227,7 @@ class MetadataManager:
             waiting = self._in_flight
             await waiting.wait()
             if self._in_flight_error is not None and self._in_flight is None:
-                raise type(self._in_flight_error)(*self._in_flight_error.args)
+                raise fresh_copy(self._in_flight_error)
             return self.snapshot
         self._in_flight = anyio.Event()
         self._in_flight_error = None

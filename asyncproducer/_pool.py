@@ -16,7 +16,7 @@ import anyio.abc
 
 from asyncproducer._backoff import ExponentialBackoff
 from asyncproducer._connection import BrokerAddress, BrokerConnection, ConnectionSettings
-from asyncproducer.errors import KafkaConnectionError, KafkaError
+from asyncproducer.errors import KafkaConnectionError, KafkaError, fresh_copy
 
 logger = logging.getLogger("asyncproducer.connection")
 
@@ -100,7 +100,7 @@ class ConnectionPool:
                 attempt = state.attempt
                 await attempt.done.wait()
                 if attempt.error is not None:
-                    raise type(attempt.error)(*attempt.error.args)
+                    raise fresh_copy(attempt.error)
                 continue
             delay = self._refresh(state) - anyio.current_time()
             if delay > 0:

@@ -17,7 +17,7 @@ the producer must refresh its cluster metadata before retrying (Java's
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from kio.schema.errors import ErrorCode
 
@@ -380,12 +380,32 @@ def _register_all() -> None:
 class UnknownBrokerError(BrokerResponseError):
     """A code this client does not know (newer than its copy of Kafka's error list)."""
 
+    name = "UNKNOWN_ERROR_CODE"
+
     def __init__(self, code: int, message: str | None = None) -> None:
         self.unknown_code = code
-        super().__init__(f"(unrecognised code {code}) {message or ''}".strip())
+        # Not the base class's "[NAME (code N)]" prefix: the class-level code is not this one.
+        KafkaError.__init__(
+            self, f"[error code {code}, unknown to this client] {message or ''}".strip()
+        )
 
 
 _register_all()
+
+
+_E = TypeVar("_E", bound=BaseException)
+
+
+def fresh_copy(error: _E) -> _E:
+    """A new instance equal to ``error``, for raising it in one more waiting task.
+
+    One exception object raised in several tasks would share (and keep growing) one
+    traceback. Built without calling ``__init__``, so any constructor signature works.
+    """
+    twin = type(error).__new__(type(error))
+    twin.args = error.args
+    twin.__dict__.update(error.__dict__)
+    return twin
 
 
 def error_for_code(code: int, message: str | None = None) -> BrokerResponseError:
@@ -408,4 +428,4 @@ _exported_classes = [
     for name, value in globals().items()
     if isinstance(value, type) and issubclass(value, KafkaError)
 ]
-__all__ = [*sorted(_exported_classes), "error_class_for_code", "error_for_code"]
+__all__ = [*sorted(_exported_classes), "error_class_for_code", "error_for_code", "fresh_copy"]

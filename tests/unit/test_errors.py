@@ -44,7 +44,8 @@ def test_producer_errors_have_classes_and_flags(
 def test_unknown_code_is_reported_with_its_number() -> None:
     error = errors.error_for_code(31_000)
     assert isinstance(error, errors.UnknownBrokerError)
-    assert "31000" in str(error)
+    assert error.unknown_code == 31_000
+    assert str(error).startswith("[error code 31000, unknown to this client]")
 
 
 def test_client_errors_hierarchy() -> None:
@@ -57,3 +58,24 @@ def test_client_errors_hierarchy() -> None:
     assert errors.KafkaConnectionError.retriable
     assert not errors.SerializationError.retriable
     assert set(errors.__all__) >= {"KafkaError", "NotLeaderOrFollowerError", "error_for_code"}
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        errors.KafkaConnectionError("broker down"),
+        errors.error_for_code(6, "topic t"),
+        errors.UnknownBrokerError(31_000, "ctx"),
+    ],
+)
+def test_fresh_copy_is_equal_but_separate(error: errors.KafkaError) -> None:
+    try:
+        raise error
+    except errors.KafkaError:
+        pass
+    twin = errors.fresh_copy(error)
+    assert twin is not error
+    assert type(twin) is type(error)
+    assert str(twin) == str(error)
+    assert twin.__dict__ == error.__dict__
+    assert twin.__traceback__ is None
