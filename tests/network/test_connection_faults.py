@@ -15,7 +15,7 @@ from asyncproducer.errors import (
     ProtocolError,
     RequestTimeoutError,
 )
-from asyncproducer.protocol.messages import metadata_request
+from asyncproducer.protocol.messages import api_versions_request, metadata_request
 from asyncproducer.protocol.versions import ApiKey
 from tests.network.servers import ServerConnection, api_versions_body, closed_port, serve
 
@@ -185,11 +185,10 @@ async def test_cancelled_caller_leaves_the_connection_usable() -> None:
         second = await conn.read_request()
         for _api_key, _version, correlation_id in (first, second):
             await conn.respond(correlation_id, 18, 0, api_versions_body(0))
+        await anyio.sleep_forever()  # stay connected: the client must see no EOF
 
     async with serve(handler) as (host, port, _), anyio.create_task_group() as tg:
         connection = await BrokerConnection.open(BrokerAddress(host, port), FAST, tg)
-        from asyncproducer.protocol.messages import api_versions_request
-
         with anyio.move_on_after(0.05) as scope:
             await connection.send(api_versions_request(0, "x"))
         assert scope.cancelled_caught
