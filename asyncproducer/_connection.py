@@ -31,6 +31,7 @@ import anyio
 import anyio.abc
 from kio.static.protocol import RequestPayload, ResponsePayload
 
+from asyncproducer._cluster import BrokerAddress
 from asyncproducer.errors import (
     ConnectionSetupTimeoutError,
     KafkaConnectionError,
@@ -63,18 +64,6 @@ logger = logging.getLogger("asyncproducer.connection")
 
 _UNSUPPORTED_VERSION = 35
 _CLIENT_SOFTWARE_VERSION = "0.1.0.dev0"
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerAddress:
-    host: str
-    port: int
-    node_id: int | None = None
-    """The broker's id once known from metadata; None for a bootstrap address."""
-
-    def __str__(self) -> str:
-        where = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-        return where if self.node_id is None else f"{where} (node {self.node_id})"
 
 
 StreamConnector = Callable[[str, int], Awaitable[anyio.abc.ByteStream]]

@@ -14,12 +14,17 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 
 import anyio
 
-from asyncproducer._connection import BrokerAddress
+from asyncproducer._cluster import (
+    BrokerAddress,
+    BrokerInfo,
+    ClusterSnapshot,
+    PartitionInfo,
+    TopicInfo,
+)
 from asyncproducer._pool import ConnectionPool
 from asyncproducer.errors import (
     ConfigError,
@@ -34,82 +39,6 @@ from asyncproducer.protocol.messages import metadata_request
 from asyncproducer.protocol.versions import ApiKey
 
 logger = logging.getLogger("asyncproducer.metadata")
-
-
-# --------------------------------------------------------------------------- snapshot
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerInfo:
-    node_id: int
-    host: str
-    port: int
-    rack: str | None = None
-
-    @property
-    def address(self) -> BrokerAddress:
-        return BrokerAddress(self.host, self.port, self.node_id)
-
-
-@dataclass(frozen=True, slots=True)
-class PartitionInfo:
-    topic: str
-    partition: int
-    leader: int
-    """The leader's broker id; -1 while there is none."""
-    leader_epoch: int
-    replicas: tuple[int, ...]
-    isr: tuple[int, ...]
-    offline_replicas: tuple[int, ...] = ()
-    error_code: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class TopicInfo:
-    name: str
-    partitions: tuple[PartitionInfo, ...]
-    """Indexed by partition id: ``partitions[p].partition == p``."""
-    error_code: int = 0
-    is_internal: bool = False
-
-    @property
-    def available_partitions(self) -> tuple[PartitionInfo, ...]:
-        """Partitions with a leader right now (what Java's sticky partitioner picks from)."""
-        return tuple(p for p in self.partitions if p.leader >= 0)
-
-
-@dataclass(frozen=True, slots=True)
-class ClusterSnapshot:
-    brokers: Mapping[int, BrokerInfo] = field(default_factory=dict)
-    topics: Mapping[str, TopicInfo] = field(default_factory=dict)
-    cluster_id: str | None = None
-    controller_id: int = -1
-    fetched_at: float = float("-inf")
-    """``anyio.current_time()`` of the response; -inf before the first one."""
-
-    def topic(self, name: str) -> TopicInfo | None:
-        return self.topics.get(name)
-
-    def leader_for(self, topic: str, partition: int) -> BrokerInfo | None:
-        info = self.topics.get(topic)
-        if info is None or not 0 <= partition < len(info.partitions):
-            return None
-        return self.brokers.get(info.partitions[partition].leader)
-
-    def merged_with(self, update: ClusterSnapshot, requested: Iterable[str]) -> ClusterSnapshot:
-        """This snapshot with ``update`` applied: brokers replaced, requested topics replaced
-        (a requested topic missing from the answer is dropped), other topics kept."""
-        topics = dict(self.topics)
-        for name in requested:
-            topics.pop(name, None)
-        topics.update(update.topics)
-        return ClusterSnapshot(
-            brokers=update.brokers,
-            topics=topics,
-            cluster_id=update.cluster_id,
-            controller_id=update.controller_id,
-            fetched_at=update.fetched_at,
-        )
 
 
 def parse_metadata_response(response: object, now: float) -> ClusterSnapshot:

@@ -15,7 +15,8 @@ import anyio
 import anyio.abc
 
 from asyncproducer._backoff import ExponentialBackoff
-from asyncproducer._connection import BrokerAddress, BrokerConnection, ConnectionSettings
+from asyncproducer._cluster import BrokerAddress
+from asyncproducer._connection import BrokerConnection, ConnectionSettings
 from asyncproducer.errors import KafkaConnectionError, KafkaError, fresh_copy
 
 logger = logging.getLogger("asyncproducer.connection")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple, TypeAlias
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple, TypeAlias
 
 Header: TypeAlias = tuple[str, bytes | None]
 """A record header: a UTF-8 key and a value that may be None (as in Java)."""
@@ -33,3 +35,18 @@ class RecordMetadata(NamedTuple):
     @property
     def topic_partition(self) -> TopicPartition:
         return TopicPartition(self.topic, self.partition)
+
+
+@dataclass(slots=True)
+class ProducerRecord:
+    """A record as ``send()`` received it, before serialization (what interceptors see).
+
+    ``on_send`` interceptors may return a different ``ProducerRecord`` to send instead.
+    """
+
+    topic: str
+    value: Any = None
+    key: Any = None
+    partition: int | None = None
+    timestamp_ms: int | None = None
+    headers: Sequence[Header] | None = None

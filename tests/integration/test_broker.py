@@ -6,7 +6,8 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from asyncproducer._connection import BrokerAddress, ConnectionSettings
+from asyncproducer._cluster import BrokerAddress
+from asyncproducer._connection import ConnectionSettings
 from asyncproducer._metadata import MetadataManager, parse_bootstrap_servers
 from asyncproducer._pool import ConnectionPool
 from asyncproducer.errors import UnknownTopicOrPartitionError

@@ -8,7 +8,8 @@ import anyio
 import anyio.abc
 import pytest
 
-from asyncproducer._connection import BrokerAddress, BrokerConnection, ConnectionSettings
+from asyncproducer._cluster import BrokerAddress
+from asyncproducer._connection import BrokerConnection, ConnectionSettings
 from asyncproducer.errors import (
     ConnectionSetupTimeoutError,
     KafkaConnectionError,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from asyncproducer._connection import BrokerAddress, ConnectionSettings
+from asyncproducer._cluster import BrokerAddress
+from asyncproducer._connection import ConnectionSettings
 from asyncproducer._pool import ConnectionPool
 from asyncproducer.errors import KafkaConnectionError
 from tests.network.servers import ServerConnection, closed_port, serve

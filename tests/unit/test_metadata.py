@@ -2,14 +2,14 @@ from __future__ import annotations
 
 import pytest
 
-from asyncproducer._connection import BrokerAddress
-from asyncproducer._metadata import (
+from asyncproducer._cluster import (
+    BrokerAddress,
     BrokerInfo,
     ClusterSnapshot,
     PartitionInfo,
     TopicInfo,
-    parse_bootstrap_servers,
 )
+from asyncproducer._metadata import parse_bootstrap_servers
 from asyncproducer.errors import ConfigError
 
 

@@ -1,0 +1,96 @@
+"""What the client knows about the cluster: brokers, topics, partitions, leaders (pure data).
+
+A :class:`ClusterSnapshot` is immutable; the metadata manager replaces it whole on every
+refresh, so the send path reads it without locks or awaits. Partitioners receive it as
+the ``cluster`` argument (Java's ``Cluster``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    host: str
+    port: int
+    node_id: int | None = None
+    """The broker's id once known from metadata; None for a bootstrap address."""
+
+    def __str__(self) -> str:
+        where = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return where if self.node_id is None else f"{where} (node {self.node_id})"
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerInfo:
+    node_id: int
+    host: str
+    port: int
+    rack: str | None = None
+
+    @property
+    def address(self) -> BrokerAddress:
+        return BrokerAddress(self.host, self.port, self.node_id)
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionInfo:
+    topic: str
+    partition: int
+    leader: int
+    """The leader's broker id; -1 while there is none."""
+    leader_epoch: int
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+    offline_replicas: tuple[int, ...] = ()
+    error_code: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TopicInfo:
+    name: str
+    partitions: tuple[PartitionInfo, ...]
+    """Indexed by partition id: ``partitions[p].partition == p``."""
+    error_code: int = 0
+    is_internal: bool = False
+
+    @property
+    def available_partitions(self) -> tuple[PartitionInfo, ...]:
+        """Partitions with a leader right now (what Java's sticky partitioner picks from)."""
+        return tuple(p for p in self.partitions if p.leader >= 0)
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterSnapshot:
+    brokers: Mapping[int, BrokerInfo] = field(default_factory=dict)
+    topics: Mapping[str, TopicInfo] = field(default_factory=dict)
+    cluster_id: str | None = None
+    controller_id: int = -1
+    fetched_at: float = float("-inf")
+    """``anyio.current_time()`` of the response; -inf before the first one."""
+
+    def topic(self, name: str) -> TopicInfo | None:
+        return self.topics.get(name)
+
+    def leader_for(self, topic: str, partition: int) -> BrokerInfo | None:
+        info = self.topics.get(topic)
+        if info is None or not 0 <= partition < len(info.partitions):
+            return None
+        return self.brokers.get(info.partitions[partition].leader)
+
+    def merged_with(self, update: ClusterSnapshot, requested: Iterable[str]) -> ClusterSnapshot:
+        """This snapshot with ``update`` applied: brokers replaced, requested topics replaced
+        (a requested topic missing from the answer is dropped), other topics kept."""
+        topics = dict(self.topics)
+        for name in requested:
+            topics.pop(name, None)
+        topics.update(update.topics)
+        return ClusterSnapshot(
+            brokers=update.brokers,
+            topics=topics,
+            cluster_id=update.cluster_id,
+            controller_id=update.controller_id,
+            fetched_at=update.fetched_at,
+        )
