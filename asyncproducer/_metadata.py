@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import anyio
 
@@ -134,6 +134,11 @@ class MetadataManager:
         self._in_flight: anyio.Event | None = None
         self._in_flight_error: KafkaError | None = None
         self._update_requested = anyio.Event()
+        self._listeners: list[Callable[[ClusterSnapshot], object]] = []
+
+    def add_listener(self, listener: Callable[[ClusterSnapshot], object]) -> None:
+        """Call ``listener(snapshot)`` after every successful refresh (the sender's wakeup)."""
+        self._listeners.append(listener)
 
     @property
     def topics_in_use(self) -> tuple[str, ...]:
@@ -164,6 +169,8 @@ class MetadataManager:
             topics = self.topics_in_use
             update = await self._fetch(topics)
             self.snapshot = self.snapshot.merged_with(update, topics)
+            for listener in self._listeners:
+                listener(self.snapshot)
             return self.snapshot
         except KafkaError as exc:
             self._in_flight_error = exc

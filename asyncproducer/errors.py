@@ -85,6 +85,10 @@ class ConfigError(KafkaError, ValueError):
     """A configuration value is unknown, of the wrong type, out of range or contradictory."""
 
 
+class PartitionOutOfRangeError(KafkaError, ValueError):
+    """A record's partition (given, or chosen by a custom partitioner) does not exist."""
+
+
 # --------------------------------------------------------------------------- broker side
 
 

@@ -1,0 +1,111 @@
+"""The per-record future ``send()`` returns, on whichever event loop is running.
+
+On asyncio it is a real :class:`asyncio.Future`, so it works with ``asyncio.gather``,
+``asyncio.wait`` and ``asyncio.as_completed``. Trio has no future type; there it is a
+:class:`TrioFuture` with the same ``done()/result()/exception()/add_done_callback()``
+surface, awaitable from any task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Generator
+from typing import Any, Generic, TypeVar
+
+import sniffio
+
+T = TypeVar("T")
+
+
+class InvalidStateError(RuntimeError):
+    """``result()``/``exception()`` on a future that is not done (asyncio's name)."""
+
+
+class TrioFuture(Generic[T]):
+    """A minimal future for trio: completed once, awaited by any number of tasks."""
+
+    __slots__ = ("_callbacks", "_done", "_event", "_exception", "_result")
+
+    def __init__(self) -> None:
+        self._done = False
+        self._result: T | None = None
+        self._exception: BaseException | None = None
+        self._callbacks: list[Callable[[TrioFuture[T]], object]] | None = None
+        self._event: Any = None  # a trio.Event, made only if someone awaits before completion
+
+    def done(self) -> bool:
+        return self._done
+
+    def cancelled(self) -> bool:
+        return False  # only the producer completes these; there is no cancel()
+
+    def result(self) -> T:
+        if not self._done:
+            raise InvalidStateError("the record has not been acknowledged yet")
+        if self._exception is not None:
+            raise self._exception
+        return self._result  # type: ignore[return-value]
+
+    def exception(self) -> BaseException | None:
+        if not self._done:
+            raise InvalidStateError("the record has not been acknowledged yet")
+        return self._exception
+
+    def add_done_callback(self, callback: Callable[[TrioFuture[T]], object]) -> None:
+        if self._done:
+            callback(self)
+        elif self._callbacks is None:
+            self._callbacks = [callback]
+        else:
+            self._callbacks.append(callback)
+
+    def set_result(self, result: T) -> None:
+        self._result = result
+        self._finish()
+
+    def set_exception(self, exception: BaseException) -> None:
+        self._exception = exception
+        self._finish()
+
+    def _finish(self) -> None:
+        if self._done:
+            raise InvalidStateError("the future is already done")
+        self._done = True
+        if self._event is not None:
+            self._event.set()
+        callbacks, self._callbacks = self._callbacks, None
+        for callback in callbacks or ():
+            callback(self)
+
+    def __await__(self) -> Generator[Any, None, T]:
+        if not self._done:
+            import trio
+
+            if self._event is None:
+                self._event = trio.Event()
+            yield from self._event.wait().__await__()
+        return self.result()
+
+
+FutureFactory = Callable[[], "asyncio.Future[Any] | TrioFuture[Any]"]
+
+
+def future_factory() -> FutureFactory:
+    """A constructor of futures for the event loop running now (call from async code)."""
+    library = sniffio.current_async_library()
+    if library == "asyncio":
+        return asyncio.get_running_loop().create_future
+    if library == "trio":
+        return TrioFuture
+    raise RuntimeError(f"asyncproducer runs on asyncio or trio, not {library}")
+
+
+def complete(future: asyncio.Future[Any] | TrioFuture[Any], result: Any) -> None:
+    """Set a result unless the user cancelled the (asyncio) future meanwhile."""
+    if not future.done():
+        future.set_result(result)
+
+
+def fail(future: asyncio.Future[Any] | TrioFuture[Any], error: BaseException) -> None:
+    if not future.done():
+        future.set_exception(error)

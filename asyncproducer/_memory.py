@@ -1,0 +1,85 @@
+"""``buffer_memory`` accounting with fair FIFO waiting (Java's ``BufferPool``).
+
+Every open batch holds a reservation of ``max(batch_size, its first record)`` bytes from
+the moment it is created until its records are acknowledged or failed. ``send()`` needing
+a new batch when the pool is exhausted waits, in arrival order, for at most the time left
+of ``max_block_ms``; a release grants waiters from the front of the queue only while they
+fit, so one release never wakes more senders than it can serve (no thundering herd), and
+a large request at the front is not starved by small ones behind it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import anyio
+
+from asyncproducer.errors import BufferExhaustedError
+
+
+class _Waiter:
+    __slots__ = ("event", "granted", "size")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.event = anyio.Event()
+        self.granted = False
+
+
+class BufferPool:
+    def __init__(self, total_bytes: int) -> None:
+        self.total = total_bytes
+        self.available = total_bytes
+        self._waiters: deque[_Waiter] = deque()
+
+    @property
+    def waiting(self) -> int:
+        """Senders queued for memory."""
+        return len(self._waiters)
+
+    def try_reserve(self, size: int) -> bool:
+        """Reserve at once if nobody is queued ahead and it fits."""
+        if not self._waiters and size <= self.available:
+            self.available -= size
+            return True
+        return False
+
+    async def reserve(self, size: int, timeout_s: float) -> None:
+        """Reserve ``size`` bytes, waiting in FIFO order for up to ``timeout_s``."""
+        if self.try_reserve(size):
+            return
+        waiter = _Waiter(size)
+        self._waiters.append(waiter)
+        try:
+            with anyio.move_on_after(max(timeout_s, 0)):
+                await waiter.event.wait()
+        except BaseException:  # cancelled: hand back whatever we hold
+            self._withdraw(waiter)
+            raise
+        if not waiter.granted:
+            self._withdraw(waiter)
+            raise BufferExhaustedError(
+                f"no {size} bytes of buffer_memory={self.total} became free within "
+                f"max_block_ms={timeout_s * 1000:.0f} ({self.available} free, "
+                f"{len(self._waiters)} other sends waiting): the broker is slower than the "
+                "sends, or unreachable"
+            )
+
+    def _withdraw(self, waiter: _Waiter) -> None:
+        if waiter.granted:
+            self.release(waiter.size)
+        else:
+            self._waiters.remove(waiter)
+            self._grant()  # it may have been the one blocking the queue
+
+    def release(self, size: int) -> None:
+        self.available += size
+        self._grant()
+
+    def _grant(self) -> None:
+        waiters = self._waiters
+        while waiters and waiters[0].size <= self.available:
+            waiter = waiters.popleft()
+            self.available -= waiter.size
+            waiter.granted = True
+            waiter.event.set()
