@@ -1,0 +1,200 @@
+"""Turning keys and values into bytes.
+
+``resolve_serializer`` turns the ``key_serializer`` / ``value_serializer`` setting into one
+function, ``serialize(topic, headers, data) -> bytes | None``, that the producer calls for
+every record. Accepted settings:
+
+* ``None``: no conversion. ``bytes`` pass through; ``bytearray`` and ``memoryview`` are
+  copied to ``bytes`` (the record must not change after ``send()``); ``None`` stays ``None``
+  (no key, or a tombstone value); anything else fails.
+* ``"bytes"``: the same, named explicitly.
+* ``"str"`` / ``"string"``: ``str`` encoded as UTF-8 (Java's ``StringSerializer``).
+* ``"json"``: compact JSON (``separators=(",", ":")``), UTF-8; ``None`` stays ``None`` so
+  that tombstones stay tombstones rather than becoming ``b"null"``.
+* A plain callable ``fn(data) -> bytes | None`` (aiokafka style).
+* An object with ``serialize(topic, headers, data) -> bytes | None`` (Java style); a class
+  with that method is instantiated without arguments (Java's ``key.serializer`` class).
+
+User serializers are called for ``None`` too, as Java and aiokafka do, so they decide what a
+tombstone looks like. Every failure, an exception inside or a result that is not bytes,
+raises :class:`~asyncproducer.errors.SerializationError` naming the topic, whether it was the
+key or the value, the data's type and the serializer, chained from the cause.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any, TypeAlias
+
+from asyncproducer._types import Header
+from asyncproducer.errors import SerializationError
+
+__all__ = ["Serializer", "resolve_serializer"]
+
+Serializer: TypeAlias = Callable[[str, Sequence[Header] | None, Any], bytes | None]
+"""``serialize(topic, headers, data) -> bytes | None``, as the producer calls it."""
+
+_BYTES_LIKE = (bytes, bytearray, memoryview)
+
+# Built once: json.dumps with non-default arguments builds a new encoder on every call.
+# allow_nan=False because NaN and Infinity are not JSON (RFC 8259): other consumers'
+# parsers would reject the record, so fail at send() where the cause is visible.
+_JSON_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+_ALLOWED = (
+    'None (bytes pass-through), "bytes", "str", "string", "json", a callable fn(data) -> bytes, '
+    "or an object (or class) with a serialize(topic, headers, data) -> bytes method"
+)
+
+
+def _error(role: str, topic: str, data: object, name: str, reason: str) -> SerializationError:
+    return SerializationError(
+        f"Can't serialize {role} of type {type(data).__qualname__} for topic {topic!r} "
+        f"with the {name} serializer: {reason}"
+    )
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__qualname__}: {text}" if text else type(exc).__qualname__
+
+
+def _as_bytes(result: object, role: str, topic: str, data: object, name: str) -> bytes:
+    """A user serializer's result that is not exactly ``bytes`` or None: copy a bytes-like
+    result (so later changes to it cannot reach the broker), reject anything else."""
+    if isinstance(result, _BYTES_LIKE):
+        return bytes(result)
+    raise _error(
+        role,
+        topic,
+        data,
+        name,
+        f"it returned {type(result).__qualname__}, expected bytes or None",
+    )
+
+
+# --------------------------------------------------------------------------- built-ins
+
+
+def _pass_through(role: str, name: str) -> Serializer:
+    hint = (
+        "it accepts only bytes, bytearray, memoryview or None; set "
+        f'{role}_serializer (for example "str", "json" or a callable) to send other types'
+    )
+
+    def serialize(topic: str, headers: Sequence[Header] | None, data: Any) -> bytes | None:
+        # The hot path of the default configuration: exact bytes or None, two identity tests.
+        if data is None or type(data) is bytes:
+            return data
+        if isinstance(data, _BYTES_LIKE):
+            return bytes(data)
+        raise _error(role, topic, data, name, hint)
+
+    return serialize
+
+
+def _utf8(role: str) -> Serializer:
+    def serialize(topic: str, headers: Sequence[Header] | None, data: Any) -> bytes | None:
+        if data is None:
+            return None
+        if not isinstance(data, str):
+            raise _error(role, topic, data, "str", "expected str or None")
+        try:
+            return data.encode()
+        except UnicodeEncodeError as exc:  # lone surrogates
+            raise _error(role, topic, data, "str", _reason(exc)) from exc
+
+    return serialize
+
+
+def _json(role: str) -> Serializer:
+    encode = _JSON_ENCODER.encode
+
+    def serialize(topic: str, headers: Sequence[Header] | None, data: Any) -> bytes | None:
+        if data is None:
+            return None
+        try:
+            return encode(data).encode()
+        except Exception as exc:  # TypeError, ValueError (NaN, cycles), RecursionError, ...
+            raise _error(role, topic, data, "json", _reason(exc)) from exc
+
+    return serialize
+
+
+# --------------------------------------------------------------------------- user-supplied
+
+
+def _plain_callable(fn: Callable[[Any], object], role: str) -> Serializer:
+    name = _name_of(fn)
+
+    def serialize(topic: str, headers: Sequence[Header] | None, data: Any) -> bytes | None:
+        try:
+            result = fn(data)
+        except Exception as exc:
+            raise _error(role, topic, data, name, _reason(exc)) from exc
+        if result is None or type(result) is bytes:
+            return result
+        return _as_bytes(result, role, topic, data, name)
+
+    return serialize
+
+
+def _java_style(obj: object, role: str) -> Serializer:
+    method: Callable[[str, Sequence[Header] | None, Any], object] = obj.serialize  # type: ignore[attr-defined]
+    name = type(obj).__qualname__
+
+    def serialize(topic: str, headers: Sequence[Header] | None, data: Any) -> bytes | None:
+        try:
+            result = method(topic, headers, data)
+        except Exception as exc:
+            raise _error(role, topic, data, name, _reason(exc)) from exc
+        if result is None or type(result) is bytes:
+            return result
+        return _as_bytes(result, role, topic, data, name)
+
+    return serialize
+
+
+def _name_of(fn: object) -> str:
+    name = getattr(fn, "__qualname__", None)
+    return name if isinstance(name, str) else type(fn).__qualname__
+
+
+# --------------------------------------------------------------------------- resolution
+
+_BUILT_IN: dict[str, Callable[[str], Serializer]] = {
+    "bytes": lambda role: _pass_through(role, "bytes"),
+    "str": _utf8,
+    "string": _utf8,
+    "json": _json,
+}
+
+
+def resolve_serializer(spec: object, *, is_key: bool) -> Serializer:
+    """The ``serialize(topic, headers, data)`` function for a serializer setting (see the
+    module docstring for what ``spec`` may be). Raises ``TypeError`` for anything else."""
+    role = "key" if is_key else "value"
+    if spec is None:
+        return _pass_through(role, "default")
+    if isinstance(spec, str):
+        factory = _BUILT_IN.get(spec.lower())
+        if factory is None:
+            raise TypeError(f"{role}_serializer {spec!r} is not a known name; expected {_ALLOWED}")
+        return factory(role)
+    if isinstance(spec, type):
+        # A class is callable, but calling it per record would build instances, not bytes:
+        # only a Java-style serializer class makes sense here, and it is instantiated once.
+        if callable(getattr(spec, "serialize", None)):
+            return _java_style(spec(), role)
+        raise TypeError(
+            f"{role}_serializer class {spec.__qualname__} has no serialize(topic, headers, data) "
+            f"method; expected {_ALLOWED}"
+        )
+    if callable(getattr(spec, "serialize", None)):
+        return _java_style(spec, role)
+    if callable(spec):
+        return _plain_callable(spec, role)
+    raise TypeError(
+        f"{role}_serializer must be {_ALLOWED}; got {spec!r} ({type(spec).__qualname__})"
+    )
