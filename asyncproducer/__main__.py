@@ -13,8 +13,9 @@ import time
 
 import anyio
 
+from asyncproducer._cluster import parse_bootstrap_servers
 from asyncproducer._connection import ConnectionSettings
-from asyncproducer._metadata import MetadataManager, parse_bootstrap_servers
+from asyncproducer._metadata import MetadataManager
 from asyncproducer._pool import ConnectionPool
 from asyncproducer.protocol.compression import CompressionType
 from asyncproducer.protocol.messages import create_topics_request, fetch_request, produce_request

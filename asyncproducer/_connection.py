@@ -13,8 +13,11 @@ Failure rules (all typed, all immediate):
   and, as in Java's ``NetworkClient``, the connection is closed and every other pending
   request fails too (a late answer could otherwise be taken for a newer request's);
 * a caller cancelled while waiting abandons its request; its response is discarded when
-  it arrives and the connection stays usable. A caller cancelled in the middle of writing
-  a frame closes the connection, because a half-written frame desynchronizes the stream.
+  it arrives and the connection stays usable;
+* a request sent without expecting a response (Produce with acks=0) gets none from Kafka,
+  but some brokers (Tansu) answer it anyway: such an answer is recognised and dropped;
+* a caller cancelled in the middle of writing a frame closes the connection, because a
+  half-written frame desynchronizes the stream.
 
 The seams for TLS and SASL: ``ConnectionSettings.connector`` opens the byte stream (plain
 TCP here, a TLS-wrapping connector later) and ``ConnectionSettings.handshake`` runs after
@@ -90,11 +93,12 @@ class ConnectionSettings:
 class _Pending:
     """A request waiting for its response."""
 
-    __slots__ = ("abandoned", "decode", "done", "error", "name", "response")
+    __slots__ = ("abandoned", "decode", "done", "error", "name", "response", "sent")
 
-    def __init__(self, decode: ResponseDecoder, name: str) -> None:
+    def __init__(self, decode: ResponseDecoder, name: str, sent: int) -> None:
         self.decode = decode
         self.name = name
+        self.sent = sent
         self.done = anyio.Event()
         self.response: ResponsePayload | None = None
         self.error: KafkaError | None = None
@@ -112,6 +116,11 @@ class BrokerConnection:
         self._settings = settings
         self._decoder = FrameDecoder(settings.max_frame_size)
         self._pending: dict[int, _Pending] = {}
+        # Correlation ids of requests sent expecting no response, oldest first, with the
+        # send order of the request after them: forgotten once a later request is
+        # answered, because a broker answers in order or (as Kafka does) never.
+        self._unanswered: dict[int, int] = {}
+        self._sent = 0
         self._next_correlation_id = 0
         self._send_lock = anyio.Lock()
         self._receive_scope = anyio.CancelScope()
@@ -198,9 +207,12 @@ class BrokerConnection:
             request, correlation_id=correlation_id, client_id=self._settings.client_id
         )
         pending: _Pending | None = None
+        self._sent += 1
         if expect_response:
-            pending = _Pending(response_decoder(api, request.__version__), name)
+            pending = _Pending(response_decoder(api, request.__version__), name, self._sent)
             self._pending[correlation_id] = pending
+        else:
+            self._unanswered[correlation_id] = self._sent
         if timeout_ms is None:
             timeout_ms = self._settings.request_timeout_ms
         try:
@@ -284,6 +296,8 @@ class BrokerConnection:
 
     def _dispatch(self, frame: bytes) -> None:
         correlation_id = peek_correlation_id(frame)
+        if self._unanswered.pop(correlation_id, None) is not None:
+            return  # an answer to an acks=0 Produce: nobody waits for it
         oldest = next(iter(self._pending), None)
         if correlation_id != oldest:
             raise ProtocolError(
@@ -291,6 +305,9 @@ class BrokerConnection:
                 f"has {oldest}"
             )
         pending = self._pending.pop(correlation_id)
+        unanswered = self._unanswered
+        while unanswered and next(iter(unanswered.values())) < pending.sent:
+            del unanswered[next(iter(unanswered))]
         try:
             pending.response = pending.decode(memoryview(frame))
         except ProtocolError as exc:

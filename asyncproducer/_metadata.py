@@ -27,7 +27,6 @@ from asyncproducer._cluster import (
 )
 from asyncproducer._pool import ConnectionPool
 from asyncproducer.errors import (
-    ConfigError,
     KafkaConnectionError,
     KafkaError,
     UnknownTopicOrPartitionError,
@@ -80,29 +79,6 @@ def parse_metadata_response(response: object, now: float) -> ClusterSnapshot:
         controller_id=int(getattr(response, "controller_id", -1)),
         fetched_at=now,
     )
-
-
-def parse_bootstrap_servers(value: str | Sequence[str]) -> tuple[BrokerAddress, ...]:
-    """``"host:port,host2:port2"`` or a list of ``"host:port"``; IPv6 as ``[::1]:9092``."""
-    items = value.split(",") if isinstance(value, str) else list(value)
-    addresses = tuple(_parse_address(item.strip()) for item in items if item.strip())
-    if not addresses:
-        raise ConfigError(
-            f"bootstrap_servers={value!r}: give at least one 'host:port' "
-            "(comma-separated, or a list)"
-        )
-    return addresses
-
-
-def _parse_address(item: str) -> BrokerAddress:
-    host, sep, port_text = item.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ConfigError(
-            f"bootstrap_servers entry {item!r} is not 'host:port' with a port in 1..65535"
-        )
-    return BrokerAddress(host, int(port_text))
 
 
 # --------------------------------------------------------------------------- manager

@@ -6,9 +6,9 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from asyncproducer._cluster import BrokerAddress
+from asyncproducer._cluster import BrokerAddress, parse_bootstrap_servers
 from asyncproducer._connection import ConnectionSettings
-from asyncproducer._metadata import MetadataManager, parse_bootstrap_servers
+from asyncproducer._metadata import MetadataManager
 from asyncproducer._pool import ConnectionPool
 from asyncproducer.errors import UnknownTopicOrPartitionError
 from asyncproducer.protocol.compression import CompressionType

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
 import struct
 
 import anyio
 import anyio.abc
 import pytest
+from kio.index import load_response_schema
 
 from asyncproducer._cluster import BrokerAddress
 from asyncproducer._connection import BrokerConnection, ConnectionSettings
@@ -16,7 +18,7 @@ from asyncproducer.errors import (
     ProtocolError,
     RequestTimeoutError,
 )
-from asyncproducer.protocol.messages import api_versions_request, metadata_request
+from asyncproducer.protocol.messages import api_versions_request, metadata_request, produce_request
 from asyncproducer.protocol.versions import ApiKey
 from tests.network.servers import ServerConnection, api_versions_body, closed_port, serve
 
@@ -197,5 +199,39 @@ async def test_cancelled_caller_leaves_the_connection_usable() -> None:
         with anyio.fail_after(5):
             response = await connection.send(api_versions_request(0, "x"))
         assert response.error_code == 0
+        assert not connection.closed
+        await connection.aclose()
+
+
+@pytest.mark.parametrize(
+    "broker_answers_acks_zero", [True, False], ids=["tansu-like", "kafka-like"]
+)
+async def test_acks_zero_requests_mix_with_answered_ones(broker_answers_acks_zero: bool) -> None:
+    async def handler(conn: ServerConnection) -> None:
+        await conn.answer_api_versions()
+        while True:
+            api_key, version, correlation_id = await conn.read_request()
+            if api_key == ApiKey.PRODUCE and not broker_answers_acks_zero:
+                continue  # Kafka sends nothing back for acks=0
+            if api_key == ApiKey.PRODUCE:
+                body = load_response_schema(api_key, version)(
+                    responses=(), throttle_time=datetime.timedelta(0)
+                )
+            else:
+                body = api_versions_body(version)
+            await conn.respond(correlation_id, api_key, version, body)
+
+    async with serve(handler) as (host, port, _), anyio.create_task_group() as tg:
+        connection = await BrokerConnection.open(BrokerAddress(host, port), FAST, tg)
+        produce_version = connection.versions.version_for(ApiKey.PRODUCE)
+        with anyio.fail_after(5):
+            for _ in range(3):
+                sent = await connection.send(
+                    produce_request(produce_version, acks=0, timeout_ms=100, topic_data={}),
+                    expect_response=False,
+                )
+                assert sent is None
+                response = await connection.send(api_versions_request(0, "x"))
+                assert response.error_code == 0
         assert not connection.closed
         await connection.aclose()

@@ -8,8 +8,8 @@ from asyncproducer._cluster import (
     ClusterSnapshot,
     PartitionInfo,
     TopicInfo,
+    parse_bootstrap_servers,
 )
-from asyncproducer._metadata import parse_bootstrap_servers
 from asyncproducer.errors import ConfigError
 
 

@@ -1,0 +1,277 @@
+"""The sender task: moves batches from the accumulator to partition leaders.
+
+One loop per producer. Each turn it fails batches past ``delivery_timeout_ms`` (queued
+or in flight), asks the accumulator which brokers are ready, drains batches for those
+with fewer than ``max_in_flight_requests_per_connection`` requests in flight, and starts
+one Produce request per broker as a task. Then it sleeps until something changes: a
+new or full batch, a response, a metadata refresh, a flush, or the next linger/backoff/
+expiry deadline. The accumulator decides; this module does the awaiting.
+
+Per-partition outcomes (Java's ``Sender.completeBatch``):
+
+* success: every record's future gets its offset (base + index) and timestamp;
+* retriable error (``NOT_LEADER_OR_FOLLOWER``, a dropped connection, a request timeout,
+  ...): back to the head of its queue after exponential backoff with jitter, while
+  ``retries`` and the delivery timeout allow; metadata is refreshed first when the error
+  says it is stale;
+* anything else: the records fail with the typed error.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import anyio
+import anyio.abc
+
+from asyncproducer._accumulator import RecordAccumulator
+from asyncproducer._batch import ProducerBatch
+from asyncproducer._memory import BufferPool
+from asyncproducer._metadata import MetadataManager
+from asyncproducer._pool import ConnectionPool
+from asyncproducer.errors import (
+    InvalidMetadataError,
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    error_for_code,
+)
+from asyncproducer.interceptors import InterceptorChain
+from asyncproducer.protocol.messages import produce_request
+from asyncproducer.protocol.versions import ApiKey
+
+logger = logging.getLogger("asyncproducer.sender")
+
+
+def monotonic_ms() -> float:
+    return time.monotonic() * 1000
+
+
+@dataclass(slots=True)
+class SenderStats:
+    """Counters since the producer started (``Producer.metrics()``)."""
+
+    requests: int = 0
+    batches: int = 0
+    records: int = 0
+    retries: int = 0
+    failed_records: int = 0
+    expired_batches: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SenderSettings:
+    acks: int
+    request_timeout_ms: int
+    max_request_size: int
+    max_in_flight_requests_per_connection: int
+    retries: int
+    transactional_id: str | None = None
+
+
+class Sender:
+    def __init__(
+        self,
+        settings: SenderSettings,
+        accumulator: RecordAccumulator,
+        metadata: MetadataManager,
+        pool: ConnectionPool,
+        memory: BufferPool,
+        interceptors: InterceptorChain,
+        clock: Callable[[], float] = monotonic_ms,
+    ) -> None:
+        self._settings = settings
+        self._accumulator = accumulator
+        self._metadata = metadata
+        self._pool = pool
+        self._memory = memory
+        self._interceptors = interceptors
+        self._clock = clock
+        self._wakeup_event = anyio.Event()
+        self._in_flight_requests: dict[int, int] = {}
+        self._in_flight_batches: dict[ProducerBatch, None] = {}
+        self.stats = SenderStats()
+        metadata.add_listener(lambda _: self.wakeup())
+
+    def wakeup(self) -> None:
+        self._wakeup_event.set()
+
+    # ------------------------------------------------------------------ the loop
+
+    async def run(self) -> None:
+        """Send until cancelled (the producer cancels it after close has drained)."""
+        async with anyio.create_task_group() as requests:
+            while True:
+                delay_ms = self._run_once(requests)
+                with anyio.move_on_after(max(delay_ms, 0) / 1000):
+                    await self._wakeup_event.wait()
+                self._wakeup_event = anyio.Event()
+
+    def _run_once(self, requests: anyio.abc.TaskGroup) -> float:
+        """One turn; returns how long to sleep (ms) unless woken earlier."""
+        accumulator = self._accumulator
+        now = self._clock()
+        self._expire(now)
+        check = accumulator.ready(self._metadata.snapshot, now, self._memory.waiting > 0)
+        delay = min(check.next_check_ms, accumulator.next_expiry_ms(now))
+        if check.unknown_leader_topics:
+            self._metadata.request_update()
+        limit = self._settings.max_in_flight_requests_per_connection
+        nodes = [n for n in check.ready_nodes if self._in_flight_requests.get(n, 0) < limit]
+        drained = accumulator.drain(check, nodes, self._settings.max_request_size)
+        stats = self.stats
+        for node, batches in drained.items():
+            self._in_flight_requests[node] = self._in_flight_requests.get(node, 0) + 1
+            stats.requests += 1
+            for batch in batches:
+                self._in_flight_batches[batch] = None
+                if not batch.attempts:
+                    stats.batches += 1
+                    stats.records += batch.record_count
+            requests.start_soon(self._produce, node, batches)
+        if self._in_flight_batches:
+            oldest = min(accumulator.delivery_deadline_ms(b) for b in self._in_flight_batches)
+            delay = min(delay, oldest - now)
+        return delay
+
+    def _expire(self, now: float) -> None:
+        """Fail what has run out of delivery time: queued batches, and in-flight ones (a
+        late response for those is ignored), so no future outlives its bound."""
+        expired = self._accumulator.expired(now)
+        expired += [
+            b for b in self._in_flight_batches if now >= self._accumulator.delivery_deadline_ms(b)
+        ]
+        self.stats.expired_batches += len(expired)
+        for batch in expired:
+            waited = now - batch.created_ms
+            self._fail(
+                batch,
+                KafkaTimeoutError(
+                    f"expiring {batch.record_count} record(s) for {batch.topic_partition}: "
+                    f"{waited:.0f} ms have passed since the batch was created "
+                    f"(delivery_timeout_ms={self._accumulator.delivery_timeout_ms:.0f}, "
+                    f"{batch.attempts} retries)"
+                ),
+            )
+
+    # ------------------------------------------------------------------ requests
+
+    async def _produce(self, node: int, batches: list[ProducerBatch]) -> None:
+        try:
+            response = await self._send_request(node, batches)
+        except KafkaError as exc:
+            # The whole request failed: nothing is known about any of its batches.
+            if isinstance(exc, KafkaConnectionError):
+                self._metadata.request_update()
+            now = self._clock()
+            for batch in batches:
+                self._retry_or_fail(batch, exc, now)
+        else:
+            self._handle_response(node, batches, response)
+        finally:
+            self._in_flight_requests[node] -= 1
+            self.wakeup()
+
+    async def _send_request(self, node: int, batches: list[ProducerBatch]) -> object:
+        broker = self._metadata.snapshot.brokers.get(node)
+        if broker is None:
+            raise KafkaConnectionError(f"broker {node} is no longer in the cluster metadata")
+        connection = await self._pool.get(broker.address)
+        topic_data: dict[str, dict[int, bytes]] = {}
+        for batch in batches:
+            assert batch.payload is not None
+            topic_data.setdefault(batch.topic, {})[batch.partition] = batch.payload
+        settings = self._settings
+        request = produce_request(
+            connection.versions.version_for(ApiKey.PRODUCE),
+            acks=settings.acks,
+            timeout_ms=settings.request_timeout_ms,
+            topic_data=topic_data,
+            transactional_id=settings.transactional_id,
+        )
+        return await connection.send(request, expect_response=settings.acks != 0)
+
+    def _handle_response(self, node: int, batches: list[ProducerBatch], response: object) -> None:
+        if response is None:  # acks=0: written to the socket is all we will ever know
+            for batch in batches:
+                self._complete(batch, -1, -1)
+            return
+        results = {
+            (topic.name, int(p.index)): p
+            for topic in response.responses  # type: ignore[attr-defined]
+            for p in topic.partition_responses
+        }
+        now = self._clock()
+        for batch in batches:
+            result = results.get((batch.topic, batch.partition))
+            if result is None:
+                error: KafkaError = KafkaConnectionError(
+                    f"broker {node} answered without a result for {batch.topic_partition}"
+                )
+                self._retry_or_fail(batch, error, now)
+            elif int(result.error_code) == 0:
+                self._complete(batch, int(result.base_offset), _log_append_time(result))
+            else:
+                message = getattr(result, "error_message", None)
+                error = error_for_code(
+                    int(result.error_code),
+                    f"producing to {batch.topic_partition} on broker {node}"
+                    + (f": {message}" if message else ""),
+                )
+                self._retry_or_fail(batch, error, now)
+
+    # ------------------------------------------------------------------ outcomes
+
+    def _retry_or_fail(self, batch: ProducerBatch, error: KafkaError, now: float) -> None:
+        if batch not in self._in_flight_batches:
+            return  # already expired (and failed) while its request was out
+        accumulator = self._accumulator
+        backoff_ends = now + accumulator.retry_backoff_ms(batch.attempts)
+        if (
+            error.retriable
+            and batch.attempts < self._settings.retries
+            and backoff_ends < accumulator.delivery_deadline_ms(batch)
+        ):
+            if isinstance(error, InvalidMetadataError):
+                self._metadata.request_update()
+            logger.debug("retry %d of %s: %s", batch.attempts + 1, batch.topic_partition, error)
+            del self._in_flight_batches[batch]
+            self.stats.retries += 1
+            accumulator.reenqueue(batch, now)
+        else:
+            self._fail(batch, error)
+
+    def _complete(self, batch: ProducerBatch, base_offset: int, log_append_time: int) -> None:
+        if batch not in self._in_flight_batches:
+            return  # already expired (and failed) while its request was out
+        del self._in_flight_batches[batch]
+        batch.complete(base_offset, log_append_time, self._interceptors)
+        self._finished(batch)
+
+    def _fail(self, batch: ProducerBatch, error: BaseException) -> None:
+        self._in_flight_batches.pop(batch, None)
+        self.stats.failed_records += batch.record_count
+        batch.fail(error, self._interceptors)
+        self._finished(batch)
+
+    def _finished(self, batch: ProducerBatch) -> None:
+        self._accumulator.finished(batch)
+        self._memory.release(batch.reserved)
+
+    def fail_everything(self, error: BaseException) -> None:
+        """Fail every batch, queued or in flight (close timed out, or the producer died)."""
+        for batch in [*self._in_flight_batches, *self._accumulator.take_all_queued()]:
+            if batch in self._accumulator.incomplete:
+                self._fail(batch, error)
+
+
+def _log_append_time(result: object) -> int:
+    value = getattr(result, "log_append_time", None)
+    if value is None:
+        return -1
+    if isinstance(value, int):
+        return value
+    return int(value.timestamp() * 1000)  # kio decodes it as an aware datetime

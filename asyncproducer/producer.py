@@ -1,0 +1,508 @@
+"""The public ``Producer``: lifecycle, ``send()``, ``flush()``, ``close()``.
+
+``send()`` runs the Java producer's ``doSend`` in order: interceptors' ``on_send`` →
+key/value serializers → metadata for the topic (waits at most ``max_block_ms``) →
+partition (explicit, custom partitioner, murmur2 of the key, or sticky for keyless
+records) → size check → append to the accumulator (reserving buffer memory for a new
+batch, also within ``max_block_ms``). It returns the record's future at once; the
+sender task completes it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import anyio
+
+from asyncproducer._accumulator import (
+    APPENDED_BATCH_FULL,
+    NEEDS_NEW_BATCH,
+    RecordAccumulator,
+)
+from asyncproducer._backoff import ExponentialBackoff
+from asyncproducer._batch import DeliveryCallback, ProducerBatch
+from asyncproducer._cluster import TopicInfo, parse_bootstrap_servers
+from asyncproducer._connection import ConnectionSettings
+from asyncproducer._futures import FutureFactory, future_factory
+from asyncproducer._host import spawn_host
+from asyncproducer._memory import BufferPool
+from asyncproducer._metadata import MetadataManager
+from asyncproducer._pool import ConnectionPool
+from asyncproducer._sender import Sender, SenderSettings
+from asyncproducer._types import Header, ProducerRecord, RecordMetadata
+from asyncproducer.config import ProducerConfig
+from asyncproducer.errors import (
+    KafkaTimeoutError,
+    PartitionOutOfRangeError,
+    ProducerClosedError,
+    ProducerStateError,
+    RecordTooLargeError,
+    SerializationError,
+)
+from asyncproducer.interceptors import InterceptorChain
+from asyncproducer.partitioners import DefaultPartitioner, resolve_partitioner
+from asyncproducer.protocol.records import BATCH_HEADER_SIZE, record_size_upper_bound
+from asyncproducer.serializers import resolve_serializer
+
+logger = logging.getLogger("asyncproducer.producer")
+
+
+class State(enum.Enum):
+    NEW = "new"
+    STARTING = "starting"
+    RUNNING = "running"
+    CLOSING = "closing"
+    CLOSED = "closed"
+    FAILED = "failed"
+    """The sender task died; sends raise, close() cleans up."""
+
+
+_TRANSITIONS: dict[State, frozenset[State]] = {
+    State.NEW: frozenset({State.STARTING, State.CLOSED}),
+    State.STARTING: frozenset({State.RUNNING, State.FAILED}),
+    State.RUNNING: frozenset({State.CLOSING, State.FAILED}),
+    State.FAILED: frozenset({State.CLOSING}),
+    State.CLOSING: frozenset({State.CLOSED}),
+    State.CLOSED: frozenset(),
+}
+
+
+class Producer:
+    """An asynchronous Kafka producer. See the module docstring and ``docs/producer.md``."""
+
+    def __init__(self, bootstrap_servers: str | Sequence[str] | None = None, **config: Any) -> None:
+        if bootstrap_servers is None:
+            bootstrap_servers = config.pop("bootstrap_servers", None)
+        if bootstrap_servers is None:
+            raise TypeError("Producer() needs bootstrap_servers='host:port[,host:port...]'")
+        self._config = ProducerConfig.from_kwargs(bootstrap_servers, **config)
+        self._state = State.NEW
+        self._failure: BaseException | None = None
+        self._setup()
+
+    @classmethod
+    def from_config(cls, properties: Mapping[str, Any]) -> Producer:
+        """A producer from Java-style keys: ``{"bootstrap.servers": ..., "linger.ms": 5}``."""
+        producer = cls.__new__(cls)
+        producer._config = ProducerConfig.from_java_properties(properties)
+        producer._state = State.NEW
+        producer._failure = None
+        producer._setup()
+        return producer
+
+    def _setup(self) -> None:
+        config = self._config
+        self._key_serializer = resolve_serializer(config.key_serializer, is_key=True)
+        self._value_serializer = resolve_serializer(config.value_serializer, is_key=False)
+        self._partitioner = resolve_partitioner(config.partitioner)
+        self._custom_partitioner = not isinstance(self._partitioner, DefaultPartitioner)
+        self._interceptors = InterceptorChain(list(config.interceptors))
+        self._max_block_s = config.max_block_ms / 1000
+        self._batch_size = config.batch_size
+        self._size_limit = min(config.max_request_size, config.buffer_memory)
+        self._ignore_keys = config.partitioner_ignore_keys
+        self._new_future: FutureFactory | None = None
+        self._stop = anyio.Event()
+        self._stopped = anyio.Event()
+        self._started = anyio.Event()
+        self._memory = BufferPool(config.buffer_memory)
+        self._accumulator = RecordAccumulator(
+            batch_size=config.batch_size,
+            linger_ms=config.linger_ms,
+            compression=config.compression_type,
+            compression_level=config.compression_level(),
+            delivery_timeout_ms=config.delivery_timeout_ms,
+            retry_backoff=ExponentialBackoff(config.retry_backoff_ms, config.retry_backoff_max_ms),
+        )
+        self._pool = ConnectionPool(
+            ConnectionSettings(
+                client_id=config.client_id,
+                request_timeout_ms=config.request_timeout_ms,
+                socket_connection_setup_timeout_ms=config.socket_connection_setup_timeout_ms,
+            ),
+            reconnect_backoff_ms=config.reconnect_backoff_ms,
+            reconnect_backoff_max_ms=config.reconnect_backoff_max_ms,
+        )
+        self._metadata = MetadataManager(
+            self._pool,
+            parse_bootstrap_servers(config.bootstrap_servers),
+            metadata_max_age_ms=config.metadata_max_age_ms,
+            retry_backoff_ms=config.retry_backoff_ms,
+            allow_auto_topic_creation=config.allow_auto_create_topics,
+        )
+        self._sender = Sender(
+            SenderSettings(
+                acks=config.acks,
+                request_timeout_ms=config.request_timeout_ms,
+                max_request_size=config.max_request_size,
+                max_in_flight_requests_per_connection=config.max_in_flight_requests_per_connection,
+                retries=config.retries,
+            ),
+            self._accumulator,
+            self._metadata,
+            self._pool,
+            self._memory,
+            self._interceptors,
+        )
+
+    @property
+    def config(self) -> ProducerConfig:
+        return self._config
+
+    @property
+    def state(self) -> State:
+        return self._state
+
+    def _transition(self, to: State) -> None:
+        if to not in _TRANSITIONS[self._state]:
+            raise ProducerStateError(f"cannot go from {self._state.value} to {to.value}")
+        self._state = to
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> Producer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Start the background tasks. No network traffic yet: like Java's producer, the
+        first ``send()`` to a topic fetches its metadata (bounded by ``max_block_ms``)."""
+        self._transition(State.STARTING)
+        self._new_future = future_factory()
+        self._interceptors.configure(
+            {f.name: getattr(self._config, f.name) for f in dataclasses.fields(self._config)}
+        )
+        spawn_host(self._host, name=f"asyncproducer {self._config.client_id}")
+        await self._started.wait()
+        if self._state is State.STARTING:
+            self._transition(State.RUNNING)
+
+    async def _host(self) -> None:
+        """Own the producer's task group until close() (must not raise; see _host.py)."""
+        try:
+            async with self._pool, anyio.create_task_group() as tasks:
+                tasks.start_soon(self._metadata.run, name="asyncproducer metadata")
+                tasks.start_soon(self._run_sender, name="asyncproducer sender")
+                self._started.set()
+                await self._stop.wait()
+                tasks.cancel_scope.cancel()
+        except BaseException as exc:  # the host is the last line: record, never raise
+            if not isinstance(exc, anyio.get_cancelled_exc_class()):
+                logger.exception("asyncproducer background task group failed")
+            self._die(exc)
+        finally:
+            self._started.set()
+            self._stopped.set()
+
+    async def _run_sender(self) -> None:
+        try:
+            await self._sender.run()
+        except Exception as exc:
+            logger.exception("the asyncproducer sender task died")
+            self._die(exc)
+            self._stop.set()
+
+    def _die(self, cause: BaseException) -> None:
+        """The sender is gone: fail everything pending, make later sends raise."""
+        if self._state in (State.STARTING, State.RUNNING):
+            self._failure = cause
+            self._transition(State.FAILED)
+        error = ProducerStateError(f"the producer's sender task stopped: {cause!r}")
+        self._sender.fail_everything(error)
+
+    async def close(self, timeout: float | None = None) -> None:
+        """Send what is buffered, waiting at most ``timeout`` seconds (default: until every
+        record is acknowledged or has failed, which ``delivery_timeout_ms`` bounds); then
+        fail what is left with ProducerClosedError and stop. Safe to call twice."""
+        if self._state is State.NEW:
+            self._transition(State.CLOSED)
+            return
+        if self._state in (State.CLOSING, State.CLOSED):
+            with anyio.CancelScope(shield=True):
+                await self._stopped.wait()
+            return
+        self._transition(State.CLOSING)
+        try:
+            with anyio.move_on_after(math.inf if timeout is None else timeout):
+                self._accumulator.closing = True
+                self._sender.wakeup()
+                await self._wait_for(list(self._accumulator.incomplete))
+        finally:
+            with anyio.CancelScope(shield=True):
+                self._sender.fail_everything(
+                    ProducerClosedError(
+                        f"the producer was closed (timeout={timeout}) before this record "
+                        "was acknowledged"
+                    )
+                )
+                self._stop.set()
+                await self._stopped.wait()
+                self._interceptors.close()
+                close_partitioner = getattr(self._partitioner, "close", None)
+                if close_partitioner is not None:
+                    close_partitioner()
+                self._transition(State.CLOSED)
+
+    def _check_running(self) -> None:
+        if self._state is State.RUNNING:
+            return
+        if self._state is State.NEW:
+            raise ProducerStateError("the producer is not started: use 'async with' or start()")
+        if self._state is State.FAILED:
+            raise ProducerStateError(
+                f"the producer failed and can no longer send: {self._failure!r}"
+            )
+        raise ProducerClosedError(f"the producer is {self._state.value}; it cannot send")
+
+    # ------------------------------------------------------------------ sending
+
+    async def send(
+        self,
+        topic: str,
+        value: Any = None,
+        key: Any = None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+        headers: Sequence[Header] | None = None,
+        on_delivery: DeliveryCallback | None = None,
+    ) -> Any:
+        """Enqueue a record; return its future (``await`` it for the RecordMetadata).
+
+        Waits only for the topic's first metadata or for buffer memory, at most
+        ``max_block_ms`` in all. A record that cannot be sent raises here (serialization,
+        size, partition); one that fails later fails its future (and ``on_delivery``).
+        """
+        if self._state is not State.RUNNING:
+            self._check_running()
+        record = None
+        if self._interceptors:
+            record = self._interceptors.on_send(
+                ProducerRecord(topic, value, key, partition, timestamp_ms, headers)
+            )
+            topic, value, key = record.topic, record.value, record.key
+            partition, timestamp_ms, headers = record.partition, record.timestamp_ms, record.headers
+        try:
+            return await self._send(
+                topic, value, key, partition, timestamp_ms, headers or (), on_delivery, record
+            )
+        except BaseException as exc:
+            if record is not None and isinstance(exc, Exception):
+                self._interceptors.on_send_error(record, exc)
+            raise
+
+    async def _send(
+        self,
+        topic: str,
+        value: Any,
+        key: Any,
+        partition: int | None,
+        timestamp_ms: int | None,
+        headers: Sequence[Header],
+        on_delivery: DeliveryCallback | None,
+        record: ProducerRecord | None,
+    ) -> Any:
+        if headers:
+            _check_headers(topic, headers)
+        key_bytes = self._key_serializer(topic, headers, key)
+        value_bytes = self._value_serializer(topic, headers, value)
+        deadline = time.monotonic() + self._max_block_s
+        info = self._metadata.snapshot.topics.get(topic)
+        if info is None or not info.partitions or info.error_code:
+            info = await self._metadata.wait_for_topic(topic, self._max_block_s * 1000)
+        chosen = partition is None
+        if chosen:
+            partition = self._choose_partition(topic, key, key_bytes, value, value_bytes, info)
+        else:
+            _check_partition(topic, partition, info)  # type: ignore[arg-type]
+        assert partition is not None
+        size = record_size_upper_bound(key_bytes, value_bytes, headers) + BATCH_HEADER_SIZE
+        if size > self._size_limit:
+            raise RecordTooLargeError(
+                f"a record of {size} bytes (serialized, with batch overhead) for topic "
+                f"{topic!r} exceeds max_request_size={self._config.max_request_size} or "
+                f"buffer_memory={self._config.buffer_memory}"
+            )
+        timestamp = timestamp_ms if timestamp_ms is not None else int(time.time() * 1000)
+        assert self._new_future is not None
+        future = self._new_future()
+        thunk = (
+            future,
+            on_delivery,
+            timestamp,
+            -1 if key_bytes is None else len(key_bytes),
+            -1 if value_bytes is None else len(value_bytes),
+            record,
+        )
+        accumulator = self._accumulator
+        outcome = accumulator.try_append(
+            topic, partition, timestamp, key_bytes, value_bytes, headers, thunk
+        )
+        if outcome == NEEDS_NEW_BATCH and chosen and self._sticky(key_bytes):
+            # KIP-480: a keyless record that would open a new batch moves the sticky
+            # partition first, so batches fill one partition at a time.
+            self._partitioner.on_new_batch(topic, self._metadata.snapshot, partition)  # type: ignore[attr-defined]
+            partition = self._choose_partition(topic, key, key_bytes, value, value_bytes, info)
+            outcome = accumulator.try_append(
+                topic, partition, timestamp, key_bytes, value_bytes, headers, thunk
+            )
+        if outcome == NEEDS_NEW_BATCH:
+            await self._append_to_new_batch(
+                topic, partition, timestamp, key_bytes, value_bytes, headers, thunk, size, deadline
+            )
+        elif outcome == APPENDED_BATCH_FULL:
+            self._sender.wakeup()
+        return future
+
+    def _sticky(self, key_bytes: bytes | None) -> bool:
+        if not hasattr(self._partitioner, "on_new_batch"):
+            return False
+        return self._custom_partitioner or key_bytes is None or self._ignore_keys
+
+    def _choose_partition(
+        self,
+        topic: str,
+        key: Any,
+        key_bytes: bytes | None,
+        value: Any,
+        value_bytes: bytes | None,
+        info: TopicInfo,
+    ) -> int:
+        snapshot = self._metadata.snapshot
+        if self._ignore_keys and not self._custom_partitioner:
+            key, key_bytes = None, None
+        chosen = self._partitioner.partition(topic, key, key_bytes, value, value_bytes, snapshot)
+        if self._custom_partitioner:
+            _check_partition(topic, chosen, info, by="the partitioner")
+        return chosen
+
+    async def _append_to_new_batch(
+        self,
+        topic: str,
+        partition: int,
+        timestamp: int,
+        key_bytes: bytes | None,
+        value_bytes: bytes | None,
+        headers: Sequence[Header],
+        thunk: Any,
+        size: int,
+        deadline: float,
+    ) -> None:
+        reserved = max(self._batch_size, size)
+        if not self._memory.try_reserve(reserved):
+            self._sender.wakeup()  # senders waiting for memory make batches sendable now
+            await self._memory.reserve(reserved, deadline - time.monotonic())
+            self._check_running()  # the producer may have closed while we waited
+        created = self._accumulator.append_to_new_batch(
+            topic,
+            partition,
+            timestamp,
+            key_bytes,
+            value_bytes,
+            headers,
+            thunk,
+            reserved,
+            time.monotonic() * 1000,
+        )
+        if not created:
+            self._memory.release(reserved)
+        self._sender.wakeup()
+
+    async def send_and_wait(
+        self,
+        topic: str,
+        value: Any = None,
+        key: Any = None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+        headers: Sequence[Header] | None = None,
+    ) -> RecordMetadata:
+        """``send()`` and await the acknowledgement."""
+        future = await self.send(topic, value, key, partition, timestamp_ms, headers)
+        metadata: RecordMetadata = await future
+        return metadata
+
+    async def flush(self, timeout: float | None = None) -> None:
+        """Send everything buffered now, ignoring ``linger_ms``, and wait until each of
+        those records is acknowledged or has failed. ``timeout`` (s) raises KafkaTimeoutError."""
+        self._check_running()
+        pending = list(self._accumulator.incomplete)
+        if not pending:
+            return
+        self._accumulator.begin_flush()
+        self._sender.wakeup()
+        try:
+            with anyio.fail_after(math.inf if timeout is None else timeout):
+                await self._wait_for(pending)
+        except TimeoutError:
+            raise KafkaTimeoutError(
+                f"flush() did not complete within {timeout} s; records are still pending"
+            ) from None
+        finally:
+            self._accumulator.end_flush()
+
+    async def _wait_for(self, batches: list[ProducerBatch]) -> None:
+        remaining = [b for b in batches if b in self._accumulator.incomplete]
+        if not remaining:
+            return
+        done = anyio.Event()
+        count = len(remaining)
+
+        def one_done() -> None:
+            nonlocal count
+            count -= 1
+            if count == 0:
+                done.set()
+
+        for batch in remaining:
+            batch.add_done_callback(one_done)
+        await done.wait()
+
+    def metrics(self) -> dict[str, int]:
+        """Counters since start: Produce ``requests``, first-attempt ``batches`` and their
+        ``records``, ``retries``, ``failed_records``, ``expired_batches``, and the
+        ``buffer_available`` bytes of ``buffer_memory``."""
+        stats = dataclasses.asdict(self._sender.stats)
+        stats["buffer_available"] = self._memory.available
+        return stats
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        """The topic's partition ids (fetching its metadata, bounded by ``max_block_ms``)."""
+        self._check_running()
+        info = await self._metadata.wait_for_topic(topic, self._max_block_s * 1000)
+        return {p.partition for p in info.partitions}
+
+
+def _check_partition(topic: str, partition: int, info: TopicInfo, by: str = "the record") -> None:
+    if type(partition) is not int or not 0 <= partition < len(info.partitions):
+        raise PartitionOutOfRangeError(
+            f"partition {partition!r} given by {by} is not in the range "
+            f"[0...{len(info.partitions) - 1}] of topic {topic!r} "
+            f"({len(info.partitions)} partitions)"
+        )
+
+
+def _check_headers(topic: str, headers: Sequence[Header]) -> None:
+    for header in headers:
+        try:
+            name, value = header
+        except (TypeError, ValueError):
+            raise SerializationError(
+                f"headers for topic {topic!r} must be (str, bytes | None) pairs, got {header!r}"
+            ) from None
+        if type(name) is not str or not (value is None or isinstance(value, bytes)):
+            raise SerializationError(
+                f"header {name!r} for topic {topic!r} must be (str, bytes | None), got "
+                f"({type(name).__name__}, {type(value).__name__})"
+            )
+
+
+__all__ = ["Producer", "State"]

@@ -1,0 +1,153 @@
+"""The Producer against a real broker, read back by confluent-kafka (librdkafka)."""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from collections import defaultdict
+
+import anyio
+import pytest
+
+from asyncproducer import RecordMetadata
+from asyncproducer.producer import Producer
+from tests.integration.independent import ConsumedRecord, consume, create_topic
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from kafka.partitioner.default import murmur2 as kafka_python_murmur2
+
+pytestmark = pytest.mark.anyio
+
+PARTITIONS = 6
+TASKS = 50
+PER_TASK = 2_000  # 100,000 records in all
+BASE_TS = 1_700_000_000_000
+
+
+def java_partition(key: bytes, partitions: int) -> int:
+    """The partition Java's producer picks for ``key``, computed by kafka-python's murmur2
+    (an implementation we did not write); the unit tests pin Java's own vectors."""
+    return (kafka_python_murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def record_for(task: int, seq: int) -> tuple[bytes | None, bytes, list[tuple[str, bytes | None]]]:
+    """Odd sequence numbers are keyless; keys are per task, so per-key order is defined."""
+    key = None if seq % 2 else f"t{task}-k{seq % 10}".encode()
+    value = f"{task}:{seq}:".encode() + b"x" * 60
+    headers: list[tuple[str, bytes | None]] = [("task", str(task).encode()), ("n", None)]
+    return key, value, headers
+
+
+async def produce_all(producer: Producer, topic: str) -> dict[bytes, RecordMetadata]:
+    futures: dict[bytes, object] = {}
+
+    async def task(task_id: int) -> None:
+        for seq in range(PER_TASK):
+            key, value, headers = record_for(task_id, seq)
+            futures[value] = await producer.send(
+                topic, value, key=key, headers=headers, timestamp_ms=BASE_TS + seq
+            )
+
+    async with anyio.create_task_group() as tg:
+        for task_id in range(TASKS):
+            tg.start_soon(task, task_id)
+    return {value: await future for value, future in futures.items()}  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("acks", ["all", 1, 0])
+@pytest.mark.parametrize("compression", ["none", "gzip", "snappy", "lz4", "zstd"])
+async def test_100k_records_from_50_tasks_arrive_exactly_once_in_order(
+    kafka_bootstrap_servers: str, topic_name: str, acks: str | int, compression: str
+) -> None:
+    await anyio.to_thread.run_sync(create_topic, kafka_bootstrap_servers, topic_name, PARTITIONS)
+    with anyio.fail_after(120):
+        async with Producer(
+            kafka_bootstrap_servers,
+            acks=acks,
+            compression_type=compression,
+            linger_ms=5,
+            enable_idempotence=False,
+        ) as producer:
+            acknowledged = await produce_all(producer, topic_name)
+    assert len(acknowledged) == TASKS * PER_TASK
+
+    consumed = await anyio.to_thread.run_sync(
+        consume, kafka_bootstrap_servers, topic_name, list(range(PARTITIONS)), len(acknowledged)
+    )
+    by_value: dict[bytes, ConsumedRecord] = {}
+    for record in consumed:
+        assert record.value is not None
+        assert record.value not in by_value, f"duplicate {record.value!r}"
+        by_value[record.value] = record
+    assert by_value.keys() == acknowledged.keys()
+
+    last_seq_per_key: dict[bytes, int] = defaultdict(lambda: -1)
+    for record in consumed:  # sorted by (partition, offset)
+        task_id, seq = (int(x) for x in record.value.split(b":")[:2])  # type: ignore[union-attr]
+        key, _, headers = record_for(task_id, seq)
+        assert record.key == key
+        assert record.headers == tuple(headers)
+        assert record.timestamp == BASE_TS + seq
+        metadata = acknowledged[record.value]  # type: ignore[index]
+        assert metadata.partition == record.partition
+        assert metadata.offset == (record.offset if acks != 0 else -1)
+        assert metadata.timestamp == BASE_TS + seq
+        if key is not None:
+            assert record.partition == java_partition(key, PARTITIONS)
+            assert seq > last_seq_per_key[key], f"key {key!r} out of order"
+            last_seq_per_key[key] = seq
+
+
+async def test_keyless_records_fill_one_partition_batch_at_a_time(
+    kafka_bootstrap_servers: str, topic_name: str
+) -> None:
+    await anyio.to_thread.run_sync(create_topic, kafka_bootstrap_servers, topic_name, PARTITIONS)
+    records, value = 3_000, b"v" * 100
+    async with Producer(
+        kafka_bootstrap_servers, linger_ms=100, batch_size=16_384, enable_idempotence=False
+    ) as producer:
+        with anyio.fail_after(30):
+            futures = [await producer.send(topic_name, value) for _ in range(records)]
+            partitions = [(await f).partition for f in futures]
+            metrics = producer.metrics()
+    # ~120 bytes per record in a 16 KiB batch: ~135 records each. Round robin over 6
+    # partitions would cut the same records into at least 6 times as many small batches.
+    full_batches = -(-records * 120 // 16_384)
+    assert metrics["batches"] <= full_batches + PARTITIONS, metrics
+    assert metrics["records"] == records
+    # Stickiness: the partition changes only when a batch is full.
+    switches = sum(1 for a, b in itertools.pairwise(partitions) if a != b)
+    assert switches <= metrics["batches"]
+    assert len(set(partitions)) > 1  # ...and it does move on
+
+
+async def test_small_buffer_memory_makes_senders_wait_and_loses_nothing(
+    kafka_bootstrap_servers: str, topic_name: str
+) -> None:
+    await anyio.to_thread.run_sync(create_topic, kafka_bootstrap_servers, topic_name, 3)
+    async with Producer(
+        kafka_bootstrap_servers,
+        buffer_memory=64 * 1024,
+        batch_size=16 * 1024,
+        linger_ms=20,
+        enable_idempotence=False,
+    ) as producer:
+        results: list[RecordMetadata] = []
+
+        async def sender(task_id: int) -> None:
+            for i in range(500):
+                future = await producer.send(topic_name, f"{task_id}-{i}".encode() * 20)
+                future.add_done_callback(lambda f: results.append(f.result()))
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                for task_id in range(20):
+                    tg.start_soon(sender, task_id)
+            await producer.flush()
+        assert producer.metrics()["buffer_available"] == 64 * 1024
+    assert len(results) == 20 * 500
+    consumed = await anyio.to_thread.run_sync(
+        consume, kafka_bootstrap_servers, topic_name, [0, 1, 2], 20 * 500
+    )
+    assert len({r.value for r in consumed}) == 20 * 500
