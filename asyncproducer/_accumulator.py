@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from asyncproducer._backoff import ExponentialBackoff
-from asyncproducer._batch import ProducerBatch, Thunk
+from asyncproducer._batch import ProducerBatch, Stamp, Thunk
 from asyncproducer._cluster import ClusterSnapshot
 from asyncproducer._types import Header
 from asyncproducer.protocol.compression import CompressionType
@@ -150,10 +150,15 @@ class RecordAccumulator:
         return check
 
     def drain(
-        self, check: ReadyCheck, nodes: Iterable[int], max_request_size: int
+        self,
+        check: ReadyCheck,
+        nodes: Iterable[int],
+        max_request_size: int,
+        stamp: Stamp | None = None,
     ) -> dict[int, list[ProducerBatch]]:
         """Take the head batch of each drainable partition of ``nodes`` (muting it), up to
-        ``max_request_size`` bytes of batches per broker (the first batch always goes)."""
+        ``max_request_size`` bytes of batches per broker (the first batch always goes).
+        ``stamp`` gives idempotence fields to batches encoded now (see ``_idempotence``)."""
         drained: dict[int, list[ProducerBatch]] = {}
         for node in nodes:
             batches: list[ProducerBatch] = []
@@ -161,7 +166,7 @@ class RecordAccumulator:
             for tp in check.drainable.get(node, ()):
                 queue = self._queues[tp]
                 batch = queue[0]
-                payload = batch.close()
+                payload = batch.close(stamp)
                 if batches and size + len(payload) > max_request_size:
                     break
                 queue.popleft()

@@ -21,6 +21,9 @@ DeliveryCallback = Callable[[RecordMetadata | None, BaseException | None], objec
 # None). A tuple: the cheapest thing to build on the send() path.
 Thunk = tuple[Any, DeliveryCallback | None, int, int, int, ProducerRecord | None]
 
+Stamp = Callable[[str, int, int], tuple[int, int, int]]
+"""(topic, partition, record count) -> (producer id, epoch, base sequence)."""
+
 
 class ProducerBatch:
     __slots__ = (
@@ -81,10 +84,17 @@ class ProducerBatch:
         self.thunks.append(thunk)
         return True
 
-    def close(self) -> bytes:
-        """Encode the batch (once); later appends go to a new batch."""
+    def close(self, stamp: Stamp | None = None) -> bytes:
+        """Encode the batch (once), with ``stamp(batch)`` giving its (producer id, epoch,
+        base sequence) when the producer is idempotent; later appends go to a new batch."""
         if self.payload is None:
-            self.payload = self.builder.build()
+            if stamp is None:
+                self.payload = self.builder.build()
+            else:
+                producer_id, epoch, sequence = stamp(self.topic, self.partition, len(self.thunks))
+                self.payload = self.builder.build(
+                    producer_id=producer_id, producer_epoch=epoch, base_sequence=sequence
+                )
             self.full = True
         return self.payload
 

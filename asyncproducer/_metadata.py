@@ -25,6 +25,7 @@ from asyncproducer._cluster import (
     PartitionInfo,
     TopicInfo,
 )
+from asyncproducer._connection import BrokerConnection
 from asyncproducer._pool import ConnectionPool
 from asyncproducer.errors import (
     KafkaConnectionError,
@@ -205,6 +206,16 @@ class MetadataManager:
             except KafkaError as exc:
                 logger.warning("metadata refresh failed: %s", exc)
                 await anyio.sleep(self._retry_backoff)
+
+    async def connect_to_any(self) -> BrokerConnection:
+        """A connection to some broker (connected ones first), for cluster-wide requests."""
+        failures: list[str] = []
+        for address in self._candidates():
+            try:
+                return await self._pool.get(address)
+            except KafkaError as exc:
+                failures.append(f"{address}: {exc}")
+        raise KafkaConnectionError("no broker is reachable: " + "; ".join(failures))
 
     async def _fetch(self, topics: Sequence[str]) -> ClusterSnapshot:
         failures: list[str] = []

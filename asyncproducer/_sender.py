@@ -29,6 +29,7 @@ import anyio.abc
 
 from asyncproducer._accumulator import RecordAccumulator
 from asyncproducer._batch import ProducerBatch
+from asyncproducer._idempotence import IdempotenceState, ProducerIdAndEpoch
 from asyncproducer._memory import BufferPool
 from asyncproducer._metadata import MetadataManager
 from asyncproducer._pool import ConnectionPool
@@ -40,7 +41,7 @@ from asyncproducer.errors import (
     error_for_code,
 )
 from asyncproducer.interceptors import InterceptorChain
-from asyncproducer.protocol.messages import produce_request
+from asyncproducer.protocol.messages import init_producer_id_request, produce_request
 from asyncproducer.protocol.versions import ApiKey
 
 logger = logging.getLogger("asyncproducer.sender")
@@ -72,6 +73,12 @@ class SenderSettings:
     transactional_id: str | None = None
 
 
+# Java's idempotent (non-transactional) producer asks for the longest transaction timeout:
+# it has no transactions to time out.
+_NO_TRANSACTION_TIMEOUT_MS = 2**31 - 1
+_DUPLICATE_SEQUENCE_NUMBER = 46
+
+
 class Sender:
     def __init__(
         self,
@@ -81,6 +88,7 @@ class Sender:
         pool: ConnectionPool,
         memory: BufferPool,
         interceptors: InterceptorChain,
+        idempotence: IdempotenceState | None = None,
         clock: Callable[[], float] = monotonic_ms,
     ) -> None:
         self._settings = settings
@@ -94,6 +102,10 @@ class Sender:
         self._in_flight_requests: dict[int, int] = {}
         self._in_flight_batches: dict[ProducerBatch, None] = {}
         self.stats = SenderStats()
+        self._idempotence = idempotence
+        self._stamp = idempotence.stamp if idempotence is not None else None
+        self._init_started = False
+        self._fatal: KafkaError | None = None
         metadata.add_listener(lambda _: self.wakeup())
 
     def wakeup(self) -> None:
@@ -112,16 +124,23 @@ class Sender:
 
     def _run_once(self, requests: anyio.abc.TaskGroup) -> float:
         """One turn; returns how long to sleep (ms) unless woken earlier."""
+        if self._fatal is not None:
+            raise self._fatal
         accumulator = self._accumulator
         now = self._clock()
         self._expire(now)
+        if self._idempotence is not None and self._idempotence.producer is None:
+            if not self._init_started:
+                self._init_started = True
+                requests.start_soon(self._init_producer_id)
+            return accumulator.next_expiry_ms(now)
         check = accumulator.ready(self._metadata.snapshot, now, self._memory.waiting > 0)
         delay = min(check.next_check_ms, accumulator.next_expiry_ms(now))
         if check.unknown_leader_topics:
             self._metadata.request_update()
         limit = self._settings.max_in_flight_requests_per_connection
         nodes = [n for n in check.ready_nodes if self._in_flight_requests.get(n, 0) < limit]
-        drained = accumulator.drain(check, nodes, self._settings.max_request_size)
+        drained = accumulator.drain(check, nodes, self._settings.max_request_size, self._stamp)
         stats = self.stats
         for node, batches in drained.items():
             self._in_flight_requests[node] = self._in_flight_requests.get(node, 0) + 1
@@ -158,6 +177,41 @@ class Sender:
             )
 
     # ------------------------------------------------------------------ requests
+
+    async def _init_producer_id(self) -> None:
+        """Get a producer id and epoch, retrying what is retriable (nothing is drained
+        before it arrives); a fatal answer (e.g. CLUSTER_AUTHORIZATION_FAILED) stops the
+        producer."""
+        assert self._idempotence is not None
+        attempts = 0
+        while True:
+            try:
+                connection = await self._metadata.connect_to_any()
+                response = await connection.send(
+                    init_producer_id_request(
+                        connection.versions.version_for(ApiKey.INIT_PRODUCER_ID),
+                        transactional_id=None,
+                        transaction_timeout_ms=_NO_TRANSACTION_TIMEOUT_MS,
+                    )
+                )
+                code = int(response.error_code)  # type: ignore[union-attr]
+                if code == 0:
+                    self._idempotence.producer = ProducerIdAndEpoch(
+                        int(response.producer_id),  # type: ignore[union-attr]
+                        int(response.producer_epoch),  # type: ignore[union-attr]
+                    )
+                    logger.debug("producer id %s", self._idempotence.producer)
+                    self.wakeup()
+                    return
+                raise error_for_code(code, f"InitProducerId on broker {connection.address}")
+            except KafkaError as exc:
+                if not exc.retriable:
+                    self._fatal = exc
+                    self.wakeup()
+                    return
+                logger.debug("InitProducerId failed, retrying: %s", exc)
+            await anyio.sleep(self._accumulator.retry_backoff_ms(attempts) / 1000)
+            attempts += 1
 
     async def _produce(self, node: int, batches: list[ProducerBatch]) -> None:
         try:
@@ -212,7 +266,9 @@ class Sender:
                     f"broker {node} answered without a result for {batch.topic_partition}"
                 )
                 self._retry_or_fail(batch, error, now)
-            elif int(result.error_code) == 0:
+            elif int(result.error_code) in (0, _DUPLICATE_SEQUENCE_NUMBER):
+                # A duplicate was written before (a retry of a batch whose response was
+                # lost): for an idempotent producer that is success, as in Java.
                 self._complete(batch, int(result.base_offset), _log_append_time(result))
             else:
                 message = getattr(result, "error_message", None)

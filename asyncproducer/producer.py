@@ -31,6 +31,7 @@ from asyncproducer._cluster import TopicInfo, parse_bootstrap_servers
 from asyncproducer._connection import ConnectionSettings
 from asyncproducer._futures import FutureFactory, future_factory
 from asyncproducer._host import spawn_host
+from asyncproducer._idempotence import IdempotenceState
 from asyncproducer._memory import BufferPool
 from asyncproducer._metadata import MetadataManager
 from asyncproducer._pool import ConnectionPool
@@ -149,6 +150,7 @@ class Producer:
             self._pool,
             self._memory,
             self._interceptors,
+            IdempotenceState() if config.idempotence_enabled else None,
         )
 
     @property

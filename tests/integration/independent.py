@@ -9,6 +9,13 @@ from confluent_kafka import Consumer, KafkaException
 from confluent_kafka import TopicPartition as CkTopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from asyncproducer._cluster import parse_bootstrap_servers
+from asyncproducer._connection import ConnectionSettings
+from asyncproducer._pool import ConnectionPool
+from asyncproducer.protocol.messages import fetch_request
+from asyncproducer.protocol.records import DecodedBatch, decode_batches
+from asyncproducer.protocol.versions import ApiKey
+
 
 @dataclass(frozen=True)
 class ConsumedRecord:
@@ -66,3 +73,30 @@ def consume(
         return sorted(records, key=lambda r: (r.partition, r.offset))
     finally:
         consumer.close()
+
+
+async def fetch_batches(
+    bootstrap_servers: str, topic: str, partitions: list[int]
+) -> dict[int, list[DecodedBatch]]:
+    """The record batches as the broker stores them (producer id, sequences, ...), read
+    with a Fetch from offset 0. confluent-kafka does not expose batch headers, so this uses
+    our own request and decoder, which the codec tests cross-check with kafka-python."""
+    address = parse_bootstrap_servers(bootstrap_servers)[0]
+    stored: dict[int, list[DecodedBatch]] = {}
+    async with ConnectionPool(ConnectionSettings()) as pool:
+        connection = await pool.get(address)
+        version = connection.versions.version_for(ApiKey.FETCH)
+        for partition in partitions:
+            stored[partition] = []
+            offset = 0
+            while True:
+                response = await connection.send(
+                    fetch_request(version, {topic: {partition: offset}})
+                )
+                blob = response.responses[0].partitions[0].records or b""  # type: ignore[union-attr]
+                batches = decode_batches(blob) if blob else []
+                if not batches:
+                    break
+                stored[partition] += batches
+                offset = batches[-1].base_offset + batches[-1].last_offset_delta + 1
+    return stored

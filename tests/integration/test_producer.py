@@ -11,7 +11,7 @@ import pytest
 
 from asyncproducer import RecordMetadata
 from asyncproducer.producer import Producer
-from tests.integration.independent import ConsumedRecord, consume, create_topic
+from tests.integration.independent import ConsumedRecord, consume, create_topic, fetch_batches
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -67,7 +67,8 @@ async def test_100k_records_from_50_tasks_arrive_exactly_once_in_order(
             acks=acks,
             compression_type=compression,
             linger_ms=5,
-            enable_idempotence=False,
+            # Idempotence (the default) needs acks=all; the other acks run without it.
+            enable_idempotence=acks == "all",
         ) as producer:
             acknowledged = await produce_all(producer, topic_name)
     assert len(acknowledged) == TASKS * PER_TASK
@@ -151,3 +152,29 @@ async def test_small_buffer_memory_makes_senders_wait_and_loses_nothing(
         consume, kafka_bootstrap_servers, topic_name, [0, 1, 2], 20 * 500
     )
     assert len({r.value for r in consumed}) == 20 * 500
+
+
+async def test_idempotent_batches_carry_producer_id_and_contiguous_sequences(
+    kafka_bootstrap_servers: str, topic_name: str
+) -> None:
+    await anyio.to_thread.run_sync(create_topic, kafka_bootstrap_servers, topic_name, 2)
+    async with Producer(kafka_bootstrap_servers, batch_size=2_000, linger_ms=1) as producer:
+        assert producer.config.idempotence_enabled  # on by default, as in Java >= 3.0
+        with anyio.fail_after(30):
+            futures = [
+                await producer.send(topic_name, b"v" * 50, key=str(i).encode())
+                for i in range(2_000)
+            ]
+            acknowledged = [await f for f in futures]
+    stored = await fetch_batches(kafka_bootstrap_servers, topic_name, [0, 1])
+    assert sum(len(b.records) for batches in stored.values() for b in batches) == 2_000
+    producer_ids = {b.producer_id for batches in stored.values() for b in batches}
+    assert len(producer_ids) == 1
+    assert producer_ids.pop() >= 0
+    for partition, batches in stored.items():
+        assert len(batches) > 1, "the test needs several batches per partition"
+        expected_sequence = 0
+        for batch in batches:
+            assert batch.base_sequence == expected_sequence
+            expected_sequence += len(batch.records)
+        assert expected_sequence == sum(1 for md in acknowledged if md.partition == partition)
