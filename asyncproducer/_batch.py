@@ -33,6 +33,7 @@ class ProducerBatch:
         "done_callbacks",
         "full",
         "in_flight",
+        "last_error",
         "partition",
         "payload",
         "reserved",
@@ -57,6 +58,8 @@ class ProducerBatch:
         self.attempts = 0
         self.retry_at_ms = 0.0
         self.in_flight = False
+        self.last_error: BaseException | None = None
+        """Why the last attempt failed (reported if the batch then expires)."""
         self.done_callbacks: list[Callable[[], object]] | None = None
 
     @property

@@ -166,15 +166,15 @@ class Sender:
         self.stats.expired_batches += len(expired)
         for batch in expired:
             waited = now - batch.created_ms
-            self._fail(
-                batch,
-                KafkaTimeoutError(
-                    f"expiring {batch.record_count} record(s) for {batch.topic_partition}: "
-                    f"{waited:.0f} ms have passed since the batch was created "
-                    f"(delivery_timeout_ms={self._accumulator.delivery_timeout_ms:.0f}, "
-                    f"{batch.attempts} retries)"
-                ),
+            last = f"; last error: {batch.last_error}" if batch.last_error else ""
+            error = KafkaTimeoutError(
+                f"expiring {batch.record_count} record(s) for {batch.topic_partition}: "
+                f"{waited:.0f} ms have passed since the batch was created "
+                f"(delivery_timeout_ms={self._accumulator.delivery_timeout_ms:.0f}, "
+                f"{batch.attempts} retries{last})"
             )
+            error.__cause__ = batch.last_error
+            self._fail(batch, error)
 
     # ------------------------------------------------------------------ requests
 
@@ -285,11 +285,13 @@ class Sender:
         if batch not in self._in_flight_batches:
             return  # already expired (and failed) while its request was out
         accumulator = self._accumulator
-        backoff_ends = now + accumulator.retry_backoff_ms(batch.attempts)
+        batch.last_error = error
+        # As Java: retry while delivery time is left; a batch that runs out of it while
+        # waiting is expired by _expire() with a timeout that names this error.
         if (
             error.retriable
             and batch.attempts < self._settings.retries
-            and backoff_ends < accumulator.delivery_deadline_ms(batch)
+            and now < accumulator.delivery_deadline_ms(batch)
         ):
             if isinstance(error, InvalidMetadataError):
                 self._metadata.request_update()

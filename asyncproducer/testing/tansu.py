@@ -125,9 +125,20 @@ class TansuBroker:
         return self
 
     def stop(self) -> None:
+        """Stop gracefully (Tansu lets open connections finish for up to ~5 s)."""
+        self._end(graceful=True)
+
+    def kill(self) -> None:
+        """Stop at once, like a crash: for tests of a broker that goes away."""
+        self._end(graceful=False)
+
+    def _end(self, *, graceful: bool) -> None:
         process, self._process = self._process, None
         if process is not None:
-            process.terminate()
+            if graceful:
+                process.terminate()
+            else:
+                process.kill()
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
