@@ -1,0 +1,160 @@
+"""RecordAccumulator decisions, with a fake clock (no I/O)."""
+
+from __future__ import annotations
+
+from asyncproducer._accumulator import (
+    APPENDED,
+    NEEDS_NEW_BATCH,
+    RecordAccumulator,
+)
+from asyncproducer._backoff import ExponentialBackoff
+from asyncproducer._batch import Thunk
+from asyncproducer._cluster import BrokerInfo, ClusterSnapshot, PartitionInfo, TopicInfo
+from asyncproducer._idempotence import IdempotenceState, ProducerIdAndEpoch, increment_sequence
+from asyncproducer.protocol.compression import CompressionType
+from asyncproducer.protocol.records import decode_batches
+
+CLUSTER = ClusterSnapshot(
+    brokers={1: BrokerInfo(1, "a", 1), 2: BrokerInfo(2, "b", 2)},
+    topics={
+        "t": TopicInfo(
+            "t",
+            (
+                PartitionInfo("t", 0, 1, 0, (1,), (1,)),
+                PartitionInfo("t", 1, 2, 0, (2,), (2,)),
+                PartitionInfo("t", 2, -1, 0, (1,), ()),  # no leader right now
+            ),
+        )
+    },
+)
+
+
+def accumulator(**overrides: object) -> RecordAccumulator:
+    settings: dict[str, object] = {
+        "batch_size": 1_000,
+        "linger_ms": 10,
+        "compression": CompressionType.NONE,
+        "compression_level": None,
+        "delivery_timeout_ms": 1_000,
+        "retry_backoff": ExponentialBackoff(100, 100, jitter=0),
+    }
+    settings.update(overrides)
+    return RecordAccumulator(**settings)  # type: ignore[arg-type]
+
+
+def thunk() -> Thunk:
+    return (None, None, 0, -1, 3, None)
+
+
+def add(acc: RecordAccumulator, partition: int, now: float, value: bytes = b"abc") -> int:
+    outcome = acc.try_append("t", partition, 0, None, value, (), thunk())
+    if outcome == NEEDS_NEW_BATCH:
+        assert acc.append_to_new_batch("t", partition, 0, None, value, (), thunk(), 1_000, now)
+    return outcome
+
+
+def test_linger_decides_readiness() -> None:
+    acc = accumulator()
+    assert add(acc, 0, now=0) == NEEDS_NEW_BATCH
+    assert add(acc, 0, now=1) == APPENDED
+    check = acc.ready(CLUSTER, now_ms=5, memory_waiting=False)
+    assert check.ready_nodes == set()
+    assert check.next_check_ms == 5
+    assert acc.ready(CLUSTER, now_ms=10, memory_waiting=False).ready_nodes == {1}
+
+
+def test_full_batch_flush_close_and_memory_pressure_skip_linger() -> None:
+    acc = accumulator()
+    add(acc, 0, now=0, value=b"x" * 500)
+    assert add(acc, 0, now=0, value=b"x" * 500) == NEEDS_NEW_BATCH  # the first is full now
+    assert acc.ready(CLUSTER, 0, False).ready_nodes == {1}
+
+    for hurry in ("flush", "close", "memory"):
+        acc = accumulator()
+        add(acc, 1, now=0)
+        if hurry == "flush":
+            acc.begin_flush()
+        elif hurry == "close":
+            acc.closing = True
+        assert acc.ready(CLUSTER, 0, hurry == "memory").ready_nodes == {2}, hurry
+
+
+def test_batch_fills_until_batch_size() -> None:
+    acc = accumulator(linger_ms=0)
+    outcomes = [add(acc, 0, now=0, value=b"x" * 100) for _ in range(12)]
+    # ~110 bytes per record in 1,000-byte batches: 8 fit (61 bytes of header), then a new one.
+    assert outcomes.count(NEEDS_NEW_BATCH) == 2
+    assert outcomes.index(NEEDS_NEW_BATCH, 1) == 8
+    (first,) = acc.drain(acc.ready(CLUSTER, 0, False), [1], 10_000)[1]
+    assert first.record_count == 8
+    assert len(first.payload or b"") <= 1_000
+
+
+def test_unknown_leader_is_reported_not_drained() -> None:
+    acc = accumulator(linger_ms=0)
+    add(acc, 2, now=0)
+    check = acc.ready(CLUSTER, 0, False)
+    assert check.unknown_leader_topics == {"t"}
+    assert check.ready_nodes == set()
+
+
+def test_drain_mutes_partition_until_finished_and_respects_request_size() -> None:
+    acc = accumulator(linger_ms=0)
+    add(acc, 0, now=0, value=b"x" * 500)
+    add(acc, 0, now=0, value=b"x" * 500)  # second batch, same partition
+    check = acc.ready(CLUSTER, 0, False)
+    drained = acc.drain(check, [1], max_request_size=10_000)
+    assert [b.partition for b in drained[1]] == [0]  # one batch per partition in flight
+    assert acc.ready(CLUSTER, 0, False).ready_nodes == set()  # muted
+    acc.finished(drained[1][0])
+    assert acc.ready(CLUSTER, 0, False).ready_nodes == {1}
+
+    acc = accumulator(linger_ms=0)
+    add(acc, 0, now=0, value=b"x" * 400)
+    add(acc, 1, now=0, value=b"x" * 400)
+    check = acc.ready(CLUSTER, 0, False)
+    check.drainable[1] = check.drainable[1] + check.drainable.pop(2)  # both on one broker
+    drained = acc.drain(check, [1], max_request_size=500)
+    assert len(drained[1]) == 1  # the second batch would pass max_request_size
+
+
+def test_retry_waits_for_backoff_and_goes_first() -> None:
+    acc = accumulator(linger_ms=0)
+    add(acc, 0, now=0)
+    (batch,) = acc.drain(acc.ready(CLUSTER, 0, False), [1], 10_000)[1]
+    add(acc, 0, now=1)  # a later batch queues behind
+    acc.reenqueue(batch, now_ms=10)
+    check = acc.ready(CLUSTER, 50, False)
+    assert check.ready_nodes == set()
+    assert check.next_check_ms == 60  # retry_backoff 100 ms from t=10
+    (again,) = acc.drain(acc.ready(CLUSTER, 110, False), [1], 10_000)[1]
+    assert again is batch
+    assert batch.attempts == 1
+
+
+def test_expiry_takes_queued_batches_past_delivery_timeout() -> None:
+    acc = accumulator(delivery_timeout_ms=100)
+    add(acc, 0, now=0)
+    add(acc, 1, now=50)
+    assert acc.expired(99) == []
+    assert acc.next_expiry_ms(99) == 1
+    (first,) = acc.expired(100)
+    assert first.partition == 0
+    assert [b.partition for b in acc.expired(150)] == [1]
+    assert not acc.has_queued
+
+
+def test_idempotent_stamps_are_contiguous_per_partition_and_wrap() -> None:
+    state = IdempotenceState()
+    state.producer = ProducerIdAndEpoch(7, 3)
+    acc = accumulator(linger_ms=0)
+    for _ in range(3):
+        add(acc, 0, now=0)
+    add(acc, 1, now=0)
+    drained = acc.drain(acc.ready(CLUSTER, 0, False), [1, 2], 10_000, state.stamp)
+    (batch0,) = decode_batches(drained[1][0].payload or b"")
+    (batch1,) = decode_batches(drained[2][0].payload or b"")
+    assert (batch0.producer_id, batch0.producer_epoch, batch0.base_sequence) == (7, 3, 0)
+    assert batch1.base_sequence == 0
+    assert state.stamp("t", 0, 5) == (7, 3, 3)
+    assert increment_sequence(2**31 - 2, 3) == 1
