@@ -22,7 +22,11 @@ from tests.network.servers import ServerConnection, api_versions_body
 
 
 class ScriptedBroker:
-    def __init__(self, topic: str, partitions: int, script: list[int]) -> None:
+    def __init__(
+        self, topic: str, partitions: int, script: list[int], log_append_time_ms: int | None = None
+    ) -> None:
+        self.log_append_time_ms = log_append_time_ms
+        """Answer as a topic with message.timestamp.type=LogAppendTime (Tansu ignores it)."""
         self.topic = topic
         self.partitions = partitions
         self.script = list(script)
@@ -92,7 +96,9 @@ class ScriptedBroker:
             index=0,
             error_code=ErrorCode(code),
             base_offset=offset if code == 0 else -1,
-            log_append_time=None,
+            log_append_time=None
+            if self.log_append_time_ms is None
+            else datetime.datetime.fromtimestamp(self.log_append_time_ms / 1000, datetime.UTC),
             log_start_offset=0,
             record_errors=(),
             error_message=None if code == 0 else f"scripted error {code}",

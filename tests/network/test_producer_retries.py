@@ -22,8 +22,10 @@ pytestmark = pytest.mark.anyio
 
 
 @asynccontextmanager
-async def scripted(script: list[int]) -> AsyncIterator[ScriptedBroker]:
-    broker = ScriptedBroker("t", 1, script)
+async def scripted(
+    script: list[int], log_append_time_ms: int | None = None
+) -> AsyncIterator[ScriptedBroker]:
+    broker = ScriptedBroker("t", 1, script, log_append_time_ms)
     async with serve(broker.handle) as (_, port, _):
         broker.port = port
         yield broker
@@ -105,3 +107,14 @@ async def test_a_dead_sender_fails_pending_records_and_later_sends() -> None:
             with pytest.raises(ProducerStateError, match="boom"):
                 await producer.send("t", b"later")
             await producer.close()
+
+
+async def test_log_append_time_replaces_the_create_time() -> None:
+    async with (
+        scripted([], log_append_time_ms=1_800_000_000_123) as broker,
+        Producer(f"127.0.0.1:{broker.port}") as producer,
+    ):
+        with anyio.fail_after(10):
+            futures = [await producer.send("t", b"v", timestamp_ms=1_000) for _ in range(3)]
+            stamped = [await f for f in futures]
+    assert [md.timestamp for md in stamped] == [1_800_000_000_123] * 3
