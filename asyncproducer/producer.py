@@ -402,7 +402,9 @@ class Producer:
         if not self._memory.try_reserve(reserved):
             self._sender.wakeup()  # senders waiting for memory make batches sendable now
             await self._memory.reserve(reserved, deadline - time.monotonic())
-            self._check_running()  # the producer may have closed while we waited
+            if self._state is not State.RUNNING:  # closed (or failed) while we waited
+                self._memory.release(reserved)
+                self._check_running()
         created = self._accumulator.append_to_new_batch(
             topic,
             partition,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import anyio
 import pytest
@@ -169,3 +170,37 @@ async def test_futures_work_with_asyncio_combinators(
         last = [await producer.send(topic_name, b"c") for _ in range(10)]
         offsets = [(await f).offset for f in asyncio.as_completed(last, timeout=30)]
         assert len(offsets) == 10
+
+
+async def test_close_while_sends_wait_for_memory_releases_everything() -> None:
+    broker = TansuBroker().start()
+    try:
+        await anyio.to_thread.run_sync(create_topic, broker.bootstrap_servers, "squeeze", 1)
+        producer = Producer(
+            broker.bootstrap_servers, buffer_memory=32 * 1024, batch_size=16 * 1024, linger_ms=0
+        )
+        await producer.start()
+        await producer.send_and_wait("squeeze", b"ok")
+        broker.kill()
+        outcomes: list[BaseException] = []
+        futures: list[Any] = []
+
+        async def sender() -> None:
+            try:
+                for _ in range(1_000):
+                    futures.append(await producer.send("squeeze", b"x" * 1_000))
+            except (ProducerClosedError, BufferExhaustedError) as exc:
+                outcomes.append(exc)
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                for _ in range(3):
+                    tg.start_soon(sender)
+                await anyio.sleep(0.3)  # the buffer is full and the senders wait
+                await producer.close(timeout=0.2)
+        assert [type(e) for e in outcomes] == [ProducerClosedError] * 3
+        assert futures  # the buffer filled before close
+        assert all(isinstance(f.exception(), ProducerClosedError) for f in futures)
+        assert producer.metrics()["buffer_available"] == 32 * 1024
+    finally:
+        broker.stop()
