@@ -57,11 +57,15 @@ class TopicInfo:
     """Indexed by partition id: ``partitions[p].partition == p``."""
     error_code: int = 0
     is_internal: bool = False
+    available_partitions: tuple[PartitionInfo, ...] = field(init=False, repr=False, compare=False)
+    """Partitions with a leader right now (what the sticky and round-robin partitioners
+    pick from), computed once: snapshots are immutable, and this is read per record."""
+    available_partition_ids: tuple[int, ...] = field(init=False, repr=False, compare=False)
 
-    @property
-    def available_partitions(self) -> tuple[PartitionInfo, ...]:
-        """Partitions with a leader right now (what Java's sticky partitioner picks from)."""
-        return tuple(p for p in self.partitions if p.leader >= 0)
+    def __post_init__(self) -> None:
+        available = tuple(p for p in self.partitions if p.leader >= 0)
+        object.__setattr__(self, "available_partitions", available)
+        object.__setattr__(self, "available_partition_ids", tuple(p.partition for p in available))
 
 
 @dataclass(frozen=True, slots=True)

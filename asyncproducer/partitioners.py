@@ -143,29 +143,6 @@ def _topic_info(topic: str, cluster: ClusterSnapshot) -> TopicInfo:
     return info
 
 
-class _AvailablePartitions:
-    """The ids of each topic's partitions that have a leader, computed once per
-    :class:`TopicInfo`.
-
-    Snapshots are immutable and replaced whole on refresh, so a cached entry is valid
-    exactly while the snapshot still holds the same ``TopicInfo`` object: checking
-    identity is O(1), and the O(partitions) scan runs only after a refresh changed it.
-    """
-
-    __slots__ = ("_by_topic",)
-
-    def __init__(self) -> None:
-        self._by_topic: dict[str, tuple[TopicInfo, tuple[int, ...]]] = {}
-
-    def ids(self, topic: str, info: TopicInfo) -> tuple[int, ...]:
-        cached = self._by_topic.get(topic)
-        if cached is not None and cached[0] is info:
-            return cached[1]
-        ids = tuple(p.partition for p in info.available_partitions)
-        self._by_topic[topic] = (info, ids)
-        return ids
-
-
 # --------------------------------------------------------------------------- sticky
 
 
@@ -177,11 +154,10 @@ class StickyPartitionCache:
     event loop. ``rng`` is for tests; by default a private ``random.Random``.
     """
 
-    __slots__ = ("_available", "_rng", "_sticky")
+    __slots__ = ("_rng", "_sticky")
 
     def __init__(self, *, rng: random.Random | None = None) -> None:
         self._sticky: dict[str, int] = {}
-        self._available = _AvailablePartitions()
         self._rng = rng if rng is not None else random.Random()
 
     def partition(self, topic: str, cluster: ClusterSnapshot) -> int:
@@ -206,7 +182,7 @@ class StickyPartitionCache:
         return new
 
     def _choose(self, topic: str, info: TopicInfo, old: int | None) -> int:
-        available = self._available.ids(topic, info)
+        available = info.available_partition_ids
         count = len(available)
         if count == 0:
             # No leader anywhere right now: pick any partition; the record waits in the
@@ -303,12 +279,11 @@ class RoundRobinPartitioner:
     KAFKA-17632 the same way).
     """
 
-    __slots__ = ("_available", "_counters", "_repeat")
+    __slots__ = ("_counters", "_repeat")
 
     def __init__(self) -> None:
         self._counters: dict[str, int] = {}
         self._repeat: dict[str, int] = {}
-        self._available = _AvailablePartitions()
 
     def partition(
         self,
@@ -326,7 +301,7 @@ class RoundRobinPartitioner:
         info = _topic_info(topic, cluster)
         turn = self._counters.get(topic, 0)
         self._counters[topic] = turn + 1
-        available = self._available.ids(topic, info)
+        available = info.available_partition_ids
         if available:
             return available[turn % len(available)]
         return turn % len(info.partitions)
