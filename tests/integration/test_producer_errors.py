@@ -204,3 +204,20 @@ async def test_close_while_sends_wait_for_memory_releases_everything() -> None:
         assert producer.metrics()["buffer_available"] == 32 * 1024
     finally:
         broker.stop()
+
+
+async def test_cancelling_a_waiter_does_not_cancel_the_record(
+    kafka_bootstrap_servers: str, topic_name: str, anyio_backend: str
+) -> None:
+    await anyio.to_thread.run_sync(create_topic, kafka_bootstrap_servers, topic_name, 1)
+    delivered: list[int] = []
+    async with Producer(kafka_bootstrap_servers, linger_ms=200) as producer:
+        future = await producer.send(
+            topic_name, b"v", on_delivery=lambda md, exc: delivered.append(md.offset)
+        )
+        with anyio.move_on_after(0.05):
+            await future  # cancelled while the record lingers
+        await producer.flush()
+    assert delivered == [0]  # sent, and reported, all the same
+    # asyncio's rule: cancelling a task that awaits a Future cancels that Future.
+    assert future.cancelled() is (anyio_backend == "asyncio")
