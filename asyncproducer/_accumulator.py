@@ -214,11 +214,9 @@ class RecordAccumulator:
         heads = [q[0].created_ms for q in self._queues.values() if q]
         return min(heads) + self.delivery_timeout_ms - now_ms if heads else float("inf")
 
-    def take_all_queued(self) -> list[ProducerBatch]:
-        """Remove and return every batch not in flight (close after its timeout)."""
-        batches = [batch for queue in self._queues.values() for batch in queue]
+    def clear_queues(self) -> None:
+        """Forget every queued batch (they stay in ``incomplete`` for the caller to fail)."""
         self._queues.clear()
-        return batches
 
     @property
     def has_queued(self) -> bool:

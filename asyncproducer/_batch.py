@@ -30,6 +30,7 @@ class ProducerBatch:
         "attempts",
         "builder",
         "created_ms",
+        "done",
         "done_callbacks",
         "full",
         "in_flight",
@@ -60,6 +61,8 @@ class ProducerBatch:
         self.in_flight = False
         self.last_error: BaseException | None = None
         """Why the last attempt failed (reported if the batch then expires)."""
+        self.done = False
+        """Every record's future is complete."""
         self.done_callbacks: list[Callable[[], object]] | None = None
 
     @property
@@ -113,9 +116,8 @@ class ProducerBatch:
         """Complete every record, in order: offset base+i (-1 if unknown, as for acks=0),
         and the broker's LogAppendTime when the topic uses it (-1 otherwise)."""
         topic, partition = self.topic, self.partition
-        for index, (future, callback, timestamp, key_size, value_size, record) in enumerate(
-            self.thunks
-        ):
+        outcomes: list[tuple[RecordMetadata | None, BaseException | None]] = []
+        for index, (future, _, timestamp, key_size, value_size, _) in enumerate(self.thunks):
             metadata = RecordMetadata(
                 topic,
                 partition,
@@ -125,27 +127,36 @@ class ProducerBatch:
                 value_size,
             )
             complete(future, metadata)
-            if callback is not None:
-                _run_callback(callback, metadata, None)
-            if record is not None:
-                chain.on_acknowledgement(metadata, None)
-        self._finished()
+            outcomes.append((metadata, None))
+        self._finished(outcomes, chain)
 
     def fail(self, error: BaseException, chain: InterceptorChain) -> None:
         """Fail every record with (a fresh copy of) ``error``, in order."""
-        for future, callback, _, _, _, record in self.thunks:
+        outcomes: list[tuple[RecordMetadata | None, BaseException | None]] = []
+        for future, *_ in self.thunks:
             exception = fresh_copy(error)
             fail(future, exception)
-            if callback is not None:
-                _run_callback(callback, None, exception)
-            if record is not None:
-                chain.on_acknowledgement(None, exception)
-        self._finished()
+            outcomes.append((None, exception))
+        self._finished(outcomes, chain)
 
-    def _finished(self) -> None:
-        callbacks, self.done_callbacks = self.done_callbacks, None
-        for callback in callbacks or ():
-            callback()
+    def _finished(
+        self,
+        outcomes: list[tuple[RecordMetadata | None, BaseException | None]],
+        chain: InterceptorChain,
+    ) -> None:
+        # Every future is done before any user code runs: a callback or interceptor that
+        # raises (even KeyboardInterrupt) cannot leave a record's future pending.
+        self.done = True
+        waiters, self.done_callbacks = self.done_callbacks, None
+        for waiter in waiters or ():
+            waiter()
+        for (_, callback, _, _, _, record), (metadata, error) in zip(
+            self.thunks, outcomes, strict=True
+        ):
+            if callback is not None:
+                _run_callback(callback, metadata, error)
+            if record is not None:
+                chain.on_acknowledgement(metadata, error)
 
 
 def _run_callback(

@@ -35,6 +35,7 @@ import anyio.abc
 from kio.static.protocol import RequestPayload, ResponsePayload
 
 from asyncproducer._cluster import BrokerAddress
+from asyncproducer._host import background_task
 from asyncproducer.errors import (
     ConnectionSetupTimeoutError,
     KafkaConnectionError,
@@ -274,6 +275,7 @@ class BrokerConnection:
             raise error_for_code(code, f"ApiVersions failed on broker {self.address}")
         self._versions = negotiate(_ranges(response))
 
+    @background_task
     async def _receive_loop(self) -> None:
         reason: KafkaError | None = None
         try:

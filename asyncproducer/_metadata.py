@@ -26,6 +26,7 @@ from asyncproducer._cluster import (
     TopicInfo,
 )
 from asyncproducer._connection import BrokerConnection
+from asyncproducer._host import background_task
 from asyncproducer._pool import ConnectionPool
 from asyncproducer.errors import (
     KafkaConnectionError,
@@ -194,6 +195,7 @@ class MetadataManager:
             return f"last error: {cls.name if cls else info.error_code}"
         return "the topic has no partitions"
 
+    @background_task
     async def run(self) -> None:
         """Refresh every ``metadata_max_age_ms`` and on :meth:`request_update`, forever."""
         while True:

@@ -29,6 +29,7 @@ import anyio.abc
 
 from asyncproducer._accumulator import RecordAccumulator
 from asyncproducer._batch import ProducerBatch
+from asyncproducer._host import background_task
 from asyncproducer._idempotence import IdempotenceState, ProducerIdAndEpoch
 from asyncproducer._memory import BufferPool
 from asyncproducer._metadata import MetadataManager
@@ -113,6 +114,7 @@ class Sender:
 
     # ------------------------------------------------------------------ the loop
 
+    @background_task
     async def run(self) -> None:
         """Send until cancelled (the producer cancels it after close has drained)."""
         async with anyio.create_task_group() as requests:
@@ -178,6 +180,7 @@ class Sender:
 
     # ------------------------------------------------------------------ requests
 
+    @background_task
     async def _init_producer_id(self) -> None:
         """Get a producer id and epoch, retrying what is retriable (nothing is drained
         before it arrives); a fatal answer (e.g. CLUSTER_AUTHORIZATION_FAILED) stops the
@@ -213,6 +216,7 @@ class Sender:
             await anyio.sleep(self._accumulator.retry_backoff_ms(attempts) / 1000)
             attempts += 1
 
+    @background_task
     async def _produce(self, node: int, batches: list[ProducerBatch]) -> None:
         try:
             response = await self._send_request(node, batches)
@@ -320,10 +324,14 @@ class Sender:
         self._memory.release(batch.reserved)
 
     def fail_everything(self, error: BaseException) -> None:
-        """Fail every batch, queued or in flight (close timed out, or the producer died)."""
-        for batch in [*self._in_flight_batches, *self._accumulator.take_all_queued()]:
-            if batch in self._accumulator.incomplete:
+        """Fail every batch not yet complete: queued, in flight, or caught half-way (close
+        timed out, or the producer died)."""
+        self._accumulator.clear_queues()
+        for batch in list(self._accumulator.incomplete):
+            if not batch.done:
                 self._fail(batch, error)
+            else:  # its futures are complete; it only missed its bookkeeping
+                self._finished(batch)
 
 
 def _log_append_time(result: object) -> int:

@@ -30,7 +30,7 @@ from asyncproducer._batch import DeliveryCallback, ProducerBatch
 from asyncproducer._cluster import TopicInfo, parse_bootstrap_servers
 from asyncproducer._connection import ConnectionSettings
 from asyncproducer._futures import FutureFactory, future_factory
-from asyncproducer._host import spawn_host
+from asyncproducer._host import background_task, spawn_host
 from asyncproducer._idempotence import IdempotenceState
 from asyncproducer._memory import BufferPool
 from asyncproducer._metadata import MetadataManager
@@ -205,6 +205,7 @@ class Producer:
             self._started.set()
             self._stopped.set()
 
+    @background_task
     async def _run_sender(self) -> None:
         try:
             await self._sender.run()
@@ -362,6 +363,13 @@ class Producer:
             )
         elif outcome == APPENDED_BATCH_FULL:
             self._sender.wakeup()
+        else:
+            return future
+        # Once per batch, not per record (a full event-loop turn per record would cost
+        # more than the send itself): let the sender run, so a tight loop of sends cannot
+        # starve it until the buffer is full. Trio's rule is a checkpoint on every call;
+        # this is the documented exception.
+        await anyio.lowlevel.checkpoint()
         return future
 
     def _sticky(self, key_bytes: bytes | None) -> bool:

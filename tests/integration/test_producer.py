@@ -178,3 +178,17 @@ async def test_idempotent_batches_carry_producer_id_and_contiguous_sequences(
             assert batch.base_sequence == expected_sequence
             expected_sequence += len(batch.records)
         assert expected_sequence == sum(1 for md in acknowledged if md.partition == partition)
+
+
+async def test_a_tight_send_loop_does_not_starve_the_sender(
+    kafka_bootstrap_servers: str, topic_name: str
+) -> None:
+    await anyio.to_thread.run_sync(create_topic, kafka_bootstrap_servers, topic_name, 1)
+    async with Producer(kafka_bootstrap_servers, linger_ms=0) as producer:
+        await producer.send_and_wait(topic_name, b"warm-up")
+        with anyio.fail_after(60):
+            first = await producer.send(topic_name, b"x" * 100)
+            for _ in range(20_000):
+                await producer.send(topic_name, b"x" * 100)
+            assert first.done()  # acknowledged while the loop was still sending
+            await producer.flush()

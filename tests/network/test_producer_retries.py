@@ -14,6 +14,7 @@ from asyncproducer.errors import (
     NotEnoughReplicasError,
     ProducerStateError,
 )
+from asyncproducer.producer import State
 from asyncproducer.protocol.versions import ApiKey
 from tests.network.scripted_broker import ScriptedBroker
 from tests.network.servers import serve
@@ -118,3 +119,27 @@ async def test_log_append_time_replaces_the_create_time() -> None:
             futures = [await producer.send("t", b"v", timestamp_ms=1_000) for _ in range(3)]
             stamped = [await f for f in futures]
     assert [md.timestamp for md in stamped] == [1_800_000_000_123] * 3
+
+
+class Escape(BaseException):
+    """Not an Exception: passes every ``except Exception`` guard around user code."""
+
+
+async def test_user_code_escaping_every_guard_strands_no_future() -> None:
+    # (KeyboardInterrupt itself would stop asyncio's event loop, by asyncio's design.)
+    class Interrupting:
+        def on_acknowledgement(self, metadata: object, exception: object) -> None:
+            raise Escape
+
+    async with scripted([]) as broker:
+        producer = Producer(f"127.0.0.1:{broker.port}", interceptors=[Interrupting()])
+        await producer.start()
+        with anyio.fail_after(5):
+            futures = [await producer.send("t", b"v") for _ in range(3)]
+            await producer.flush()
+            assert [(await f).offset for f in futures] == [0, 1, 2]
+            while producer.state is not State.FAILED:
+                await anyio.sleep(0.01)
+            with pytest.raises(ProducerStateError, match="Escape"):
+                await producer.send("t", b"later")
+            await producer.close()
