@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import warnings
 from collections import defaultdict
@@ -10,6 +11,7 @@ import anyio
 import pytest
 
 from asyncproducer import RecordMetadata
+from asyncproducer._types import ProducerRecord
 from asyncproducer.producer import Producer
 from tests.integration.independent import ConsumedRecord, consume, create_topic, fetch_batches
 
@@ -192,3 +194,49 @@ async def test_a_tight_send_loop_does_not_starve_the_sender(
                 await producer.send(topic_name, b"x" * 100)
             assert first.done()  # acknowledged while the loop was still sending
             await producer.flush()
+
+
+async def test_interceptors_partitioner_and_callbacks_end_to_end(
+    kafka_bootstrap_servers: str, topic_name: str
+) -> None:
+    await anyio.to_thread.run_sync(create_topic, kafka_bootstrap_servers, topic_name, 3)
+    acknowledged: list[int] = []
+    delivered: dict[int, list[int]] = defaultdict(list)
+
+    class Stamp:
+        def on_send(self, record: ProducerRecord) -> ProducerRecord:
+            headers = [*(record.headers or ()), ("stamped", b"yes")]
+            return dataclasses.replace(record, headers=headers)
+
+        def on_acknowledgement(self, metadata: RecordMetadata | None, exc: object) -> None:
+            assert metadata is not None
+            acknowledged.append(metadata.offset)
+
+    class EvenOdd:
+        def partition(self, topic, key, key_bytes, value, value_bytes, cluster):  # type: ignore[no-untyped-def]
+            return int(value) % 2  # never partition 2
+
+    async with Producer(
+        kafka_bootstrap_servers,
+        interceptors=[Stamp()],
+        partitioner=EvenOdd(),
+        value_serializer=lambda n: str(n).encode(),
+        linger_ms=20,
+    ) as producer:
+        with anyio.fail_after(30):
+            for n in range(1_000):
+                await producer.send(
+                    topic_name,
+                    n,
+                    on_delivery=lambda md, exc, n=n: delivered[md.partition].append(n),
+                )
+            await producer.flush()
+    assert sorted(acknowledged) == sorted([*range(500), *range(500)])  # 0..499 per partition
+    assert delivered[0] == list(range(0, 1_000, 2))  # once each, in send order
+    assert delivered[1] == list(range(1, 1_000, 2))
+    consumed = await anyio.to_thread.run_sync(
+        consume, kafka_bootstrap_servers, topic_name, [0, 1, 2], 1_000
+    )
+    assert {r.partition for r in consumed} == {0, 1}
+    assert all(r.headers == (("stamped", b"yes"),) for r in consumed)
+    assert all(int(r.value or b"") % 2 == r.partition for r in consumed)
