@@ -250,3 +250,39 @@ async def test_in_flight_window_wakes_every_waiting_task() -> None:
         for _ in range(2):
             window.leave()
         await window.wait_empty()
+
+
+def test_progress_line_only_on_a_terminal(kafka_bootstrap_servers: str, tmp_path: Path) -> None:
+    import pty
+
+    create_topic(kafka_bootstrap_servers, "progress", 1)
+    lines = tmp_path / "lines.txt"
+    lines.write_bytes(b"".join(b"%d\n" % i for i in range(300_000)))
+    command = [
+        sys.executable, "-m", "asyncproducer", "produce", "progress", str(lines),
+        "--bootstrap-servers", kafka_bootstrap_servers,
+    ]  # fmt: skip
+    controller, terminal = pty.openpty()
+    try:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=terminal)
+        os.close(terminal)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # the terminal closed: the process is done
+                break
+            if not chunk:
+                break
+            seen += chunk
+        assert process.wait(timeout=60) == 0
+    finally:
+        os.close(controller)
+    assert b"acked" in seen
+    assert b"records/s\r" in seen
+    assert b"300000 acknowledged" in seen
+    piped = run_cli(
+        "produce", "progress", str(lines), "--bootstrap-servers", kafka_bootstrap_servers
+    )
+    assert b"\r" not in piped.stderr  # no progress line when stderr is not a terminal
+    assert b"300000 acknowledged" in piped.stderr
