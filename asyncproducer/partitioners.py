@@ -239,14 +239,11 @@ class DefaultPartitioner:
         pass
 
 
-class UniformStickyPartitioner:
+class UniformStickyPartitioner(DefaultPartitioner):
     """Every record goes to the topic's sticky partition; keys are ignored (Java's
     ``UniformStickyPartitioner``, or ``partitioner.ignore.keys=true``)."""
 
-    __slots__ = ("_sticky",)
-
-    def __init__(self, *, rng: random.Random | None = None) -> None:
-        self._sticky = StickyPartitionCache(rng=rng)
+    __slots__ = ()
 
     def partition(
         self,
@@ -258,15 +255,6 @@ class UniformStickyPartitioner:
         cluster: ClusterSnapshot,
     ) -> int:
         return self._sticky.partition(topic, cluster)
-
-    def on_new_batch(self, topic: str, cluster: ClusterSnapshot, prev_partition: int) -> None:
-        self._sticky.next_partition(topic, cluster, prev_partition)
-
-    def configure(self, configs: Mapping[str, Any]) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 class RoundRobinPartitioner:

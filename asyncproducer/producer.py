@@ -102,7 +102,8 @@ class Producer:
         self._key_serializer = resolve_serializer(config.key_serializer, is_key=True)
         self._value_serializer = resolve_serializer(config.value_serializer, is_key=False)
         self._partitioner = resolve_partitioner(config.partitioner)
-        self._custom_partitioner = not isinstance(self._partitioner, DefaultPartitioner)
+        # Exactly the default: subclasses (UniformStickyPartitioner) are treated as custom.
+        self._custom_partitioner = type(self._partitioner) is not DefaultPartitioner
         self._interceptors = InterceptorChain(list(config.interceptors))
         self._max_block_s = config.max_block_ms / 1000
         self._batch_size = config.batch_size

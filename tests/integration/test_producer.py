@@ -12,6 +12,7 @@ import pytest
 
 from asyncproducer import RecordMetadata
 from asyncproducer._types import ProducerRecord
+from asyncproducer.partitioners import UniformStickyPartitioner
 from asyncproducer.producer import Producer
 from tests.integration.independent import ConsumedRecord, consume, create_topic, fetch_batches
 
@@ -240,3 +241,18 @@ async def test_interceptors_partitioner_and_callbacks_end_to_end(
     assert {r.partition for r in consumed} == {0, 1}
     assert all(r.headers == (("stamped", b"yes"),) for r in consumed)
     assert all(int(r.value or b"") % 2 == r.partition for r in consumed)
+
+
+async def test_uniform_sticky_moves_on_for_keyed_records_too(
+    kafka_bootstrap_servers: str, topic_name: str
+) -> None:
+    await anyio.to_thread.run_sync(create_topic, kafka_bootstrap_servers, topic_name, 3)
+    with anyio.fail_after(30):
+        async with Producer(
+            kafka_bootstrap_servers, partitioner=UniformStickyPartitioner, batch_size=1_000
+        ) as producer:
+            futures = [await producer.send(topic_name, b"v" * 50, key=b"same") for _ in range(100)]
+            partitions = [(await f).partition for f in futures]
+    # The same key everywhere, yet batches of ~12 records move between partitions.
+    assert len(set(partitions)) > 1
+    assert partitions[:10] == [partitions[0]] * 10
