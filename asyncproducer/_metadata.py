@@ -202,6 +202,12 @@ class MetadataManager:
             age = anyio.current_time() - self.snapshot.fetched_at
             with anyio.move_on_after(max(self._max_age - age, 0)):
                 await self._update_requested.wait()
+            # On-demand refreshes at most once per retry_backoff_ms (Java's metadata
+            # refresh backoff): a partition without a leader makes the sender ask on every
+            # turn, and every refresh wakes the sender.
+            since = anyio.current_time() - self.snapshot.fetched_at
+            if since < self._retry_backoff:
+                await anyio.sleep(self._retry_backoff - since)
             self._update_requested = anyio.Event()
             try:
                 await self.refresh()

@@ -188,6 +188,8 @@ class Producer:
         await self._started.wait()
         if self._state is State.STARTING:
             self._transition(State.RUNNING)
+        else:  # the host failed while starting: say so now, not at the first send
+            self._check_running()
 
     async def _host(self) -> None:
         """Own the producer's task group until close() (must not raise; see _host.py)."""

@@ -23,8 +23,16 @@ from tests.network.servers import ServerConnection, api_versions_body
 
 class ScriptedBroker:
     def __init__(
-        self, topic: str, partitions: int, script: list[int], log_append_time_ms: int | None = None
+        self,
+        topic: str,
+        partitions: int,
+        script: list[int],
+        log_append_time_ms: int | None = None,
+        *,
+        leaderless: bool = False,
     ) -> None:
+        self.leaderless = leaderless
+        """Report every partition without a leader (an election that never ends)."""
         self.log_append_time_ms = log_append_time_ms
         """Answer as a topic with message.timestamp.type=LogAppendTime (Tansu ignores it)."""
         self.topic = topic
@@ -61,7 +69,7 @@ class ScriptedBroker:
             module.MetadataResponsePartition(
                 error_code=ErrorCode.none,
                 partition_index=p,
-                leader_id=1,
+                leader_id=-1 if self.leaderless else 1,
                 leader_epoch=0,
                 replica_nodes=(1,),
                 isr_nodes=(1,),

@@ -11,6 +11,7 @@ import pytest
 from asyncproducer import Producer
 from asyncproducer.errors import (
     InvalidRecordError,
+    KafkaTimeoutError,
     NotEnoughReplicasError,
     ProducerStateError,
 )
@@ -143,3 +144,19 @@ async def test_user_code_escaping_every_guard_strands_no_future() -> None:
             with pytest.raises(ProducerStateError, match="Escape"):
                 await producer.send("t", b"later")
             await producer.close()
+
+
+async def test_a_leaderless_partition_does_not_flood_the_broker_with_metadata() -> None:
+    broker = ScriptedBroker("t", 1, [], leaderless=True)
+    async with serve(broker.handle) as (_, port, _):
+        broker.port = port
+        async with Producer(
+            f"127.0.0.1:{port}", retry_backoff_ms=100, delivery_timeout_ms=1_000,
+            request_timeout_ms=500, linger_ms=0,
+        ) as producer:  # fmt: skip
+            with anyio.fail_after(10):
+                future = await producer.send("t", b"v", partition=0)
+                with pytest.raises(KafkaTimeoutError):
+                    await future
+    # ~1 s of waiting for a leader at one refresh per 100 ms (+-20 % jitter), not thousands
+    assert broker.requests[ApiKey.METADATA] <= 15
