@@ -2,12 +2,39 @@
 
 from __future__ import annotations
 
-from asyncproducer import errors
-from asyncproducer._types import Header, RecordMetadata, TopicPartition
-from asyncproducer.errors import KafkaError
-from asyncproducer.producer import Producer
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from asyncproducer import errors
+    from asyncproducer._types import Header, RecordMetadata, TopicPartition
+    from asyncproducer.errors import KafkaError
+    from asyncproducer.producer import Producer
 
 __version__ = "0.1.0.dev0"
+
+# Lazy (PEP 562): importing a submodule such as asyncproducer.testing.pytest_plugin, which
+# pytest does at startup, must not import kio (it registers Hypothesis strategies on import).
+_EXPORTS = {
+    "errors": ("asyncproducer.errors", None),
+    "Header": ("asyncproducer._types", "Header"),
+    "RecordMetadata": ("asyncproducer._types", "RecordMetadata"),
+    "TopicPartition": ("asyncproducer._types", "TopicPartition"),
+    "KafkaError": ("asyncproducer.errors", "KafkaError"),
+    "Producer": ("asyncproducer.producer", "Producer"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module_name, attribute = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'asyncproducer' has no attribute {name!r}") from None
+    module = importlib.import_module(module_name)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Header",

@@ -181,9 +181,11 @@ class Producer:
         first ``send()`` to a topic fetches its metadata (bounded by ``max_block_ms``)."""
         self._transition(State.STARTING)
         self._new_future = future_factory()
-        self._interceptors.configure(
-            {f.name: getattr(self._config, f.name) for f in dataclasses.fields(self._config)}
-        )
+        configs = {f.name: getattr(self._config, f.name) for f in dataclasses.fields(self._config)}
+        self._interceptors.configure(configs)
+        configure_partitioner = getattr(self._partitioner, "configure", None)
+        if configure_partitioner is not None:  # optional, as in Java's Partitioner
+            configure_partitioner(configs)
         spawn_host(self._host, name=f"asyncproducer {self._config.client_id}")
         await self._started.wait()
         if self._state is State.STARTING:

@@ -160,3 +160,30 @@ async def test_a_leaderless_partition_does_not_flood_the_broker_with_metadata() 
                     await future
     # ~1 s of waiting for a leader at one refresh per 100 ms (+-20 % jitter), not thousands
     assert broker.requests[ApiKey.METADATA] <= 15
+
+
+async def test_a_custom_partitioner_is_configured_and_closed_once() -> None:
+    class Recording:
+        def __init__(self) -> None:
+            self.configured: list[dict[str, object]] = []
+            self.closed = 0
+
+        def configure(self, configs: dict[str, object]) -> None:
+            self.configured.append(configs)
+
+        def partition(self, topic, key, key_bytes, value, value_bytes, cluster):  # type: ignore[no-untyped-def]
+            return 0
+
+        def close(self) -> None:
+            self.closed += 1
+
+    partitioner = Recording()
+    async with (
+        scripted([]) as broker,
+        Producer(f"127.0.0.1:{broker.port}", partitioner=partitioner, linger_ms=7) as producer,
+    ):
+        with anyio.fail_after(10):
+            await producer.send_and_wait("t", b"v")
+    assert len(partitioner.configured) == 1
+    assert partitioner.configured[0]["linger_ms"] == 7
+    assert partitioner.closed == 1
