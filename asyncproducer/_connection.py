@@ -67,6 +67,7 @@ from asyncproducer.protocol.versions import (
 logger = logging.getLogger("asyncproducer.connection")
 
 _UNSUPPORTED_VERSION = 35
+_GRACEFUL_CLOSE_S = 2.0
 _CLIENT_SOFTWARE_VERSION = "0.1.0.dev0"
 
 
@@ -126,6 +127,7 @@ class BrokerConnection:
         self._send_lock = anyio.Lock()
         self._receive_scope = anyio.CancelScope()
         self._closed_reason: KafkaError | None = None
+        self._receive_done = anyio.Event()
         self._versions: NegotiatedVersions | None = None
         self.closed_at: float | None = None
 
@@ -184,7 +186,23 @@ class BrokerConnection:
         return len(self._pending)
 
     async def aclose(self) -> None:
-        self._shut_down(KafkaConnectionError(f"the connection to broker {self.address} was closed"))
+        """Close gracefully, within ``_GRACEFUL_CLOSE_S``: flush what was written and send
+        EOF, then read until the broker closes its side.
+
+        An abrupt close loses data: AnyIO's asyncio stream discards bytes still buffered
+        for sending, and a socket closed with unread incoming data (a broker answering
+        acks=0, as Tansu does) sends RST, on which a broker may drop requests it has not
+        read yet. For acks=0, nothing else tells us the broker read them.
+        """
+        if self._closed_reason is None:
+            self._fail_pending(
+                KafkaConnectionError(f"the connection to broker {self.address} was closed")
+            )
+            with anyio.move_on_after(_GRACEFUL_CLOSE_S):
+                async with self._send_lock:
+                    await self._stream.send_eof()
+                await self._receive_done.wait()
+        self._receive_scope.cancel()
         await anyio.aclose_forcefully(self._stream)
 
     # ------------------------------------------------------------------ requests
@@ -294,6 +312,7 @@ class BrokerConnection:
             self._shut_down(
                 reason or KafkaConnectionError(f"connection to broker {self.address} closed")
             )
+            self._receive_done.set()
             await anyio.aclose_forcefully(self._stream)
 
     def _dispatch(self, frame: bytes) -> None:
@@ -320,6 +339,11 @@ class BrokerConnection:
 
     def _shut_down(self, reason: KafkaError) -> None:
         """Close for ``reason``: fail every pending request with it, stop receiving."""
+        self._fail_pending(reason)
+        self._receive_scope.cancel()
+
+    def _fail_pending(self, reason: KafkaError) -> None:
+        """Refuse new requests and fail the pending ones with ``reason`` (once)."""
         if self._closed_reason is not None:
             return
         self._closed_reason = reason
@@ -329,7 +353,6 @@ class BrokerConnection:
             if not waiter.abandoned:
                 waiter.error = fresh_copy(reason)
                 waiter.done.set()
-        self._receive_scope.cancel()
         if pending:
             logger.info(
                 "connection to %s closed with %d pending: %s", self.address, len(pending), reason
