@@ -106,6 +106,7 @@ class ConnectionPool:
             delay = self._refresh(state) - anyio.current_time()
             if delay > 0:
                 await anyio.sleep(delay)
+                continue  # another caller may have connected, or started to, meanwhile
             return await self._connect(state, address)
 
     def _refresh(self, state: _BrokerState) -> float:
