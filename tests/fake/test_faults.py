@@ -88,6 +88,24 @@ async def test_delay_responses_holds_the_answer() -> None:
             assert cluster.request_count(ApiKey.PRODUCE) == 2
 
 
+async def test_per_request_delays() -> None:
+    with anyio.fail_after(10):
+        async with FakeCluster() as cluster:
+            cluster.create_topic("t", 1)
+            async with Producer(cluster.bootstrap_servers, **FAST) as producer:
+                await producer.partitions_for("t")
+                cluster.delay_responses(ApiKey.PRODUCE, lambda n: (0.0, 0.4, 0.0)[n], count=3)
+                took = []
+                for value in (b"a", b"b", b"c"):
+                    started = anyio.current_time()
+                    await producer.send_and_wait("t", value)
+                    took.append(anyio.current_time() - started)
+            assert took[1] >= 0.35
+            assert took[0] < 0.3
+            assert took[2] < 0.3
+            assert [r.value for r in cluster.records("t", 0)] == [b"a", b"b", b"c"]
+
+
 async def test_delay_longer_than_request_timeout_makes_the_producer_retry() -> None:
     with anyio.fail_after(15):
         async with FakeCluster() as cluster:

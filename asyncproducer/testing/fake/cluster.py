@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -95,7 +96,15 @@ class Fault:
     broker: int | None
     remaining: int | None
     error_code: int = 0
-    seconds: float = 0.0
+    seconds: float | Callable[[int], float] = 0.0
+    """A delay: fixed, or a function of the matching request's index (0, 1, 2, ...)."""
+    taken: int = 0
+
+    def delay_for_this_request(self) -> float:
+        """The delay for the request just taken (``take_fault`` counted it)."""
+        if callable(self.seconds):
+            return self.seconds(self.taken - 1)
+        return self.seconds
 
     def matches(self, kind: str, api: int, broker: int) -> bool:
         return (
@@ -219,6 +228,7 @@ class ClusterState:
             if fault.matches(kind, api, broker):
                 if fault.remaining is not None:
                     fault.remaining -= 1
+                fault.taken += 1
                 return fault
         return None
 

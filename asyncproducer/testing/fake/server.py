@@ -161,7 +161,7 @@ class BrokerServer:
             raise _CloseConnection
         delay = state.take_fault("delay", api_key, broker)
         if delay is not None:
-            await anyio.sleep(delay.seconds)
+            await anyio.sleep(delay.delay_for_this_request())
         if response is not None:
             await stream.send(_encode_response(correlation_id, api_key, version, response))
 
@@ -319,9 +319,17 @@ class FakeCluster:
         self._state.arm(Fault("error", api, broker, count, error_code=error_code))
 
     def delay_responses(
-        self, api: int, seconds: float, *, count: int | None = None, broker: int | None = None
+        self,
+        api: int,
+        seconds: float | Callable[[int], float],
+        *,
+        count: int | None = None,
+        broker: int | None = None,
     ) -> None:
-        """Hold ``api`` responses for ``seconds`` (the next ``count``, or all; 0 clears)."""
+        """Hold ``api`` responses for ``seconds`` (the next ``count``, or all; 0 clears).
+
+        ``seconds`` may be a function of the request's index among those this delay
+        matches (0, 1, 2, ...), for a different delay per request."""
         self._check(broker)
         # A new delay replaces the previous one for the same API and broker, so a test can
         # change or clear (seconds=0) a standing delay.
