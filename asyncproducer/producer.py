@@ -330,15 +330,11 @@ class Producer:
         if chosen:
             partition = self._choose_partition(topic, key, key_bytes, value, value_bytes, info)
         else:
-            _check_partition(topic, partition, info)  # type: ignore[arg-type]
+            check_partition(topic, partition, len(info.partitions))  # type: ignore[arg-type]
         assert partition is not None
         size = record_size_upper_bound(key_bytes, value_bytes, headers) + BATCH_HEADER_SIZE
         if size > self._size_limit:
-            raise RecordTooLargeError(
-                f"a record of {size} bytes (serialized, with batch overhead) for topic "
-                f"{topic!r} exceeds max_request_size={self._config.max_request_size} or "
-                f"buffer_memory={self._config.buffer_memory}"
-            )
+            check_record_size(size, topic, self._config)
         timestamp = timestamp_ms if timestamp_ms is not None else int(time.time() * 1000)
         assert self._new_future is not None
         future = self._new_future()
@@ -396,7 +392,7 @@ class Producer:
             key, key_bytes = None, None
         chosen = self._partitioner.partition(topic, key, key_bytes, value, value_bytes, snapshot)
         if self._custom_partitioner:
-            _check_partition(topic, chosen, info, by="the partitioner")
+            check_partition(topic, chosen, len(info.partitions), by="the partitioner")
         return chosen
 
     async def _append_to_new_batch(
@@ -498,12 +494,23 @@ class Producer:
         return {p.partition for p in info.partitions}
 
 
-def _check_partition(topic: str, partition: int, info: TopicInfo, by: str = "the record") -> None:
-    if type(partition) is not int or not 0 <= partition < len(info.partitions):
+def check_partition(topic: str, partition: int, count: int, *, by: str = "the record") -> None:
+    """``partition`` must exist in a topic of ``count`` partitions (shared with MockProducer)."""
+    if type(partition) is not int or not 0 <= partition < count:
         raise PartitionOutOfRangeError(
             f"partition {partition!r} given by {by} is not in the range "
-            f"[0...{len(info.partitions) - 1}] of topic {topic!r} "
-            f"({len(info.partitions)} partitions)"
+            f"[0...{count - 1}] of topic {topic!r} ({count} partitions)"
+        )
+
+
+def check_record_size(size: int, topic: str, config: ProducerConfig) -> None:
+    """Java's ``ensureValidRecordSize``: ``size`` is the serialized record with batch
+    overhead (shared with MockProducer)."""
+    if size > min(config.max_request_size, config.buffer_memory):
+        raise RecordTooLargeError(
+            f"a record of {size} bytes (serialized, with batch overhead) for topic "
+            f"{topic!r} exceeds max_request_size={config.max_request_size} or "
+            f"buffer_memory={config.buffer_memory}"
         )
 
 

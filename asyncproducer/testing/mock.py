@@ -43,16 +43,20 @@ from asyncproducer._futures import FutureFactory, complete, fail, future_factory
 from asyncproducer._types import Header, ProducerRecord, RecordMetadata, TopicPartition
 from asyncproducer.config import ProducerConfig
 from asyncproducer.errors import (
-    PartitionOutOfRangeError,
     ProducerClosedError,
     ProducerStateError,
-    RecordTooLargeError,
     UnknownTopicOrPartitionError,
     fresh_copy,
 )
 from asyncproducer.interceptors import InterceptorChain
 from asyncproducer.partitioners import DefaultPartitioner, partition_for_key, resolve_partitioner
-from asyncproducer.producer import _TRANSITIONS, State, _check_headers
+from asyncproducer.producer import (
+    _TRANSITIONS,
+    State,
+    _check_headers,
+    check_partition,
+    check_record_size,
+)
 from asyncproducer.protocol.records import BATCH_HEADER_SIZE, record_size_upper_bound
 from asyncproducer.serializers import resolve_serializer
 
@@ -132,7 +136,6 @@ class MockProducer:
         self._partitioner = resolve_partitioner(config.partitioner)
         self._custom_partitioner = type(self._partitioner) is not DefaultPartitioner
         self._interceptors = InterceptorChain(list(config.interceptors))
-        self._size_limit = min(config.max_request_size, config.buffer_memory)
         self._state = State.NEW
         self._new_future: FutureFactory | None = None
         self._history: list[SentRecord] = []
@@ -288,14 +291,9 @@ class MockProducer:
         if partition is None:
             partition = self._choose_partition(topic, key, key_bytes, value, value_bytes, count)
         else:
-            _check_partition(topic, partition, count, by="the record")
+            check_partition(topic, partition, count)
         size = record_size_upper_bound(key_bytes, value_bytes, headers) + BATCH_HEADER_SIZE
-        if size > self._size_limit:
-            raise RecordTooLargeError(
-                f"a record of {size} bytes (serialized, with batch overhead) for topic "
-                f"{topic!r} exceeds max_request_size={self._config.max_request_size} or "
-                f"buffer_memory={self._config.buffer_memory}"
-            )
+        check_record_size(size, topic, self._config)
         timestamp = timestamp_ms if timestamp_ms is not None else int(time.time() * 1000)
         return SentRecord(topic, partition, key, value, headers, timestamp, key_bytes, value_bytes)
 
@@ -323,7 +321,7 @@ class MockProducer:
             chosen = self._partitioner.partition(
                 topic, key, key_bytes, value, value_bytes, self._snapshot(topic, count)
             )
-            _check_partition(topic, chosen, count, by="the partitioner")
+            check_partition(topic, chosen, count, by="the partitioner")
             return chosen
         if key_bytes is not None and not self._config.partitioner_ignore_keys:
             return partition_for_key(key_bytes, count)
@@ -466,11 +464,3 @@ def _check_partition_counts(partitions: Mapping[str, int] | int) -> Mapping[str,
             where = "partitions" if topic == "" else f"partitions[{topic!r}]"
             raise ValueError(f"{where}={count!r}: must be an int >= 1")
     return partitions if isinstance(partitions, int) else dict(partitions)
-
-
-def _check_partition(topic: str, partition: int, count: int, *, by: str) -> None:
-    if type(partition) is not int or not 0 <= partition < count:
-        raise PartitionOutOfRangeError(
-            f"partition {partition!r} given by {by} is not in the range "
-            f"[0...{count - 1}] of topic {topic!r} ({count} partitions)"
-        )
