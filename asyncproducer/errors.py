@@ -26,6 +26,12 @@ class KafkaError(Exception):
     """Root of every exception asyncproducer raises."""
 
     retriable: ClassVar[bool] = False
+    possibly_written: bool = False
+    """On an error that failed a record's future: True when the record may nevertheless
+    be in the log (a request carrying it was sent and never definitely answered: the
+    connection dropped, the request timed out, or the delivery timeout struck while it
+    was in flight). False means the broker definitely did not store it. The same idea as
+    librdkafka's ``PossiblyPersisted`` message status."""
 
 
 # --------------------------------------------------------------------------- client side
