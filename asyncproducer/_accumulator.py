@@ -8,11 +8,16 @@ something to send now, and :meth:`drain` to take batches for them, as Java's
 * a partition's head batch is *sendable* when it is full (or not the only batch), its
   ``linger_ms`` has passed, a flush or close is in progress, or senders are waiting for
   memory; a retried batch waits out its backoff first;
-* a broker is *ready* when at least one of its partitions is sendable; draining a ready
-  broker also takes the head batches of its other partitions (they would only wait), up
-  to ``max_request_size`` per request;
-* a partition with a batch in flight is *muted* until its response arrives, so batches
-  of one partition are never in flight together and never reordered by retries.
+* a broker is *ready* when at least one of its partitions is sendable; a request to it
+  takes the head batch of each of its sendable partitions, up to ``max_request_size``.
+  Unlike Java, a batch still lingering does not ride along: sent early it would close
+  half empty, and with several requests in flight that would cut the sticky
+  partitioner's batches into many small ones (``linger_ms`` is the latency asked for);
+* order within a partition: with idempotence, up to ``max_in_flight_requests_per_connection``
+  batches of a partition may be out at once, sequence numbers keep them in order, and
+  ``_idempotence`` says which head batch may go; without it, a partition with a batch in
+  flight is *muted* until its response arrives when ``guarantee_order`` (Java: max in
+  flight = 1), else retries may overtake later batches.
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from asyncproducer._backoff import ExponentialBackoff
-from asyncproducer._batch import ProducerBatch, Stamp, Thunk
+from asyncproducer._batch import ProducerBatch, Thunk
 from asyncproducer._cluster import ClusterSnapshot
+from asyncproducer._idempotence import IdempotenceState
 from asyncproducer._types import Header
 from asyncproducer.protocol.compression import CompressionType
 from asyncproducer.protocol.records import RecordBatchBuilder
@@ -54,6 +60,7 @@ class RecordAccumulator:
         compression_level: int | None,
         delivery_timeout_ms: float,
         retry_backoff: ExponentialBackoff,
+        guarantee_order: bool = True,
     ) -> None:
         self.batch_size = batch_size
         self.linger_ms = linger_ms
@@ -63,6 +70,8 @@ class RecordAccumulator:
         self._retry_backoff = retry_backoff
         self._queues: dict[tuple[str, int], deque[ProducerBatch]] = {}
         self._muted: set[tuple[str, int]] = set()
+        self._guarantee_order = guarantee_order
+        self._drained = 0
         self.incomplete: dict[ProducerBatch, None] = {}
         """Every batch created and not yet completed, in creation order."""
         self._flushes = 0
@@ -109,16 +118,18 @@ class RecordAccumulator:
             != NEEDS_NEW_BATCH
         ):
             return False
-        builder = RecordBatchBuilder(
-            batch_size=self.batch_size,
-            compression=self.compression,
-            compression_level=self.compression_level,
-        )
-        batch = ProducerBatch(topic, partition, builder, reserved, now_ms)
+        batch = ProducerBatch(topic, partition, self._new_builder(), reserved, now_ms)
         batch.try_append(timestamp, key, value, headers, thunk)  # a first record always fits
         self._queues.setdefault((topic, partition), deque()).append(batch)
         self.incomplete[batch] = None
         return True
+
+    def _new_builder(self) -> RecordBatchBuilder:
+        return RecordBatchBuilder(
+            batch_size=self.batch_size,
+            compression=self.compression,
+            compression_level=self.compression_level,
+        )
 
     # ------------------------------------------------------------------ sending
 
@@ -141,10 +152,10 @@ class RecordAccumulator:
                 check.next_check_ms = min(check.next_check_ms, batch.retry_at_ms - now_ms)
                 continue
             leader = topic.partitions[tp[1]].leader
-            check.drainable.setdefault(leader, []).append(tp)
             waited = now_ms - batch.created_ms
             if hurry or batch.full or len(queue) > 1 or batch.attempts or waited >= self.linger_ms:
                 check.ready_nodes.add(leader)
+                check.drainable.setdefault(leader, []).append(tp)
             else:
                 check.next_check_ms = min(check.next_check_ms, self.linger_ms - waited)
         return check
@@ -154,11 +165,12 @@ class RecordAccumulator:
         check: ReadyCheck,
         nodes: Iterable[int],
         max_request_size: int,
-        stamp: Stamp | None = None,
+        idempotence: IdempotenceState | None = None,
     ) -> dict[int, list[ProducerBatch]]:
-        """Take the head batch of each drainable partition of ``nodes`` (muting it), up to
+        """Take the head batch of each drainable partition of ``nodes``, up to
         ``max_request_size`` bytes of batches per broker (the first batch always goes).
-        ``stamp`` gives idempotence fields to batches encoded now (see ``_idempotence``)."""
+        With ``idempotence``, a head batch goes only if it allows, and is stamped with
+        its sequence when it goes for the first time."""
         drained: dict[int, list[ProducerBatch]] = {}
         for node in nodes:
             batches: list[ProducerBatch] = []
@@ -166,14 +178,23 @@ class RecordAccumulator:
             for tp in check.drainable.get(node, ()):
                 queue = self._queues[tp]
                 batch = queue[0]
-                payload = batch.close(stamp)
-                if batches and size + len(payload) > max_request_size:
+                if idempotence is not None and not idempotence.may_drain(batch):
+                    continue
+                estimate = batch.estimated_size
+                if batches and size + estimate > max_request_size:
                     break
                 queue.popleft()
-                self._muted.add(tp)
+                if batch.order is None:
+                    self._drained += 1
+                    batch.order = (self._drained, 0)
+                    if idempotence is not None:
+                        idempotence.stamp(batch)
+                if self._guarantee_order:
+                    self._muted.add(tp)
                 batch.in_flight = True
+                batch.sequence_reset = False
                 batches.append(batch)
-                size += len(payload)
+                size += len(batch.close())
             if batches:
                 drained[node] = batches
         return drained
@@ -182,12 +203,32 @@ class RecordAccumulator:
         return self._retry_backoff.delay_ms(attempts)
 
     def reenqueue(self, batch: ProducerBatch, now_ms: float) -> None:
-        """Put a batch that failed retriably back at the head of its queue, after backoff."""
-        batch.in_flight = False
+        """Put a batch that failed retriably back in its queue, after backoff: ahead of
+        every batch not yet sent, behind the retries of batches sent before it."""
         batch.retry_at_ms = now_ms + self._retry_backoff.delay_ms(batch.attempts)
         batch.attempts += 1
-        self._queues.setdefault((batch.topic, batch.partition), deque()).appendleft(batch)
+        self._put_back(batch)
+
+    def _put_back(self, batch: ProducerBatch) -> None:
+        batch.in_flight = False
+        queue = self._queues.setdefault((batch.topic, batch.partition), deque())
+        assert batch.order is not None
+        at = 0
+        while at < len(queue) and (order := queue[at].order) is not None and order < batch.order:
+            at += 1
+        queue.insert(at, batch)
         self._muted.discard((batch.topic, batch.partition))
+
+    def split(self, batch: ProducerBatch) -> list[ProducerBatch]:
+        """Split a batch the broker found too large in two (see ``ProducerBatch.split``)
+        and queue the halves in its place, to go at once; they replace it in
+        ``incomplete``."""
+        halves = batch.split(self._new_builder)
+        del self.incomplete[batch]
+        for half in halves:
+            self.incomplete[half] = None
+            self._put_back(half)
+        return halves
 
     def finished(self, batch: ProducerBatch) -> None:
         """The batch completed (acknowledged or failed for good)."""
@@ -201,8 +242,9 @@ class RecordAccumulator:
     def expired(self, now_ms: float) -> list[ProducerBatch]:
         """Remove and return queued (not in-flight) batches past ``delivery_timeout_ms``.
 
-        Only a queue's head can be a retried batch; every batch behind it was created
-        later, so scanning stops at the first batch that has time left.
+        A queue is in creation order (retries go back in their place, halves of a split
+        batch share its creation time), so scanning stops at the first batch that has
+        time left.
         """
         expired: list[ProducerBatch] = []
         for queue in self._queues.values():

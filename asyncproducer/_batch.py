@@ -8,9 +8,13 @@ from typing import Any
 
 from asyncproducer._futures import complete, fail
 from asyncproducer._types import Header, ProducerRecord, RecordMetadata, TopicPartition
-from asyncproducer.errors import fresh_copy
+from asyncproducer.errors import KafkaError, fresh_copy
 from asyncproducer.interceptors import InterceptorChain
-from asyncproducer.protocol.records import RecordBatchBuilder
+from asyncproducer.protocol.records import (
+    RecordBatchBuilder,
+    decode_batches,
+    rewrite_producer_state,
+)
 
 logger = logging.getLogger("asyncproducer.producer")
 
@@ -21,13 +25,11 @@ DeliveryCallback = Callable[[RecordMetadata | None, BaseException | None], objec
 # None). A tuple: the cheapest thing to build on the send() path.
 Thunk = tuple[Any, DeliveryCallback | None, int, int, int, ProducerRecord | None]
 
-Stamp = Callable[[str, int, int], tuple[int, int, int]]
-"""(topic, partition, record count) -> (producer id, epoch, base sequence)."""
-
 
 class ProducerBatch:
     __slots__ = (
         "attempts",
+        "base_sequence",
         "builder",
         "created_ms",
         "done",
@@ -35,10 +37,15 @@ class ProducerBatch:
         "full",
         "in_flight",
         "last_error",
+        "order",
         "partition",
         "payload",
+        "possibly_written",
+        "producer_epoch",
+        "producer_id",
         "reserved",
         "retry_at_ms",
+        "sequence_reset",
         "thunks",
         "topic",
     )
@@ -64,6 +71,19 @@ class ProducerBatch:
         self.done = False
         """Every record's future is complete."""
         self.done_callbacks: list[Callable[[], object]] | None = None
+        self.order: tuple[int, int] | None = None
+        """(drain number, index of its first record in the batch first drained): the
+        partition order of batches already sent once, kept by retries and splits."""
+        self.possibly_written = False
+        """An attempt ended without a definite answer (connection lost after the write,
+        request timed out, expired in flight): the broker may hold these records."""
+        # Idempotence: set when first drained (see _idempotence); -1 when not idempotent.
+        self.producer_id = -1
+        self.producer_epoch = -1
+        self.base_sequence = -1
+        self.sequence_reset = False
+        """Re-stamped (epoch bump, or a gap closed) since it was last sent: an error for
+        that send answers for the old stamp (Java's "reopened")."""
 
     @property
     def topic_partition(self) -> TopicPartition:
@@ -81,28 +101,72 @@ class ProducerBatch:
         headers: Sequence[Header],
         thunk: Thunk,
     ) -> bool:
-        if (
-            self.payload is not None
-            or self.builder.try_append(timestamp, key, value, headers) is None
-        ):
+        if self.full or self.builder.try_append(timestamp, key, value, headers) is None:
             self.full = True
             return False
         self.thunks.append(thunk)
         return True
 
-    def close(self, stamp: Stamp | None = None) -> bytes:
-        """Encode the batch (once), with ``stamp(batch)`` giving its (producer id, epoch,
-        base sequence) when the producer is idempotent; later appends go to a new batch."""
+    @property
+    def estimated_size(self) -> int:
+        return len(self.payload) if self.payload is not None else self.builder.estimated_size
+
+    def close(self) -> bytes:
+        """Encode the batch (once), with its idempotence fields; later appends go to a new
+        batch."""
         if self.payload is None:
-            if stamp is None:
-                self.payload = self.builder.build()
-            else:
-                producer_id, epoch, sequence = stamp(self.topic, self.partition, len(self.thunks))
-                self.payload = self.builder.build(
-                    producer_id=producer_id, producer_epoch=epoch, base_sequence=sequence
-                )
+            self.payload = self.builder.build(
+                producer_id=self.producer_id,
+                producer_epoch=self.producer_epoch,
+                base_sequence=self.base_sequence,
+            )
             self.full = True
         return self.payload
+
+    def set_producer_state(self, producer_id: int, epoch: int, base_sequence: int) -> None:
+        """Stamp the batch (before ``close()``), or re-stamp its encoded bytes."""
+        self.producer_id, self.producer_epoch = producer_id, epoch
+        self.base_sequence = base_sequence
+        if self.payload is not None:
+            self.payload = rewrite_producer_state(
+                self.payload,
+                producer_id=producer_id,
+                producer_epoch=epoch,
+                base_sequence=base_sequence,
+            )
+
+    def split(self, new_builder: Callable[[], RecordBatchBuilder]) -> list[ProducerBatch]:
+        """Two batches holding this (encoded, multi-record) batch's records in order, for
+        a broker that refused it as too large (MESSAGE_TOO_LARGE). The halves keep its
+        creation time, attempts, position in the partition and sequence range; the first
+        takes over its buffer memory."""
+        assert self.payload is not None
+        (decoded,) = decode_batches(self.payload)
+        middle = len(self.thunks) // 2
+        halves = []
+        for start, stop in ((0, middle), (middle, len(self.thunks))):
+            builder = new_builder()
+            half = ProducerBatch(
+                self.topic, self.partition, builder, self.reserved if start == 0 else 0, 0
+            )
+            half.created_ms = self.created_ms
+            for record, thunk in zip(
+                decoded.records[start:stop], self.thunks[start:stop], strict=True
+            ):
+                # Every record fits: the whole batch did, in a builder of the same size.
+                builder.try_append(record.timestamp, record.key, record.value, record.headers)
+                half.thunks.append(thunk)
+            half.full = True
+            half.attempts = self.attempts
+            half.possibly_written = self.possibly_written
+            half.last_error = self.last_error
+            assert self.order is not None
+            half.order = (self.order[0], self.order[1] + start)
+            if self.base_sequence >= 0:
+                half.producer_id, half.producer_epoch = self.producer_id, self.producer_epoch
+                half.base_sequence = (self.base_sequence + start) % 2**31
+            halves.append(half)
+        return halves
 
     def add_done_callback(self, callback: Callable[[], object]) -> None:
         if self.done_callbacks is None:
@@ -135,6 +199,8 @@ class ProducerBatch:
         outcomes: list[tuple[RecordMetadata | None, BaseException | None]] = []
         for future, *_ in self.thunks:
             exception = fresh_copy(error)
+            if isinstance(exception, KafkaError):
+                exception.possibly_written = self.possibly_written
             fail(future, exception)
             outcomes.append((None, exception))
         self._finished(outcomes, chain)

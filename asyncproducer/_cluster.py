@@ -8,7 +8,7 @@ the ``cluster`` argument (Java's ``Cluster``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from asyncproducer.errors import ConfigError
 
@@ -85,6 +85,25 @@ class ClusterSnapshot:
         if info is None or not 0 <= partition < len(info.partitions):
             return None
         return self.brokers.get(info.partitions[partition].leader)
+
+    def with_leader(
+        self, topic: str, partition: int, leader: BrokerInfo, leader_epoch: int
+    ) -> ClusterSnapshot | None:
+        """This snapshot with a partition's new leader, or None if the snapshot does not
+        have the partition or already knows this leader epoch or a later one."""
+        info = self.topics.get(topic)
+        if info is None or not 0 <= partition < len(info.partitions):
+            return None
+        old = info.partitions[partition]
+        if leader_epoch <= old.leader_epoch:
+            return None
+        partitions = list(info.partitions)
+        partitions[partition] = replace(old, leader=leader.node_id, leader_epoch=leader_epoch)
+        return replace(
+            self,
+            brokers={**self.brokers, leader.node_id: leader},
+            topics={**self.topics, topic: replace(info, partitions=tuple(partitions))},
+        )
 
     def merged_with(self, update: ClusterSnapshot, requested: Iterable[str]) -> ClusterSnapshot:
         """This snapshot with ``update`` applied: brokers replaced, requested topics replaced

@@ -133,6 +133,28 @@ class MetadataManager:
         """Ask :meth:`run` for a refresh as soon as possible (e.g. after NOT_LEADER)."""
         self._update_requested.set()
 
+    def apply_leader_hint(
+        self,
+        topic: str,
+        partition: int,
+        leader: int,
+        leader_epoch: int,
+        endpoint: tuple[str, int, str | None] | None,
+    ) -> bool:
+        """Record the new leader a Produce response named (KIP-951), if it is newer than
+        what the snapshot has and its address is known (from the snapshot or
+        ``endpoint``). True if applied: no metadata refresh is needed for it."""
+        broker = self.snapshot.brokers.get(leader)
+        if broker is None and endpoint is not None:
+            broker = BrokerInfo(leader, *endpoint)
+        if broker is None:
+            return False
+        updated = self.snapshot.with_leader(topic, partition, broker, leader_epoch)
+        if updated is None:
+            return False
+        self.snapshot = updated
+        return True
+
     async def refresh(self) -> ClusterSnapshot:
         """Fetch metadata for the topics in use now; concurrent callers share one request."""
         if self._in_flight is not None:

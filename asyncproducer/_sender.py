@@ -11,9 +11,12 @@ Per-partition outcomes (Java's ``Sender.completeBatch``):
 
 * success: every record's future gets its offset (base + index) and timestamp;
 * retriable error (``NOT_LEADER_OR_FOLLOWER``, a dropped connection, a request timeout,
-  ...): back to the head of its queue after exponential backoff with jitter, while
-  ``retries`` and the delivery timeout allow; metadata is refreshed first when the error
-  says it is stale;
+  ...): back in its queue after exponential backoff with jitter, while ``retries`` and
+  the delivery timeout allow; the leader hint of a v10+ response (KIP-951) is applied, or
+  metadata refreshed, when the error says the leader moved; the idempotence rules decide
+  for sequence errors (see ``_idempotence``);
+* MESSAGE_TOO_LARGE for a batch of several records: split in two and re-enqueued;
+* a fatal error (authorization, fencing): the producer stops, failing everything;
 * anything else: the records fail with the typed error.
 """
 
@@ -29,16 +32,23 @@ import anyio.abc
 
 from asyncproducer._accumulator import RecordAccumulator
 from asyncproducer._batch import ProducerBatch
+from asyncproducer._connection import BrokerConnection
 from asyncproducer._host import background_task
 from asyncproducer._idempotence import IdempotenceState, ProducerIdAndEpoch
 from asyncproducer._memory import BufferPool
 from asyncproducer._metadata import MetadataManager
 from asyncproducer._pool import ConnectionPool
 from asyncproducer.errors import (
+    ClusterAuthorizationFailedError,
     InvalidMetadataError,
+    InvalidProducerEpochError,
     KafkaConnectionError,
     KafkaError,
     KafkaTimeoutError,
+    NotLeaderOrFollowerError,
+    ProducerFencedError,
+    RecordTooLargeError,
+    TransactionalIdAuthorizationFailedError,
     error_for_code,
 )
 from asyncproducer.interceptors import InterceptorChain
@@ -62,6 +72,8 @@ class SenderStats:
     retries: int = 0
     failed_records: int = 0
     expired_batches: int = 0
+    split_batches: int = 0
+    epoch_bumps: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +90,13 @@ class SenderSettings:
 # it has no transactions to time out.
 _NO_TRANSACTION_TIMEOUT_MS = 2**31 - 1
 _DUPLICATE_SEQUENCE_NUMBER = 46
+# Errors after which the producer cannot go on (Java's fatal errors): it stops, and every
+# pending and later send fails with the error.
+_FATAL_ERRORS = (
+    ClusterAuthorizationFailedError,
+    TransactionalIdAuthorizationFailedError,
+    ProducerFencedError,
+)
 
 
 class Sender:
@@ -104,9 +123,9 @@ class Sender:
         self._in_flight_batches: dict[ProducerBatch, None] = {}
         self.stats = SenderStats()
         self._idempotence = idempotence
-        self._stamp = idempotence.stamp if idempotence is not None else None
         self._init_started = False
-        self._fatal: KafkaError | None = None
+        self.fatal_error: KafkaError | None = None
+        """The fatal error that stopped the sender, if one did."""
         metadata.add_listener(lambda _: self.wakeup())
 
     def wakeup(self) -> None:
@@ -126,23 +145,28 @@ class Sender:
 
     def _run_once(self, requests: anyio.abc.TaskGroup) -> float:
         """One turn; returns how long to sleep (ms) unless woken earlier."""
-        if self._fatal is not None:
-            raise self._fatal
+        if self.fatal_error is not None:
+            raise self.fatal_error
         accumulator = self._accumulator
         now = self._clock()
         self._expire(now)
-        if self._idempotence is not None and self._idempotence.producer is None:
-            if not self._init_started:
-                self._init_started = True
-                requests.start_soon(self._init_producer_id)
-            return accumulator.next_expiry_ms(now)
+        idempotence = self._idempotence
+        if idempotence is not None:
+            idempotence.resolve_sequences()
+            idempotence.bump_epoch_if_needed()
+            self.stats.epoch_bumps = idempotence.epoch_bumps
+            if idempotence.producer is None:
+                if not self._init_started:
+                    self._init_started = True
+                    requests.start_soon(self._init_producer_id)
+                return accumulator.next_expiry_ms(now)
         check = accumulator.ready(self._metadata.snapshot, now, self._memory.waiting > 0)
         delay = min(check.next_check_ms, accumulator.next_expiry_ms(now))
         if check.unknown_leader_topics:
             self._metadata.request_update()
         limit = self._settings.max_in_flight_requests_per_connection
         nodes = [n for n in check.ready_nodes if self._in_flight_requests.get(n, 0) < limit]
-        drained = accumulator.drain(check, nodes, self._settings.max_request_size, self._stamp)
+        drained = accumulator.drain(check, nodes, self._settings.max_request_size, idempotence)
         stats = self.stats
         for node, batches in drained.items():
             self._in_flight_requests[node] = self._in_flight_requests.get(node, 0) + 1
@@ -162,9 +186,10 @@ class Sender:
         """Fail what has run out of delivery time: queued batches, and in-flight ones (a
         late response for those is ignored), so no future outlives its bound."""
         expired = self._accumulator.expired(now)
-        expired += [
-            b for b in self._in_flight_batches if now >= self._accumulator.delivery_deadline_ms(b)
-        ]
+        for batch in self._in_flight_batches:
+            if now >= self._accumulator.delivery_deadline_ms(batch):
+                batch.possibly_written = True  # its request is out: no answer yet
+                expired.append(batch)
         self.stats.expired_batches += len(expired)
         for batch in expired:
             waited = now - batch.created_ms
@@ -199,17 +224,20 @@ class Sender:
                 )
                 code = int(response.error_code)  # type: ignore[union-attr]
                 if code == 0:
-                    self._idempotence.producer = ProducerIdAndEpoch(
-                        int(response.producer_id),  # type: ignore[union-attr]
-                        int(response.producer_epoch),  # type: ignore[union-attr]
+                    self._idempotence.set_producer(
+                        ProducerIdAndEpoch(
+                            int(response.producer_id),  # type: ignore[union-attr]
+                            int(response.producer_epoch),  # type: ignore[union-attr]
+                        )
                     )
                     logger.debug("producer id %s", self._idempotence.producer)
+                    self._init_started = False  # a new id may be needed when the epoch runs out
                     self.wakeup()
                     return
                 raise error_for_code(code, f"InitProducerId on broker {connection.address}")
             except KafkaError as exc:
                 if not exc.retriable:
-                    self._fatal = exc
+                    self.fatal_error = exc
                     self.wakeup()
                     return
                 logger.debug("InitProducerId failed, retrying: %s", exc)
@@ -218,14 +246,19 @@ class Sender:
 
     @background_task
     async def _produce(self, node: int, batches: list[ProducerBatch]) -> None:
+        written = False
         try:
-            response = await self._send_request(node, batches)
+            connection = await self._connect(node)
+            written = True
+            response = await self._send_request(connection, batches)
         except KafkaError as exc:
-            # The whole request failed: nothing is known about any of its batches.
+            # The whole request failed. If it was written, nothing is known about its
+            # batches: the broker may have stored them.
             if isinstance(exc, KafkaConnectionError):
                 self._metadata.request_update()
             now = self._clock()
             for batch in batches:
+                batch.possibly_written |= written
                 self._retry_or_fail(batch, exc, now)
         else:
             self._handle_response(node, batches, response)
@@ -233,11 +266,15 @@ class Sender:
             self._in_flight_requests[node] -= 1
             self.wakeup()
 
-    async def _send_request(self, node: int, batches: list[ProducerBatch]) -> object:
+    async def _connect(self, node: int) -> BrokerConnection:
         broker = self._metadata.snapshot.brokers.get(node)
         if broker is None:
             raise KafkaConnectionError(f"broker {node} is no longer in the cluster metadata")
-        connection = await self._pool.get(broker.address)
+        return await self._pool.get(broker.address)
+
+    async def _send_request(
+        self, connection: BrokerConnection, batches: list[ProducerBatch]
+    ) -> object:
         topic_data: dict[str, dict[int, bytes]] = {}
         for batch in batches:
             assert batch.payload is not None
@@ -281,23 +318,66 @@ class Sender:
                     f"producing to {batch.topic_partition} on broker {node}"
                     + (f": {message}" if message else ""),
                 )
-                self._retry_or_fail(batch, error, now)
+                leader_known = isinstance(
+                    error, NotLeaderOrFollowerError
+                ) and self._apply_leader_hint(batch, result, response)
+                log_start = getattr(result, "log_start_offset", None)
+                self._retry_or_fail(
+                    batch, error, now, -1 if log_start is None else int(log_start), leader_known
+                )
+
+    def _apply_leader_hint(self, batch: ProducerBatch, result: object, response: object) -> bool:
+        """Use the new leader a v10+ response names (KIP-951), instead of waiting for a
+        metadata refresh. True if the snapshot now has it."""
+        leader = getattr(result, "current_leader", None)
+        if leader is None or int(leader.leader_id) < 0:
+            return False
+        endpoints = {
+            int(e.node_id): (str(e.host), int(e.port), e.rack)
+            for e in getattr(response, "node_endpoints", ())
+        }
+        return self._metadata.apply_leader_hint(
+            batch.topic,
+            batch.partition,
+            int(leader.leader_id),
+            int(leader.leader_epoch),
+            endpoints.get(int(leader.leader_id)),
+        )
 
     # ------------------------------------------------------------------ outcomes
 
-    def _retry_or_fail(self, batch: ProducerBatch, error: KafkaError, now: float) -> None:
+    def _retry_or_fail(
+        self,
+        batch: ProducerBatch,
+        error: KafkaError,
+        now: float,
+        log_start_offset: int = -1,
+        leader_known: bool = False,
+    ) -> None:
+        """Retry the batch or fail it; ``leader_known``: a leader hint was applied, so
+        stale metadata needs no refresh."""
         if batch not in self._in_flight_batches:
             return  # already expired (and failed) while its request was out
         accumulator = self._accumulator
         batch.last_error = error
+        if self._is_fatal(batch, error):
+            logger.error("the producer cannot go on: %s", error)
+            self.fatal_error = error
+            self._fail(batch, error)
+            return
+        in_time = now < accumulator.delivery_deadline_ms(batch)
+        if isinstance(error, RecordTooLargeError) and batch.record_count > 1 and in_time:
+            self._split(batch)
+            return
+        idempotence = self._idempotence
+        if idempotence is not None and batch.base_sequence >= 0:
+            retriable = idempotence.can_retry(batch, error, log_start_offset)
+        else:
+            retriable = error.retriable
         # As Java: retry while delivery time is left; a batch that runs out of it while
         # waiting is expired by _expire() with a timeout that names this error.
-        if (
-            error.retriable
-            and batch.attempts < self._settings.retries
-            and now < accumulator.delivery_deadline_ms(batch)
-        ):
-            if isinstance(error, InvalidMetadataError):
+        if retriable and batch.attempts < self._settings.retries and in_time:
+            if isinstance(error, InvalidMetadataError) and not leader_known:
                 self._metadata.request_update()
             logger.debug("retry %d of %s: %s", batch.attempts + 1, batch.topic_partition, error)
             del self._in_flight_batches[batch]
@@ -306,15 +386,40 @@ class Sender:
         else:
             self._fail(batch, error)
 
+    def _is_fatal(self, batch: ProducerBatch, error: KafkaError) -> bool:
+        if isinstance(error, _FATAL_ERRORS):
+            return True
+        # A stale epoch for a batch carrying our current epoch: another producer took our
+        # id. A re-stamped batch is only answering for the epoch it was sent with.
+        return isinstance(error, InvalidProducerEpochError) and not batch.sequence_reset
+
+    def _split(self, batch: ProducerBatch) -> None:
+        """MESSAGE_TOO_LARGE for several records: send them in two halves (Java splits too;
+        a single record too large fails). The halves keep the batch's sequence range."""
+        del self._in_flight_batches[batch]
+        halves = self._accumulator.split(batch)
+        if self._idempotence is not None:
+            self._idempotence.split(batch, halves)
+        self.stats.split_batches += 1
+        logger.info(
+            "%s: the broker refused a batch of %d records as too large; splitting it in two",
+            batch.topic_partition,
+            batch.record_count,
+        )
+
     def _complete(self, batch: ProducerBatch, base_offset: int, log_append_time: int) -> None:
         if batch not in self._in_flight_batches:
             return  # already expired (and failed) while its request was out
         del self._in_flight_batches[batch]
+        if self._idempotence is not None:
+            self._idempotence.acknowledged(batch, base_offset)
         batch.complete(base_offset, log_append_time, self._interceptors)
         self._finished(batch)
 
     def _fail(self, batch: ProducerBatch, error: BaseException) -> None:
         self._in_flight_batches.pop(batch, None)
+        if self._idempotence is not None:
+            self._idempotence.failed(batch)
         self.stats.failed_records += batch.record_count
         batch.fail(error, self._interceptors)
         self._finished(batch)

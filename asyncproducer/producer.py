@@ -39,12 +39,14 @@ from asyncproducer._sender import Sender, SenderSettings
 from asyncproducer._types import Header, ProducerRecord, RecordMetadata
 from asyncproducer.config import ProducerConfig
 from asyncproducer.errors import (
+    KafkaError,
     KafkaTimeoutError,
     PartitionOutOfRangeError,
     ProducerClosedError,
     ProducerStateError,
     RecordTooLargeError,
     SerializationError,
+    fresh_copy,
 )
 from asyncproducer.interceptors import InterceptorChain
 from asyncproducer.partitioners import DefaultPartitioner, resolve_partitioner
@@ -121,6 +123,10 @@ class Producer:
             compression_level=config.compression_level(),
             delivery_timeout_ms=config.delivery_timeout_ms,
             retry_backoff=ExponentialBackoff(config.retry_backoff_ms, config.retry_backoff_max_ms),
+            # Idempotence keeps order with sequence numbers; without it only one request
+            # per partition at a time does (Java's guaranteeMessageOrder).
+            guarantee_order=not config.idempotence_enabled
+            and config.max_in_flight_requests_per_connection == 1,
         )
         self._pool = ConnectionPool(
             ConnectionSettings(
@@ -215,17 +221,24 @@ class Producer:
         try:
             await self._sender.run()
         except Exception as exc:
-            logger.exception("the asyncproducer sender task died")
+            if exc is not self._sender.fatal_error:  # that one was logged as it happened
+                logger.exception("the asyncproducer sender task died")
             self._die(exc)
             self._stop.set()
 
     def _die(self, cause: BaseException) -> None:
-        """The sender is gone: fail everything pending, make later sends raise."""
+        """The sender is gone: fail everything pending, make later sends raise (a fatal
+        broker error as itself, e.g. ClusterAuthorizationFailedError)."""
         if self._state in (State.STARTING, State.RUNNING):
             self._failure = cause
             self._transition(State.FAILED)
-        error = ProducerStateError(f"the producer's sender task stopped: {cause!r}")
-        self._sender.fail_everything(error)
+        self._sender.fail_everything(self._failure_error())
+
+    def _failure_error(self) -> KafkaError:
+        cause, fatal = self._failure, self._sender.fatal_error
+        if fatal is not None and cause is fatal:
+            return fresh_copy(fatal)
+        return ProducerStateError(f"the producer's sender task stopped: {cause!r}")
 
     async def close(self, timeout: float | None = None) -> None:
         """Send what is buffered, waiting at most ``timeout`` seconds (default: until every
@@ -266,6 +279,8 @@ class Producer:
         if self._state is State.NEW:
             raise ProducerStateError("the producer is not started: use 'async with' or start()")
         if self._state is State.FAILED:
+            if self._failure is self._sender.fatal_error:
+                raise self._failure_error()
             raise ProducerStateError(
                 f"the producer failed and can no longer send: {self._failure!r}"
             )
