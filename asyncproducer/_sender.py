@@ -177,6 +177,8 @@ class Sender:
                     stats.batches += 1
                     stats.records += batch.record_count
             requests.start_soon(self._produce, node, batches)
+        if drained:
+            return 0  # a request takes one batch per partition: the next may go at once
         if self._in_flight_batches:
             oldest = min(accumulator.delivery_deadline_ms(b) for b in self._in_flight_batches)
             delay = min(delay, oldest - now)

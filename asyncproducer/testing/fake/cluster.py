@@ -18,6 +18,7 @@ from typing import NamedTuple
 # why max.in.flight.requests.per.connection may be at most 5 with idempotence.
 RECENT_BATCHES = 5
 FIRST_PRODUCER_ID = 1000
+DEFAULT_MAX_MESSAGE_BYTES = 1_048_588  # Kafka's message.max.bytes default
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +70,7 @@ class TopicState:
     name: str
     topic_id: uuid.UUID
     partitions: list[PartitionState]
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
 
 
 @dataclass(frozen=True, slots=True)

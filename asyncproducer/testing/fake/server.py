@@ -23,6 +23,7 @@ from kio.static.primitive import i32
 from asyncproducer.errors import ProtocolError
 from asyncproducer.protocol.framing import FrameDecoder
 from asyncproducer.testing.fake.cluster import (
+    DEFAULT_MAX_MESSAGE_BYTES,
     ClusterState,
     Fault,
     RequestLogEntry,
@@ -267,10 +268,19 @@ class FakeCluster:
     # ------------------------------------------------------------------ topics
 
     def create_topic(
-        self, name: str, partitions: int = 3, *, leaders: Sequence[int] | None = None
+        self,
+        name: str,
+        partitions: int = 3,
+        *,
+        leaders: Sequence[int] | None = None,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     ) -> None:
-        """Create ``name``; ``leaders[i]`` leads partition i (default: round-robin)."""
+        """Create ``name``; ``leaders[i]`` leads partition i (default: round-robin).
+
+        ``max_message_bytes`` is the topic's ``max.message.bytes``: a larger record batch
+        is refused with MESSAGE_TOO_LARGE."""
         self._state.create_topic(name, partitions, None if leaders is None else list(leaders))
+        self._state.topics[name].max_message_bytes = max_message_bytes
 
     def leader_of(self, topic: str, partition: int) -> int:
         return self._state.partition(topic, partition).leader
@@ -359,6 +369,11 @@ class FakeCluster:
             self._state.black_holed.add(broker)
         else:
             self._state.black_holed.discard(broker)
+
+    def forget_producers(self) -> None:
+        """Lose every idempotent producer's state, as brokers do when retention deletes a
+        producer's last batch: its next batch (not at sequence 0) gets UNKNOWN_PRODUCER_ID."""
+        self._state.producers.clear()
 
     async def stop_broker(self, broker: int) -> None:
         """Close ``broker``'s listener and connections; its partitions show leader -1."""

@@ -29,6 +29,7 @@ from asyncproducer.testing.fake.handlers import Request, build, response_module
 CORRUPT_MESSAGE = 2
 UNKNOWN_TOPIC_OR_PARTITION = 3
 NOT_LEADER_OR_FOLLOWER = 6
+MESSAGE_TOO_LARGE = 10
 OUT_OF_ORDER_SEQUENCE_NUMBER = 45
 DUPLICATE_SEQUENCE_NUMBER = 46
 INVALID_PRODUCER_EPOCH = 47
@@ -117,8 +118,17 @@ def _append(request: Request, topic: str, index: int, records: bytes | None) -> 
         raise _Rejected(UNSUPPORTED_COMPRESSION_TYPE, str(exc)) from None
     if not batches:
         raise _Rejected(CORRUPT_MESSAGE, f"no record batch for {topic}-{index}")
+    raws = _split(blob)
+    limit = cluster.topics[topic].max_message_bytes
+    for raw in raws:
+        if len(raw) > limit:
+            raise _Rejected(
+                MESSAGE_TOO_LARGE,
+                f"a batch of {len(raw)} bytes for {topic}-{index} is larger than the "
+                f"topic's max.message.bytes ({limit})",
+            )
     first_offset = -1
-    for batch, raw in zip(batches, _split(blob), strict=True):
+    for batch, raw in zip(batches, raws, strict=True):
         if batch.producer_id >= 0:
             _check_sequence(cluster, topic, index, batch)
         offset = _store(partition, batch, raw)

@@ -1,0 +1,204 @@
+"""IdempotenceState rules (pure): stamping, retry order, sequence errors, epoch bumps."""
+
+from __future__ import annotations
+
+from asyncproducer._batch import ProducerBatch
+from asyncproducer._idempotence import (
+    IdempotenceState,
+    ProducerIdAndEpoch,
+    decrement_sequence,
+    increment_sequence,
+)
+from asyncproducer.errors import (
+    NotLeaderOrFollowerError,
+    OutOfOrderSequenceNumberError,
+    UnknownProducerIdError,
+)
+from asyncproducer.protocol.records import RecordBatchBuilder, decode_batches
+
+PRODUCER = ProducerIdAndEpoch(7, 0)
+
+
+def batch(records: int = 2, partition: int = 0) -> ProducerBatch:
+    created = ProducerBatch("t", partition, RecordBatchBuilder(batch_size=10_000), 0, 0)
+    for index in range(records):
+        created.try_append(0, None, b"v%d" % index, (), (None, None, 0, -1, 2, None))
+    return created
+
+
+def sent(state: IdempotenceState, *batches: ProducerBatch) -> list[ProducerBatch]:
+    """Stamp and encode, as a drain does."""
+    for each in batches:
+        assert state.may_drain(each)
+        state.stamp(each)
+        each.close()
+    return list(batches)
+
+
+def on_the_wire(each: ProducerBatch) -> tuple[int, int, int]:
+    (decoded,) = decode_batches(each.payload or b"")
+    return decoded.producer_id, decoded.producer_epoch, decoded.base_sequence
+
+
+def new_state() -> IdempotenceState:
+    state = IdempotenceState()
+    state.set_producer(PRODUCER)
+    return state
+
+
+def test_nothing_drains_before_the_producer_id() -> None:
+    assert not IdempotenceState().may_drain(batch())
+
+
+def test_sequences_are_contiguous_per_partition_and_wrap() -> None:
+    state = new_state()
+    a, b, other = sent(state, batch(2), batch(3), batch(1, partition=1))
+    assert [on_the_wire(x) for x in (a, b, other)] == [(7, 0, 0), (7, 0, 2), (7, 0, 0)]
+    state._partitions[("t", 0)].next_sequence = 2**31 - 2
+    (c,) = sent(state, batch(3))
+    assert c.base_sequence == 2**31 - 2
+    (d,) = sent(state, batch(1))
+    assert d.base_sequence == 1  # 2**31-2, 2**31-1, 0 went to c
+    assert increment_sequence(2**31 - 1, 1) == 0
+    assert decrement_sequence(1, 3) == 2**31 - 2
+
+
+def test_a_retry_goes_only_as_the_partitions_first_batch_in_flight() -> None:
+    state = new_state()
+    a, b = sent(state, batch(), batch())
+    assert not state.may_drain(b)  # a is still out
+    assert state.may_drain(a)
+    state.acknowledged(a, base_offset=10)
+    assert state.may_drain(b)
+
+
+def test_out_of_order_behind_a_failed_batch_is_retried_without_a_bump() -> None:
+    state = new_state()
+    a, b, c = sent(state, batch(), batch(), batch())
+    oos = OutOfOrderSequenceNumberError("gap")
+    assert state.can_retry(a, NotLeaderOrFollowerError("moved"), 0)
+    assert state.can_retry(b, oos, 0)
+    assert state.can_retry(c, oos, 0)
+    state.bump_epoch_if_needed()
+    assert state.epoch_bumps == 0
+    assert [on_the_wire(x) for x in (a, b, c)] == [(7, 0, 0), (7, 0, 2), (7, 0, 4)]
+
+
+def test_out_of_order_for_the_next_sequence_bumps_and_restamps_in_flight() -> None:
+    state = new_state()
+    a, b, c = sent(state, batch(), batch(), batch())
+    state.acknowledged(a, base_offset=0)
+    # b follows the last acknowledged batch, yet the broker wants another sequence: it
+    # lost state. The epoch is bumped and b, c start over from 0.
+    assert state.can_retry(b, OutOfOrderSequenceNumberError("lost"), 0)
+    state.bump_epoch_if_needed()
+    assert state.producer == ProducerIdAndEpoch(7, 1)
+    assert [on_the_wire(x) for x in (b, c)] == [(7, 1, 0), (7, 1, 2)]
+    assert b.sequence_reset
+    assert c.sequence_reset
+    # c's answer for its old stamp must not bump again.
+    assert state.can_retry(c, OutOfOrderSequenceNumberError("old stamp"), 0)
+    state.bump_epoch_if_needed()
+    assert state.epoch_bumps == 1
+    (d,) = sent(state, batch())
+    assert on_the_wire(d) == (7, 1, 4)
+
+
+def test_unknown_producer_id_bumps_unless_the_log_start_is_unknown() -> None:
+    state = new_state()
+    (a,) = sent(state, batch())
+    assert state.can_retry(a, UnknownProducerIdError("?"), -1)
+    state.bump_epoch_if_needed()
+    assert state.epoch_bumps == 0
+    assert state.can_retry(a, UnknownProducerIdError("lost"), 0)
+    state.bump_epoch_if_needed()
+    assert on_the_wire(a) == (7, 1, 0)
+
+
+def test_other_partitions_move_to_a_new_epoch_once_nothing_is_in_flight() -> None:
+    state = new_state()
+    a, other = sent(state, batch(), batch(partition=1))
+    state.can_retry(a, UnknownProducerIdError("lost"), 0)
+    state.bump_epoch_if_needed()
+    later = batch(partition=1)
+    assert not state.may_drain(later)  # partition 1 still has an epoch-0 batch out
+    state.acknowledged(other, base_offset=0)
+    sent(state, later)
+    assert on_the_wire(later) == (7, 1, 0)
+
+
+def test_a_batch_refused_for_good_closes_its_gap() -> None:
+    state = new_state()
+    a, b, c = sent(state, batch(2), batch(3), batch(2))
+    state.failed(b)  # e.g. INVALID_RECORD: the broker did not write it
+    assert [on_the_wire(x) for x in (a, c)] == [(7, 0, 0), (7, 0, 2)]
+    assert c.sequence_reset
+    (d,) = sent(state, batch())
+    assert d.base_sequence == 4
+
+
+def test_an_unknown_outcome_holds_new_batches_until_resolved() -> None:
+    state = new_state()
+    a, b = sent(state, batch(), batch())
+    a.possibly_written = True
+    state.failed(a)  # expired in flight: maybe written
+    waiting = batch()
+    assert not state.may_drain(waiting)
+    state.acknowledged(b, base_offset=3)  # b follows a, so a was written after all
+    state.resolve_sequences()
+    state.bump_epoch_if_needed()
+    assert state.epoch_bumps == 0
+    sent(state, waiting)
+    assert on_the_wire(waiting) == (7, 0, 4)
+
+
+def test_an_unknown_outcome_never_settled_bumps_the_epoch() -> None:
+    state = new_state()
+    (a,) = sent(state, batch())
+    a.possibly_written = True
+    state.failed(a)
+    state.resolve_sequences()
+    state.bump_epoch_if_needed()
+    (b,) = sent(state, batch())
+    assert on_the_wire(b) == (7, 1, 0)
+
+
+def test_refused_right_after_an_unknown_outcome_bumps() -> None:
+    state = new_state()
+    a, b = sent(state, batch(), batch())
+    a.possibly_written = True
+    state.failed(a)
+    # b's sequence is the one after a: being refused, a was not written.
+    assert state.can_retry(b, OutOfOrderSequenceNumberError("gap"), 0)
+    state.bump_epoch_if_needed()
+    assert on_the_wire(b) == (7, 1, 0)
+
+
+def test_an_exhausted_epoch_asks_for_a_new_producer_id() -> None:
+    state = IdempotenceState()
+    state.set_producer(ProducerIdAndEpoch(7, 2**15 - 1))
+    (a,) = sent(state, batch())
+    state.can_retry(a, UnknownProducerIdError("lost"), 0)
+    state.bump_epoch_if_needed()
+    assert state.producer is None
+    assert not state.may_drain(a)
+    state.set_producer(ProducerIdAndEpoch(8, 0))
+    assert on_the_wire(a) == (8, 0, 0)
+    assert state.may_drain(a)
+
+
+def test_split_halves_take_over_the_sequence_range() -> None:
+    state = new_state()
+    big, after = sent(state, batch(5), batch(1))
+    big.order = (1, 0)
+    halves = big.split(lambda: RecordBatchBuilder(batch_size=10_000))
+    state.split(big, halves)
+    assert [h.base_sequence for h in halves] == [0, 2]
+    assert [h.record_count for h in halves] == [2, 3]
+    assert state.may_drain(halves[0])
+    assert not state.may_drain(halves[1])
+    for half in halves:
+        half.close()
+        state.acknowledged(half, base_offset=0)
+    assert state.may_drain(after)
+    assert [on_the_wire(h) for h in halves] == [(7, 0, 0), (7, 0, 2)]
