@@ -165,7 +165,13 @@ class BrokerConnection:
             if settings.handshake is not None:
                 await settings.handshake(connection)
         except BaseException:
-            await connection.aclose()
+            # Nothing worth flushing on a connection still opening, and the caller may be
+            # cancelled: close at once, so no receive loop outlives it.
+            connection._fail_pending(
+                KafkaConnectionError(f"opening the connection to broker {address} failed")
+            )
+            with anyio.CancelScope(shield=True):
+                await connection._close_now()
             raise
         logger.debug("connected to broker %s", address)
         return connection
@@ -194,14 +200,20 @@ class BrokerConnection:
         acks=0, as Tansu does) sends RST, on which a broker may drop requests it has not
         read yet. For acks=0, nothing else tells us the broker read them.
         """
-        if self._closed_reason is None:
-            self._fail_pending(
-                KafkaConnectionError(f"the connection to broker {self.address} was closed")
-            )
-            with anyio.move_on_after(_GRACEFUL_CLOSE_S):
-                async with self._send_lock:
-                    await self._stream.send_eof()
-                await self._receive_done.wait()
+        try:
+            if self._closed_reason is None:
+                self._fail_pending(
+                    KafkaConnectionError(f"the connection to broker {self.address} was closed")
+                )
+                with anyio.move_on_after(_GRACEFUL_CLOSE_S):
+                    async with self._send_lock:
+                        await self._stream.send_eof()
+                    await self._receive_done.wait()
+        finally:  # also when the caller is cancelled meanwhile
+            with anyio.CancelScope(shield=True):
+                await self._close_now()
+
+    async def _close_now(self) -> None:
         self._receive_scope.cancel()
         await anyio.aclose_forcefully(self._stream)
 
