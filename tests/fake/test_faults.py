@@ -16,17 +16,6 @@ NOT_LEADER_OR_FOLLOWER = 6
 FAST = {"retry_backoff_ms": 20, "retry_backoff_max_ms": 100, "linger_ms": 0}
 
 
-def via(cluster: FakeCluster, broker: int) -> str:
-    """Bootstrap through ``broker`` only.
-
-    Tests that break the leader's connection bootstrap through another broker, so that the
-    metadata refresh and the produce retry never reconnect to the same broker at once:
-    that race makes Producer.close() hang (ConnectionPool.get orphans a connection; see
-    the report for issue 4).
-    """
-    return cluster.bootstrap_servers.split(",")[broker]
-
-
 def produce_log(cluster: FakeCluster) -> list[int]:
     """The broker of each Produce request, in arrival order."""
     return [e.broker for e in cluster.request_log if e.api_key == ApiKey.PRODUCE]
@@ -111,7 +100,7 @@ async def test_delay_longer_than_request_timeout_makes_the_producer_retry() -> N
         async with FakeCluster() as cluster:
             cluster.create_topic("t", 1, leaders=[0])
             async with Producer(
-                via(cluster, 1), request_timeout_ms=300, delivery_timeout_ms=5000, **FAST
+                cluster.bootstrap_servers, request_timeout_ms=300, delivery_timeout_ms=5000, **FAST
             ) as producer:
                 await producer.partitions_for("t")
                 cluster.delay_responses(ApiKey.PRODUCE, 1.0, count=1)
@@ -127,7 +116,9 @@ async def test_drop_connection_before_apply_then_retry_succeeds() -> None:
     with anyio.fail_after(10):
         async with FakeCluster() as cluster:
             cluster.create_topic("t", 1, leaders=[0])
-            async with Producer(via(cluster, 1), enable_idempotence=False, **FAST) as producer:
+            async with Producer(
+                cluster.bootstrap_servers, enable_idempotence=False, **FAST
+            ) as producer:
                 await producer.partitions_for("t")
                 cluster.drop_connection(ApiKey.PRODUCE)
                 metadata = await producer.send_and_wait("t", b"v")
@@ -140,7 +131,7 @@ async def test_drop_after_apply_with_idempotence_stores_once() -> None:
     with anyio.fail_after(10):
         async with FakeCluster() as cluster:
             cluster.create_topic("t", 1, leaders=[0])
-            async with Producer(via(cluster, 1), **FAST) as producer:
+            async with Producer(cluster.bootstrap_servers, **FAST) as producer:
                 await producer.partitions_for("t")
                 cluster.drop_connection(ApiKey.PRODUCE, after_apply=True)
                 metadata = await producer.send_and_wait("t", b"v")
@@ -154,7 +145,9 @@ async def test_drop_after_apply_without_idempotence_duplicates() -> None:
     with anyio.fail_after(10):
         async with FakeCluster() as cluster:
             cluster.create_topic("t", 1, leaders=[0])
-            async with Producer(via(cluster, 1), enable_idempotence=False, **FAST) as producer:
+            async with Producer(
+                cluster.bootstrap_servers, enable_idempotence=False, **FAST
+            ) as producer:
                 await producer.partitions_for("t")
                 cluster.drop_connection(ApiKey.PRODUCE, after_apply=True)
                 metadata = await producer.send_and_wait("t", b"v")
@@ -167,7 +160,7 @@ async def test_black_hole_times_out_the_request_then_the_retry_succeeds() -> Non
         async with FakeCluster() as cluster:
             cluster.create_topic("t", 1, leaders=[2])
             async with Producer(
-                via(cluster, 0), request_timeout_ms=300, delivery_timeout_ms=8000, **FAST
+                cluster.bootstrap_servers, request_timeout_ms=300, delivery_timeout_ms=8000, **FAST
             ) as producer:
                 await producer.send_and_wait("t", b"warm-up")  # connected to broker 2
                 cluster.black_hole(2)
@@ -210,7 +203,7 @@ async def test_stop_broker_fails_its_records_within_delivery_timeout() -> None:
         async with FakeCluster() as cluster:
             cluster.create_topic("t", 2, leaders=[0, 1])
             async with Producer(
-                via(cluster, 0), request_timeout_ms=300, delivery_timeout_ms=1500, **FAST
+                cluster.bootstrap_servers, request_timeout_ms=300, delivery_timeout_ms=1500, **FAST
             ) as producer:
                 await producer.partitions_for("t")
                 await cluster.stop_broker(1)
@@ -229,7 +222,7 @@ async def test_stop_then_start_broker_the_records_arrive() -> None:
             cluster.create_topic("t", 1, leaders=[1])
             port = cluster.bootstrap_servers.split(",")[1]
             async with Producer(
-                via(cluster, 0),
+                cluster.bootstrap_servers,
                 request_timeout_ms=2000,
                 delivery_timeout_ms=10_000,
                 **FAST,
