@@ -29,6 +29,7 @@ Thunk = tuple[Any, DeliveryCallback | None, int, int, int, ProducerRecord | None
 class ProducerBatch:
     __slots__ = (
         "attempts",
+        "awaiting_response",
         "base_sequence",
         "builder",
         "created_ms",
@@ -74,6 +75,8 @@ class ProducerBatch:
         self.order: tuple[int, int] | None = None
         """(drain number, index of its first record in the batch first drained): the
         partition order of batches already sent once, kept by retries and splits."""
+        self.awaiting_response = False
+        """Its Produce request is written (or being written) and not yet answered."""
         self.possibly_written = False
         """An attempt ended without a definite answer (connection lost after the write,
         request timed out, expired in flight): the broker may hold these records."""

@@ -67,7 +67,7 @@ from asyncproducer.protocol.versions import (
 logger = logging.getLogger("asyncproducer.connection")
 
 _UNSUPPORTED_VERSION = 35
-_GRACEFUL_CLOSE_S = 2.0
+GRACEFUL_CLOSE_S = 2.0
 _CLIENT_SOFTWARE_VERSION = "0.1.0.dev0"
 
 
@@ -191,8 +191,8 @@ class BrokerConnection:
         """Requests sent on this connection and not yet answered (in flight)."""
         return len(self._pending)
 
-    async def aclose(self) -> None:
-        """Close gracefully, within ``_GRACEFUL_CLOSE_S``: flush what was written and send
+    async def aclose(self, grace_s: float = GRACEFUL_CLOSE_S) -> None:
+        """Close gracefully, within ``grace_s`` seconds: flush what was written and send
         EOF, then read until the broker closes its side.
 
         An abrupt close loses data: AnyIO's asyncio stream discards bytes still buffered
@@ -205,7 +205,7 @@ class BrokerConnection:
                 self._fail_pending(
                     KafkaConnectionError(f"the connection to broker {self.address} was closed")
                 )
-                with anyio.move_on_after(_GRACEFUL_CLOSE_S):
+                with anyio.move_on_after(grace_s):
                     async with self._send_lock:
                         await self._stream.send_eof()
                     await self._receive_done.wait()

@@ -16,7 +16,7 @@ import anyio.abc
 
 from asyncproducer._backoff import ExponentialBackoff
 from asyncproducer._cluster import BrokerAddress
-from asyncproducer._connection import BrokerConnection, ConnectionSettings
+from asyncproducer._connection import GRACEFUL_CLOSE_S, BrokerConnection, ConnectionSettings
 from asyncproducer.errors import KafkaConnectionError, KafkaError, fresh_copy
 
 logger = logging.getLogger("asyncproducer.connection")
@@ -55,6 +55,9 @@ class ConnectionPool:
         self._states: dict[tuple[str, int], _BrokerState] = {}
         self._task_group: anyio.abc.TaskGroup | None = None
         self._closed = False
+        self.close_grace_s = GRACEFUL_CLOSE_S
+        """How long closing waits for each broker to acknowledge the end of the stream
+        (the producer lowers it to what is left of its close timeout)."""
 
     async def __aenter__(self) -> ConnectionPool:
         self._task_group = anyio.create_task_group()
@@ -72,10 +75,12 @@ class ConnectionPool:
         return await self._task_group.__aexit__(exc_type, exc, tb)
 
     async def aclose(self) -> None:
+        """Close every connection at once, each gracefully within ``close_grace_s``."""
         self._closed = True
-        for state in self._states.values():
-            if state.connection is not None:
-                await state.connection.aclose()
+        open_connections = [s.connection for s in self._states.values() if s.connection]
+        async with anyio.create_task_group() as closing:
+            for connection in open_connections:
+                closing.start_soon(connection.aclose, self.close_grace_s)
 
     def connection_if_open(self, address: BrokerAddress) -> BrokerConnection | None:
         """The live connection to ``address``, without connecting."""

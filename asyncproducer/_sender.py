@@ -135,18 +135,21 @@ class Sender:
 
     @background_task
     async def run(self) -> None:
-        """Send until cancelled (the producer cancels it after close has drained)."""
+        """Send until cancelled (the producer cancels it after close has drained), or
+        until a fatal error, which it raises (after its requests are cancelled)."""
         async with anyio.create_task_group() as requests:
-            while True:
+            while self.fatal_error is None:
                 delay_ms = self._run_once(requests)
                 with anyio.move_on_after(max(delay_ms, 0) / 1000):
                     await self._wakeup_event.wait()
                 self._wakeup_event = anyio.Event()
+            requests.cancel_scope.cancel()
+        fatal = self.fatal_error
+        assert fatal is not None  # the loop ends only so (or by cancellation)
+        raise fatal
 
     def _run_once(self, requests: anyio.abc.TaskGroup) -> float:
         """One turn; returns how long to sleep (ms) unless woken earlier."""
-        if self.fatal_error is not None:
-            raise self.fatal_error
         accumulator = self._accumulator
         now = self._clock()
         self._expire(now)
@@ -190,7 +193,7 @@ class Sender:
         expired = self._accumulator.expired(now)
         for batch in self._in_flight_batches:
             if now >= self._accumulator.delivery_deadline_ms(batch):
-                batch.possibly_written = True  # its request is out: no answer yet
+                batch.possibly_written |= batch.awaiting_response
                 expired.append(batch)
         self.stats.expired_batches += len(expired)
         for batch in expired:
@@ -248,25 +251,40 @@ class Sender:
 
     @background_task
     async def _produce(self, node: int, batches: list[ProducerBatch]) -> None:
-        written = False
         try:
-            connection = await self._connect(node)
-            written = True
-            response = await self._send_request(connection, batches)
-        except KafkaError as exc:
-            # The whole request failed. If it was written, nothing is known about its
-            # batches: the broker may have stored them.
-            if isinstance(exc, KafkaConnectionError):
-                self._metadata.request_update()
-            now = self._clock()
+            try:
+                connection = await self._connect(node)
+            except KafkaError as exc:
+                self._request_failed(batches, exc)
+                return
+            # A batch that expired while the connection opened has failed: never send it.
+            batches = [b for b in batches if b in self._in_flight_batches]
+            if not batches:
+                return
             for batch in batches:
-                batch.possibly_written |= written
-                self._retry_or_fail(batch, exc, now)
-        else:
-            self._handle_response(node, batches, response)
+                batch.awaiting_response = True
+            try:
+                response = await self._send_request(connection, batches)
+            except KafkaError as exc:
+                # Sent, or perhaps sent: the broker may have stored these batches.
+                for batch in batches:
+                    batch.possibly_written = True
+                self._request_failed(batches, exc)
+            else:
+                self._handle_response(node, batches, response)
+            finally:
+                for batch in batches:
+                    batch.awaiting_response = False
         finally:
             self._in_flight_requests[node] -= 1
             self.wakeup()
+
+    def _request_failed(self, batches: list[ProducerBatch], error: KafkaError) -> None:
+        if isinstance(error, KafkaConnectionError):
+            self._metadata.request_update()
+        now = self._clock()
+        for batch in batches:
+            self._retry_or_fail(batch, error, now)
 
     async def _connect(self, node: int) -> BrokerConnection:
         broker = self._metadata.snapshot.brokers.get(node)

@@ -252,12 +252,21 @@ class Producer:
                 await self._stopped.wait()
             return
         self._transition(State.CLOSING)
+        deadline = anyio.current_time() + (math.inf if timeout is None else timeout)
+        cancelled = False
         try:
             with anyio.move_on_after(math.inf if timeout is None else timeout):
                 self._accumulator.closing = True
                 self._sender.wakeup()
                 await self._wait_for(list(self._accumulator.incomplete))
+        except anyio.get_cancelled_exc_class():
+            cancelled = True
+            raise
         finally:
+            # Connections close gracefully (so the brokers read everything written)
+            # within what is left of the timeout; at once if the caller was cancelled.
+            left = 0.0 if cancelled else max(0.0, deadline - anyio.current_time())
+            self._pool.close_grace_s = min(self._pool.close_grace_s, left)
             with anyio.CancelScope(shield=True):
                 self._sender.fail_everything(
                     ProducerClosedError(
