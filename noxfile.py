@@ -1,4 +1,5 @@
-"""Developer sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s typecheck``, ``nox -s demo``."""
+"""Developer sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s typecheck``, ``nox -s demo``,
+``nox -s faults``."""
 
 from __future__ import annotations
 
@@ -33,3 +34,11 @@ def demo(session: nox.Session) -> None:
     """Start an embedded broker, produce one batch, read it back."""
     session.install("-e", ".[test]")
     session.run("python", "-m", "asyncproducer", "demo", *session.posargs)
+
+
+@nox.session
+def faults(session: nox.Session) -> None:
+    """The fault matrix and reliability report (docs/reliability.md); fails if a delivery
+    guarantee broke. ``nox -s faults -- --seed 42 --markdown`` passes options on."""
+    session.install("-e", ".[test]")
+    session.run("python", "-m", "benchmarks.faults", *session.posargs)

@@ -84,9 +84,19 @@ def answers_api_versions(host: str, port: int, timeout: float = 1.0) -> bool:
 class TansuBroker:
     """A Tansu broker process on ``127.0.0.1:<free port>``; a context manager."""
 
-    def __init__(self, *, startup_timeout: float = 30.0, binary: Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        startup_timeout: float = 30.0,
+        binary: Path | None = None,
+        advertised_port: int | None = None,
+    ) -> None:
         self.host = "127.0.0.1"
         self.port = 0
+        # Clients connect to the address a broker advertises in its metadata, not to the
+        # one they bootstrapped from: a proxy in front of the broker (FaultProxy) must be
+        # what it advertises, or only the first connection would go through the proxy.
+        self.advertised_port = advertised_port
         self._startup_timeout = startup_timeout
         self._binary = binary
         self._process: subprocess.Popen[bytes] | None = None
@@ -94,17 +104,31 @@ class TansuBroker:
 
     @property
     def bootstrap_servers(self) -> str:
+        """The listener's address (with ``advertised_port``, clients end up there instead)."""
         return f"{self.host}:{self.port}"
+
+    @property
+    def advertised_servers(self) -> str:
+        """The address the broker gives clients in its metadata."""
+        return f"{self.host}:{self.advertised_port or self.port}"
 
     def start(self) -> TansuBroker:
         binary = self._binary or find_tansu_binary()
         self.port = _free_port()
         url = f"tcp://{self.host}:{self.port}"
+        advertised = f"tcp://{self.advertised_servers}"
         # A file, not a pipe: nobody reads Tansu's logs while it runs, and a full pipe
         # would block the broker.
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
         self._process = subprocess.Popen(
-            [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url],
+            [
+                str(binary),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                advertised,
+            ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )

@@ -1,0 +1,523 @@
+"""A TCP proxy that breaks connections on command: connection faults for a real broker.
+
+The :class:`~asyncproducer.testing.fake.FakeCluster` injects faults from inside the
+broker. A real broker (Tansu, Apache Kafka) cannot be told to misbehave, so this proxy
+sits between the client and the broker and misbehaves on the wire instead::
+
+    async with FaultProxy("127.0.0.1:9092") as proxy:
+        async with Producer(proxy.bootstrap_servers) as producer:
+            ...
+            await proxy.reset()                # drop every connection (RST), both sides
+            proxy.black_hole(True)             # connections stay open, nothing gets through
+            await proxy.down()                 # refuse connections, like a dead broker
+            await proxy.up()
+            proxy.cut_after_request(api_key=0) # the next Produce is written, its response lost
+
+A Kafka client connects to the addresses the broker *advertises* in its metadata, not to
+the bootstrap address, so the broker must advertise the proxy's address (see
+``TansuBroker(advertised_port=...)``); otherwise only the bootstrap connection goes
+through the proxy.
+
+Bytes are forwarded as they arrive. The proxy also follows the Kafka framing (4-byte
+big-endian size, then the frame) in both directions, which ``cut_after_request`` needs
+to count requests and recognise the response it must swallow; any other protocol passes
+through untouched as long as that fault is not used.
+
+Works on asyncio and trio. Every wait is bounded; errors are :class:`FaultProxyError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import struct
+from types import TracebackType
+from typing import NamedTuple
+
+import anyio
+import anyio.abc
+from anyio.abc import SocketAttribute
+
+__all__ = ["FaultProxy", "FaultProxyError"]
+
+_SIZE = struct.Struct(">i")
+# Request header prefix: size, api key, api version, correlation id.
+_REQUEST_HEAD = struct.Struct(">ihhi")
+# Response header prefix: size, correlation id.
+_RESPONSE_HEAD = struct.Struct(">ii")
+# SO_LINGER on, 0 s: close() sends RST at once instead of a FIN after the unsent data,
+# which is what a crashed host or a middlebox dropping the connection looks like.
+_LINGER_ABORT = struct.pack("ii", 1, 0)
+_CHUNK = 65536
+
+
+class FaultProxyError(RuntimeError):
+    """The proxy was misused (not running), or a bounded wait of its own ran out."""
+
+
+class _Piece(NamedTuple):
+    """Bytes of one frame; ``head`` is the frame's header bytes on the piece that completes
+    them (the place to decide what to do with the frame), else None."""
+
+    data: bytes
+    frame: int
+    head: bytes | None
+
+
+class _FrameSplitter:
+    """Cuts a byte stream at Kafka frame boundaries, without buffering whole frames.
+
+    ``feed(data, hold=False)`` passes bytes on at once and attaches the frame's header to
+    the piece that completes it; ``hold=True`` keeps the bytes of a frame's header back
+    until the header is complete, so the caller can decide about a frame before any of
+    it is forwarded.
+    """
+
+    def __init__(self, head_size: int) -> None:
+        self._head_size = head_size
+        self._head = bytearray()  # the current frame's header bytes seen so far
+        self._head_sent = 0  # how many of them were already passed on (hold=False)
+        self._body_left = 0  # bytes of the current frame after its header
+        self.frame = 0  # index of the current frame in the stream
+
+    def _head_target(self) -> int:
+        if len(self._head) < _SIZE.size:
+            return _SIZE.size
+        size: int = _SIZE.unpack_from(self._head)[0]
+        # A frame shorter than the header we would like is still a frame.
+        return min(self._head_size, _SIZE.size + max(size, 0))
+
+    def feed(self, data: bytes, *, hold: bool = False) -> list[_Piece]:
+        pieces: list[_Piece] = []
+        pos = 0
+        while pos < len(data):
+            if self._body_left:
+                take = min(self._body_left, len(data) - pos)
+                pieces.append(_Piece(data[pos : pos + take], self.frame, None))
+                pos += take
+                self._body_left -= take
+                if not self._body_left:
+                    self.frame += 1
+                continue
+            take = min(self._head_target() - len(self._head), len(data) - pos)
+            self._head += data[pos : pos + take]
+            pos += take
+            if len(self._head) == self._head_target():
+                pieces.append(self._complete_head())
+            elif not hold and len(self._head) > self._head_sent:
+                pieces.append(_Piece(bytes(self._head[self._head_sent :]), self.frame, None))
+                self._head_sent = len(self._head)
+        return pieces
+
+    def _complete_head(self) -> _Piece:
+        head = bytes(self._head)
+        piece = _Piece(head[self._head_sent :], self.frame, head)
+        (size,) = _SIZE.unpack_from(head)
+        self._body_left = _SIZE.size + max(size, 0) - len(head)
+        self._head.clear()
+        self._head_sent = 0
+        if not self._body_left:
+            self.frame += 1
+        return piece
+
+
+def _request_head(head: bytes) -> tuple[int, int] | None:
+    """(api key, correlation id) of a request header, None if the frame is too short."""
+    if len(head) < _REQUEST_HEAD.size:
+        return None
+    _, api_key, _, correlation_id = _REQUEST_HEAD.unpack(head)
+    return api_key, correlation_id
+
+
+def _response_correlation_id(head: bytes) -> int | None:
+    if len(head) < _RESPONSE_HEAD.size:
+        return None
+    return int(_RESPONSE_HEAD.unpack(head)[1])
+
+
+def _abort_on_close(stream: anyio.abc.SocketStream | None) -> None:
+    """Make the coming close of ``stream`` a reset (RST) rather than an orderly FIN."""
+    if stream is None:
+        return
+    # Already closed, or not a socket: then closing is all we can do.
+    with contextlib.suppress(OSError, anyio.TypedAttributeLookupError):
+        stream.extra(SocketAttribute.raw_socket).setsockopt(
+            socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ABORT
+        )
+
+
+class _Link:
+    """One client connection and its upstream connection."""
+
+    def __init__(self, client: anyio.abc.SocketStream) -> None:
+        self.client = client
+        self.upstream: anyio.abc.SocketStream | None = None
+        self.scope = anyio.CancelScope()
+        self.closed = anyio.Event()
+        self.pumps: anyio.abc.TaskGroup | None = None
+        self.open_directions = 2
+        self.requests = _FrameSplitter(_REQUEST_HEAD.size)
+        self.responses = _FrameSplitter(_RESPONSE_HEAD.size)
+        # Set by cut_after_request: requests after this frame are not forwarded, and the
+        # response with this correlation id closes the link instead of reaching the client.
+        self.cut_frame: int | None = None
+        self.cut_correlation_id: int | None = None
+        # Bytes were dropped during a black hole: the streams have holes in them, so the
+        # link cannot carry on when the black hole ends.
+        self.tainted = False
+
+    def abort(self) -> None:
+        _abort_on_close(self.client)
+        _abort_on_close(self.upstream)
+        self.scope.cancel()
+
+    def direction_done(self) -> None:
+        """One direction ended with an orderly EOF; the link ends with the second one
+        (which also stops a pending cut deadline)."""
+        self.open_directions -= 1
+        if not self.open_directions and self.pumps is not None:
+            self.pumps.cancel_scope.cancel()
+
+
+class FaultProxy:
+    """Forward ``127.0.0.1:<port>`` to ``upstream`` (``"host:port"`` or a tuple), with faults.
+
+    An async context manager. ``port=0`` (the default) picks a free port; :meth:`down`
+    and :meth:`up` keep it, so clients find the proxy again. ``connect_timeout`` bounds
+    connecting upstream, ``cut_timeout`` how long a cut connection waits for the response
+    it must swallow, and ``close_timeout`` how long :meth:`reset`/:meth:`down` wait for
+    connections to close.
+    """
+
+    def __init__(
+        self,
+        upstream: str | tuple[str, int],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        connect_timeout: float = 5.0,
+        cut_timeout: float = 5.0,
+        close_timeout: float = 5.0,
+    ) -> None:
+        self._upstream = _parse_address(upstream)
+        self._host = host
+        self._port = port
+        self._connect_timeout = connect_timeout
+        self._cut_timeout = cut_timeout
+        self._close_timeout = close_timeout
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self._listener_scope: anyio.CancelScope | None = None
+        self._listener_closed = anyio.Event()
+        self._links: set[_Link] = set()
+        self._black_holed = False
+        self._cut_countdown = 0
+        self._cut_api_key: int | None = None
+        self.accepted = 0
+        """Client connections accepted so far."""
+        self.cuts = 0
+        """Connections closed by :meth:`cut_after_request` so far."""
+        self.requests_forwarded = 0
+        """Request frames forwarded upstream so far (complete headers seen)."""
+
+    # ------------------------------------------------------------------ addresses
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """Where clients connect: ``(host, port)``."""
+        if self._task_group is None:
+            raise FaultProxyError("the FaultProxy is not running: use `async with FaultProxy()`")
+        return self._host, self._port
+
+    @property
+    def bootstrap_servers(self) -> str:
+        host, port = self.address
+        return f"{host}:{port}"
+
+    @property
+    def upstream(self) -> tuple[str, int]:
+        return self._upstream
+
+    @property
+    def connection_count(self) -> int:
+        """Client connections currently open through the proxy."""
+        return len(self._links)
+
+    @property
+    def is_up(self) -> bool:
+        """False between :meth:`down` and :meth:`up`."""
+        return self._listener_scope is not None
+
+    @property
+    def cut_pending(self) -> bool:
+        """True while a :meth:`cut_after_request` has not picked its request yet."""
+        return self._cut_countdown > 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> FaultProxy:
+        if self._task_group is not None:
+            raise FaultProxyError("this FaultProxy is already running")
+        task_group = anyio.create_task_group()
+        await task_group.__aenter__()
+        self._task_group = task_group
+        try:
+            await self._listen()
+        except BaseException as exc:
+            task_group.cancel_scope.cancel()
+            await task_group.__aexit__(type(exc), exc, exc.__traceback__)
+            self._task_group = None
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        task_group, self._task_group = self._task_group, None
+        if task_group is None:
+            return
+        self._listener_scope = None
+        for link in list(self._links):
+            link.abort()
+        # Cancelling closes the listener and every connection forcefully: never hangs.
+        task_group.cancel_scope.cancel()
+        await task_group.__aexit__(None, None, None)
+
+    # ------------------------------------------------------------------ faults
+
+    async def reset(self) -> int:
+        """Close every current connection abruptly (RST to both the client and the
+        upstream); new connections are accepted as before. Returns how many were closed."""
+        links = list(self._links)
+        for link in links:
+            link.abort()
+        await self._wait_closed(links, "reset()")
+        return len(links)
+
+    def black_hole(self, enabled: bool = True) -> None:
+        """Keep connections open but forward nothing, either way: bytes sent meanwhile
+        are dropped, never delivered. New connections are accepted and black-holed too.
+
+        When the black hole ends, the connections that lost bytes are closed abruptly
+        (their byte streams have holes, so no Kafka frame after them could be trusted);
+        the others carry on.
+        """
+        self._black_holed = enabled
+        if not enabled:
+            for link in list(self._links):
+                if link.tainted:
+                    link.abort()
+
+    async def down(self) -> None:
+        """Stop listening (new connections are refused) and reset every open connection,
+        like a broker that died. :meth:`up` brings it back on the same port."""
+        scope, self._listener_scope = self._listener_scope, None
+        if scope is not None:
+            scope.cancel()
+            # The port must be free again before down() returns, or up() could not bind.
+            try:
+                with anyio.fail_after(self._close_timeout):
+                    await self._listener_closed.wait()
+            except TimeoutError:
+                raise FaultProxyError(
+                    f"FaultProxy.down(): the listener did not close in {self._close_timeout:g} s"
+                ) from None
+        await self.reset()
+
+    async def up(self) -> None:
+        """Accept connections again after :meth:`down` (no-op when already up)."""
+        if self._task_group is None:
+            raise FaultProxyError("the FaultProxy is not running")
+        if self._listener_scope is None:
+            await self._listen()
+
+    def cut_after_request(self, n: int = 1, *, api_key: int | None = None) -> None:
+        """Forward the next ``n`` request frames (only those of ``api_key`` count, if
+        given), then close the connection that carried the n-th before its response
+        reaches the client: the broker handled the request, the client never learns how.
+
+        The connection closes when the response starts to arrive (or after
+        ``cut_timeout`` if none does); responses to earlier requests on it still reach
+        the client, and requests sent after the n-th on it are dropped. Replaces a cut
+        that has not picked its request yet.
+        """
+        if n < 1:
+            raise ValueError(f"cut_after_request: n must be >= 1, got {n}")
+        self._cut_countdown = n
+        self._cut_api_key = api_key
+
+    async def heal(self) -> None:
+        """End every fault: up, no black hole, no pending cut."""
+        self._cut_countdown = 0
+        self.black_hole(False)
+        await self.up()
+
+    # ------------------------------------------------------------------ listening
+
+    async def _listen(self) -> None:
+        assert self._task_group is not None
+        try:
+            listener = await anyio.create_tcp_listener(local_host=self._host, local_port=self._port)
+        except OSError as exc:
+            raise FaultProxyError(
+                f"the FaultProxy could not listen on {self._host}:{self._port}: {exc}"
+            ) from exc
+        self._port = int(listener.extra(SocketAttribute.local_port))
+        self._listener_closed = anyio.Event()
+        self._listener_scope = await self._task_group.start(self._serve, listener)
+
+    async def _serve(
+        self,
+        listener: anyio.abc.Listener[anyio.abc.SocketStream],
+        *,
+        task_status: anyio.abc.TaskStatus[anyio.CancelScope],
+    ) -> None:
+        assert self._task_group is not None
+        try:
+            with anyio.CancelScope() as scope:
+                async with listener:
+                    task_status.started(scope)
+                    # Connections live in the proxy's task group, not the listener's
+                    # scope: down() decides separately what happens to them.
+                    await listener.serve(self._handle, task_group=self._task_group)
+        finally:
+            self._listener_closed.set()
+
+    async def _wait_closed(self, links: list[_Link], what: str) -> None:
+        try:
+            with anyio.fail_after(self._close_timeout):
+                for link in links:
+                    await link.closed.wait()
+        except TimeoutError:
+            raise FaultProxyError(
+                f"FaultProxy.{what}: connections still open after {self._close_timeout:g} s"
+            ) from None
+
+    # ------------------------------------------------------------------ connections
+
+    async def _handle(self, client: anyio.abc.SocketStream) -> None:
+        link = _Link(client)
+        self._links.add(link)
+        self.accepted += 1
+        try:
+            with link.scope:
+                if self._listener_scope is None:
+                    link.abort()  # accepted just before down(): a dead broker says nothing
+                    return
+                await self._connect_upstream(link)
+                if link.upstream is not None:
+                    await self._run_link(link)
+        finally:
+            self._links.discard(link)
+            with anyio.CancelScope(shield=True):
+                await anyio.aclose_forcefully(client)
+                if link.upstream is not None:
+                    await anyio.aclose_forcefully(link.upstream)
+            link.closed.set()
+
+    async def _connect_upstream(self, link: _Link) -> None:
+        host, port = self._upstream
+        try:
+            with anyio.fail_after(self._connect_timeout):
+                link.upstream = await anyio.connect_tcp(host, port)
+        except (OSError, TimeoutError):
+            # The client sees what a client of a dead broker behind a proxy sees: the
+            # connection opens, then resets.
+            link.abort()
+
+    async def _run_link(self, link: _Link) -> None:
+        async with anyio.create_task_group() as pumps:
+            link.pumps = pumps
+            pumps.start_soon(self._pump_requests, link)
+            pumps.start_soon(self._pump_responses, link)
+
+    async def _pump_requests(self, link: _Link) -> None:
+        assert link.upstream is not None
+        try:
+            while True:
+                try:
+                    data = await link.client.receive(_CHUNK)
+                except anyio.EndOfStream:
+                    # Pass the client's orderly close on; its responses may still come.
+                    await link.upstream.send_eof()
+                    link.direction_done()
+                    return
+                if self._black_holed:
+                    link.tainted = True
+                    continue
+                for piece in link.requests.feed(data):
+                    if piece.head is not None:
+                        self._on_request(link, piece)
+                    if piece.data and (link.cut_frame is None or piece.frame <= link.cut_frame):
+                        await link.upstream.send(piece.data)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            link.abort()
+
+    def _on_request(self, link: _Link, piece: _Piece) -> None:
+        """A request's header is complete: count it, and maybe make it the cut one."""
+        if link.cut_frame is not None or piece.head is None:
+            return  # after a cut nothing more goes upstream on this link
+        self.requests_forwarded += 1
+        parsed = _request_head(piece.head)
+        if not self._cut_countdown or parsed is None:
+            return
+        api_key, correlation_id = parsed
+        if self._cut_api_key is not None and api_key != self._cut_api_key:
+            return
+        self._cut_countdown -= 1
+        if not self._cut_countdown:
+            link.cut_frame = piece.frame
+            link.cut_correlation_id = correlation_id
+            assert link.pumps is not None
+            link.pumps.start_soon(self._cut_deadline, link)
+
+    async def _cut_deadline(self, link: _Link) -> None:
+        # The broker may never answer (acks=0, or it is slow): cut anyway, bounded.
+        await anyio.sleep(self._cut_timeout)
+        self._cut(link)
+
+    def _cut(self, link: _Link) -> None:
+        self.cuts += 1
+        link.abort()
+
+    async def _pump_responses(self, link: _Link) -> None:
+        assert link.upstream is not None
+        try:
+            while True:
+                try:
+                    data = await link.upstream.receive(_CHUNK)
+                except anyio.EndOfStream:
+                    await link.client.send_eof()
+                    link.direction_done()
+                    return
+                if self._black_holed:
+                    link.tainted = True
+                    continue
+                # Once a cut is armed, hold each response header back until it is known
+                # not to be the one to swallow.
+                hold = link.cut_correlation_id is not None
+                for piece in link.responses.feed(data, hold=hold):
+                    if piece.head is not None and self._is_cut_response(link, piece.head):
+                        self._cut(link)
+                        return
+                    if piece.data:
+                        await link.client.send(piece.data)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            link.abort()
+
+    @staticmethod
+    def _is_cut_response(link: _Link, head: bytes) -> bool:
+        if link.cut_correlation_id is None:
+            return False
+        return _response_correlation_id(head) == link.cut_correlation_id
+
+
+def _parse_address(address: str | tuple[str, int]) -> tuple[str, int]:
+    if isinstance(address, tuple):
+        return address
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"FaultProxy upstream must be 'host:port', got {address!r}")
+    return host.strip("[]"), int(port)

@@ -1,0 +1,394 @@
+"""FaultProxy: forwarding, and each fault, against tiny local servers and a real broker."""
+
+from __future__ import annotations
+
+import socket
+import struct
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import anyio
+import anyio.abc
+import pytest
+
+from asyncproducer import Producer
+from asyncproducer.protocol.versions import ApiKey
+from asyncproducer.testing.proxy import FaultProxy, FaultProxyError, _FrameSplitter
+from asyncproducer.testing.tansu import TansuBroker, find_tansu_binary
+
+BOUND = 5  # seconds: no step of these tests waits longer
+QUIET = 0.3  # seconds of silence that show nothing was forwarded
+
+# --------------------------------------------------------------------------- servers
+
+
+@dataclass
+class Upstream:
+    """What a test server saw: its address, connections closed, request frames received."""
+
+    host: str
+    port: int
+    closed: int = 0
+    requests: list[tuple[int, int, bytes]] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@asynccontextmanager
+async def serve(kind: str) -> AsyncIterator[Upstream]:
+    """``echo``: send back every byte. ``kafka``: read length-prefixed request frames
+    (api key, version, correlation id, payload) and answer each with (correlation id,
+    payload); api key 98 waits a little first, 99 is never answered."""
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    upstream = Upstream("127.0.0.1", int(listener.extra(anyio.abc.SocketAttribute.local_port)))
+    handler = _echo if kind == "echo" else _kafka
+
+    async def on_connect(stream: anyio.abc.SocketStream) -> None:
+        try:
+            await handler(stream, upstream)
+        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            pass
+        finally:
+            upstream.closed += 1
+            await anyio.aclose_forcefully(stream)
+
+    async with listener, anyio.create_task_group() as tasks:
+        tasks.start_soon(listener.serve, on_connect)
+        yield upstream
+        tasks.cancel_scope.cancel()
+
+
+async def _echo(stream: anyio.abc.SocketStream, upstream: Upstream) -> None:
+    while True:
+        await stream.send(await stream.receive())
+
+
+async def _kafka(stream: anyio.abc.SocketStream, upstream: Upstream) -> None:
+    buffer = b""
+    while True:
+        while len(buffer) < 4 or len(buffer) < 4 + struct.unpack_from(">i", buffer)[0]:
+            buffer += await stream.receive()
+        (size,) = struct.unpack_from(">i", buffer)
+        api_key, _, correlation_id = struct.unpack_from(">hhi", buffer, 4)
+        payload = buffer[12 : 4 + size]
+        buffer = buffer[4 + size :]
+        upstream.requests.append((api_key, correlation_id, payload))
+        if api_key == 98:
+            await anyio.sleep(QUIET / 2)
+        if api_key != 99:
+            await stream.send(struct.pack(">ii", 4 + len(payload), correlation_id) + payload)
+
+
+def request(api_key: int, correlation_id: int, payload: bytes) -> bytes:
+    return struct.pack(">ihhi", 8 + len(payload), api_key, 0, correlation_id) + payload
+
+
+async def read_response(stream: anyio.abc.SocketStream) -> tuple[int, bytes]:
+    head = await receive_exactly(stream, 8)
+    size, correlation_id = struct.unpack(">ii", head)
+    return correlation_id, await receive_exactly(stream, size - 4)
+
+
+async def receive_exactly(stream: anyio.abc.SocketStream, count: int) -> bytes:
+    data = b""
+    with anyio.fail_after(BOUND):
+        while len(data) < count:
+            data += await stream.receive(count - len(data))
+    return data
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[list[anyio.abc.SocketStream]]:
+    """The test's client connections, closed when it ends."""
+    opened: list[anyio.abc.SocketStream] = []
+    yield opened
+    for stream in opened:
+        await anyio.aclose_forcefully(stream)
+
+
+async def connect(
+    proxy: FaultProxy, clients: list[anyio.abc.SocketStream]
+) -> anyio.abc.SocketStream:
+    host, port = proxy.address
+    with anyio.fail_after(BOUND):
+        stream = await anyio.connect_tcp(host, port)
+    clients.append(stream)
+    return stream
+
+
+async def assert_closed(stream: anyio.abc.SocketStream) -> None:
+    """The proxy closed ``stream``: reading ends (EOF or reset) within the bound."""
+    with anyio.fail_after(BOUND):
+        try:
+            while True:
+                await stream.receive()
+        except (anyio.EndOfStream, anyio.BrokenResourceError):
+            return
+
+
+async def assert_silent(stream: anyio.abc.SocketStream) -> None:
+    with anyio.move_on_after(QUIET):
+        data = await stream.receive()
+        pytest.fail(f"the proxy forwarded {data!r}")
+
+
+async def wait_until(condition: Callable[[], object], what: str) -> None:
+    with anyio.move_on_after(BOUND):
+        while not condition():
+            await anyio.sleep(0.01)
+        return
+    pytest.fail(f"waited {BOUND} s for {what}")
+
+
+# --------------------------------------------------------------------------- forwarding
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_forwards_bytes_both_ways_as_they_come(clients: list[anyio.abc.SocketStream]) -> None:
+    async with serve("echo") as upstream, FaultProxy(upstream.address) as proxy:
+        stream = await connect(proxy, clients)
+        # Three bytes are not a Kafka frame header: they must not be held back.
+        await stream.send(b"abc")
+        assert await receive_exactly(stream, 3) == b"abc"
+        payload = bytes(range(256)) * 1000
+        await stream.send(payload)
+        assert await receive_exactly(stream, len(payload)) == payload
+        assert proxy.connection_count == 1
+        await stream.aclose()
+        await wait_until(lambda: proxy.connection_count == 0, "the link to close")
+        assert proxy.accepted == 1
+
+
+async def test_address_before_and_after_running() -> None:
+    proxy = FaultProxy("127.0.0.1:1")
+    with pytest.raises(FaultProxyError, match="not running"):
+        _ = proxy.bootstrap_servers
+    async with proxy:
+        host, port = proxy.address
+        assert port > 0
+        assert proxy.bootstrap_servers == f"{host}:{port}"
+        assert proxy.upstream == ("127.0.0.1", 1)
+
+
+def test_upstream_must_be_host_and_port() -> None:
+    with pytest.raises(ValueError, match="host:port"):
+        FaultProxy("localhost")
+
+
+async def test_an_unreachable_upstream_closes_the_client(
+    clients: list[anyio.abc.SocketStream],
+) -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]  # bound, never listening: connections are refused
+        async with FaultProxy(("127.0.0.1", port)) as proxy:
+            await assert_closed(await connect(proxy, clients))
+
+
+# --------------------------------------------------------------------------- faults
+
+
+async def test_reset_closes_both_sides_and_new_connections_work(
+    clients: list[anyio.abc.SocketStream],
+) -> None:
+    async with serve("echo") as upstream, FaultProxy(upstream.address) as proxy:
+        first, second = await connect(proxy, clients), await connect(proxy, clients)
+        for stream in (first, second):
+            await stream.send(b"x")
+            assert await receive_exactly(stream, 1) == b"x"
+        assert await proxy.reset() == 2
+        await assert_closed(first)
+        await assert_closed(second)
+        await wait_until(lambda: upstream.closed == 2, "the server to see both closed")
+        third = await connect(proxy, clients)
+        await third.send(b"again")
+        assert await receive_exactly(third, 5) == b"again"
+
+
+async def test_black_hole_drops_both_ways_then_closes_what_lost_bytes(
+    clients: list[anyio.abc.SocketStream],
+) -> None:
+    async with serve("kafka") as upstream, FaultProxy(upstream.address) as proxy:
+        busy, idle = await connect(proxy, clients), await connect(proxy, clients)
+        proxy.black_hole(True)
+        await busy.send(request(3, 1, b"lost"))
+        await assert_silent(busy)
+        assert upstream.requests == []  # dropped, not held
+        assert proxy.connection_count == 2  # still open
+        proxy.black_hole(False)
+        await assert_closed(busy)  # its stream has a hole: it cannot carry on
+        await idle.send(request(3, 2, b"fine"))
+        assert await read_response(idle) == (2, b"fine")
+        assert [r[2] for r in upstream.requests] == [b"fine"]
+
+
+async def test_black_hole_also_holds_responses(clients: list[anyio.abc.SocketStream]) -> None:
+    async with serve("kafka") as upstream, FaultProxy(upstream.address) as proxy:
+        stream = await connect(proxy, clients)
+        await stream.send(request(98, 1, b"slow"))
+        await wait_until(lambda: upstream.requests, "the request to arrive")
+        # Too late to stop the request, but its (slow) response is dropped.
+        proxy.black_hole(True)
+        await assert_silent(stream)
+        proxy.black_hole(False)
+        await assert_closed(stream)
+
+
+async def test_down_refuses_connections_and_up_accepts_on_the_same_port(
+    clients: list[anyio.abc.SocketStream],
+) -> None:
+    async with serve("echo") as upstream, FaultProxy(upstream.address) as proxy:
+        before = await connect(proxy, clients)
+        address = proxy.address
+        await proxy.down()
+        assert not proxy.is_up
+        await assert_closed(before)
+        with pytest.raises(OSError, match=r"[Cc]onnect"):
+            await anyio.connect_tcp(*address)
+        await proxy.up()
+        assert proxy.address == address
+        after = await connect(proxy, clients)
+        await after.send(b"back")
+        assert await receive_exactly(after, 4) == b"back"
+
+
+async def test_cut_after_request_forwards_the_request_and_loses_its_response(
+    clients: list[anyio.abc.SocketStream],
+) -> None:
+    async with serve("kafka") as upstream, FaultProxy(upstream.address) as proxy:
+        stream = await connect(proxy, clients)
+        proxy.cut_after_request(2)
+        assert proxy.cut_pending
+        # Pipelined: the first is answered, the second is written but its answer is
+        # lost, the third never reaches the server.
+        await stream.send(request(0, 1, b"one") + request(0, 2, b"two") + request(0, 3, b"x"))
+        assert await read_response(stream) == (1, b"one")
+        await assert_closed(stream)
+        assert [r[1] for r in upstream.requests] == [1, 2]
+        assert proxy.cuts == 1
+        assert not proxy.cut_pending
+        later = await connect(proxy, clients)  # once only: the next connection is left alone
+        await later.send(request(0, 4, b"four"))
+        assert await read_response(later) == (4, b"four")
+
+
+async def test_cut_after_request_counts_only_the_given_api(
+    clients: list[anyio.abc.SocketStream],
+) -> None:
+    async with serve("kafka") as upstream, FaultProxy(upstream.address) as proxy:
+        stream = await connect(proxy, clients)
+        proxy.cut_after_request(api_key=ApiKey.PRODUCE)
+        await stream.send(request(ApiKey.METADATA, 1, b"m"))
+        assert await read_response(stream) == (1, b"m")
+        await stream.send(request(ApiKey.PRODUCE, 2, b"p"))
+        await assert_closed(stream)
+        assert [r[0] for r in upstream.requests] == [ApiKey.METADATA, ApiKey.PRODUCE]
+
+
+async def test_cut_after_request_without_a_response_closes_after_cut_timeout(
+    clients: list[anyio.abc.SocketStream],
+) -> None:
+    async with (
+        serve("kafka") as upstream,
+        FaultProxy(upstream.address, cut_timeout=0.2) as proxy,
+    ):
+        stream = await connect(proxy, clients)
+        proxy.cut_after_request()
+        await stream.send(request(99, 1, b"never answered"))
+        await assert_closed(stream)
+        assert proxy.cuts == 1
+
+
+async def test_cut_after_request_needs_a_positive_count() -> None:
+    async with serve("echo") as upstream, FaultProxy(upstream.address) as proxy:
+        with pytest.raises(ValueError, match="n must be >= 1"):
+            proxy.cut_after_request(0)
+
+
+async def test_heal_ends_every_fault(clients: list[anyio.abc.SocketStream]) -> None:
+    async with serve("echo") as upstream, FaultProxy(upstream.address) as proxy:
+        proxy.black_hole(True)
+        proxy.cut_after_request()
+        await proxy.down()
+        await proxy.heal()
+        assert proxy.is_up
+        assert not proxy.cut_pending
+        stream = await connect(proxy, clients)
+        await stream.send(b"ok")
+        assert await receive_exactly(stream, 2) == b"ok"
+
+
+# --------------------------------------------------------------------------- framing
+
+
+@pytest.mark.parametrize("hold", [False, True])
+def test_frame_splitter_finds_frames_fed_byte_by_byte(hold: bool) -> None:
+    stream = request(0, 7, b"payload") + request(18, 8, b"") + struct.pack(">i", 2) + b"ab"
+    splitter = _FrameSplitter(12)
+    pieces = [p for byte in stream for p in splitter.feed(bytes([byte]), hold=hold)]
+    assert b"".join(p.data for p in pieces) == stream
+    heads = [(p.frame, p.head) for p in pieces if p.head is not None]
+    assert heads == [
+        (0, stream[:12]),
+        (1, stream[19:31]),
+        (2, struct.pack(">i", 2) + b"ab"),  # shorter than a request header: still a frame
+    ]
+    first_pieces: dict[int, object] = {}
+    for piece in pieces:
+        first_pieces.setdefault(piece.frame, piece.head)
+    # Held: nothing of a frame goes out before its header is complete. Not held: its
+    # first byte goes out at once.
+    assert all((head is not None) == hold for head in first_pieces.values())
+    assert splitter.frame == 3
+
+
+# --------------------------------------------------------------------------- a real broker
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def tansu_behind_a_proxy() -> Iterator[tuple[str, int]]:
+    """A Tansu broker advertising a port the test's FaultProxy will listen on."""
+    try:
+        find_tansu_binary()
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    proxy_port = _free_port()
+    with TansuBroker(advertised_port=proxy_port) as broker:
+        yield broker.bootstrap_servers, proxy_port
+    # (stop() waits for Tansu to drain: kill it instead when a test needs it gone)
+
+
+async def test_a_producer_through_the_proxy_survives_a_lost_response_and_a_reset(
+    tansu_behind_a_proxy: tuple[str, int],
+) -> None:
+    upstream, proxy_port = tansu_behind_a_proxy
+    topic = f"proxy-{anyio.current_time():.0f}-{id(object())}"
+    config = {"retry_backoff_ms": 20, "request_timeout_ms": 2000, "delivery_timeout_ms": 8000}
+    with anyio.fail_after(30):
+        async with (
+            FaultProxy(upstream, port=proxy_port) as proxy,
+            Producer(proxy.bootstrap_servers, **config) as producer,
+        ):
+            first = await producer.send_and_wait(topic, b"before", partition=0)
+            proxy.cut_after_request(api_key=ApiKey.PRODUCE)
+            second = await producer.send_and_wait(topic, b"lost response", partition=0)
+            assert proxy.cuts == 1
+            await proxy.reset()
+            third = await producer.send_and_wait(topic, b"after reset", partition=0)
+            assert proxy.accepted >= 2  # the producer came back through the proxy
+    # Idempotence: the retried batch is not written twice, so the next record follows it.
+    assert third.offset == first.offset + 2
+    # Tansu answers the retry DUPLICATE_SEQUENCE_NUMBER without the original offset
+    # (Kafka gives the offset); the producer then reports -1, as Java's does.
+    assert second.offset in (first.offset + 1, -1)
