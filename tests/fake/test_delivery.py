@@ -9,8 +9,7 @@ no call hangs (every wait is inside ``bounded``).
 Not repeated here, because covered elsewhere: one-record drop / black hole / leader move /
 stopped broker (tests/fake/test_faults.py); sequence-level idempotence cases (5 in flight,
 epoch bumps, a batch expired in flight, splits: tests/fake/test_idempotence.py); the
-``retries`` setting, backoff and a dead sender task (tests/network/
-test_producer_retries.py); a full buffer and ``close(timeout)`` against a killed real
+``retries`` setting and backoff (tests/network/test_producer_retries.py); a full buffer and ``close(timeout)`` against a killed real
 broker (tests/integration/test_producer_errors.py). Cancellation and ``close(timeout)``
 with requests in flight are in test_cancellation.py.
 """
@@ -36,6 +35,7 @@ from asyncproducer.errors import (
     KafkaError,
     KafkaTimeoutError,
     ProducerFencedError,
+    ProducerStateError,
 )
 from asyncproducer.producer import State
 from asyncproducer.protocol.versions import ApiKey
@@ -657,6 +657,35 @@ async def test_a_fenced_idempotent_producer_fails_everything_pending_and_later_s
             with bounded(2, "a send() after a fatal error"), pytest.raises(error_class):
                 await producer.send("orders", b"later")
         assert_log(cluster, "orders", 0, [warm])
+
+
+# --------------------------------------------------------------------------- 9. sender failure
+
+
+async def test_a_dead_sender_fails_in_flight_and_queued_records_and_later_sends() -> None:
+    """The sender task dies (a bug, simulated) with a request in flight and records queued
+    behind it: every one fails with ProducerStateError naming the cause, later sends raise
+    it, close() returns and no background task is left."""
+    async with FakeCluster() as cluster:
+        cluster.create_topic("orders", 1, leaders=[0])
+        async with running(make_producer(cluster)) as producer:
+            await producer.partitions_for("orders")
+            cluster.delay_responses(ApiKey.PRODUCE, 1.0, broker=0)
+            sends = Sends(producer)
+            await sends.send("orders", b"in-flight")
+            await wait_until_requests(cluster, ApiKey.PRODUCE, 1, broker=0)
+
+            def broken(requests: object) -> float:
+                raise RuntimeError("boom")
+
+            producer._sender._run_once = broken  # type: ignore[method-assign]
+            for i in range(3):
+                await sends.send("orders", b"queued-%d" % i)  # wakes the sender: it dies
+            assert_failed_with(await sends.outcomes(2), ProducerStateError)
+            assert all("boom" in str(r) for r in await sends.outcomes(1))
+            with bounded(2, "a send() after the sender died"), pytest.raises(ProducerStateError):
+                await producer.send("orders", b"later")
+        await assert_no_producer_tasks()
 
 
 # --------------------------------------------------------------------------- 11. acks=0
