@@ -9,8 +9,9 @@ no call hangs (every wait is inside ``bounded``).
 Not repeated here, because covered elsewhere: one-record drop / black hole / leader move /
 stopped broker (tests/fake/test_faults.py); sequence-level idempotence cases (5 in flight,
 epoch bumps, a batch expired in flight, splits: tests/fake/test_idempotence.py); the
-``retries`` setting and backoff (tests/network/test_producer_retries.py); a full buffer and ``close(timeout)`` against a killed real
-broker (tests/integration/test_producer_errors.py). Cancellation and ``close(timeout)``
+``retries`` setting and backoff (tests/network/test_producer_retries.py); a full buffer
+and ``close(timeout)`` against a killed real broker
+(tests/integration/test_producer_errors.py). Cancellation and ``close(timeout)``
 with requests in flight are in test_cancellation.py.
 """
 
