@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from asyncproducer._futures import complete, fail
+from asyncproducer._futures import fail
 from asyncproducer._types import Header, ProducerRecord, RecordMetadata, TopicPartition
 from asyncproducer.errors import KafkaError, fresh_copy
 from asyncproducer.interceptors import InterceptorChain
@@ -36,6 +36,7 @@ class ProducerBatch:
         "done",
         "done_callbacks",
         "full",
+        "has_hooks",
         "in_flight",
         "last_error",
         "order",
@@ -61,6 +62,8 @@ class ProducerBatch:
         """Bytes of buffer_memory this batch holds until it completes."""
         self.created_ms = now_ms
         self.thunks: list[Thunk] = []
+        self.has_hooks = False
+        """A record has an ``on_delivery`` callback or interceptors to tell."""
         self.full = False
         self.payload: bytes | None = None
         """The encoded batch, once drained (kept for retries)."""
@@ -108,6 +111,8 @@ class ProducerBatch:
             self.full = True
             return False
         self.thunks.append(thunk)
+        if thunk[1] is not None or thunk[5] is not None:
+            self.has_hooks = True
         return True
 
     @property
@@ -160,6 +165,7 @@ class ProducerBatch:
                 builder.try_append(record.timestamp, record.key, record.value, record.headers)
                 half.thunks.append(thunk)
             half.full = True
+            half.has_hooks = self.has_hooks
             half.attempts = self.attempts
             half.possibly_written = self.possibly_written
             half.last_error = self.last_error
@@ -184,17 +190,25 @@ class ProducerBatch:
         and the broker's LogAppendTime when the topic uses it (-1 otherwise)."""
         topic, partition = self.topic, self.partition
         outcomes: list[tuple[RecordMetadata | None, BaseException | None]] = []
-        for index, (future, _, timestamp, key_size, value_size, _) in enumerate(self.thunks):
-            metadata = RecordMetadata(
+        add_outcome = outcomes.append
+        new_metadata = RecordMetadata
+        offset = base_offset if base_offset >= 0 else -1
+        step = 1 if base_offset >= 0 else 0
+        hooks = self.has_hooks
+        for future, _, timestamp, key_size, value_size, _ in self.thunks:
+            metadata = new_metadata(
                 topic,
                 partition,
-                base_offset + index if base_offset >= 0 else -1,
+                offset,
                 log_append_time if log_append_time >= 0 else timestamp,
                 key_size,
                 value_size,
             )
-            complete(future, metadata)
-            outcomes.append((metadata, None))
+            offset += step
+            if not future.done():  # the user may have cancelled an asyncio future
+                future.set_result(metadata)
+            if hooks:
+                add_outcome((metadata, None))
         self._finished(outcomes, chain)
 
     def fail(self, error: BaseException, chain: InterceptorChain) -> None:
@@ -219,6 +233,8 @@ class ProducerBatch:
         waiters, self.done_callbacks = self.done_callbacks, None
         for waiter in waiters or ():
             waiter()
+        if not self.has_hooks:
+            return
         for (_, callback, _, _, _, record), (metadata, error) in zip(
             self.thunks, outcomes, strict=True
         ):

@@ -50,7 +50,11 @@ from asyncproducer.errors import (
 )
 from asyncproducer.interceptors import InterceptorChain
 from asyncproducer.partitioners import DefaultPartitioner, resolve_partitioner
-from asyncproducer.protocol.records import BATCH_HEADER_SIZE, record_size_upper_bound
+from asyncproducer.protocol.records import (
+    BARE_RECORD_OVERHEAD,
+    BATCH_HEADER_SIZE,
+    record_size_upper_bound,
+)
 from asyncproducer.serializers import resolve_serializer
 
 logger = logging.getLogger("asyncproducer.producer")
@@ -346,9 +350,10 @@ class Producer:
             _check_headers(topic, headers)
         key_bytes = self._key_serializer(topic, headers, key)
         value_bytes = self._value_serializer(topic, headers, value)
-        deadline = time.monotonic() + self._max_block_s
+        deadline = None  # max_block_ms runs from here; read the clock only if we wait
         info = self._metadata.snapshot.topics.get(topic)
         if info is None or not info.partitions or info.error_code:
+            deadline = time.monotonic() + self._max_block_s
             info = await self._metadata.wait_for_topic(topic, self._max_block_s * 1000)
         chosen = partition is None
         if chosen:
@@ -356,20 +361,17 @@ class Producer:
         else:
             check_partition(topic, partition, len(info.partitions))  # type: ignore[arg-type]
         assert partition is not None
-        size = record_size_upper_bound(key_bytes, value_bytes, headers) + BATCH_HEADER_SIZE
+        key_size = -1 if key_bytes is None else len(key_bytes)
+        value_size = -1 if value_bytes is None else len(value_bytes)
+        if headers:
+            size = record_size_upper_bound(key_bytes, value_bytes, headers) + BATCH_HEADER_SIZE
+        else:
+            size = BARE_RECORD_OVERHEAD + BATCH_HEADER_SIZE + key_size + value_size
         if size > self._size_limit:
             check_record_size(size, topic, self._config)
         timestamp = timestamp_ms if timestamp_ms is not None else int(time.time() * 1000)
-        assert self._new_future is not None
-        future = self._new_future()
-        thunk = (
-            future,
-            on_delivery,
-            timestamp,
-            -1 if key_bytes is None else len(key_bytes),
-            -1 if value_bytes is None else len(value_bytes),
-            record,
-        )
+        future = self._new_future()  # type: ignore[misc]
+        thunk = (future, on_delivery, timestamp, key_size, value_size, record)
         accumulator = self._accumulator
         outcome = accumulator.try_append(
             topic, partition, timestamp, key_bytes, value_bytes, headers, thunk
@@ -383,6 +385,8 @@ class Producer:
                 topic, partition, timestamp, key_bytes, value_bytes, headers, thunk
             )
         if outcome == NEEDS_NEW_BATCH:
+            if deadline is None:
+                deadline = time.monotonic() + self._max_block_s
             await self._append_to_new_batch(
                 topic, partition, timestamp, key_bytes, value_bytes, headers, thunk, size, deadline
             )

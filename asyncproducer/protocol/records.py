@@ -72,6 +72,10 @@ _NO_HEADERS = b"\x00"
 # Per record: length (varint, 5) + attributes (1) + timestampDelta (varlong, 10)
 # + offsetDelta (varint, 5), as Java's DefaultRecord.MAX_RECORD_OVERHEAD.
 _MAX_RECORD_OVERHEAD = 21
+BARE_RECORD_OVERHEAD = _MAX_RECORD_OVERHEAD + 5 + 5 + 1
+"""With no headers, ``record_size_upper_bound`` is at most this plus the key's and value's
+lengths (two length varints of at most 5 bytes, a header count of 1): a bound the send
+path can add up without a call."""
 
 
 # --------------------------------------------------------------------------- encoding

@@ -26,6 +26,7 @@ from asyncproducer.protocol._varint import (
 )
 from asyncproducer.protocol.compression import CompressionType
 from asyncproducer.protocol.records import (
+    BARE_RECORD_OVERHEAD,
     BATCH_HEADER_SIZE,
     DecodedBatch,
     RecordBatchBuilder,
@@ -476,6 +477,19 @@ def test_record_size_upper_bound(
     bound = record_size_upper_bound(key, value, headers)
     assert actual <= bound
     assert bound - actual <= 16  # and not wildly pessimistic
+
+
+@given(
+    key=st.none() | st.binary(max_size=300),
+    value=st.none() | st.binary(max_size=300_000),
+)
+@SETTINGS
+def test_bare_record_overhead_bounds_a_record_without_headers(
+    key: bytes | None, value: bytes | None
+) -> None:
+    # As the producer adds it up: -1 for a None key or value.
+    sizes = sum(-1 if data is None else len(data) for data in (key, value))
+    assert record_size_upper_bound(key, value, ()) <= BARE_RECORD_OVERHEAD + sizes
 
 
 def test_batch_header_size() -> None:
