@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from asyncproducer import errors
-    from asyncproducer._types import Header, RecordMetadata, TopicPartition
+    from asyncproducer._types import Header, ProducerRecord, RecordMetadata, TopicPartition
     from asyncproducer.errors import KafkaError
     from asyncproducer.producer import Producer
 
@@ -18,6 +18,7 @@ __version__ = "0.1.0.dev0"
 _EXPORTS = {
     "errors": ("asyncproducer.errors", None),
     "Header": ("asyncproducer._types", "Header"),
+    "ProducerRecord": ("asyncproducer._types", "ProducerRecord"),
     "RecordMetadata": ("asyncproducer._types", "RecordMetadata"),
     "TopicPartition": ("asyncproducer._types", "TopicPartition"),
     "KafkaError": ("asyncproducer.errors", "KafkaError"),
@@ -40,6 +41,7 @@ __all__ = [
     "Header",
     "KafkaError",
     "Producer",
+    "ProducerRecord",
     "RecordMetadata",
     "TopicPartition",
     "__version__",

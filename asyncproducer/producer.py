@@ -15,7 +15,7 @@ import enum
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import anyio
@@ -470,6 +470,47 @@ class Producer:
         future = await self.send(topic, value, key, partition, timestamp_ms, headers)
         metadata: RecordMetadata = await future
         return metadata
+
+    async def send_batch(
+        self, records: Iterable[ProducerRecord]
+    ) -> list[RecordMetadata | KafkaError]:
+        """Send many records and wait for them all: one result per record, in order, a
+        ``RecordMetadata`` or the ``KafkaError`` that record failed with (a record that
+        cannot be sent, e.g. a serialization error, fails alone; the others go on).
+
+        Each record has its own topic, key, value, partition, timestamp and headers.
+        Records are enqueued as by ``send()`` (waiting for buffer memory as needed, each
+        wait bounded by ``max_block_ms``), then awaited together. Raises at once only if
+        the producer is not running; cancelling it cancels only the waiting: records
+        already enqueued are still delivered.
+        """
+        if self._state is not State.RUNNING:
+            self._check_running()
+        slots: list[Any] = []
+        for record in records:
+            try:
+                slots.append(
+                    await self.send(
+                        record.topic,
+                        record.value,
+                        record.key,
+                        record.partition,
+                        record.timestamp_ms,
+                        record.headers,
+                    )
+                )
+            except KafkaError as exc:
+                slots.append(exc)
+        results: list[RecordMetadata | KafkaError] = []
+        for slot in slots:
+            if isinstance(slot, KafkaError):
+                results.append(slot)
+                continue
+            try:
+                results.append(await slot)
+            except KafkaError as exc:
+                results.append(exc)
+        return results
 
     async def flush(self, timeout: float | None = None) -> None:
         """Send everything buffered now, ignoring ``linger_ms``, and wait until each of
