@@ -9,10 +9,10 @@ something to send now, and :meth:`drain` to take batches for them, as Java's
   ``linger_ms`` has passed, a flush or close is in progress, or senders are waiting for
   memory; a retried batch waits out its backoff first;
 * a broker is *ready* when at least one of its partitions is sendable; a request to it
-  takes the head batch of each of its sendable partitions, up to ``max_request_size``.
-  Unlike Java, a batch still lingering does not ride along: sent early it would close
-  half empty, and with several requests in flight that would cut the sticky
-  partitioner's batches into many small ones (``linger_ms`` is the latency asked for);
+  takes the head batch of each of its sendable partitions, and of those past half their
+  ``linger_ms``, up to ``max_request_size``. Java takes every lingering batch along; a
+  fresh one sent early would close half empty, and with several requests in flight that
+  cuts the sticky partitioner's batches into many small ones;
 * order within a partition: with idempotence, up to ``max_in_flight_requests_per_connection``
   batches of a partition may be out at once, sequence numbers keep them in order, and
   ``_idempotence`` says which head batch may go; without it, a partition with a batch in
@@ -72,6 +72,9 @@ class RecordAccumulator:
         self._muted: set[tuple[str, int]] = set()
         self._guarantee_order = guarantee_order
         self._drained = 0
+        self.drained_all_sendable = True
+        """False when the last drain left a batch behind one it took (a request takes
+        one batch per partition): the sender should look again at once."""
         self.incomplete: dict[ProducerBatch, None] = {}
         """Every batch created and not yet completed, in creation order."""
         self._flushes = 0
@@ -135,7 +138,7 @@ class RecordAccumulator:
 
     def ready(self, cluster: ClusterSnapshot, now_ms: float, memory_waiting: bool) -> ReadyCheck:
         check = ReadyCheck()
-        hurry = self._flushes > 0 or self.closing or memory_waiting
+        hurry = self.in_a_hurry or memory_waiting
         for tp, queue in self._queues.items():
             if not queue or tp in self._muted:
                 continue
@@ -158,6 +161,10 @@ class RecordAccumulator:
                 check.drainable.setdefault(leader, []).append(tp)
             else:
                 check.next_check_ms = min(check.next_check_ms, self.linger_ms - waited)
+                if waited * 2 >= self.linger_ms:
+                    # Past half its linger: it rides along if its broker gets a request
+                    # now (it would go soon anyway, alone: one request instead of many).
+                    check.drainable.setdefault(leader, []).append(tp)
         return check
 
     def drain(
@@ -172,6 +179,7 @@ class RecordAccumulator:
         With ``idempotence``, a head batch goes only if it allows, and is stamped with
         its sequence when it goes for the first time."""
         drained: dict[int, list[ProducerBatch]] = {}
+        self.drained_all_sendable = True
         for node in nodes:
             batches: list[ProducerBatch] = []
             size = 0
@@ -195,6 +203,8 @@ class RecordAccumulator:
                 batch.sequence_reset = False
                 batches.append(batch)
                 size += len(batch.close())
+                if queue:  # the next batch may be sendable too: look again at once
+                    self.drained_all_sendable = False
             if batches:
                 drained[node] = batches
         return drained
@@ -263,6 +273,15 @@ class RecordAccumulator:
     @property
     def has_queued(self) -> bool:
         return any(self._queues.values())
+
+    @property
+    def in_a_hurry(self) -> bool:
+        """A flush or close is in progress: every batch is sendable at once."""
+        return self._flushes > 0 or self.closing
+
+    def queued_batches(self, topic: str, partition: int) -> int:
+        queue = self._queues.get((topic, partition))
+        return len(queue) if queue else 0
 
     # ------------------------------------------------------------------ flush
 

@@ -119,6 +119,8 @@ class Sender:
         self._interceptors = interceptors
         self._clock = clock
         self._wakeup_event = anyio.Event()
+        self._wake_at_ms = 0.0
+        """When the sleeping loop wakes by itself (the clock's milliseconds)."""
         self._in_flight_requests: dict[int, int] = {}
         self._in_flight_batches: dict[ProducerBatch, None] = {}
         self.stats = SenderStats()
@@ -131,6 +133,17 @@ class Sender:
     def wakeup(self) -> None:
         self._wakeup_event.set()
 
+    def batch_opened(self, created_ms: float, behind_another: bool) -> None:
+        """``send()`` opened a batch: wake the loop unless it wakes by itself before the
+        batch is due. Waking it for every new batch would cost a pass over every
+        partition per batch: with many partitions and few records each, per record."""
+        if (
+            behind_another  # the batch before it is full: sendable now
+            or self._accumulator.in_a_hurry
+            or created_ms + self._accumulator.linger_ms < self._wake_at_ms
+        ):
+            self.wakeup()
+
     # ------------------------------------------------------------------ the loop
 
     @background_task
@@ -139,8 +152,9 @@ class Sender:
         until a fatal error, which it raises (after its requests are cancelled)."""
         async with anyio.create_task_group() as requests:
             while self.fatal_error is None:
-                delay_ms = self._run_once(requests)
-                with anyio.move_on_after(max(delay_ms, 0) / 1000):
+                delay_ms = max(self._run_once(requests), 0)
+                self._wake_at_ms = self._clock() + delay_ms
+                with anyio.move_on_after(delay_ms / 1000):
                     await self._wakeup_event.wait()
                 self._wakeup_event = anyio.Event()
             requests.cancel_scope.cancel()
@@ -180,7 +194,7 @@ class Sender:
                     stats.batches += 1
                     stats.records += batch.record_count
             requests.start_soon(self._produce, node, batches)
-        if drained:
+        if drained and not accumulator.drained_all_sendable:
             return 0  # a request takes one batch per partition: the next may go at once
         if self._in_flight_batches:
             oldest = min(accumulator.delivery_deadline_ms(b) for b in self._in_flight_batches)

@@ -442,20 +442,16 @@ class Producer:
             if self._state is not State.RUNNING:  # closed (or failed) while we waited
                 self._memory.release(reserved)
                 self._check_running()
-        created = self._accumulator.append_to_new_batch(
-            topic,
-            partition,
-            timestamp,
-            key_bytes,
-            value_bytes,
-            headers,
-            thunk,
-            reserved,
-            time.monotonic() * 1000,
+        now_ms = time.monotonic() * 1000
+        accumulator = self._accumulator
+        created = accumulator.append_to_new_batch(
+            topic, partition, timestamp, key_bytes, value_bytes, headers, thunk, reserved, now_ms
         )
-        if not created:
+        if created:
+            behind_another = accumulator.queued_batches(topic, partition) > 1
+            self._sender.batch_opened(now_ms, behind_another)
+        else:
             self._memory.release(reserved)
-        self._sender.wakeup()
 
     async def send_and_wait(
         self,
