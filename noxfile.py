@@ -1,5 +1,5 @@
 """Developer sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s typecheck``, ``nox -s demo``,
-``nox -s faults``."""
+``nox -s faults``, ``nox -s bench``."""
 
 from __future__ import annotations
 
@@ -42,3 +42,18 @@ def faults(session: nox.Session) -> None:
     guarantee broke. ``nox -s faults -- --seed 42 --markdown`` passes options on."""
     session.install("-e", ".[test]")
     session.run("python", "-m", "benchmarks.faults", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """The peer benchmark (docs/benchmarks.md): asyncproducer vs aiokafka vs confluent-kafka
+    on one Tansu broker, with charts. ``nox -s bench -- --quick`` passes options on."""
+    session.install("-e", ".[test,bench]")
+    args = session.posargs or [
+        "--markdown",
+        "--json",
+        "benchmarks/results/peers.json",
+        "--charts",
+        "benchmarks/results",
+    ]
+    session.run("python", "-m", "benchmarks", *args)

@@ -1,0 +1,230 @@
+"""The peers, each configured from the same scenario.
+
+Settings that exist in every client are set to the same value: acks, linger, batch size
+in bytes (librdkafka's default is 1 MB, Java's and aiokafka's 16 KiB), compression,
+idempotence, and murmur2 partitioning for keyed records (librdkafka's ``murmur2_random``
+is Java's). Everything else keeps each client's defaults.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import importlib.util
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
+
+from benchmarks._bench_drive import WINDOW, AsyncClient, Due, MakeRecord, SendBatch, Tally
+from benchmarks._bench_scenarios import Payloads, RunSpec, Scenario
+
+if TYPE_CHECKING:
+    from asyncproducer import Producer
+
+ASYNCPRODUCER = "asyncproducer"
+ASYNCPRODUCER_BATCH = "asyncproducer-batch"
+AIOKAFKA = "aiokafka"
+CONFLUENT = "confluent-kafka"
+CONFLUENT_AIO = "confluent-kafka-aio"
+CLIENTS = [ASYNCPRODUCER, ASYNCPRODUCER_BATCH, AIOKAFKA, CONFLUENT, CONFLUENT_AIO]
+CLOSE_TIMEOUT_S = 10.0
+
+
+def unavailable(client: str, scenario: Scenario) -> str | None:
+    """Why ``client`` cannot run ``scenario`` here, or None."""
+    module = {AIOKAFKA: "aiokafka", CONFLUENT: "confluent_kafka", CONFLUENT_AIO: "confluent_kafka"}
+    if client in module and importlib.util.find_spec(module[client]) is None:
+        return f"{module[client]} is not installed"
+    if client == ASYNCPRODUCER_BATCH:
+        from asyncproducer import Producer
+
+        if not hasattr(Producer, "send_batch"):
+            return "Producer.send_batch does not exist yet"
+    if client == AIOKAFKA and scenario.idempotence:
+        # Seen against Tansu: its InitProducerId version gets UNKNOWN_SERVER_ERROR.
+        return "its idempotent producer fails against Tansu (InitProducerId: UnknownError)"
+    return None
+
+
+def note(client: str, scenario: Scenario) -> str | None:
+    """What a reader of the results should know about this client in this scenario."""
+    if client == CONFLUENT and scenario.tasks > 1:
+        return "synchronous client: concurrency does not apply, ran single-threaded"
+    return None
+
+
+# --------------------------------------------------------------------------- asyncproducer
+
+
+def asyncproducer_config(scenario: Scenario) -> dict[str, Any]:
+    return {
+        "acks": "all" if scenario.acks == "all" else int(scenario.acks),
+        "linger_ms": scenario.linger_ms,
+        "batch_size": scenario.batch_size,
+        "compression_type": scenario.compression,
+        "enable_idempotence": scenario.idempotence,
+    }
+
+
+@contextlib.asynccontextmanager
+async def open_asyncproducer(spec: RunSpec) -> AsyncIterator[tuple[AsyncClient, Producer]]:
+    """The client, and the producer itself (for ``send_batch``)."""
+    # Imported here, as each peer is: a client process loads only its own library, so
+    # its peak RSS is its own.
+    from asyncproducer import Producer
+
+    producer = Producer(spec.bootstrap_servers, **asyncproducer_config(spec.scenario))
+    await producer.start()
+    try:
+        yield AsyncClient(functools.partial(producer.send, spec.topic), producer.flush), producer
+    finally:
+        await producer.close(timeout=CLOSE_TIMEOUT_S)
+
+
+def batch_api(producer: Producer, spec: RunSpec, data: Payloads) -> tuple[SendBatch, MakeRecord]:
+    """``send_batch`` and a function making record ``i``'s ProducerRecord."""
+    from asyncproducer import ProducerRecord
+
+    def make_record(i: int) -> ProducerRecord:
+        return ProducerRecord(spec.topic, data.value(i), key=data.key(i))
+
+    send_batch: SendBatch = producer.send_batch
+    return send_batch, make_record
+
+
+# --------------------------------------------------------------------------- aiokafka
+
+
+@contextlib.asynccontextmanager
+async def open_aiokafka(spec: RunSpec) -> AsyncIterator[AsyncClient]:
+    from aiokafka import AIOKafkaProducer
+
+    s = spec.scenario
+    producer = AIOKafkaProducer(
+        bootstrap_servers=spec.bootstrap_servers,
+        acks="all" if s.acks == "all" else int(s.acks),
+        linger_ms=s.linger_ms,
+        max_batch_size=s.batch_size,
+        compression_type=None if s.compression == "none" else s.compression,
+        enable_idempotence=s.idempotence,
+    )
+    await producer.start()
+    try:
+        yield AsyncClient(functools.partial(producer.send, spec.topic), producer.flush)
+    finally:
+        async with asyncio.timeout(CLOSE_TIMEOUT_S):
+            await producer.stop()
+
+
+# --------------------------------------------------------------------------- confluent-kafka
+
+
+def confluent_config(spec: RunSpec) -> dict[str, Any]:
+    s = spec.scenario
+    return {
+        "bootstrap.servers": spec.bootstrap_servers,
+        "acks": s.acks,
+        "linger.ms": s.linger_ms,
+        "batch.size": s.batch_size,
+        "compression.type": s.compression,
+        "enable.idempotence": s.idempotence,
+        "partitioner": "murmur2_random",
+    }
+
+
+@contextlib.asynccontextmanager
+async def open_confluent_aio(spec: RunSpec) -> AsyncIterator[AsyncClient]:
+    from confluent_kafka.aio import AIOProducer
+
+    producer = AIOProducer(confluent_config(spec))
+
+    # AIOProducer completes futures only when something polls librdkafka: its own
+    # produce_batch (every 1,000 produce() calls, its default batch_size), flush(), or
+    # a 1 s inactivity timer. A task awaiting a future would stall for that second, so
+    # poll in the background, as librdkafka applications do.
+    async def poll_forever() -> None:
+        while True:
+            await producer.poll(0.1)
+
+    poller = asyncio.create_task(poll_forever())
+    try:
+        yield AsyncClient(functools.partial(producer.produce, spec.topic), producer.flush)
+    finally:
+        poller.cancel()
+        async with asyncio.timeout(CLOSE_TIMEOUT_S):
+            await producer.close()
+
+
+class SyncConfluent:
+    """confluent-kafka's synchronous Producer: produce() + poll(0), the idiomatic loop.
+
+    Its queue holds at most ``WINDOW`` undelivered records, the same bound the async
+    clients keep; when it is full, produce() raises BufferError and the loop polls.
+    """
+
+    def __init__(self, spec: RunSpec) -> None:
+        from confluent_kafka import Producer
+
+        config = confluent_config(spec) | {"queue.buffering.max.messages": WINDOW}
+        self.producer = Producer(config)
+        self.topic = spec.topic
+
+    def flush(self, deadline: float) -> None:
+        left = self.producer.flush(max(0.0, deadline - time.monotonic()))
+        if left:
+            raise TimeoutError(f"{left} records still undelivered at the deadline")
+
+    def produce(
+        self, value: bytes, key: bytes | None, done: Callable[..., None], deadline: float
+    ) -> None:
+        while True:
+            try:
+                self.producer.produce(self.topic, value, key, on_delivery=done)
+                return
+            except BufferError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        "the producer queue stayed full until the deadline"
+                    ) from None
+                self.producer.poll(0.1)
+
+    def throughput(self, spec: RunSpec, data: Payloads, tally: Tally, deadline: float) -> None:
+        from confluent_kafka import KafkaException
+
+        def delivered(error: Any, _message: Any) -> None:
+            if error is not None:
+                tally.fail(KafkaException(error))
+            else:
+                tally.ok()
+
+        for i in range(spec.records):
+            self.produce(data.value(i), data.key(i), delivered, deadline)
+            self.producer.poll(0)
+        self.flush(deadline)
+
+    def latency(self, spec: RunSpec, data: Payloads, tally: Tally, deadline: float) -> None:
+        from confluent_kafka import KafkaException
+
+        def on_ack(i: int, due: float) -> Callable[[Any, Any], None]:
+            def delivered(error: Any, _message: Any) -> None:
+                tally.latency[i] = time.perf_counter() - due
+                if error is not None:
+                    tally.fail(KafkaException(error))
+                else:
+                    tally.ok()
+
+            return delivered
+
+        rate, start, i = spec.scenario.rate, time.perf_counter(), 0
+        while i < spec.records:
+            due = min(spec.records, int((time.perf_counter() - start) * rate) + 1)
+            batch: Due = [(j, start + j / rate) for j in range(i, due)]
+            for j, due_at in batch:
+                self.produce(data.value(j), data.key(j), on_ack(j, due_at), deadline)
+            i = max(i, due)
+            # Serves delivery callbacks while waiting for the next record's turn; at least
+            # 1 ms, the async clients' timer resolution (less would spin: librdkafka
+            # counts whole milliseconds).
+            self.producer.poll(max(0.001, start + i / rate - time.perf_counter()))
+        self.flush(deadline)

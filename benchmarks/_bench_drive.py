@@ -1,0 +1,197 @@
+"""How every async client is driven: the same loops, so only the client differs.
+
+Throughput: ``tasks`` tasks each send their share (task ``t`` sends records ``t, t +
+tasks, ...``) and keep at most ``WINDOW / tasks`` records unacknowledged each, so memory
+stays bounded whatever the client buffers; then the client flushes and every remaining
+future is awaited. Latency: one pacing task offers ``rate`` records per second, and each
+record's latency runs from the moment it was *due* to its acknowledgement, so a client
+that falls behind the offered rate (or blocks the event loop) pays for it rather than
+hiding it (no coordinated omission).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from array import array
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from benchmarks._bench_scenarios import Payloads, RunSpec
+
+WINDOW = 10_000
+"""Unacknowledged records per client process, at most."""
+CHUNK = 10_000
+"""Records per ``send_batch`` call, at most."""
+
+SendBatch = Callable[[list[Any]], Awaitable[Sequence[object]]]
+"""``Producer.send_batch``: records in, each one's metadata or exception out, in order."""
+MakeRecord = Callable[[int], Any]
+"""Record ``i`` as the client's record type (a ``ProducerRecord``)."""
+Due = list[tuple[int, float]]
+"""Records due at one tick: (index, the moment it was due)."""
+
+
+class Tally:
+    """What came back: acknowledgements, failures, and per-record latency when paced."""
+
+    def __init__(self, records: int, *, latencies: bool = False) -> None:
+        self.records = records
+        self.acked = 0
+        self.failed = 0
+        self.first_error: str | None = None
+        self.latency = array("d", [math.nan]) * (records if latencies else 0)
+        self.on_done: Callable[[], None] | None = None
+        """Called once every record is acknowledged or failed."""
+
+    def ok(self) -> None:
+        self.acked += 1
+        if self.on_done is not None and self.acked + self.failed >= self.records:
+            self.on_done()
+
+    def fail(self, error: BaseException) -> None:
+        self.failed += 1
+        if self.first_error is None:
+            self.first_error = f"{type(error).__name__}: {error}"
+        if self.on_done is not None and self.acked + self.failed >= self.records:
+            self.on_done()
+
+    def result(self, outcome: object) -> None:
+        """Count one ``send_batch`` result: metadata, or the record's exception."""
+        if isinstance(outcome, BaseException):
+            self.fail(outcome)
+        else:
+            self.ok()
+
+    def latencies(self) -> list[float]:
+        return sorted(x for x in self.latency if not math.isnan(x))
+
+
+@dataclass(frozen=True)
+class AsyncClient:
+    """One peer behind the same two calls.
+
+    ``send(value, key)`` enqueues a record and returns its future (awaitable, with
+    ``add_done_callback``); it is the peer's own bound method (``functools.partial`` of
+    it with the topic), so no adapter frame sits between the loop and the client.
+    """
+
+    send: Callable[[bytes, bytes | None], Awaitable[Any]]
+    flush: Callable[[], Awaitable[Any]]
+
+
+async def settle(future: Awaitable[object], tally: Tally) -> None:
+    try:
+        await future
+    except Exception as exc:
+        tally.fail(exc)
+    else:
+        tally.ok()
+
+
+async def throughput(client: AsyncClient, spec: RunSpec, data: Payloads, tally: Tally) -> None:
+    tasks, count = spec.scenario.tasks, spec.records
+    window = max(1, WINDOW // tasks)
+    leftovers: list[Any] = []
+
+    async def sender(first: int) -> None:
+        pending: deque[Any] = deque()
+        for i in range(first, count, tasks):
+            pending.append(await client.send(data.value(i), data.key(i)))
+            if len(pending) >= window:
+                await settle(pending.popleft(), tally)
+        # Awaited after flush(): some clients only send what is left when flushed.
+        leftovers.extend(pending)
+
+    async with asyncio.TaskGroup() as group:
+        for first in range(tasks):
+            group.create_task(sender(first))
+    await client.flush()
+    for future in leftovers:
+        await settle(future, tally)
+
+
+async def throughput_batch(
+    send_batch: SendBatch, make_record: MakeRecord, spec: RunSpec, tally: Tally
+) -> None:
+    """Each task sends its share in ``send_batch`` calls of at most ``CHUNK`` records;
+    each call returns when all its records are acknowledged (or failed)."""
+    tasks, count = spec.scenario.tasks, spec.records
+
+    async def sender(first: int) -> None:
+        mine = range(first, count, tasks)
+        for start in range(0, len(mine), CHUNK):
+            records = [make_record(i) for i in mine[start : start + CHUNK]]
+            for outcome in await send_batch(records):
+                tally.result(outcome)
+
+    async with asyncio.TaskGroup() as group:
+        for first in range(tasks):
+            group.create_task(sender(first))
+
+
+async def paced(spec: RunSpec, offer: Callable[[Due], Awaitable[None]]) -> None:
+    """Offer the records at ``spec.scenario.rate`` per second: at each tick (the event
+    loop's timer resolution, about 1 ms) every record due by then."""
+    rate, count = spec.scenario.rate, spec.records
+    start = time.perf_counter()
+    i = 0
+    while i < count:
+        due = min(count, int((time.perf_counter() - start) * rate) + 1)
+        if due > i:
+            await offer([(j, start + j / rate) for j in range(i, due)])
+            i = due
+        await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
+
+
+async def latency(client: AsyncClient, spec: RunSpec, data: Payloads, tally: Tally) -> None:
+    all_done = asyncio.Event()
+    tally.on_done = all_done.set
+
+    def on_ack(i: int, due: float) -> Callable[[Any], None]:
+        def done(future: Any) -> None:
+            tally.latency[i] = time.perf_counter() - due
+            if future.cancelled():  # exception() would raise
+                tally.fail(asyncio.CancelledError())
+                return
+            error = future.exception()
+            if error is not None:
+                tally.fail(error)
+            else:
+                tally.ok()
+
+        return done
+
+    async def offer(batch: Due) -> None:
+        for i, due in batch:
+            future = await client.send(data.value(i), data.key(i))
+            future.add_done_callback(on_ack(i, due))
+
+    await paced(spec, offer)
+    await client.flush()
+    if tally.acked + tally.failed < tally.records:
+        await all_done.wait()
+
+
+async def latency_batch(
+    send_batch: SendBatch, make_record: MakeRecord, spec: RunSpec, tally: Tally
+) -> None:
+    """Paced like :func:`latency`; the records due at each tick go in one ``send_batch``
+    call (in the background, as it waits for the acknowledgements)."""
+
+    async def one_batch(batch: Due) -> None:
+        outcomes = await send_batch([make_record(i) for i, _ in batch])
+        acked_at = time.perf_counter()
+        for (i, due), outcome in zip(batch, outcomes, strict=True):
+            tally.latency[i] = acked_at - due
+            tally.result(outcome)
+
+    async with asyncio.TaskGroup() as group:
+
+        async def offer(batch: Due) -> None:
+            group.create_task(one_batch(batch))
+
+        await paced(spec, offer)
