@@ -166,8 +166,7 @@ def test_scenarios_vary_one_factor_of_the_base() -> None:
 
 
 def test_charts_are_written_where_there_is_data(tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
-    from benchmarks._bench_charts import write_charts
+    from benchmarks._bench_charts import write_charts  # matplotlib: the bench extra, in dev
 
     summaries = [report.summary_from_dict(raw) for raw in document()["summary"]]
     written = write_charts(summaries, tmp_path / "charts")
