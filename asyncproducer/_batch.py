@@ -149,15 +149,14 @@ class ProducerBatch:
         creation time, attempts, position in the partition and sequence range; the first
         takes over its buffer memory."""
         assert self.payload is not None
+        assert self.order is not None
         (decoded,) = decode_batches(self.payload)
         middle = len(self.thunks) // 2
         halves = []
         for start, stop in ((0, middle), (middle, len(self.thunks))):
             builder = new_builder()
-            half = ProducerBatch(
-                self.topic, self.partition, builder, self.reserved if start == 0 else 0, 0
-            )
-            half.created_ms = self.created_ms
+            reserved = self.reserved if start == 0 else 0
+            half = ProducerBatch(self.topic, self.partition, builder, reserved, self.created_ms)
             for record, thunk in zip(
                 decoded.records[start:stop], self.thunks[start:stop], strict=True
             ):
@@ -169,7 +168,6 @@ class ProducerBatch:
             half.attempts = self.attempts
             half.possibly_written = self.possibly_written
             half.last_error = self.last_error
-            assert self.order is not None
             half.order = (self.order[0], self.order[1] + start)
             if self.base_sequence >= 0:
                 half.producer_id, half.producer_epoch = self.producer_id, self.producer_epoch

@@ -279,12 +279,3 @@ class IdempotenceState:
             if not partition.is_next(partition.next_sequence):
                 self._request_bump(key)
             del self._unresolved[key]
-
-    def owns(self, batch: ProducerBatch) -> bool:
-        """Whether the batch was stamped with the current producer id and epoch."""
-        producer = self.producer
-        return (
-            producer is not None
-            and batch.producer_id == producer.producer_id
-            and batch.producer_epoch == producer.epoch
-        )

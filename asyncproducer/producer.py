@@ -259,7 +259,7 @@ class Producer:
         deadline = anyio.current_time() + (math.inf if timeout is None else timeout)
         cancelled = False
         try:
-            with anyio.move_on_after(math.inf if timeout is None else timeout):
+            with anyio.CancelScope(deadline=deadline):
                 self._accumulator.closing = True
                 self._sender.wakeup()
                 await self._wait_for(list(self._accumulator.incomplete))
