@@ -23,20 +23,15 @@ something to send now, and :meth:`drain` to take batches for them, as Java's
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from asyncproducer._backoff import ExponentialBackoff
-from asyncproducer._batch import ProducerBatch, Thunk
+from asyncproducer._batch import Pending, ProducerBatch
 from asyncproducer._cluster import ClusterSnapshot
 from asyncproducer._idempotence import IdempotenceState
-from asyncproducer._types import Header
 from asyncproducer.protocol.compression import CompressionType
-from asyncproducer.protocol.records import RecordBatchBuilder
-
-APPENDED = 0
-APPENDED_BATCH_FULL = 1
-NEEDS_NEW_BATCH = 2
 
 
 @dataclass(slots=True)
@@ -83,52 +78,45 @@ class RecordAccumulator:
     # ------------------------------------------------------------------ appending
 
     def try_append(
-        self,
-        topic: str,
-        partition: int,
-        timestamp: int,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Sequence[Header],
-        thunk: Thunk,
-    ) -> int:
-        """Append to the partition's open batch.
-
-        Returns APPENDED, APPENDED_BATCH_FULL or NEEDS_NEW_BATCH."""
+        self, topic: str, partition: int, future: Any, record: Pending
+    ) -> ProducerBatch | None:
+        """Append to the partition's open batch; the batch, or None if a new one is needed."""
         queue = self._queues.get((topic, partition))
         if queue:
             batch = queue[-1]
-            if batch.try_append(timestamp, key, value, headers, thunk):
-                return APPENDED_BATCH_FULL if batch.full else APPENDED
-        return NEEDS_NEW_BATCH
+            if batch.try_append(future, record):
+                return batch
+        return None
 
     def append_to_new_batch(
         self,
         topic: str,
         partition: int,
-        timestamp: int,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Sequence[Header],
-        thunk: Thunk,
+        future: Any,
+        record: Pending,
         reserved: int,
         now_ms: float,
-    ) -> bool:
-        """Append in a new batch holding ``reserved`` bytes. False if another task opened a
-        batch with room meanwhile and the record went there: release the reservation."""
-        if (
-            self.try_append(topic, partition, timestamp, key, value, headers, thunk)
-            != NEEDS_NEW_BATCH
-        ):
-            return False
-        batch = ProducerBatch(topic, partition, self._new_builder(), reserved, now_ms)
-        batch.try_append(timestamp, key, value, headers, thunk)  # a first record always fits
+    ) -> tuple[ProducerBatch, bool]:
+        """Append in a new batch holding ``reserved`` bytes; the batch, and whether it is
+        new. Not new if another task opened a batch with room meanwhile and the record
+        went there: then release the reservation."""
+        batch = self.try_append(topic, partition, future, record)
+        if batch is not None:
+            return batch, False
+        batch = self._new_batch(topic, partition, reserved, now_ms)
+        batch.try_append(future, record)  # a first record always fits
         self._queues.setdefault((topic, partition), deque()).append(batch)
         self.incomplete[batch] = None
-        return True
+        return batch, True
 
-    def _new_builder(self) -> RecordBatchBuilder:
-        return RecordBatchBuilder(
+    def _new_batch(
+        self, topic: str, partition: int, reserved: int, created_ms: float
+    ) -> ProducerBatch:
+        return ProducerBatch(
+            topic,
+            partition,
+            reserved,
+            created_ms,
             batch_size=self.batch_size,
             compression=self.compression,
             compression_level=self.compression_level,
@@ -233,7 +221,7 @@ class RecordAccumulator:
         """Split a batch the broker found too large in two (see ``ProducerBatch.split``)
         and queue the halves in its place, to go at once; they replace it in
         ``incomplete``."""
-        halves = batch.split(self._new_builder)
+        halves = batch.split(self.batch_size)
         del self.incomplete[batch]
         for half in halves:
             self.incomplete[half] = None

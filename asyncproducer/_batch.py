@@ -4,26 +4,41 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from itertools import repeat
 from typing import Any
 
-from asyncproducer._futures import fail
+from asyncproducer._futures import complete, fail, set_results
 from asyncproducer._types import Header, ProducerRecord, RecordMetadata, TopicPartition
 from asyncproducer.errors import KafkaError, fresh_copy
 from asyncproducer.interceptors import InterceptorChain
-from asyncproducer.protocol.records import (
-    RecordBatchBuilder,
-    decode_batches,
-    rewrite_producer_state,
+from asyncproducer.protocol._varint import size_of_varint
+from asyncproducer.protocol.compression import CompressionType, compressed_size_bound
+from asyncproducer.protocol.encoding import (
+    BATCH_HEADER_SIZE,
+    SMALL_LIMIT,
+    VARINT_SIZE,
+    encode_records,
+    headers_size,
+    seal_batch,
 )
+from asyncproducer.protocol.records import decode_batches, max_records_size, rewrite_producer_state
 
 logger = logging.getLogger("asyncproducer.producer")
 
 DeliveryCallback = Callable[[RecordMetadata | None, BaseException | None], object]
+Hooks = tuple[DeliveryCallback | None, ProducerRecord | None]
+"""A record's ``on_delivery`` callback and the record its interceptors saw (either None)."""
 
-# What a batch keeps per record to complete it: (future, on_delivery callback or None,
-# timestamp, serialized key size, serialized value size, the record for interceptors or
-# None). A tuple: the cheapest thing to build on the send() path.
-Thunk = tuple[Any, DeliveryCallback | None, int, int, int, ProducerRecord | None]
+# What a batch keeps per record until it is encoded: (timestamp, key, value, headers,
+# serialized key size, serialized value size; -1 for None). A tuple, the cheapest thing
+# to build on the send() path; and one of bytes and ints only, which the garbage
+# collector stops tracking at its first pass (the future is kept apart for that reason:
+# with thousands of records in flight, tracked objects make every collection slower).
+Pending = tuple[int, bytes | None, bytes | None, Sequence[Header], int, int]
+Sink = tuple[int, list[Any], int, int]
+"""(index of the first record in the batch, results list, its first slot, record count)."""
+
+_new_tuple = tuple.__new__
 
 
 class ProducerBatch:
@@ -31,39 +46,72 @@ class ProducerBatch:
         "attempts",
         "awaiting_response",
         "base_sequence",
-        "builder",
+        "base_timestamp",
+        "compression",
+        "compression_level",
         "created_ms",
         "done",
         "done_callbacks",
         "full",
-        "has_hooks",
+        "futures",
+        "hooks",
         "in_flight",
+        "key_sizes",
         "last_error",
+        "max_records_size",
+        "max_timestamp",
         "order",
         "partition",
         "payload",
+        "pending",
         "possibly_written",
         "producer_epoch",
         "producer_id",
+        "records_size",
         "reserved",
         "retry_at_ms",
         "sequence_reset",
-        "thunks",
+        "sinks",
+        "timestamps",
         "topic",
+        "value_sizes",
     )
 
     def __init__(
-        self, topic: str, partition: int, builder: RecordBatchBuilder, reserved: int, now_ms: float
+        self,
+        topic: str,
+        partition: int,
+        reserved: int,
+        now_ms: float,
+        *,
+        batch_size: int,
+        compression: CompressionType = CompressionType.NONE,
+        compression_level: int | None = None,
     ) -> None:
         self.topic = topic
         self.partition = partition
-        self.builder = builder
         self.reserved = reserved
         """Bytes of buffer_memory this batch holds until it completes."""
         self.created_ms = now_ms
-        self.thunks: list[Thunk] = []
-        self.has_hooks = False
-        """A record has an ``on_delivery`` callback or interceptors to tell."""
+        self.compression = compression
+        self.compression_level = compression_level
+        self.max_records_size = max_records_size(compression, batch_size)
+        """Encoded (uncompressed) record bytes that fit: see RecordBatchBuilder's size rule."""
+        self.records_size = 0
+        self.pending: list[Pending] | None = []
+        """The records, until ``close()`` encodes them (then None)."""
+        self.base_timestamp = -1
+        self.max_timestamp = -1
+        self.hooks: dict[int, Hooks] | None = None
+        """By record index: callbacks and interceptors to tell (rare, so not per record)."""
+        self.futures: list[Any] = []
+        """Per record, its future; None for a record of a ``send_batch()`` call."""
+        self.sinks: list[Sink] | None = None
+        """Where ``send_batch()`` records' results go (see :meth:`add_sink`)."""
+        # Filled by close(): what completing the records needs, one entry per record.
+        self.timestamps: Sequence[int] = ()
+        self.key_sizes: Sequence[int] = ()
+        self.value_sizes: Sequence[int] = ()
         self.full = False
         self.payload: bytes | None = None
         """The encoded batch, once drained (kept for retries)."""
@@ -97,33 +145,91 @@ class ProducerBatch:
 
     @property
     def record_count(self) -> int:
-        return len(self.thunks)
+        return len(self.futures)
 
-    def try_append(
-        self,
-        timestamp: int,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Sequence[Header],
-        thunk: Thunk,
-    ) -> bool:
-        if self.full or self.builder.try_append(timestamp, key, value, headers) is None:
+    @property
+    def has_hooks(self) -> bool:
+        return self.hooks is not None
+
+    def try_append(self, future: Any, record: Pending) -> bool:
+        """Keep the record if it fits (the first always does); False once the batch is
+        full or closed.
+
+        The record's exact encoded size is added up here, inline (this is the producer's
+        hottest code; ``encoding.record_size`` is the reference it is tested against).
+        """
+        pending = self.pending
+        if self.full or pending is None:
+            return False
+        timestamp, _, _, headers, key_size, value_size = record
+        count = len(pending)
+        if not count:
+            self.base_timestamp = self.max_timestamp = timestamp
+        delta = timestamp - self.base_timestamp
+        sizes, limit = VARINT_SIZE, SMALL_LIMIT
+        # attributes, timestamp delta, offset delta, key, value, headers
+        body = 1 + (sizes[delta] if 0 <= delta < limit else size_of_varint(delta))
+        body += sizes[count] if count < limit else size_of_varint(count)
+        if key_size < 0:
+            body += 1
+        else:
+            body += (sizes[key_size] if key_size < limit else size_of_varint(key_size)) + key_size
+        if value_size < 0:
+            body += 1
+        elif value_size < limit:
+            body += sizes[value_size] + value_size
+        else:
+            body += size_of_varint(value_size) + value_size
+        body += headers_size(headers) if headers else 1
+        size = (sizes[body] if body < limit else size_of_varint(body)) + body
+        if self.records_size + size > self.max_records_size and count:
             self.full = True
             return False
-        self.thunks.append(thunk)
-        if thunk[1] is not None or thunk[5] is not None:
-            self.has_hooks = True
+        self.records_size += size
+        pending.append(record)
+        self.futures.append(future)
+        if timestamp > self.max_timestamp:
+            self.max_timestamp = timestamp
         return True
+
+    def add_hooks(self, callback: DeliveryCallback | None, record: ProducerRecord | None) -> None:
+        """Attach hooks to the record just appended."""
+        if self.hooks is None:
+            self.hooks = {}
+        self.hooks[len(self.futures) - 1] = (callback, record)
+
+    def add_sink(self, first: int, results: list[Any], slot: int, count: int) -> None:
+        """Records ``first`` to ``first + count - 1`` of this batch (appended with no
+        future) report to ``results[slot:slot + count]``: their RecordMetadata, or the
+        error they failed with."""
+        if self.sinks is None:
+            self.sinks = []
+        self.sinks.append((first, results, slot, count))
 
     @property
     def estimated_size(self) -> int:
-        return len(self.payload) if self.payload is not None else self.builder.estimated_size
+        """Bytes of the encoded batch: exact once closed, an upper bound before."""
+        if self.payload is not None:
+            return len(self.payload)
+        return BATCH_HEADER_SIZE + compressed_size_bound(self.compression, self.records_size)
 
     def close(self) -> bytes:
         """Encode the batch (once), with its idempotence fields; later appends go to a new
-        batch."""
+        batch. The records' keys and values are released: the payload holds them now."""
         if self.payload is None:
-            self.payload = self.builder.build(
+            assert self.pending
+            timestamps, keys, values, headers, key_sizes, value_sizes = zip(
+                *self.pending, strict=True
+            )
+            self.pending = None
+            self.timestamps, self.key_sizes, self.value_sizes = timestamps, key_sizes, value_sizes
+            self.payload = seal_batch(
+                encode_records(self.base_timestamp, timestamps, keys, values, headers),
+                count=len(timestamps),
+                base_timestamp=self.base_timestamp,
+                max_timestamp=self.max_timestamp,
+                compression=self.compression,
+                compression_level=self.compression_level,
                 producer_id=self.producer_id,
                 producer_epoch=self.producer_epoch,
                 base_sequence=self.base_sequence,
@@ -143,28 +249,49 @@ class ProducerBatch:
                 base_sequence=base_sequence,
             )
 
-    def split(self, new_builder: Callable[[], RecordBatchBuilder]) -> list[ProducerBatch]:
+    def split(self, batch_size: int) -> list[ProducerBatch]:
         """Two batches holding this (encoded, multi-record) batch's records in order, for
         a broker that refused it as too large (MESSAGE_TOO_LARGE). The halves keep its
-        creation time, attempts, position in the partition and sequence range; the first
-        takes over its buffer memory."""
+        creation time, attempts, position in the partition and sequence range, its
+        records' futures, sinks and hooks, and its waiters (called when both are done);
+        the first takes over its buffer memory."""
         assert self.payload is not None
         assert self.order is not None
         (decoded,) = decode_batches(self.payload)
-        middle = len(self.thunks) // 2
+        count = len(self.futures)
+        middle = count // 2
         halves = []
-        for start, stop in ((0, middle), (middle, len(self.thunks))):
-            builder = new_builder()
-            reserved = self.reserved if start == 0 else 0
-            half = ProducerBatch(self.topic, self.partition, builder, reserved, self.created_ms)
-            for record, thunk in zip(
-                decoded.records[start:stop], self.thunks[start:stop], strict=True
-            ):
-                # Every record fits: the whole batch did, in a builder of the same size.
-                builder.try_append(record.timestamp, record.key, record.value, record.headers)
-                half.thunks.append(thunk)
+        for start, stop in ((0, middle), (middle, count)):
+            half = ProducerBatch(
+                self.topic,
+                self.partition,
+                self.reserved if start == 0 else 0,
+                self.created_ms,
+                batch_size=batch_size,
+                compression=self.compression,
+                compression_level=self.compression_level,
+            )
+            for index in range(start, stop):
+                record = decoded.records[index]
+                # Every record fits: the whole batch did, in a batch of the same size.
+                half.try_append(
+                    self.futures[index],
+                    (
+                        record.timestamp,
+                        record.key,
+                        record.value,
+                        record.headers,
+                        self.key_sizes[index],
+                        self.value_sizes[index],
+                    ),
+                )
+                if self.hooks is not None and index in self.hooks:
+                    half.add_hooks(*self.hooks[index])
+            for first, results, slot, sink_count in self.sinks or ():
+                low, high = max(first, start), min(first + sink_count, stop)
+                if low < high:
+                    half.add_sink(low - start, results, slot + low - first, high - low)
             half.full = True
-            half.has_hooks = self.has_hooks
             half.attempts = self.attempts
             half.possibly_written = self.possibly_written
             half.last_error = self.last_error
@@ -173,6 +300,20 @@ class ProducerBatch:
                 half.producer_id, half.producer_epoch = self.producer_id, self.producer_epoch
                 half.base_sequence = (self.base_sequence + start) % 2**31
             halves.append(half)
+        if self.done_callbacks:
+            # Whoever waits for this batch (flush, send_batch) waits for both halves.
+            waiters, self.done_callbacks = self.done_callbacks, None
+            left = len(halves)
+
+            def half_done() -> None:
+                nonlocal left
+                left -= 1
+                if not left:
+                    for waiter in waiters:
+                        waiter()
+
+            for half in halves:
+                half.add_done_callback(half_done)
         return halves
 
     def add_done_callback(self, callback: Callable[[], object]) -> None:
@@ -186,43 +327,58 @@ class ProducerBatch:
     def complete(self, base_offset: int, log_append_time: int, chain: InterceptorChain) -> None:
         """Complete every record, in order: offset base+i (-1 if unknown, as for acks=0),
         and the broker's LogAppendTime when the topic uses it (-1 otherwise)."""
-        topic, partition = self.topic, self.partition
-        outcomes: list[tuple[RecordMetadata | None, BaseException | None]] = []
-        add_outcome = outcomes.append
-        new_metadata = RecordMetadata
-        offset = base_offset if base_offset >= 0 else -1
-        step = 1 if base_offset >= 0 else 0
-        hooks = self.has_hooks
-        for future, _, timestamp, key_size, value_size, _ in self.thunks:
-            metadata = new_metadata(
-                topic,
-                partition,
-                offset,
-                log_append_time if log_append_time >= 0 else timestamp,
-                key_size,
-                value_size,
+        count = len(self.futures)
+        # The metadata is built and set in C-level loops: per record, this is most of
+        # what the producer does after the response arrives.
+        metadata = list(
+            map(
+                _new_tuple,
+                repeat(RecordMetadata, count),
+                zip(
+                    repeat(self.topic, count),
+                    repeat(self.partition, count),
+                    range(base_offset, base_offset + count)
+                    if base_offset >= 0
+                    else repeat(-1, count),
+                    repeat(log_append_time, count) if log_append_time >= 0 else self.timestamps,
+                    self.key_sizes,
+                    self.value_sizes,
+                    strict=True,
+                ),
             )
-            offset += step
-            if not future.done():  # the user may have cancelled an asyncio future
-                future.set_result(metadata)
-            if hooks:
-                add_outcome((metadata, None))
-        self._finished(outcomes, chain)
+        )
+        self._report(metadata, failed=False)
+        self._finished(metadata, None, chain)
 
     def fail(self, error: BaseException, chain: InterceptorChain) -> None:
         """Fail every record with (a fresh copy of) ``error``, in order."""
-        outcomes: list[tuple[RecordMetadata | None, BaseException | None]] = []
-        for future, *_ in self.thunks:
+        errors = []
+        for _ in self.futures:
             exception = fresh_copy(error)
             if isinstance(exception, KafkaError):
                 exception.possibly_written = self.possibly_written
-            fail(future, exception)
-            outcomes.append((None, exception))
-        self._finished(outcomes, chain)
+            errors.append(exception)
+        self._report(errors, failed=True)
+        self._finished(None, errors, chain)
+
+    def _report(self, outcomes: Sequence[Any], failed: bool) -> None:
+        """Each record's outcome (its metadata, or its error if ``failed``) to its future
+        or its sink."""
+        if self.sinks is not None:
+            for first, results, slot, count in self.sinks:
+                results[slot : slot + count] = outcomes[first : first + count]
+        elif not failed:
+            set_results(self.futures, outcomes)  # the hot path: futures only, all in C
+            return
+        settle = fail if failed else complete
+        for future, outcome in zip(self.futures, outcomes, strict=True):
+            if future is not None:
+                settle(future, outcome)
 
     def _finished(
         self,
-        outcomes: list[tuple[RecordMetadata | None, BaseException | None]],
+        metadata: list[RecordMetadata] | None,
+        errors: list[BaseException] | None,
         chain: InterceptorChain,
     ) -> None:
         # Every future is done before any user code runs: a callback or interceptor that
@@ -231,15 +387,15 @@ class ProducerBatch:
         waiters, self.done_callbacks = self.done_callbacks, None
         for waiter in waiters or ():
             waiter()
-        if not self.has_hooks:
+        if self.hooks is None:
             return
-        for (_, callback, _, _, _, record), (metadata, error) in zip(
-            self.thunks, outcomes, strict=True
-        ):
+        for index, (callback, record) in sorted(self.hooks.items()):
+            outcome = metadata[index] if metadata is not None else None
+            error = errors[index] if errors is not None else None
             if callback is not None:
-                _run_callback(callback, metadata, error)
+                _run_callback(callback, outcome, error)
             if record is not None:
-                chain.on_acknowledgement(metadata, error)
+                chain.on_acknowledgement(outcome, error)
 
 
 def _run_callback(

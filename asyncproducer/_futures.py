@@ -9,7 +9,9 @@ surface, awaitable from any task.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Generator
+import functools
+from collections import deque
+from collections.abc import Callable, Generator, Sequence
 from typing import Any, Generic, TypeVar
 
 import sniffio
@@ -19,6 +21,9 @@ T = TypeVar("T")
 
 class InvalidStateError(RuntimeError):
     """``result()``/``exception()`` on a future that is not done (asyncio's name)."""
+
+
+_ALREADY_DONE = (asyncio.InvalidStateError, InvalidStateError)
 
 
 class TrioFuture(Generic[T]):
@@ -94,7 +99,12 @@ def future_factory() -> FutureFactory:
     """A constructor of futures for the event loop running now (call from async code)."""
     library = sniffio.current_async_library()
     if library == "asyncio":
-        return asyncio.get_running_loop().create_future
+        loop = asyncio.get_running_loop()
+        if type(loop).create_future is asyncio.BaseEventLoop.create_future:
+            # The stock loop's create_future is a Python frame around the C Future type;
+            # calling the type directly halves the cost of send()'s one allocation.
+            return functools.partial(asyncio.Future, loop=loop)
+        return loop.create_future  # uvloop and other loops: their own futures
     if library == "trio":
         return TrioFuture
     raise RuntimeError(f"asyncproducer runs on asyncio or trio, not {library}")
@@ -109,3 +119,16 @@ def complete(future: asyncio.Future[Any] | TrioFuture[Any], result: Any) -> None
 def fail(future: asyncio.Future[Any] | TrioFuture[Any], error: BaseException) -> None:
     if not future.done():
         future.set_exception(error)
+
+
+def set_results(futures: Sequence[Any], results: Sequence[Any]) -> None:
+    """Set each future's result, in order, skipping futures the user cancelled."""
+    if not futures:
+        return
+    try:
+        # One C-level loop: the common case, where no future was cancelled.
+        deque(map(type(futures[0]).set_result, futures, results), maxlen=0)
+    except _ALREADY_DONE:
+        for future, result in zip(futures, results, strict=True):
+            if not future.done():
+                future.set_result(result)

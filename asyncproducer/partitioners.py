@@ -23,7 +23,7 @@ from __future__ import annotations
 import random
 import struct
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, cast
 
 from asyncproducer._cluster import ClusterSnapshot, TopicInfo
@@ -154,11 +154,14 @@ class StickyPartitionCache:
     event loop. ``rng`` is for tests; by default a private ``random.Random``.
     """
 
-    __slots__ = ("_rng", "_sticky")
+    __slots__ = ("_rng", "_sticky", "current")
 
     def __init__(self, *, rng: random.Random | None = None) -> None:
         self._sticky: dict[str, int] = {}
         self._rng = rng if rng is not None else random.Random()
+        self.current: Callable[[str], int | None] = self._sticky.get
+        """The topic's sticky partition, None before the first choice (a C-level lookup,
+        for the producer's hot path)."""
 
     def partition(self, topic: str, cluster: ClusterSnapshot) -> int:
         """The topic's sticky partition, choosing one on first use."""
@@ -213,6 +216,11 @@ class DefaultPartitioner:
 
     def __init__(self, *, rng: random.Random | None = None) -> None:
         self._sticky = StickyPartitionCache(rng=rng)
+
+    @property
+    def sticky(self) -> StickyPartitionCache:
+        """The keyless records' sticky partitions."""
+        return self._sticky
 
     def partition(
         self,

@@ -20,14 +20,10 @@ from typing import Any
 
 import anyio
 
-from asyncproducer._accumulator import (
-    APPENDED_BATCH_FULL,
-    NEEDS_NEW_BATCH,
-    RecordAccumulator,
-)
+from asyncproducer._accumulator import RecordAccumulator
 from asyncproducer._backoff import ExponentialBackoff
-from asyncproducer._batch import DeliveryCallback, ProducerBatch
-from asyncproducer._cluster import TopicInfo, parse_bootstrap_servers
+from asyncproducer._batch import DeliveryCallback, Pending, ProducerBatch
+from asyncproducer._cluster import parse_bootstrap_servers
 from asyncproducer._connection import ConnectionSettings
 from asyncproducer._futures import FutureFactory, future_factory
 from asyncproducer._host import background_task, spawn_host
@@ -36,26 +32,17 @@ from asyncproducer._memory import BufferPool
 from asyncproducer._metadata import MetadataManager
 from asyncproducer._pool import ConnectionPool
 from asyncproducer._sender import Sender, SenderSettings
+from asyncproducer._staging import RecordStager
 from asyncproducer._types import Header, ProducerRecord, RecordMetadata
 from asyncproducer.config import ProducerConfig
 from asyncproducer.errors import (
     KafkaError,
     KafkaTimeoutError,
-    PartitionOutOfRangeError,
     ProducerClosedError,
     ProducerStateError,
-    RecordTooLargeError,
-    SerializationError,
     fresh_copy,
 )
 from asyncproducer.interceptors import InterceptorChain
-from asyncproducer.partitioners import DefaultPartitioner, resolve_partitioner
-from asyncproducer.protocol.records import (
-    BARE_RECORD_OVERHEAD,
-    BATCH_HEADER_SIZE,
-    record_size_upper_bound,
-)
-from asyncproducer.serializers import resolve_serializer
 
 logger = logging.getLogger("asyncproducer.producer")
 
@@ -105,16 +92,10 @@ class Producer:
 
     def _setup(self) -> None:
         config = self._config
-        self._key_serializer = resolve_serializer(config.key_serializer, is_key=True)
-        self._value_serializer = resolve_serializer(config.value_serializer, is_key=False)
-        self._partitioner = resolve_partitioner(config.partitioner)
-        # Exactly the default: subclasses (UniformStickyPartitioner) are treated as custom.
-        self._custom_partitioner = type(self._partitioner) is not DefaultPartitioner
         self._interceptors = InterceptorChain(list(config.interceptors))
+        self._intercepting = bool(self._interceptors)
         self._max_block_s = config.max_block_ms / 1000
         self._batch_size = config.batch_size
-        self._size_limit = min(config.max_request_size, config.buffer_memory)
-        self._ignore_keys = config.partitioner_ignore_keys
         self._new_future: FutureFactory | None = None
         self._stop = anyio.Event()
         self._stopped = anyio.Event()
@@ -148,6 +129,8 @@ class Producer:
             retry_backoff_ms=config.retry_backoff_ms,
             allow_auto_topic_creation=config.allow_auto_create_topics,
         )
+        self._stager = RecordStager(config, self._metadata)
+        self._partitioner = self._stager.partitioner
         self._sender = Sender(
             SenderSettings(
                 acks=config.acks,
@@ -320,138 +303,85 @@ class Producer:
         if self._state is not State.RUNNING:
             self._check_running()
         record = None
-        if self._interceptors:
+        if self._intercepting:
             record = self._interceptors.on_send(
                 ProducerRecord(topic, value, key, partition, timestamp_ms, headers)
             )
             topic, value, key = record.topic, record.value, record.key
             partition, timestamp_ms, headers = record.partition, record.timestamp_ms, record.headers
         try:
-            return await self._send(
-                topic, value, key, partition, timestamp_ms, headers or (), on_delivery, record
-            )
-        except BaseException as exc:
-            if record is not None and isinstance(exc, Exception):
+            staged = self._stager.stage(topic, value, key, partition, timestamp_ms, headers)
+            deadline = None  # max_block_ms runs from here; read the clock only if we wait
+            if staged is None:
+                deadline = await self._wait_for_metadata(topic)
+                staged = self._stager.stage(topic, value, key, partition, timestamp_ms, headers)
+                assert staged is not None
+            chosen_partition, chosen, pending, size = staged
+            future = self._new_future()  # type: ignore[misc]
+            batch = self._accumulator.try_append(topic, chosen_partition, future, pending)
+            if batch is None:
+                batch = await self._append_to_new_batch(
+                    topic, chosen_partition, chosen, key, value, future, pending, size, deadline
+                )
+            if on_delivery is not None or record is not None:
+                batch.add_hooks(on_delivery, record)
+            return future
+        except Exception as exc:
+            if record is not None:
                 self._interceptors.on_send_error(record, exc)
             raise
 
-    async def _send(
-        self,
-        topic: str,
-        value: Any,
-        key: Any,
-        partition: int | None,
-        timestamp_ms: int | None,
-        headers: Sequence[Header],
-        on_delivery: DeliveryCallback | None,
-        record: ProducerRecord | None,
-    ) -> Any:
-        if headers:
-            _check_headers(topic, headers)
-        key_bytes = self._key_serializer(topic, headers, key)
-        value_bytes = self._value_serializer(topic, headers, value)
-        deadline = None  # max_block_ms runs from here; read the clock only if we wait
-        info = self._metadata.snapshot.topics.get(topic)
-        if info is None or not info.partitions or info.error_code:
-            deadline = time.monotonic() + self._max_block_s
-            info = await self._metadata.wait_for_topic(topic, self._max_block_s * 1000)
-        chosen = partition is None
-        if chosen:
-            partition = self._choose_partition(topic, key, key_bytes, value, value_bytes, info)
-        else:
-            check_partition(topic, partition, len(info.partitions))  # type: ignore[arg-type]
-        assert partition is not None
-        key_size = -1 if key_bytes is None else len(key_bytes)
-        value_size = -1 if value_bytes is None else len(value_bytes)
-        if headers:
-            size = record_size_upper_bound(key_bytes, value_bytes, headers) + BATCH_HEADER_SIZE
-        else:
-            size = BARE_RECORD_OVERHEAD + BATCH_HEADER_SIZE + key_size + value_size
-        if size > self._size_limit:
-            check_record_size(size, topic, self._config)
-        timestamp = timestamp_ms if timestamp_ms is not None else int(time.time() * 1000)
-        future = self._new_future()  # type: ignore[misc]
-        thunk = (future, on_delivery, timestamp, key_size, value_size, record)
-        accumulator = self._accumulator
-        outcome = accumulator.try_append(
-            topic, partition, timestamp, key_bytes, value_bytes, headers, thunk
-        )
-        if outcome == NEEDS_NEW_BATCH and chosen and self._sticky(key_bytes):
-            # KIP-480: a keyless record that would open a new batch moves the sticky
-            # partition first, so batches fill one partition at a time.
-            self._partitioner.on_new_batch(topic, self._metadata.snapshot, partition)  # type: ignore[attr-defined]
-            partition = self._choose_partition(topic, key, key_bytes, value, value_bytes, info)
-            outcome = accumulator.try_append(
-                topic, partition, timestamp, key_bytes, value_bytes, headers, thunk
-            )
-        if outcome == NEEDS_NEW_BATCH:
-            if deadline is None:
-                deadline = time.monotonic() + self._max_block_s
-            await self._append_to_new_batch(
-                topic, partition, timestamp, key_bytes, value_bytes, headers, thunk, size, deadline
-            )
-        elif outcome == APPENDED_BATCH_FULL:
-            self._sender.wakeup()
-        else:
-            return future
-        # Once per batch, not per record (a full event-loop turn per record would cost
-        # more than the send itself): let the sender run, so a tight loop of sends cannot
-        # starve it until the buffer is full. Trio's rule is a checkpoint on every call;
-        # this is the documented exception.
-        await anyio.lowlevel.checkpoint()
-        return future
-
-    def _sticky(self, key_bytes: bytes | None) -> bool:
-        if not hasattr(self._partitioner, "on_new_batch"):
-            return False
-        return self._custom_partitioner or key_bytes is None or self._ignore_keys
-
-    def _choose_partition(
-        self,
-        topic: str,
-        key: Any,
-        key_bytes: bytes | None,
-        value: Any,
-        value_bytes: bytes | None,
-        info: TopicInfo,
-    ) -> int:
-        snapshot = self._metadata.snapshot
-        if self._ignore_keys and not self._custom_partitioner:
-            key, key_bytes = None, None
-        chosen = self._partitioner.partition(topic, key, key_bytes, value, value_bytes, snapshot)
-        if self._custom_partitioner:
-            check_partition(topic, chosen, len(info.partitions), by="the partitioner")
-        return chosen
+    async def _wait_for_metadata(self, topic: str) -> float:
+        """Wait for the topic's metadata (within max_block_ms); the deadline of that."""
+        deadline = time.monotonic() + self._max_block_s
+        await self._metadata.wait_for_topic(topic, self._max_block_s * 1000)
+        return deadline
 
     async def _append_to_new_batch(
         self,
         topic: str,
         partition: int,
-        timestamp: int,
-        key_bytes: bytes | None,
-        value_bytes: bytes | None,
-        headers: Sequence[Header],
-        thunk: Any,
+        chosen: bool,
+        key: Any,
+        value: Any,
+        future: Any,
+        pending: Pending,
         size: int,
-        deadline: float,
-    ) -> None:
+        deadline: float | None,
+    ) -> ProducerBatch:
+        """The slow path of an append: the record's partition has no batch with room."""
+        accumulator = self._accumulator
+        if chosen:
+            moved = self._stager.next_partition(topic, partition, key, value, pending)
+            if moved is not None:
+                partition = moved
+                batch = accumulator.try_append(topic, partition, future, pending)
+                if batch is not None:
+                    return batch
         reserved = max(self._batch_size, size)
         if not self._memory.try_reserve(reserved):
             self._sender.wakeup()  # senders waiting for memory make batches sendable now
+            if deadline is None:
+                deadline = time.monotonic() + self._max_block_s
             await self._memory.reserve(reserved, deadline - time.monotonic())
             if self._state is not State.RUNNING:  # closed (or failed) while we waited
                 self._memory.release(reserved)
                 self._check_running()
         now_ms = time.monotonic() * 1000
-        accumulator = self._accumulator
-        created = accumulator.append_to_new_batch(
-            topic, partition, timestamp, key_bytes, value_bytes, headers, thunk, reserved, now_ms
+        batch, created = accumulator.append_to_new_batch(
+            topic, partition, future, pending, reserved, now_ms
         )
         if created:
             behind_another = accumulator.queued_batches(topic, partition) > 1
             self._sender.batch_opened(now_ms, behind_another)
         else:
             self._memory.release(reserved)
+        # Once per batch, not per record (a full event-loop turn per record would cost
+        # more than the send itself): let the sender run, so a tight loop of sends cannot
+        # starve it until the buffer is full. Trio's rule is a checkpoint on every call;
+        # this is the documented exception.
+        await anyio.lowlevel.checkpoint()
+        return batch
 
     async def send_and_wait(
         self,
@@ -482,6 +412,67 @@ class Producer:
         """
         if self._state is not State.RUNNING:
             self._check_running()
+        if self._intercepting:  # interceptors see (and may replace) each record
+            return await self._send_each(records)
+        # No future per record: each run of records that went into one batch reports to
+        # a slice of `results` when that batch completes (ProducerBatch.add_sink).
+        results: list[Any] = []
+        batches: dict[ProducerBatch, None] = {}
+        run_batch: ProducerBatch | None = None  # the batch the current run went into
+        run_first = run_slot = 0
+        stager, accumulator = self._stager, self._accumulator
+        for record in records:
+            slot = len(results)
+            results.append(None)
+            topic = record.topic
+            try:
+                staged = stager.stage(
+                    topic, record.value, record.key, record.partition,
+                    record.timestamp_ms, record.headers,
+                )  # fmt: skip
+                deadline = None
+                batch = None
+                if staged is not None:
+                    partition, chosen, pending, size = staged
+                    batch = accumulator.try_append(topic, partition, None, pending)
+                if batch is None:
+                    # The slow path may wait, and the sender may complete a batch then:
+                    # the current run must have its sink before that.
+                    if run_batch is not None:
+                        run_batch.add_sink(run_first, results, run_slot, slot - run_slot)
+                        run_batch = None
+                    if staged is None:
+                        deadline = await self._wait_for_metadata(topic)
+                        staged = stager.stage(
+                            topic, record.value, record.key, record.partition,
+                            record.timestamp_ms, record.headers,
+                        )  # fmt: skip
+                        assert staged is not None
+                        partition, chosen, pending, size = staged
+                    batch = await self._append_to_new_batch(
+                        topic, partition, chosen, record.key, record.value,
+                        None, pending, size, deadline,
+                    )  # fmt: skip
+            except KafkaError as exc:
+                results[slot] = exc
+                if run_batch is not None:
+                    run_batch.add_sink(run_first, results, run_slot, slot - run_slot)
+                    run_batch = None
+                continue
+            if batch is not run_batch:
+                if run_batch is not None:
+                    run_batch.add_sink(run_first, results, run_slot, slot - run_slot)
+                run_batch, run_first, run_slot = batch, batch.record_count - 1, slot
+                batches[batch] = None
+        if run_batch is not None:
+            run_batch.add_sink(run_first, results, run_slot, len(results) - run_slot)
+        await self._wait_for(list(batches))
+        return results
+
+    async def _send_each(
+        self, records: Iterable[ProducerRecord]
+    ) -> list[RecordMetadata | KafkaError]:
+        """``send_batch`` through ``send()``, one future per record."""
         slots: list[Any] = []
         for record in records:
             try:
@@ -557,41 +548,6 @@ class Producer:
         self._check_running()
         info = await self._metadata.wait_for_topic(topic, self._max_block_s * 1000)
         return {p.partition for p in info.partitions}
-
-
-def check_partition(topic: str, partition: int, count: int, *, by: str = "the record") -> None:
-    """``partition`` must exist in a topic of ``count`` partitions (shared with MockProducer)."""
-    if type(partition) is not int or not 0 <= partition < count:
-        raise PartitionOutOfRangeError(
-            f"partition {partition!r} given by {by} is not in the range "
-            f"[0...{count - 1}] of topic {topic!r} ({count} partitions)"
-        )
-
-
-def check_record_size(size: int, topic: str, config: ProducerConfig) -> None:
-    """Java's ``ensureValidRecordSize``: ``size`` is the serialized record with batch
-    overhead (shared with MockProducer)."""
-    if size > min(config.max_request_size, config.buffer_memory):
-        raise RecordTooLargeError(
-            f"a record of {size} bytes (serialized, with batch overhead) for topic "
-            f"{topic!r} exceeds max_request_size={config.max_request_size} or "
-            f"buffer_memory={config.buffer_memory}"
-        )
-
-
-def _check_headers(topic: str, headers: Sequence[Header]) -> None:
-    for header in headers:
-        try:
-            name, value = header
-        except (TypeError, ValueError):
-            raise SerializationError(
-                f"headers for topic {topic!r} must be (str, bytes | None) pairs, got {header!r}"
-            ) from None
-        if type(name) is not str or not (value is None or isinstance(value, bytes)):
-            raise SerializationError(
-                f"header {name!r} for topic {topic!r} must be (str, bytes | None), got "
-                f"({type(name).__name__}, {type(value).__name__})"
-            )
 
 
 __all__ = ["Producer", "State"]

@@ -171,6 +171,12 @@ _BUILT_IN: dict[str, Callable[[str], Serializer]] = {
 }
 
 
+def passes_bytes_through(spec: object) -> bool:
+    """Whether the serializer setting ``spec`` sends bytes and None as they are (the
+    default): then the producer skips the call for those, as the serializer would."""
+    return spec is None or (isinstance(spec, str) and spec.lower() == "bytes")
+
+
 def resolve_serializer(spec: object, *, is_key: bool) -> Serializer:
     """The ``serialize(topic, headers, data)`` function for a serializer setting (see the
     module docstring for what ``spec`` may be). Raises ``TypeError`` for anything else."""

@@ -34,45 +34,41 @@ from crc32c import crc32c
 
 from asyncproducer._types import Header
 from asyncproducer.errors import CorruptRecordError, UnsupportedCompressionTypeError
-from asyncproducer.protocol._varint import decode_varint, encode_varint, size_of_varint
+from asyncproducer.protocol._varint import decode_varint, size_of_varint
 from asyncproducer.protocol.compression import (
     CompressionType,
-    compress,
     compressed_size_bound,
     decompress,
     validate_level,
 )
+from asyncproducer.protocol.encoding import (
+    ATTRIBUTES_OFFSET,
+    CRC_OFFSET,
+    LOG_OVERHEAD,
+    MAGIC,
+    MAX_RECORD_OVERHEAD,
+    TRANSACTIONAL_MASK,
+    encode_records,
+    headers_size,
+    record_size,
+    seal_batch,
+    store_crc,
+)
+from asyncproducer.protocol.encoding import BATCH_HEADER_SIZE as BATCH_HEADER_SIZE
 
 _HEADER = struct.Struct(">qiibIhiqqqhii")
-BATCH_HEADER_SIZE: int = _HEADER.size  # 61
 _UINT32 = struct.Struct(">I")
 _PRODUCER_STATE = struct.Struct(">qhi")  # producerId, producerEpoch, baseSequence
 
-_LOG_OVERHEAD = 12  # baseOffset + batchLength: the bytes batchLength does not count
 _MAGIC_OFFSET = 16
-_CRC_OFFSET = 17
-_ATTRIBUTES_OFFSET = 21
 _PRODUCER_ID_OFFSET = 43
-_MAGIC = 2
-_NO_PARTITION_LEADER_EPOCH = -1
 _NO_TIMESTAMP = -1
 
 _COMPRESSION_MASK = 0x07
 _TIMESTAMP_TYPE_MASK = 0x08
-_TRANSACTIONAL_MASK = 0x10
 _CONTROL_MASK = 0x20
 
-# Encodings of the non-negative values most fields hold (lengths, offset and timestamp
-# deltas, counts): a tuple lookup is several times faster than encoding, and ~90 KB is a
-# fair price for the hot path.
-_SMALL_LIMIT = 2048
-_SMALL_VARINT: tuple[bytes, ...] = tuple(encode_varint(n) for n in range(_SMALL_LIMIT))
-_NULL_LENGTH = b"\x01"  # zigzag(-1)
-_NO_HEADERS = b"\x00"
-# Per record: length (varint, 5) + attributes (1) + timestampDelta (varlong, 10)
-# + offsetDelta (varint, 5), as Java's DefaultRecord.MAX_RECORD_OVERHEAD.
-_MAX_RECORD_OVERHEAD = 21
-BARE_RECORD_OVERHEAD = _MAX_RECORD_OVERHEAD + 5 + 5 + 1
+BARE_RECORD_OVERHEAD = MAX_RECORD_OVERHEAD + 5 + 5 + 1
 """With no headers, ``record_size_upper_bound`` is at most this plus the key's and value's
 lengths (two length varints of at most 5 bytes, a header count of 1): a bound the send
 path can add up without a call."""
@@ -82,13 +78,13 @@ path can add up without a call."""
 
 
 @functools.lru_cache(maxsize=128)
-def _max_records_size(codec: CompressionType, batch_size: int) -> int:
+def max_records_size(codec: CompressionType, batch_size: int) -> int:
     """Largest uncompressed records size whose worst-case batch fits in batch_size."""
     budget = batch_size - BATCH_HEADER_SIZE
     if codec is CompressionType.NONE:
         return budget
     # compressed_size_bound is monotonic and >= its input: binary search once per
-    # (codec, batch_size) so that try_append compares one integer.
+    # (codec, batch_size) so that appending compares one integer.
     low, high = -1, budget
     while low < high:
         mid = (low + high + 1) // 2
@@ -99,30 +95,12 @@ def _max_records_size(codec: CompressionType, batch_size: int) -> int:
     return low
 
 
-def _encode_headers(headers: Sequence[Header]) -> bytes:
-    small, limit = _SMALL_VARINT, _SMALL_LIMIT
-    count = len(headers)
-    parts = [small[count] if count < limit else encode_varint(count)]
-    for name, value in headers:
-        if not isinstance(name, str):
-            raise TypeError(f"header keys must be str, got {type(name).__name__}: {name!r}")
-        raw = name.encode("utf-8")
-        size = len(raw)
-        parts += (small[size] if size < limit else encode_varint(size), raw)
-        if value is None:
-            parts.append(_NULL_LENGTH)
-        else:
-            size = len(value)
-            parts += (small[size] if size < limit else encode_varint(size), value)
-    return b"".join(parts)
-
-
 class RecordBatchBuilder:
-    """Encodes records into one v2 batch as they are appended.
+    """Collects records for one v2 batch; ``build()`` encodes them.
 
-    Each record is encoded once, straight into a growing buffer that already reserves the
-    batch header; ``build()`` compresses the records (if a codec is set), fills in the
-    header and the CRC.
+    ``try_append`` measures each record exactly (nothing is encoded twice) and keeps it;
+    ``build()`` encodes all of them in one pass (:func:`encoding.encode_records`),
+    compresses them if a codec is set, and fills in the header and the CRC.
 
     **Size rule:** a built batch never exceeds ``batch_size`` unless it holds a single
     record that is larger on its own (the first record is always accepted, as in Java).
@@ -135,13 +113,16 @@ class RecordBatchBuilder:
 
     __slots__ = (
         "_base_ts",
-        "_buf",
         "_built_size",
         "_codec",
-        "_count",
+        "_headers",
+        "_keys",
         "_level",
-        "_max_buf_size",
+        "_max_records_size",
         "_max_ts",
+        "_records_size",
+        "_timestamps",
+        "_values",
     )
 
     def __init__(
@@ -157,25 +138,27 @@ class RecordBatchBuilder:
         validate_level(compression, compression_level)  # also rejects unknown codecs
         self._codec = CompressionType(compression)
         self._level = compression_level
-        self._buf = bytearray(BATCH_HEADER_SIZE)
-        self._count = 0
+        self._timestamps: list[int] = []
+        self._keys: list[bytes | None] = []
+        self._values: list[bytes | None] = []
+        self._headers: list[Sequence[Header]] = []
+        self._records_size = 0
         self._base_ts = base_timestamp
         self._max_ts = _NO_TIMESTAMP
-        self._max_buf_size = BATCH_HEADER_SIZE + _max_records_size(self._codec, batch_size)
+        self._max_records_size = max_records_size(self._codec, batch_size)
         self._built_size = -1
 
     @property
     def record_count(self) -> int:
         """Records appended so far."""
-        return self._count
+        return len(self._timestamps)
 
     @property
     def estimated_size(self) -> int:
         """An upper bound on ``len(build())`` (exact without compression); O(1)."""
         if self._built_size >= 0:
             return self._built_size
-        records = len(self._buf) - BATCH_HEADER_SIZE
-        return BATCH_HEADER_SIZE + compressed_size_bound(self._codec, records)
+        return BATCH_HEADER_SIZE + compressed_size_bound(self._codec, self._records_size)
 
     @property
     def max_timestamp(self) -> int:
@@ -189,70 +172,27 @@ class RecordBatchBuilder:
         value: bytes | None,
         headers: Sequence[Header] = (),
     ) -> int | None:
-        """Encode the record into the open batch and return its offset delta (0, 1, ...).
+        """Add the record to the open batch and return its offset delta (0, 1, ...).
 
-        Returns None, encoding nothing, when the batch already holds records and this one
+        Returns None, keeping nothing, when the batch already holds records and this one
         would push it past ``batch_size``, or when the batch was built. The first record
         is always accepted, however large (Java's rule).
         """
-        count = self._count
-        base_ts = self._base_ts
-        if base_ts is None:
-            base_ts = self._base_ts = timestamp_ms
-        delta = timestamp_ms - base_ts
-        # Every field's encoding is computed before anything is written, so that a
-        # rejected record leaves the buffer untouched and nothing is encoded twice.
-        ts_field = _SMALL_VARINT[delta] if 0 <= delta < _SMALL_LIMIT else encode_varint(delta)
-        offset_field = _SMALL_VARINT[count] if count < _SMALL_LIMIT else encode_varint(count)
-        if key is None:
-            key_size = 0
-            key_field = _NULL_LENGTH
-        else:
-            key_size = len(key)
-            key_field = (
-                _SMALL_VARINT[key_size] if key_size < _SMALL_LIMIT else encode_varint(key_size)
-            )
-        if value is None:
-            value_size = 0
-            value_field = _NULL_LENGTH
-        else:
-            value_size = len(value)
-            value_field = (
-                _SMALL_VARINT[value_size]
-                if value_size < _SMALL_LIMIT
-                else encode_varint(value_size)
-            )
-        headers_field = _encode_headers(headers) if headers else _NO_HEADERS
-        body_size = (
-            1  # attributes
-            + len(ts_field)
-            + len(offset_field)
-            + len(key_field)
-            + key_size
-            + len(value_field)
-            + value_size
-            + len(headers_field)
-        )
-        length_field = (
-            _SMALL_VARINT[body_size] if body_size < _SMALL_LIMIT else encode_varint(body_size)
-        )
-        buf = self._buf
-        if len(buf) + len(length_field) + body_size > self._max_buf_size and count:
+        if self._built_size >= 0:
             return None
-        buf += length_field
-        buf.append(0)  # record attributes: unused, always 0
-        buf += ts_field
-        buf += offset_field
-        buf += key_field
-        if key:
-            buf += key
-        buf += value_field
-        if value:
-            buf += value
-        buf += headers_field
+        count = len(self._timestamps)
+        if self._base_ts is None:
+            self._base_ts = timestamp_ms
+        size = record_size(timestamp_ms - self._base_ts, count, key, value, headers)
+        if self._records_size + size > self._max_records_size and count:
+            return None
+        self._records_size += size
+        self._timestamps.append(timestamp_ms)
+        self._keys.append(key)
+        self._values.append(value)
+        self._headers.append(headers)
         if timestamp_ms > self._max_ts or not count:
             self._max_ts = timestamp_ms
-        self._count = count + 1
         return count
 
     def build(
@@ -263,47 +203,36 @@ class RecordBatchBuilder:
         base_sequence: int = -1,
         is_transactional: bool = False,
     ) -> bytes:
-        """Compress the records, fill in the header and CRC, and return the batch.
+        """Encode and compress the records, fill in the header and CRC, return the batch.
 
         May be called once; the batch accepts no records afterwards.
         """
         if self._built_size >= 0:
             raise RuntimeError("build() was already called on this RecordBatchBuilder")
-        if not self._count:
+        if not self._timestamps:
             raise RuntimeError("cannot build a record batch without records")
         if is_transactional and producer_id < 0:
             raise ValueError("a transactional batch needs a producer id (got -1)")
-        buf = self._buf
-        if self._codec is not CompressionType.NONE:
-            self._compress_records(buf)
-        attributes = self._codec | (_TRANSACTIONAL_MASK if is_transactional else 0)
-        try:
-            _HEADER.pack_into(
-                buf, 0,
-                0, len(buf) - _LOG_OVERHEAD, _NO_PARTITION_LEADER_EPOCH, _MAGIC, 0,
-                attributes, self._count - 1, self._base_ts, self._max_ts,
-                producer_id, producer_epoch, base_sequence, self._count,
-            )  # fmt: skip
-        except struct.error as exc:
-            raise ValueError(f"a batch header field is out of range: {exc}") from None
-        _store_crc(buf)
-        batch = bytes(buf)
+        assert self._base_ts is not None
+        records = encode_records(
+            self._base_ts, self._timestamps, self._keys, self._values, self._headers
+        )
+        batch = seal_batch(
+            records,
+            count=len(self._timestamps),
+            base_timestamp=self._base_ts,
+            max_timestamp=self._max_ts,
+            compression=self._codec,
+            compression_level=self._level,
+            producer_id=producer_id,
+            producer_epoch=producer_epoch,
+            base_sequence=base_sequence,
+            is_transactional=is_transactional,
+        )
         self._built_size = len(batch)
-        self._max_buf_size = -1  # later try_append calls find no room
-        self._buf = bytearray()  # release the buffer; the batch lives on in `batch`
+        # Release the records; the batch lives on in `batch`.
+        self._keys, self._values, self._headers = [], [], []
         return batch
-
-    def _compress_records(self, buf: bytearray) -> None:
-        # A memoryview pins the bytearray's size, so release it before resizing.
-        with memoryview(buf) as view, view[BATCH_HEADER_SIZE:] as records:
-            compressed = compress(self._codec, records, self._level)
-        buf[BATCH_HEADER_SIZE:] = compressed
-
-
-def _store_crc(buf: bytearray) -> None:
-    with memoryview(buf) as view, view[_ATTRIBUTES_OFFSET:] as covered:
-        crc = crc32c(covered)
-    _UINT32.pack_into(buf, _CRC_OFFSET, crc)
 
 
 def rewrite_producer_state(
@@ -324,13 +253,13 @@ def rewrite_producer_state(
     _check_single_batch(buf)
     _PRODUCER_STATE.pack_into(buf, _PRODUCER_ID_OFFSET, producer_id, producer_epoch, base_sequence)
     if is_transactional is not None:
-        attributes = int.from_bytes(buf[_ATTRIBUTES_OFFSET : _ATTRIBUTES_OFFSET + 2], "big")
+        attributes = int.from_bytes(buf[ATTRIBUTES_OFFSET : ATTRIBUTES_OFFSET + 2], "big")
         if is_transactional:
-            attributes |= _TRANSACTIONAL_MASK
+            attributes |= TRANSACTIONAL_MASK
         else:
-            attributes &= ~_TRANSACTIONAL_MASK
-        buf[_ATTRIBUTES_OFFSET : _ATTRIBUTES_OFFSET + 2] = attributes.to_bytes(2, "big")
-    _store_crc(buf)
+            attributes &= ~TRANSACTIONAL_MASK
+        buf[ATTRIBUTES_OFFSET : ATTRIBUTES_OFFSET + 2] = attributes.to_bytes(2, "big")
+    store_crc(buf)
     return bytes(buf)
 
 
@@ -339,15 +268,15 @@ def _check_single_batch(buf: bytearray) -> None:
         raise CorruptRecordError(
             f"batch at byte 0: truncated ({len(buf)} bytes, a batch header needs 61)"
         )
-    if buf[_MAGIC_OFFSET] != _MAGIC:
+    if buf[_MAGIC_OFFSET] != MAGIC:
         raise CorruptRecordError(f"batch at byte 0: magic {buf[_MAGIC_OFFSET]}, expected 2")
-    declared = int.from_bytes(buf[8:12], "big", signed=True) + _LOG_OVERHEAD
+    declared = int.from_bytes(buf[8:12], "big", signed=True) + LOG_OVERHEAD
     if declared != len(buf):
         raise CorruptRecordError(
             f"batch at byte 0: batchLength says {declared} bytes in all, got {len(buf)}"
         )
-    stored = _UINT32.unpack_from(buf, _CRC_OFFSET)[0]
-    with memoryview(buf) as view, view[_ATTRIBUTES_OFFSET:] as covered:
+    stored = _UINT32.unpack_from(buf, CRC_OFFSET)[0]
+    with memoryview(buf) as view, view[ATTRIBUTES_OFFSET:] as covered:
         computed = crc32c(covered)
     if stored != computed:
         raise CorruptRecordError(
@@ -363,11 +292,9 @@ def record_size_upper_bound(
     Holds for any timestamp and offset delta. Add BATCH_HEADER_SIZE for the size of a
     batch holding only this record, as Java's ``estimateSizeInBytesUpperBound`` does.
     """
-    body = _MAX_RECORD_OVERHEAD - 5  # the length prefix is added below
-    body += _field_size(key) + _field_size(value) + size_of_varint(len(headers))
-    for name, header_value in headers:
-        raw_size = len(name.encode("utf-8"))
-        body += size_of_varint(raw_size) + raw_size + _field_size(header_value)
+    body = MAX_RECORD_OVERHEAD - 5  # the length prefix is added below
+    body += _field_size(key) + _field_size(value)
+    body += headers_size(headers) if headers else 1
     return size_of_varint(body) + body
 
 
@@ -433,7 +360,7 @@ def decode_batches(
 def _decode_batch(blob: bytes, start: int, verify_crc: bool) -> tuple[DecodedBatch, int]:
     remaining = len(blob) - start
     where = f"batch at byte {start}"
-    if remaining > _MAGIC_OFFSET and blob[start + _MAGIC_OFFSET] != _MAGIC:
+    if remaining > _MAGIC_OFFSET and blob[start + _MAGIC_OFFSET] != MAGIC:
         raise CorruptRecordError(
             f"{where}: magic {blob[start + _MAGIC_OFFSET]}, only magic 2 is supported"
         )
@@ -445,16 +372,16 @@ def _decode_batch(blob: bytes, start: int, verify_crc: bool) -> tuple[DecodedBat
     fields = _HEADER.unpack_from(blob, start)
     (base_offset, length, leader_epoch, magic, crc, attributes, last_delta,
      base_ts, max_ts, producer_id, producer_epoch, base_sequence, count) = fields  # fmt: skip
-    end = start + _LOG_OVERHEAD + length
-    if length < BATCH_HEADER_SIZE - _LOG_OVERHEAD:
+    end = start + LOG_OVERHEAD + length
+    if length < BATCH_HEADER_SIZE - LOG_OVERHEAD:
         raise CorruptRecordError(f"{where}: batchLength {length} is shorter than the header")
     if end > len(blob):
         raise CorruptRecordError(
-            f"{where}: truncated (batchLength says {length + _LOG_OVERHEAD} bytes, "
+            f"{where}: truncated (batchLength says {length + LOG_OVERHEAD} bytes, "
             f"{remaining} remain)"
         )
     if verify_crc:
-        computed = crc32c(memoryview(blob)[start + _ATTRIBUTES_OFFSET : end])
+        computed = crc32c(memoryview(blob)[start + ATTRIBUTES_OFFSET : end])
         if computed != crc:
             raise CorruptRecordError(
                 f"{where}: CRC mismatch (stored 0x{crc:08x}, computed 0x{computed:08x})"
@@ -483,7 +410,7 @@ def _decode_batch(blob: bytes, start: int, verify_crc: bool) -> tuple[DecodedBat
         attributes=attributes,
         compression=codec,
         timestamp_type=timestamp_type,
-        is_transactional=bool(attributes & _TRANSACTIONAL_MASK),
+        is_transactional=bool(attributes & TRANSACTIONAL_MASK),
         is_control=bool(attributes & _CONTROL_MASK),
         last_offset_delta=last_delta,
         base_timestamp=base_ts,

@@ -40,6 +40,7 @@ import anyio.lowlevel
 from asyncproducer._batch import DeliveryCallback
 from asyncproducer._cluster import BrokerInfo, ClusterSnapshot, PartitionInfo, TopicInfo
 from asyncproducer._futures import FutureFactory, complete, fail, future_factory
+from asyncproducer._staging import check_headers, check_partition, check_record_size
 from asyncproducer._types import Header, ProducerRecord, RecordMetadata, TopicPartition
 from asyncproducer.config import ProducerConfig
 from asyncproducer.errors import (
@@ -50,13 +51,7 @@ from asyncproducer.errors import (
 )
 from asyncproducer.interceptors import InterceptorChain
 from asyncproducer.partitioners import DefaultPartitioner, partition_for_key, resolve_partitioner
-from asyncproducer.producer import (
-    _TRANSITIONS,
-    State,
-    _check_headers,
-    check_partition,
-    check_record_size,
-)
+from asyncproducer.producer import _TRANSITIONS, State
 from asyncproducer.protocol.records import BATCH_HEADER_SIZE, record_size_upper_bound
 from asyncproducer.serializers import resolve_serializer
 
@@ -284,7 +279,7 @@ class MockProducer:
         if self.send_exception is not None:
             raise fresh_copy(self.send_exception)
         if headers:
-            _check_headers(topic, headers)
+            check_headers(topic, headers)
         key_bytes = self._key_serializer(topic, headers, key)
         value_bytes = self._value_serializer(topic, headers, value)
         count = self._partition_count(topic)

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from asyncproducer._accumulator import (
-    APPENDED,
-    NEEDS_NEW_BATCH,
-    RecordAccumulator,
-)
+from asyncproducer._accumulator import RecordAccumulator
 from asyncproducer._backoff import ExponentialBackoff
-from asyncproducer._batch import Thunk
+from asyncproducer._batch import Pending
 from asyncproducer._cluster import BrokerInfo, ClusterSnapshot, PartitionInfo, TopicInfo
 from asyncproducer._idempotence import IdempotenceState, ProducerIdAndEpoch, increment_sequence
 from asyncproducer.protocol.compression import CompressionType
@@ -42,15 +38,22 @@ def accumulator(**overrides: object) -> RecordAccumulator:
     return RecordAccumulator(**settings)  # type: ignore[arg-type]
 
 
-def thunk() -> Thunk:
-    return (None, None, 0, -1, 3, None)
+APPENDED = "appended"
+NEEDS_NEW_BATCH = "new batch"
 
 
-def add(acc: RecordAccumulator, partition: int, now: float, value: bytes = b"abc") -> int:
-    outcome = acc.try_append("t", partition, 0, None, value, (), thunk())
-    if outcome == NEEDS_NEW_BATCH:
-        assert acc.append_to_new_batch("t", partition, 0, None, value, (), thunk(), 1_000, now)
-    return outcome
+def pending(value: bytes) -> Pending:
+    return (0, None, value, (), -1, len(value))
+
+
+def add(acc: RecordAccumulator, partition: int, now: float, value: bytes = b"abc") -> str:
+    """Append as send() does; say whether the record needed a new batch."""
+    if acc.try_append("t", partition, None, pending(value)) is not None:
+        return APPENDED
+    batch, created = acc.append_to_new_batch("t", partition, None, pending(value), 1_000, now)
+    assert created
+    assert batch.record_count >= 1
+    return NEEDS_NEW_BATCH
 
 
 def test_linger_decides_readiness() -> None:

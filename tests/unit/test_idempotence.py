@@ -14,15 +14,15 @@ from asyncproducer.errors import (
     OutOfOrderSequenceNumberError,
     UnknownProducerIdError,
 )
-from asyncproducer.protocol.records import RecordBatchBuilder, decode_batches
+from asyncproducer.protocol.records import decode_batches
 
 PRODUCER = ProducerIdAndEpoch(7, 0)
 
 
 def batch(records: int = 2, partition: int = 0) -> ProducerBatch:
-    created = ProducerBatch("t", partition, RecordBatchBuilder(batch_size=10_000), 0, 0)
+    created = ProducerBatch("t", partition, 0, 0, batch_size=10_000)
     for index in range(records):
-        created.try_append(0, None, b"v%d" % index, (), (None, None, 0, -1, 2, None))
+        assert created.try_append(None, (0, None, b"v%d" % index, (), -1, 2))
     return created
 
 
@@ -191,7 +191,7 @@ def test_split_halves_take_over_the_sequence_range() -> None:
     state = new_state()
     big, after = sent(state, batch(5), batch(1))
     big.order = (1, 0)
-    halves = big.split(lambda: RecordBatchBuilder(batch_size=10_000))
+    halves = big.split(10_000)
     state.split(big, halves)
     assert [h.base_sequence for h in halves] == [0, 2]
     assert [h.record_count for h in halves] == [2, 3]
