@@ -57,3 +57,13 @@ def bench(session: nox.Session) -> None:
         "benchmarks/results",
     ]
     session.run("python", "-m", "benchmarks", *args)
+
+
+@nox.session
+def scale(session: nox.Session) -> None:
+    """The scale benchmark (docs/scale.md): cost against partitions, topics, tasks and
+    records in flight, and memory while the broker stalls. ``nox -s scale -- --quick``
+    passes options on."""
+    session.install("-e", ".[test]")
+    args = session.posargs or ["--markdown", "--json", "benchmarks/results/scale.json"]
+    session.run("python", "-m", "benchmarks.scale", *args)

@@ -267,6 +267,11 @@ class RecordAccumulator:
         """A flush or close is in progress: every batch is sendable at once."""
         return self._flushes > 0 or self.closing
 
+    def has_full_batch(self, topic: str, partition: int) -> bool:
+        """The partition's last batch is full: it is sendable now, whatever the linger."""
+        queue = self._queues.get((topic, partition))
+        return queue[-1].full if queue else False
+
     def queued_batches(self, topic: str, partition: int) -> int:
         queue = self._queues.get((topic, partition))
         return len(queue) if queue else 0

@@ -29,12 +29,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 import anyio.abc
 from kio.static.protocol import RequestPayload, ResponsePayload
 
 from asyncproducer._cluster import BrokerAddress
+from asyncproducer._futures import event_factory
 from asyncproducer._host import background_task
 from asyncproducer.errors import (
     ConnectionSetupTimeoutError,
@@ -97,11 +99,12 @@ class _Pending:
 
     __slots__ = ("abandoned", "decode", "done", "error", "name", "response", "sent")
 
-    def __init__(self, decode: ResponseDecoder, name: str, sent: int) -> None:
+    def __init__(self, decode: ResponseDecoder, name: str, sent: int, done: Any) -> None:
         self.decode = decode
         self.name = name
         self.sent = sent
-        self.done = anyio.Event()
+        self.done = done
+        """The loop's event (see _futures.event_factory): set when answered or failed."""
         self.response: ResponsePayload | None = None
         self.error: KafkaError | None = None
         self.abandoned = False
@@ -128,6 +131,7 @@ class BrokerConnection:
         self._receive_scope = anyio.CancelScope()
         self._closed_reason: KafkaError | None = None
         self._receive_done = anyio.Event()
+        self._new_event = event_factory()
         self._versions: NegotiatedVersions | None = None
         self.closed_at: float | None = None
 
@@ -240,7 +244,9 @@ class BrokerConnection:
         pending: _Pending | None = None
         self._sent += 1
         if expect_response:
-            pending = _Pending(response_decoder(api, request.__version__), name, self._sent)
+            pending = _Pending(
+                response_decoder(api, request.__version__), name, self._sent, self._new_event()
+            )
             self._pending[correlation_id] = pending
         else:
             self._unanswered[correlation_id] = self._sent

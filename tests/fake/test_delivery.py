@@ -139,7 +139,11 @@ class Sends:
         self, within: float, items: list[Sent] | None = None
     ) -> list[RecordMetadata | KafkaError]:
         with bounded(within, "waiting for the records' futures"):
-            return [await outcome(item.future) for item in items or self.items]
+            results = [await outcome(item.future) for item in items or self.items]
+        # Awaiting a future that is already done does not yield, so the done callbacks
+        # asyncio scheduled with it (which stamp done_at) may not have run yet.
+        await anyio.lowlevel.checkpoint()
+        return results
 
     def check_timing(self, delivery_timeout_ms: int) -> None:
         limit = delivery_timeout_ms / 1000 + SLACK

@@ -95,3 +95,30 @@ async def test_raises_at_once_if_the_producer_is_not_running() -> None:
     producer = Producer("127.0.0.1:9")
     with pytest.raises(ProducerStateError):
         await producer.send_batch([ProducerRecord("t", b"v")])
+
+
+async def test_results_survive_a_split_of_the_batch_the_broker_found_too_large() -> None:
+    """MESSAGE_TOO_LARGE splits a batch: the halves keep reporting to the call's results
+    (its sinks), and the call waits for both halves."""
+    records = [ProducerRecord("t", b"%04d" % i + b"." * 96) for i in range(16)]
+    with anyio.fail_after(10):
+        async with FakeCluster(brokers=1) as cluster:
+            cluster.create_topic("t", 1, max_message_bytes=1_000)
+            async with Producer(cluster.bootstrap_servers, linger_ms=50) as producer:
+                results = await producer.send_batch(records)
+                split = producer.metrics()["split_batches"]
+        assert split >= 1
+        assert all(isinstance(r, RecordMetadata) for r in results), results
+        stored = {r.offset: r.value for r in cluster.records("t", 0)}
+        assert [stored[r.offset] for r in results] == [r.value for r in records]  # type: ignore[union-attr]
+
+
+async def test_flush_waits_for_both_halves_of_a_split_batch() -> None:
+    with anyio.fail_after(10):
+        async with FakeCluster(brokers=1) as cluster:
+            cluster.create_topic("t", 1, max_message_bytes=1_000)
+            async with Producer(cluster.bootstrap_servers, linger_ms=1_000) as producer:
+                futures = [await producer.send("t", b"." * 100) for _ in range(16)]
+                await producer.flush(timeout=5)
+                assert all(f.done() for f in futures)
+                assert producer.metrics()["split_batches"] >= 1
