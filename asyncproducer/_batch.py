@@ -12,7 +12,7 @@ from asyncproducer._types import Header, ProducerRecord, RecordMetadata, TopicPa
 from asyncproducer.errors import KafkaError, fresh_copy
 from asyncproducer.interceptors import InterceptorChain
 from asyncproducer.protocol._varint import size_of_varint
-from asyncproducer.protocol.compression import CompressionType, compressed_size_bound
+from asyncproducer.protocol.compression import CompressionType, compress, compressed_size_bound
 from asyncproducer.protocol.encoding import (
     BATCH_HEADER_SIZE,
     SMALL_LIMIT,
@@ -67,6 +67,7 @@ class ProducerBatch:
         "possibly_written",
         "producer_epoch",
         "producer_id",
+        "records",
         "records_size",
         "reserved",
         "retry_at_ms",
@@ -98,6 +99,8 @@ class ProducerBatch:
         self.max_records_size = max_records_size(compression, batch_size)
         """Encoded (uncompressed) record bytes that fit: see RecordBatchBuilder's size rule."""
         self.records_size = 0
+        self.records: bytes | None = None
+        """The encoded (and compressed) records, from when the batch is full until sealed."""
         self.pending: list[Pending] | None = []
         """The records, until ``close()`` encodes them (then None)."""
         self.base_timestamp = -1
@@ -183,7 +186,7 @@ class ProducerBatch:
         body += headers_size(headers) if headers else 1
         size = (sizes[body] if body < limit else size_of_varint(body)) + body
         if self.records_size + size > self.max_records_size and count:
-            self.full = True
+            self._encode_records()
             return False
         self.records_size += size
         pending.append(record)
@@ -211,30 +214,42 @@ class ProducerBatch:
         """Bytes of the encoded batch: exact once closed, an upper bound before."""
         if self.payload is not None:
             return len(self.payload)
+        if self.records is not None:
+            return BATCH_HEADER_SIZE + len(self.records)
         return BATCH_HEADER_SIZE + compressed_size_bound(self.compression, self.records_size)
 
+    def _encode_records(self) -> None:
+        """Encode (and compress) the records, once; later appends go to a new batch. The
+        records' keys and values are released: the bytes hold them now. Done as soon as
+        the batch is full, so that a batch waiting to be sent (a slow or stalled broker)
+        takes about the memory buffer_memory charges it, not a Python object per field."""
+        if self.pending is None:
+            return
+        timestamps, keys, values, headers, key_sizes, value_sizes = zip(*self.pending, strict=True)
+        self.pending = None
+        self.full = True
+        self.timestamps, self.key_sizes, self.value_sizes = timestamps, key_sizes, value_sizes
+        records = encode_records(self.base_timestamp, timestamps, keys, values, headers)
+        if self.compression is not CompressionType.NONE:
+            records = compress(self.compression, records, self.compression_level)
+        self.records = records
+
     def close(self) -> bytes:
-        """Encode the batch (once), with its idempotence fields; later appends go to a new
-        batch. The records' keys and values are released: the payload holds them now."""
+        """The encoded batch, with its idempotence fields (sealed once)."""
         if self.payload is None:
-            assert self.pending
-            timestamps, keys, values, headers, key_sizes, value_sizes = zip(
-                *self.pending, strict=True
-            )
-            self.pending = None
-            self.timestamps, self.key_sizes, self.value_sizes = timestamps, key_sizes, value_sizes
+            self._encode_records()
+            assert self.records is not None
             self.payload = seal_batch(
-                encode_records(self.base_timestamp, timestamps, keys, values, headers),
-                count=len(timestamps),
+                self.records,
+                count=len(self.timestamps),
                 base_timestamp=self.base_timestamp,
                 max_timestamp=self.max_timestamp,
                 compression=self.compression,
-                compression_level=self.compression_level,
                 producer_id=self.producer_id,
                 producer_epoch=self.producer_epoch,
                 base_sequence=self.base_sequence,
             )
-            self.full = True
+            self.records = None
         return self.payload
 
     def set_producer_state(self, producer_id: int, epoch: int, base_sequence: int) -> None:

@@ -21,7 +21,7 @@ from crc32c import crc32c
 
 from asyncproducer._types import Header
 from asyncproducer.protocol._varint import encode_varint, size_of_varint
-from asyncproducer.protocol.compression import CompressionType, compress
+from asyncproducer.protocol.compression import CompressionType
 
 _HEADER = struct.Struct(">qiibIhiqqqhii")
 BATCH_HEADER_SIZE: int = _HEADER.size  # 61
@@ -177,16 +177,13 @@ def seal_batch(
     base_timestamp: int,
     max_timestamp: int,
     compression: CompressionType,
-    compression_level: int | None,
     producer_id: int = -1,
     producer_epoch: int = -1,
     base_sequence: int = -1,
     is_transactional: bool = False,
 ) -> bytes:
-    """A complete v2 batch of ``count`` encoded records: compressed (if a codec is set),
-    with its header and CRC."""
-    if compression is not CompressionType.NONE:
-        records = compress(compression, records, compression_level)
+    """A complete v2 batch of ``count`` encoded records, already compressed with
+    ``compression``: its header and CRC around them."""
     buf = bytearray(BATCH_HEADER_SIZE)
     buf += records
     attributes = compression | (TRANSACTIONAL_MASK if is_transactional else 0)

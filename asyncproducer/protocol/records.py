@@ -37,6 +37,7 @@ from asyncproducer.errors import CorruptRecordError, UnsupportedCompressionTypeE
 from asyncproducer.protocol._varint import decode_varint, size_of_varint
 from asyncproducer.protocol.compression import (
     CompressionType,
+    compress,
     compressed_size_bound,
     decompress,
     validate_level,
@@ -217,13 +218,14 @@ class RecordBatchBuilder:
         records = encode_records(
             self._base_ts, self._timestamps, self._keys, self._values, self._headers
         )
+        if self._codec is not CompressionType.NONE:
+            records = compress(self._codec, records, self._level)
         batch = seal_batch(
             records,
             count=len(self._timestamps),
             base_timestamp=self._base_ts,
             max_timestamp=self._max_ts,
             compression=self._codec,
-            compression_level=self._level,
             producer_id=producer_id,
             producer_epoch=producer_epoch,
             base_sequence=base_sequence,
