@@ -1,11 +1,12 @@
 """The public ``Producer``: lifecycle, ``send()``, ``flush()``, ``close()``.
 
 ``send()`` runs the Java producer's ``doSend`` in order: interceptors' ``on_send`` →
-key/value serializers → metadata for the topic (waits at most ``max_block_ms``) →
-partition (explicit, custom partitioner, murmur2 of the key, or sticky for keyless
-records) → size check → append to the accumulator (reserving buffer memory for a new
-batch, also within ``max_block_ms``). It returns the record's future at once; the
-sender task completes it.
+metadata for the topic (waits at most ``max_block_ms``) → key/value serializers → size
+check → partition (explicit, custom partitioner, murmur2 of the key, or sticky for
+keyless records) — these steps are ``_staging.RecordStager`` — → append to the
+accumulator (reserving buffer memory for a new batch, also within ``max_block_ms``). It
+returns the record's future at once; the sender task completes it. ``send_batch()``
+stages each record the same way.
 """
 
 from __future__ import annotations
