@@ -71,16 +71,20 @@ def run_client(client: str, spec: RunSpec) -> dict[str, Any]:
     """Run one client in its own process; its JSON result, or a failed one."""
     failed: dict[str, Any] = {"client": client, "scenario": spec.scenario.name, "ok": False}
     command = [sys.executable, "-m", "benchmarks._bench_client", "--client", client]
+    return run_json_process([*command, "--scenario", spec.to_json()], spec.timeout_s, failed)
+
+
+def run_json_process(
+    command: list[str], timeout_s: float, failed: dict[str, Any]
+) -> dict[str, Any]:
+    """Run ``command`` (killed ``KILL_SLACK_S`` after ``timeout_s``); the JSON object on its
+    last line of output, or ``failed`` with an ``error`` saying why there is none."""
     try:
         done = subprocess.run(
-            [*command, "--scenario", spec.to_json()],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            timeout=spec.timeout_s + KILL_SLACK_S,
+            command, capture_output=True, text=True, cwd=ROOT, timeout=timeout_s + KILL_SLACK_S
         )
     except subprocess.TimeoutExpired:
-        return failed | {"error": f"killed: still running {spec.timeout_s + KILL_SLACK_S:g} s"}
+        return failed | {"error": f"killed: still running {timeout_s + KILL_SLACK_S:g} s"}
     lines = done.stdout.strip().splitlines()
     try:
         result: dict[str, Any] = json.loads(lines[-1])

@@ -24,7 +24,6 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -35,7 +34,7 @@ from typing import Any
 
 from benchmarks import _scale_report as report
 from benchmarks._bench_report import plain
-from benchmarks._bench_run import create_topics, machine, tansu_version
+from benchmarks._bench_run import create_topics, machine, run_json_process, tansu_version
 from benchmarks._scale_cases import (
     FULL,
     GROUPS,
@@ -49,8 +48,6 @@ from benchmarks._scale_cases import (
     topic_names,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
-KILL_SLACK_S = 30.0
 """How long past its own timeout a client process may take before it is killed."""
 QUICK_RECORDS = 5_000
 PRODUCER = "acks=1, linger_ms=5, batch_size=16384, no compression, idempotence off"
@@ -111,23 +108,7 @@ def run_client(spec: RunSpec) -> dict[str, Any]:
     """Run one case in its own process; its JSON result, or a failed one."""
     failed: dict[str, Any] = {"group": spec.case.group, "case": spec.case.name, "ok": False}
     command = [sys.executable, "-m", "benchmarks._scale_client", "--spec", spec.to_json()]
-    try:
-        done = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            timeout=spec.timeout_s + KILL_SLACK_S,
-        )
-    except subprocess.TimeoutExpired:
-        return failed | {"error": f"killed: still running {spec.timeout_s + KILL_SLACK_S:g} s"}
-    lines = done.stdout.strip().splitlines()
-    try:
-        result: dict[str, Any] = json.loads(lines[-1])
-    except (IndexError, json.JSONDecodeError):
-        tail = done.stderr.strip()[-500:]
-        return failed | {"error": f"exit status {done.returncode}, no result: {tail}"}
-    return result
+    return run_json_process(command, spec.timeout_s, failed)
 
 
 def describe(run: dict[str, Any]) -> str:
