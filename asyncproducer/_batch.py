@@ -150,10 +150,6 @@ class ProducerBatch:
     def record_count(self) -> int:
         return len(self.futures)
 
-    @property
-    def has_hooks(self) -> bool:
-        return self.hooks is not None
-
     def try_append(self, future: Any, record: Pending) -> bool:
         """Keep the record if it fits (the first always does); False once the batch is
         full or closed.

@@ -33,7 +33,7 @@ from asyncproducer._memory import BufferPool
 from asyncproducer._metadata import MetadataManager
 from asyncproducer._pool import ConnectionPool
 from asyncproducer._sender import Sender, SenderSettings
-from asyncproducer._staging import RecordStager
+from asyncproducer._staging import RecordStager, Staged
 from asyncproducer._types import Header, ProducerRecord, RecordMetadata
 from asyncproducer.config import ProducerConfig
 from asyncproducer.errors import (
@@ -312,17 +312,13 @@ class Producer:
             partition, timestamp_ms, headers = record.partition, record.timestamp_ms, record.headers
         try:
             staged = self._stager.stage(topic, value, key, partition, timestamp_ms, headers)
-            deadline = None  # max_block_ms runs from here; read the clock only if we wait
-            if staged is None:
-                deadline = await self._wait_for_metadata(topic)
-                staged = self._stager.stage(topic, value, key, partition, timestamp_ms, headers)
-                assert staged is not None
-            chosen_partition, chosen, pending, size = staged
             future = self._new_future()  # type: ignore[misc]
-            batch = self._accumulator.try_append(topic, chosen_partition, future, pending)
+            batch = None
+            if staged is not None:
+                batch = self._accumulator.try_append(topic, staged[0], future, staged[2])
             if batch is None:
-                batch = await self._append_to_new_batch(
-                    topic, chosen_partition, chosen, key, value, future, pending, size, deadline
+                batch = await self._enqueue_slowly(
+                    topic, value, key, partition, timestamp_ms, headers, future, staged
                 )
             if on_delivery is not None or record is not None:
                 batch.add_hooks(on_delivery, record)
@@ -332,11 +328,32 @@ class Producer:
                 self._interceptors.on_send_error(record, exc)
             raise
 
-    async def _wait_for_metadata(self, topic: str) -> float:
-        """Wait for the topic's metadata (within max_block_ms); the deadline of that."""
-        deadline = time.monotonic() + self._max_block_s
-        await self._metadata.wait_for_topic(topic, self._max_block_s * 1000)
-        return deadline
+    async def _enqueue_slowly(
+        self,
+        topic: str,
+        value: Any,
+        key: Any,
+        partition: int | None,
+        timestamp_ms: int | None,
+        headers: Sequence[Header] | None,
+        future: Any,
+        staged: Staged | None,
+    ) -> ProducerBatch:
+        """The slow path of ``send()`` and ``send_batch()``: wait for the topic's metadata
+        (``staged`` is None) and stage the record then, or open a new batch for it."""
+        deadline = None  # max_block_ms runs from here; read the clock only if we wait
+        if staged is None:
+            deadline = time.monotonic() + self._max_block_s
+            await self._metadata.wait_for_topic(topic, self._max_block_s * 1000)
+            staged = self._stager.stage(topic, value, key, partition, timestamp_ms, headers)
+            assert staged is not None  # wait_for_topic raises unless the topic is known
+            batch = self._accumulator.try_append(topic, staged[0], future, staged[2])
+            if batch is not None:
+                return batch
+        chosen_partition, chosen, pending, size = staged
+        return await self._append_to_new_batch(
+            topic, chosen_partition, chosen, key, value, future, pending, size, deadline
+        )
 
     async def _append_to_new_batch(
         self,
@@ -428,52 +445,40 @@ class Producer:
         batches: dict[ProducerBatch, None] = {}
         run_batch: ProducerBatch | None = None  # the batch the current run went into
         run_first = run_slot = 0
+
+        def end_run(stop: int) -> None:
+            nonlocal run_batch
+            if run_batch is not None:
+                run_batch.add_sink(run_first, results, run_slot, stop - run_slot)
+                run_batch = None
+
         stager, accumulator = self._stager, self._accumulator
         for record in records:
             slot = len(results)
             results.append(None)
-            topic = record.topic
+            topic, value, key = record.topic, record.value, record.key
+            partition, timestamp_ms, headers = record.partition, record.timestamp_ms, record.headers
             try:
-                staged = stager.stage(
-                    topic, record.value, record.key, record.partition,
-                    record.timestamp_ms, record.headers,
-                )  # fmt: skip
-                deadline = None
+                staged = stager.stage(topic, value, key, partition, timestamp_ms, headers)
                 batch = None
                 if staged is not None:
-                    partition, chosen, pending, size = staged
-                    batch = accumulator.try_append(topic, partition, None, pending)
+                    batch = accumulator.try_append(topic, staged[0], None, staged[2])
                 if batch is None:
                     # The slow path may wait, and the sender may complete a batch then:
                     # the current run must have its sink before that.
-                    if run_batch is not None:
-                        run_batch.add_sink(run_first, results, run_slot, slot - run_slot)
-                        run_batch = None
-                    if staged is None:
-                        deadline = await self._wait_for_metadata(topic)
-                        staged = stager.stage(
-                            topic, record.value, record.key, record.partition,
-                            record.timestamp_ms, record.headers,
-                        )  # fmt: skip
-                        assert staged is not None
-                        partition, chosen, pending, size = staged
-                    batch = await self._append_to_new_batch(
-                        topic, partition, chosen, record.key, record.value,
-                        None, pending, size, deadline,
-                    )  # fmt: skip
+                    end_run(slot)
+                    batch = await self._enqueue_slowly(
+                        topic, value, key, partition, timestamp_ms, headers, None, staged
+                    )
             except KafkaError as exc:
                 results[slot] = exc
-                if run_batch is not None:
-                    run_batch.add_sink(run_first, results, run_slot, slot - run_slot)
-                    run_batch = None
+                end_run(slot)
                 continue
             if batch is not run_batch:
-                if run_batch is not None:
-                    run_batch.add_sink(run_first, results, run_slot, slot - run_slot)
+                end_run(slot)
                 run_batch, run_first, run_slot = batch, batch.record_count - 1, slot
                 batches[batch] = None
-        if run_batch is not None:
-            run_batch.add_sink(run_first, results, run_slot, len(results) - run_slot)
+        end_run(len(results))
         await self._wait_for(list(batches))
         return results
 
