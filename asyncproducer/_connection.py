@@ -1,9 +1,11 @@
 """One connection to one broker: pipelined requests matched by correlation id.
 
-Requests are written in order under a lock; a receive loop (a task in the owner's task
-group) reads response frames and hands each to the request waiting for its correlation
-id. Kafka answers a connection's requests in the order they were sent, so a response for
-any other id than the oldest pending one means the stream is corrupt.
+``submit()`` writes a request at once (no task, lock or cancel scope per request) and
+later tells a callback how it ended; ``send()`` is the awaiting form of it, for requests
+that are rare (metadata, InitProducerId). The transport (``_transport``) hands incoming
+bytes to :meth:`BrokerConnection.data_received`, which matches each response frame to
+its request. Kafka answers a connection's requests in the order they were sent, so a
+response for any other id than the oldest pending one means the stream is corrupt.
 
 Failure rules (all typed, all immediate):
 
@@ -12,32 +14,36 @@ Failure rules (all typed, all immediate):
 * a request is not answered within its timeout: it fails with :class:`RequestTimeoutError`
   and, as in Java's ``NetworkClient``, the connection is closed and every other pending
   request fails too (a late answer could otherwise be taken for a newer request's);
-* a caller cancelled while waiting abandons its request; its response is discarded when
-  it arrives and the connection stays usable;
+* a caller of ``send()`` cancelled while waiting abandons its request; its response is
+  discarded when it arrives and the connection stays usable;
 * a request sent without expecting a response (Produce with acks=0) gets none from Kafka,
-  but some brokers (Tansu) answer it anyway: such an answer is recognised and dropped;
-* a caller cancelled in the middle of writing a frame closes the connection, because a
-  half-written frame desynchronizes the stream.
+  but some brokers (Tansu) answer it anyway: such an answer is recognised and dropped.
+  It is done once its bytes are in the socket (the transport reports that), which bounds
+  what acks=0 can queue in memory.
 
-The seams for TLS and SASL: ``ConnectionSettings.connector`` opens the byte stream (plain
-TCP here, a TLS-wrapping connector later) and ``ConnectionSettings.handshake`` runs after
+The seams for TLS and SASL: ``ConnectionSettings.connector``, if set, opens the byte
+stream (a TLS-wrapping connector later; None is plain TCP) and ``ConnectionSettings.handshake`` runs after
 version negotiation and before the connection is handed out (SASL authentication later).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, cast
 
 import anyio
 import anyio.abc
+import sniffio
 from kio.static.protocol import RequestPayload, ResponsePayload
 
 from asyncproducer._cluster import BrokerAddress
-from asyncproducer._futures import event_factory
+from asyncproducer._futures import event_factory, loop_clock
 from asyncproducer._host import background_task
+from asyncproducer._transport import AsyncioTransport, StreamTransport, Transport
 from asyncproducer.errors import (
     ConnectionSetupTimeoutError,
     KafkaConnectionError,
@@ -80,6 +86,17 @@ Handshake = Callable[["BrokerConnection"], Awaitable[None]]
 """Runs on a fresh connection after version negotiation (e.g. SASL authentication)."""
 
 
+class OutgoingRequest(Protocol):
+    """A kio request payload, or a request with an ``encode_frame(correlation_id,
+    client_id)`` method of its own (``protocol.produce.ProduceRequest``)."""
+
+    @property
+    def __api_key__(self) -> Any: ...
+
+    @property
+    def __version__(self) -> Any: ...
+
+
 async def connect_tcp(host: str, port: int) -> anyio.abc.ByteStream:
     return await anyio.connect_tcp(host, port)
 
@@ -90,48 +107,67 @@ class ConnectionSettings:
     request_timeout_ms: int = 30_000
     socket_connection_setup_timeout_ms: int = 10_000
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
-    connector: StreamConnector = connect_tcp
+    connector: StreamConnector | None = None
+    """Opens the byte stream; None: plain TCP (through the protocol transport on asyncio)."""
     handshake: Handshake | None = None
 
 
+Done = Callable[[ResponsePayload | None, KafkaError | None], None]
+"""Told once how a submitted request ended: ``(response, None)``; ``(None, None)`` for a
+request sent expecting no response, once written; ``(None, error)`` if it failed."""
+
+
 class _Pending:
-    """A request waiting for its response."""
+    """A submitted request: waiting for its response, or (expecting none) its write."""
 
-    __slots__ = ("abandoned", "decode", "done", "error", "name", "response", "sent")
+    __slots__ = ("api_key", "deadline", "decode", "on_done", "sent", "timeout_ms", "version")
 
-    def __init__(self, decode: ResponseDecoder, name: str, sent: int, done: Any) -> None:
+    def __init__(
+        self,
+        api_key: int,
+        version: int,
+        decode: ResponseDecoder | None,
+        sent: int,
+        timeout_ms: float,
+        deadline: float,
+        on_done: Done,
+    ) -> None:
+        self.api_key = api_key
+        self.version = version
         self.decode = decode
-        self.name = name
         self.sent = sent
-        self.done = done
-        """The loop's event (see _futures.event_factory): set when answered or failed."""
-        self.response: ResponsePayload | None = None
-        self.error: KafkaError | None = None
-        self.abandoned = False
+        self.timeout_ms = timeout_ms
+        self.deadline = deadline
+        self.on_done = on_done
+
+    @property
+    def name(self) -> str:
+        return f"{ApiKey(self.api_key).name} v{self.version}"
 
 
 class BrokerConnection:
     """A connection to one broker. Create it with :meth:`open`."""
 
-    def __init__(
-        self, address: BrokerAddress, stream: anyio.abc.ByteStream, settings: ConnectionSettings
-    ) -> None:
+    def __init__(self, address: BrokerAddress, settings: ConnectionSettings) -> None:
         self.address = address
-        self._stream = stream
         self._settings = settings
         self._decoder = FrameDecoder(settings.max_frame_size)
+        self._transport: Transport | None = None
         self._pending: dict[int, _Pending] = {}
+        """Requests waiting for a response, by correlation id, oldest first."""
+        self._unwritten: dict[int, _Pending] = {}
+        """Requests expecting no response, until their bytes reach the socket."""
         # Correlation ids of requests sent expecting no response, oldest first, with the
         # send order of the request after them: forgotten once a later request is
         # answered, because a broker answers in order or (as Kafka does) never.
         self._unanswered: dict[int, int] = {}
         self._sent = 0
         self._next_correlation_id = 0
-        self._send_lock = anyio.Lock()
-        self._receive_scope = anyio.CancelScope()
         self._closed_reason: KafkaError | None = None
-        self._receive_done = anyio.Event()
+        self._now = loop_clock()
         self._new_event = event_factory()
+        self._watchdog_wake = self._new_event()
+        self._watchdog_at = math.inf
         self._versions: NegotiatedVersions | None = None
         self.closed_at: float | None = None
 
@@ -144,15 +180,19 @@ class BrokerConnection:
         settings: ConnectionSettings,
         task_group: anyio.abc.TaskGroup,
     ) -> BrokerConnection:
-        """Connect, negotiate versions, run the handshake; the receive loop joins ``task_group``.
+        """Connect, negotiate versions, run the handshake; the connection's tasks join
+        ``task_group``.
 
         TCP connect is bounded by ``socket_connection_setup_timeout_ms``; the requests after
         it (ApiVersions, the handshake's) by ``request_timeout_ms``, as in Java.
         """
+        connection = cls(address, settings)
         setup_ms = settings.socket_connection_setup_timeout_ms
         try:
             with anyio.fail_after(setup_ms / 1000):
-                stream = await settings.connector(address.host, address.port)
+                connection._transport = await _open_transport(
+                    address, settings, connection, task_group
+                )
         except TimeoutError:
             raise ConnectionSetupTimeoutError(
                 f"connecting to broker {address} took longer than "
@@ -162,20 +202,17 @@ class BrokerConnection:
             raise KafkaConnectionError(
                 f"cannot connect to broker {address}: {exc.strerror or exc}"
             ) from exc
-        connection = cls(address, stream, settings)
-        task_group.start_soon(connection._receive_loop, name=f"asyncproducer receive {address}")
+        task_group.start_soon(connection._watch_deadlines, name=f"asyncproducer timeouts {address}")
         try:
             await connection._negotiate_versions()
             if settings.handshake is not None:
                 await settings.handshake(connection)
         except BaseException:
             # Nothing worth flushing on a connection still opening, and the caller may be
-            # cancelled: close at once, so no receive loop outlives it.
-            connection._fail_pending(
+            # cancelled: close at once, so none of its tasks outlives it.
+            connection._shut_down(
                 KafkaConnectionError(f"opening the connection to broker {address} failed")
             )
-            with anyio.CancelScope(shield=True):
-                await connection._close_now()
             raise
         logger.debug("connected to broker %s", address)
         return connection
@@ -199,101 +236,133 @@ class BrokerConnection:
         """Close gracefully, within ``grace_s`` seconds: flush what was written and send
         EOF, then read until the broker closes its side.
 
-        An abrupt close loses data: AnyIO's asyncio stream discards bytes still buffered
-        for sending, and a socket closed with unread incoming data (a broker answering
-        acks=0, as Tansu does) sends RST, on which a broker may drop requests it has not
-        read yet. For acks=0, nothing else tells us the broker read them.
+        An abrupt close loses data: bytes still buffered for sending are discarded, and
+        a broker may drop requests it has not read yet when the connection resets. For
+        acks=0, nothing else tells us the broker read them.
         """
+        transport = self._transport
+        assert transport is not None
         try:
             if self._closed_reason is None:
                 self._fail_pending(
                     KafkaConnectionError(f"the connection to broker {self.address} was closed")
                 )
-                with anyio.move_on_after(grace_s):
-                    async with self._send_lock:
-                        await self._stream.send_eof()
-                    await self._receive_done.wait()
+                await transport.aclose(grace_s)
         finally:  # also when the caller is cancelled meanwhile
-            with anyio.CancelScope(shield=True):
-                await self._close_now()
-
-    async def _close_now(self) -> None:
-        self._receive_scope.cancel()
-        await anyio.aclose_forcefully(self._stream)
+            transport.abort()
+            self._watchdog_wake.set()
 
     # ------------------------------------------------------------------ requests
 
+    def submit(
+        self,
+        request: OutgoingRequest,
+        on_done: Done,
+        *,
+        expect_response: bool = True,
+        timeout_ms: float | None = None,
+    ) -> None:
+        """Write ``request`` now (never waits) and tell ``on_done`` how it ended, once.
+
+        Raises the connection's error at once if it is closed. ``on_done`` runs from the
+        event loop later, never from inside this call.
+        """
+        if self._closed_reason is not None:
+            raise fresh_copy(self._closed_reason)
+        transport = self._transport
+        assert transport is not None
+        correlation_id = self._next_correlation_id
+        self._next_correlation_id = (correlation_id + 1) & 0x7FFF_FFFF
+        api_key, version = request.__api_key__, request.__version__
+        client_id = self._settings.client_id
+        encode_frame = getattr(request, "encode_frame", None)
+        if encode_frame is not None:  # a request that encodes itself (Produce)
+            frame: bytes = encode_frame(correlation_id, client_id)
+        else:
+            payload = cast(RequestPayload, request)  # a kio payload: encoded by its schema
+            frame = encode_request(payload, correlation_id=correlation_id, client_id=client_id)
+        self._sent += 1
+        if timeout_ms is None:
+            timeout_ms = self._settings.request_timeout_ms
+        deadline = self._now() + timeout_ms / 1000
+        if expect_response:
+            decode = response_decoder(ApiKey(api_key), version)
+            self._pending[correlation_id] = _Pending(
+                api_key, version, decode, self._sent, timeout_ms, deadline, on_done
+            )
+            transport.write(frame)
+        else:
+            self._unanswered[correlation_id] = self._sent
+            self._unwritten[correlation_id] = _Pending(
+                api_key, version, None, self._sent, timeout_ms, deadline, on_done
+            )
+            transport.write(frame, functools.partial(self._written, correlation_id))
+        if deadline < self._watchdog_at:
+            self._watchdog_wake.set()
+
     async def send(
         self,
-        request: RequestPayload,
+        request: OutgoingRequest,
         *,
         expect_response: bool = True,
         timeout_ms: float | None = None,
     ) -> ResponsePayload | None:
         """Send ``request`` and return its response (None when ``expect_response`` is False,
-        as for Produce with acks=0, where the broker does not answer)."""
-        if self._closed_reason is not None:
-            raise fresh_copy(self._closed_reason)
-        api = ApiKey(request.__api_key__)
-        name = f"{api.name} v{request.__version__}"
-        correlation_id = self._next_correlation_id
-        self._next_correlation_id = (correlation_id + 1) & 0x7FFF_FFFF
-        frame = encode_request(
-            request, correlation_id=correlation_id, client_id=self._settings.client_id
-        )
-        pending: _Pending | None = None
-        self._sent += 1
-        if expect_response:
-            pending = _Pending(
-                response_decoder(api, request.__version__), name, self._sent, self._new_event()
+        as for Produce with acks=0, where the broker does not answer). A caller cancelled
+        while waiting abandons the request; the connection stays usable."""
+        done = self._new_event()
+        outcome: list[tuple[ResponsePayload | None, KafkaError | None]] = []
+
+        def on_done(response: ResponsePayload | None, error: KafkaError | None) -> None:
+            outcome.append((response, error))
+            done.set()
+
+        self.submit(request, on_done, expect_response=expect_response, timeout_ms=timeout_ms)
+        await done.wait()
+        response, error = outcome[0]
+        if error is not None:
+            raise error
+        return response
+
+    def _written(self, correlation_id: int) -> None:
+        pending = self._unwritten.pop(correlation_id, None)
+        if pending is not None:
+            pending.on_done(None, None)
+
+    @background_task
+    async def _watch_deadlines(self) -> None:
+        """Close the connection when a request outlives its timeout, as Java's
+        ``NetworkClient`` does (a late answer could otherwise be taken for a newer
+        request's).
+
+        One sleeping task per connection, not a cancel scope per request: it sleeps until
+        the earliest deadline, or for ``request_timeout_ms`` when nothing is pending, so a
+        request with the default timeout never needs to wake it (its deadline is never
+        before the next wake-up).
+        """
+        idle_s = self._settings.request_timeout_ms / 1000
+        while self._closed_reason is None:
+            now = self._now()
+            waiting = [*self._pending.values(), *self._unwritten.values()]
+            earliest = min(waiting, key=_deadline, default=None)
+            if earliest is not None and earliest.deadline <= now:
+                self._on_timeout(earliest)
+                return
+            self._watchdog_at = now + idle_s if earliest is None else earliest.deadline
+            with anyio.CancelScope(deadline=anyio.current_time() + self._watchdog_at - now):
+                await self._watchdog_wake.wait()
+            self._watchdog_wake = self._new_event()
+
+    def _on_timeout(self, late: _Pending) -> None:
+        others = len(self._pending) + len(self._unwritten) - 1
+        done = "answer" if late.decode is not None else "take"
+        self._shut_down(
+            RequestTimeoutError(
+                f"broker {self.address} did not {done} {late.name} within {late.timeout_ms:g} "
+                f"ms (request_timeout_ms); the connection is closed and {others} other "
+                "pending request(s) on it fail"
             )
-            self._pending[correlation_id] = pending
-        else:
-            self._unanswered[correlation_id] = self._sent
-        if timeout_ms is None:
-            timeout_ms = self._settings.request_timeout_ms
-        try:
-            with anyio.move_on_after(timeout_ms / 1000) as scope:
-                await self._write(frame, name)
-                if pending is None:
-                    return None
-                await pending.done.wait()
-        finally:
-            if pending is not None and not pending.done.is_set():
-                pending.abandoned = True
-        if scope.cancelled_caught and (pending is None or not pending.done.is_set()):
-            self._on_timeout(name, correlation_id, timeout_ms)
-        assert pending is not None
-        if pending.error is not None:
-            raise pending.error
-        return pending.response
-
-    async def _write(self, frame: bytes, name: str) -> None:
-        async with self._send_lock:
-            if self._closed_reason is not None:
-                raise fresh_copy(self._closed_reason)
-            try:
-                await self._stream.send(frame)
-            except BaseException as exc:
-                # Cancelled or failed mid-frame: the broker may have half a request, so this
-                # stream can never be trusted again.
-                error = KafkaConnectionError(
-                    f"connection to broker {self.address} failed while sending {name}: {exc!r}"
-                )
-                self._shut_down(error)
-                if isinstance(exc, (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)):
-                    raise error from exc
-                raise
-
-    def _on_timeout(self, name: str, correlation_id: int, timeout_ms: float) -> None:
-        others = len(self._pending) - (1 if correlation_id in self._pending else 0)
-        error = RequestTimeoutError(
-            f"broker {self.address} did not answer {name} (correlation id {correlation_id}) "
-            f"within {timeout_ms:g} ms (request_timeout_ms); the connection is closed and "
-            f"{others} other pending request(s) on it fail"
         )
-        self._shut_down(error)
-        raise fresh_copy(error)
 
     # ------------------------------------------------------------------ receiving
 
@@ -311,27 +380,23 @@ class BrokerConnection:
             raise error_for_code(code, f"ApiVersions failed on broker {self.address}")
         self._versions = negotiate(_ranges(response))
 
-    @background_task
-    async def _receive_loop(self) -> None:
-        reason: KafkaError | None = None
+    def data_received(self, data: bytes) -> None:
+        """From the transport: bytes as they arrive."""
+        if self._closed_reason is not None:
+            return  # closing: read (and drop) what is left, until the broker closes
         try:
-            with self._receive_scope:
-                while True:
-                    data = await self._stream.receive()
-                    for frame in self._decoder.feed(data):
-                        self._dispatch(frame)
-        except anyio.EndOfStream:
-            reason = KafkaConnectionError(f"broker {self.address} closed the connection")
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-            reason = KafkaConnectionError(f"connection to broker {self.address} broke: {exc!r}")
+            for frame in self._decoder.feed(data):
+                self._dispatch(frame)
         except ProtocolError as exc:
-            reason = ProtocolError(f"broker {self.address}: {exc}")
-        finally:
-            self._shut_down(
-                reason or KafkaConnectionError(f"connection to broker {self.address} closed")
-            )
-            self._receive_done.set()
-            await anyio.aclose_forcefully(self._stream)
+            self._shut_down(ProtocolError(f"broker {self.address}: {exc}"))
+
+    def connection_lost(self, error: BaseException | None) -> None:
+        """From the transport: the stream ended."""
+        if error is None:
+            reason = KafkaConnectionError(f"broker {self.address} closed the connection")
+        else:
+            reason = KafkaConnectionError(f"connection to broker {self.address} broke: {error!r}")
+        self._shut_down(reason)
 
     def _dispatch(self, frame: bytes) -> None:
         correlation_id = peek_correlation_id(frame)
@@ -347,18 +412,21 @@ class BrokerConnection:
         unanswered = self._unanswered
         while unanswered and next(iter(unanswered.values())) < pending.sent:
             del unanswered[next(iter(unanswered))]
+        assert pending.decode is not None
         try:
-            pending.response = pending.decode(memoryview(frame))
+            response = pending.decode(memoryview(frame))
         except ProtocolError as exc:
-            pending.error = ProtocolError(f"broker {self.address} sent a bad {pending.name}: {exc}")
-            pending.done.set()
+            error = ProtocolError(f"broker {self.address} sent a bad {pending.name}: {exc}")
+            pending.on_done(None, error)
             raise
-        pending.done.set()
+        pending.on_done(response, None)
 
     def _shut_down(self, reason: KafkaError) -> None:
-        """Close for ``reason``: fail every pending request with it, stop receiving."""
+        """Close for ``reason``: fail every pending request with it, stop the transport."""
         self._fail_pending(reason)
-        self._receive_scope.cancel()
+        if self._transport is not None:
+            self._transport.abort()
+        self._watchdog_wake.set()
 
     def _fail_pending(self, reason: KafkaError) -> None:
         """Refuse new requests and fail the pending ones with ``reason`` (once)."""
@@ -366,15 +434,36 @@ class BrokerConnection:
             return
         self._closed_reason = reason
         self.closed_at = anyio.current_time()
-        pending, self._pending = self._pending, {}
-        for waiter in pending.values():
-            if not waiter.abandoned:
-                waiter.error = fresh_copy(reason)
-                waiter.done.set()
-        if pending:
+        failed = [*self._pending.values(), *self._unwritten.values()]
+        self._pending, self._unwritten = {}, {}
+        for pending in failed:
+            pending.on_done(None, fresh_copy(reason))
+        if failed:
             logger.info(
-                "connection to %s closed with %d pending: %s", self.address, len(pending), reason
+                "connection to %s closed with %d pending: %s", self.address, len(failed), reason
             )
+
+
+def _deadline(pending: _Pending) -> float:
+    return pending.deadline
+
+
+async def _open_transport(
+    address: BrokerAddress,
+    settings: ConnectionSettings,
+    connection: BrokerConnection,
+    task_group: anyio.abc.TaskGroup,
+) -> Transport:
+    """A protocol-driven transport on asyncio with plain TCP; a stream's otherwise."""
+    connector = settings.connector
+    if connector is None:
+        if sniffio.current_async_library() == "asyncio":
+            return await AsyncioTransport.connect(address.host, address.port, connection)
+        connector = connect_tcp
+    stream = await connector(address.host, address.port)
+    transport = StreamTransport(stream, connection)
+    transport.start(task_group, name=f"asyncproducer connection {address}")
+    return transport
 
 
 def _ranges(response: object) -> dict[int, tuple[int, int]]:

@@ -150,3 +150,16 @@ def set_results(futures: Sequence[Any], results: Sequence[Any]) -> None:
         for future, result in zip(futures, results, strict=True):
             if not future.done():
                 future.set_result(result)
+
+
+def loop_clock() -> Callable[[], float]:
+    """The running event loop's clock (``anyio.current_time()`` without looking up the
+    backend on every call: the connection reads it per request). Call from async code."""
+    library = sniffio.current_async_library()
+    if library == "asyncio":
+        return asyncio.get_running_loop().time
+    if library == "trio":
+        import trio
+
+        return trio.current_time
+    raise RuntimeError(f"asyncproducer runs on asyncio or trio, not {library}")

@@ -2,10 +2,12 @@
 
 One loop per producer. Each turn it fails batches past ``delivery_timeout_ms`` (queued
 or in flight), asks the accumulator which brokers are ready, drains batches for those
-with fewer than ``max_in_flight_requests_per_connection`` requests in flight, and starts
-one Produce request per broker as a task. Then it sleeps until something changes: a
-new or full batch, a response, a metadata refresh, a flush, or the next linger/backoff/
-expiry deadline. The accumulator decides; this module does the awaiting.
+with fewer than ``max_in_flight_requests_per_connection`` requests in flight, and writes
+one Produce request per broker, there and then (a task only when the connection must be
+opened first); the response comes back through a callback from the connection. Then it
+sleeps until something changes: a new or full batch, a response, a metadata refresh, a
+flush, or the next linger/backoff/expiry deadline. The accumulator decides; this module
+does the awaiting.
 
 Per-partition outcomes (Java's ``Sender.completeBatch``):
 
@@ -22,6 +24,7 @@ Per-partition outcomes (Java's ``Sender.completeBatch``):
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -53,7 +56,8 @@ from asyncproducer.errors import (
     error_for_code,
 )
 from asyncproducer.interceptors import InterceptorChain
-from asyncproducer.protocol.messages import init_producer_id_request, produce_request
+from asyncproducer.protocol.messages import init_producer_id_request
+from asyncproducer.protocol.produce import ProduceRequest
 from asyncproducer.protocol.versions import ApiKey
 
 logger = logging.getLogger("asyncproducer.sender")
@@ -129,6 +133,8 @@ class Sender:
         self._init_started = False
         self.fatal_error: KafkaError | None = None
         """The fatal error that stopped the sender, if one did."""
+        self._crash: BaseException | None = None
+        """A bug met in a response callback: the loop stops and raises it."""
         metadata.add_listener(lambda _: self.wakeup())
 
     def wakeup(self) -> None:
@@ -153,13 +159,15 @@ class Sender:
         until a fatal error, which it raises (after its requests are cancelled)."""
         new_event = event_factory()  # cheaper than anyio.Event(), made on every turn
         async with anyio.create_task_group() as requests:
-            while self.fatal_error is None:
+            while self.fatal_error is None and self._crash is None:
                 delay_ms = max(self._run_once(requests), 0)
                 self._wake_at_ms = self._clock() + delay_ms
                 with anyio.move_on_after(delay_ms / 1000):
                     await self._wakeup_event.wait()
                 self._wakeup_event = new_event()
             requests.cancel_scope.cancel()
+        if self._crash is not None:
+            raise self._crash
         fatal = self.fatal_error
         assert fatal is not None  # the loop ends only so (or by cancellation)
         raise fatal
@@ -195,7 +203,11 @@ class Sender:
                 if not batch.attempts:
                     stats.batches += 1
                     stats.records += batch.record_count
-            requests.start_soon(self._produce, node, batches)
+            connection = self._open_connection(node)
+            if connection is None:
+                requests.start_soon(self._connect_and_produce, node, batches)
+            else:
+                self._produce(node, connection, batches)
         if drained and not accumulator.drained_all_sendable:
             return 0  # a request takes one batch per partition: the next may go at once
         if self._in_flight_batches:
@@ -265,42 +277,27 @@ class Sender:
             await anyio.sleep(self._accumulator.retry_backoff_ms(attempts) / 1000)
             attempts += 1
 
-    @background_task
-    async def _produce(self, node: int, batches: list[ProducerBatch]) -> None:
-        try:
-            try:
-                connection = await self._connect(node)
-            except KafkaError as exc:
-                self._request_failed(batches, exc)
-                return
-            # A batch that expired while the connection opened has failed: never send it.
-            batches = [b for b in batches if b in self._in_flight_batches]
-            if not batches:
-                return
-            for batch in batches:
-                batch.awaiting_response = True
-            try:
-                response = await self._send_request(connection, batches)
-            except KafkaError as exc:
-                # Sent, or perhaps sent: the broker may have stored these batches.
-                for batch in batches:
-                    batch.possibly_written = True
-                self._request_failed(batches, exc)
-            else:
-                self._handle_response(node, batches, response)
-            finally:
-                for batch in batches:
-                    batch.awaiting_response = False
-        finally:
-            self._in_flight_requests[node] -= 1
-            self.wakeup()
+    def _open_connection(self, node: int) -> BrokerConnection | None:
+        broker = self._metadata.snapshot.brokers.get(node)
+        return None if broker is None else self._pool.connection_if_open(broker.address)
 
-    def _request_failed(self, batches: list[ProducerBatch], error: KafkaError) -> None:
-        if isinstance(error, KafkaConnectionError):
-            self._metadata.request_update()
-        now = self._clock()
-        for batch in batches:
-            self._retry_or_fail(batch, error, now)
+    @background_task
+    async def _connect_and_produce(self, node: int, batches: list[ProducerBatch]) -> None:
+        try:
+            connection = await self._connect(node)
+        except KafkaError as exc:
+            self._request_failed(batches, exc)
+            self._request_ended(node)
+            return
+        except BaseException:  # cancelled: the producer is stopping
+            self._request_ended(node)
+            raise
+        # A batch that expired while the connection opened has failed: never send it.
+        batches = [b for b in batches if b in self._in_flight_batches]
+        if batches:
+            self._produce(node, connection, batches)
+        else:
+            self._request_ended(node)
 
     async def _connect(self, node: int) -> BrokerConnection:
         broker = self._metadata.snapshot.brokers.get(node)
@@ -308,22 +305,71 @@ class Sender:
             raise KafkaConnectionError(f"broker {node} is no longer in the cluster metadata")
         return await self._pool.get(broker.address)
 
-    async def _send_request(
-        self, connection: BrokerConnection, batches: list[ProducerBatch]
-    ) -> object:
+    def _produce(
+        self, node: int, connection: BrokerConnection, batches: list[ProducerBatch]
+    ) -> None:
+        """Write one Produce request now; :meth:`_produced` hears how it ended."""
         topic_data: dict[str, dict[int, bytes]] = {}
         for batch in batches:
             assert batch.payload is not None
             topic_data.setdefault(batch.topic, {})[batch.partition] = batch.payload
+            batch.awaiting_response = True
         settings = self._settings
-        request = produce_request(
+        request = ProduceRequest(
             connection.versions.version_for(ApiKey.PRODUCE),
             acks=settings.acks,
             timeout_ms=settings.request_timeout_ms,
             topic_data=topic_data,
             transactional_id=settings.transactional_id,
         )
-        return await connection.send(request, expect_response=settings.acks != 0)
+        try:
+            connection.submit(
+                request,
+                functools.partial(self._produced, node, batches),
+                expect_response=settings.acks != 0,
+            )
+        except KafkaError as exc:  # closed since it was looked up: nothing was written
+            for batch in batches:
+                batch.awaiting_response = False
+            self._request_failed(batches, exc)
+            self._request_ended(node)
+
+    def _produced(
+        self, node: int, batches: list[ProducerBatch], response: object, error: KafkaError | None
+    ) -> None:
+        """The connection's report on a Produce request: its response, None for acks=0
+        once written, or the error that failed it."""
+        try:
+            for batch in batches:
+                batch.awaiting_response = False
+            if error is not None:
+                # Sent, or perhaps sent: the broker may have stored these batches.
+                for batch in batches:
+                    batch.possibly_written = True
+                self._request_failed(batches, error)
+            else:
+                self._handle_response(node, batches, response)
+        except BaseException as exc:
+            # Called from the event loop (a transport's callback): a bug, or user code
+            # (an interceptor) raising past every guard, must stop the producer loudly
+            # rather than end in the loop's exception handler, which would only close the
+            # connection.
+            self._crash = exc
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+        finally:
+            self._request_ended(node)
+
+    def _request_ended(self, node: int) -> None:
+        self._in_flight_requests[node] -= 1
+        self.wakeup()
+
+    def _request_failed(self, batches: list[ProducerBatch], error: KafkaError) -> None:
+        if isinstance(error, KafkaConnectionError):
+            self._metadata.request_update()
+        now = self._clock()
+        for batch in batches:
+            self._retry_or_fail(batch, error, now)
 
     def _handle_response(self, node: int, batches: list[ProducerBatch], response: object) -> None:
         if response is None:  # acks=0: written to the socket is all we will ever know

@@ -11,7 +11,12 @@ import pytest
 from kio.index import load_response_schema
 
 from asyncproducer._cluster import BrokerAddress
-from asyncproducer._connection import BrokerConnection, ConnectionSettings
+from asyncproducer._connection import (
+    BrokerConnection,
+    ConnectionSettings,
+    StreamConnector,
+    connect_tcp,
+)
 from asyncproducer.errors import (
     ConnectionSetupTimeoutError,
     KafkaConnectionError,
@@ -24,7 +29,20 @@ from tests.network.servers import ServerConnection, api_versions_body, closed_po
 
 pytestmark = pytest.mark.anyio
 
-FAST = ConnectionSettings(request_timeout_ms=500, socket_connection_setup_timeout_ms=500)
+
+@pytest.fixture(params=["default-transport", "stream-transport"])
+def connector(request: pytest.FixtureRequest) -> StreamConnector | None:
+    """Each test runs on the default transport (the asyncio protocol one on asyncio, the
+    stream one on trio) and on the AnyIO stream transport (what a custom connector, such
+    as a TLS wrapper, gets) on both backends."""
+    return None if request.param == "default-transport" else connect_tcp
+
+
+@pytest.fixture
+def fast(connector: StreamConnector | None) -> ConnectionSettings:
+    return ConnectionSettings(
+        request_timeout_ms=500, socket_connection_setup_timeout_ms=500, connector=connector
+    )
 
 
 def _metadata(connection: BrokerConnection) -> object:
@@ -32,7 +50,9 @@ def _metadata(connection: BrokerConnection) -> object:
     return metadata_request(version, ["t"], allow_auto_topic_creation=False)
 
 
-async def test_server_closing_mid_response_fails_every_pending_request_at_once() -> None:
+async def test_server_closing_mid_response_fails_every_pending_request_at_once(
+    connector: StreamConnector | None,
+) -> None:
     async def handler(conn: ServerConnection) -> None:
         await conn.answer_api_versions()
         await conn.read_request()
@@ -40,7 +60,7 @@ async def test_server_closing_mid_response_fails_every_pending_request_at_once()
         # A size prefix promising 100 bytes, 10 of them, then the connection closes.
         await conn.stream.send(struct.pack(">i", 100) + b"\0" * 10)
 
-    settings = ConnectionSettings(request_timeout_ms=30_000)
+    settings = ConnectionSettings(request_timeout_ms=30_000, connector=connector)
     async with serve(handler) as (host, port, _), anyio.create_task_group() as tg:
         connection = await BrokerConnection.open(BrokerAddress(host, port), settings, tg)
         errors: list[BaseException] = []
@@ -65,13 +85,13 @@ async def test_server_closing_mid_response_fails_every_pending_request_at_once()
             await connection.send(_metadata(connection))  # type: ignore[arg-type]
 
 
-async def test_silent_server_times_out_and_fails_all_pending() -> None:
+async def test_silent_server_times_out_and_fails_all_pending(fast: ConnectionSettings) -> None:
     async def handler(conn: ServerConnection) -> None:
         await conn.answer_api_versions()
         await anyio.sleep_forever()  # reads nothing more, answers nothing
 
     async with serve(handler) as (host, port, _), anyio.create_task_group() as tg:
-        connection = await BrokerConnection.open(BrokerAddress(host, port), FAST, tg)
+        connection = await BrokerConnection.open(BrokerAddress(host, port), fast, tg)
         outcomes: list[BaseException] = []
 
         async def request(timeout_ms: float | None) -> None:
@@ -93,21 +113,21 @@ async def test_silent_server_times_out_and_fails_all_pending() -> None:
         tg.cancel_scope.cancel()
 
 
-async def test_server_that_never_answers_api_versions_fails_open() -> None:
+async def test_server_that_never_answers_api_versions_fails_open(fast: ConnectionSettings) -> None:
     async def handler(conn: ServerConnection) -> None:
         await anyio.sleep_forever()
 
     async with serve(handler) as (host, port, _), anyio.create_task_group() as tg:
         with anyio.fail_after(5), pytest.raises(RequestTimeoutError, match="API_VERSIONS"):
-            await BrokerConnection.open(BrokerAddress(host, port), FAST, tg)
+            await BrokerConnection.open(BrokerAddress(host, port), fast, tg)
 
 
-async def test_closed_port_fails_within_setup_timeout() -> None:
+async def test_closed_port_fails_within_setup_timeout(fast: ConnectionSettings) -> None:
     port = closed_port()
     started = anyio.current_time()
     async with anyio.create_task_group() as tg:
         with anyio.fail_after(5), pytest.raises(KafkaConnectionError, match=f"127.0.0.1:{port}"):
-            await BrokerConnection.open(BrokerAddress("127.0.0.1", port), FAST, tg)
+            await BrokerConnection.open(BrokerAddress("127.0.0.1", port), fast, tg)
     assert anyio.current_time() - started < 0.5
 
 
@@ -124,7 +144,7 @@ async def test_connect_that_never_completes_raises_setup_timeout() -> None:
     assert 0.15 <= anyio.current_time() - started < 1.0
 
 
-async def test_non_kafka_peer_is_a_protocol_error() -> None:
+async def test_non_kafka_peer_is_a_protocol_error(fast: ConnectionSettings) -> None:
     async def handler(conn: ServerConnection) -> None:
         await conn.read_request()
         await conn.stream.send(b"HTTP/1.1 400 Bad Request\r\n\r\n")
@@ -132,10 +152,12 @@ async def test_non_kafka_peer_is_a_protocol_error() -> None:
 
     async with serve(handler) as (host, port, _), anyio.create_task_group() as tg:
         with anyio.fail_after(5), pytest.raises(ProtocolError, match="not speaking the Kafka"):
-            await BrokerConnection.open(BrokerAddress(host, port), FAST, tg)
+            await BrokerConnection.open(BrokerAddress(host, port), fast, tg)
 
 
-async def test_response_for_the_wrong_correlation_id_is_a_protocol_error() -> None:
+async def test_response_for_the_wrong_correlation_id_is_a_protocol_error(
+    fast: ConnectionSettings,
+) -> None:
     async def handler(conn: ServerConnection) -> None:
         await conn.answer_api_versions()
         _api_key, _version, correlation_id = await conn.read_request()
@@ -143,14 +165,14 @@ async def test_response_for_the_wrong_correlation_id_is_a_protocol_error() -> No
         await anyio.sleep_forever()
 
     async with serve(handler) as (host, port, _), anyio.create_task_group() as tg:
-        connection = await BrokerConnection.open(BrokerAddress(host, port), FAST, tg)
+        connection = await BrokerConnection.open(BrokerAddress(host, port), fast, tg)
         with anyio.fail_after(5), pytest.raises(ProtocolError, match="correlation id"):
             await connection.send(_metadata(connection))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("advertised", "expected_retry"), [((0, 2), 2), (None, 0)])
 async def test_api_versions_falls_back_when_the_broker_rejects_our_version(
-    advertised: tuple[int, int] | None, expected_retry: int
+    advertised: tuple[int, int] | None, expected_retry: int, fast: ConnectionSettings
 ) -> None:
     seen_versions: list[int] = []
 
@@ -170,7 +192,7 @@ async def test_api_versions_falls_back_when_the_broker_rejects_our_version(
 
     async with serve(handler) as (host, port, _), anyio.create_task_group() as tg:
         with anyio.fail_after(5):
-            connection = await BrokerConnection.open(BrokerAddress(host, port), FAST, tg)
+            connection = await BrokerConnection.open(BrokerAddress(host, port), fast, tg)
         assert seen_versions == [4, expected_retry]
         assert connection.versions.version_for(ApiKey.PRODUCE) == 9
         assert connection.versions.version_for(ApiKey.METADATA) == 8
@@ -178,7 +200,7 @@ async def test_api_versions_falls_back_when_the_broker_rejects_our_version(
         await connection.aclose()
 
 
-async def test_cancelled_caller_leaves_the_connection_usable() -> None:
+async def test_cancelled_caller_leaves_the_connection_usable(fast: ConnectionSettings) -> None:
     release = anyio.Event()
 
     async def handler(conn: ServerConnection) -> None:
@@ -191,7 +213,7 @@ async def test_cancelled_caller_leaves_the_connection_usable() -> None:
         await anyio.sleep_forever()  # stay connected: the client must see no EOF
 
     async with serve(handler) as (host, port, _), anyio.create_task_group() as tg:
-        connection = await BrokerConnection.open(BrokerAddress(host, port), FAST, tg)
+        connection = await BrokerConnection.open(BrokerAddress(host, port), fast, tg)
         with anyio.move_on_after(0.05) as scope:
             await connection.send(api_versions_request(0, "x"))
         assert scope.cancelled_caught
@@ -206,7 +228,9 @@ async def test_cancelled_caller_leaves_the_connection_usable() -> None:
 @pytest.mark.parametrize(
     "broker_answers_acks_zero", [True, False], ids=["tansu-like", "kafka-like"]
 )
-async def test_acks_zero_requests_mix_with_answered_ones(broker_answers_acks_zero: bool) -> None:
+async def test_acks_zero_requests_mix_with_answered_ones(
+    broker_answers_acks_zero: bool, fast: ConnectionSettings
+) -> None:
     async def handler(conn: ServerConnection) -> None:
         await conn.answer_api_versions()
         while True:
@@ -222,7 +246,7 @@ async def test_acks_zero_requests_mix_with_answered_ones(broker_answers_acks_zer
             await conn.respond(correlation_id, api_key, version, body)
 
     async with serve(handler) as (host, port, _), anyio.create_task_group() as tg:
-        connection = await BrokerConnection.open(BrokerAddress(host, port), FAST, tg)
+        connection = await BrokerConnection.open(BrokerAddress(host, port), fast, tg)
         produce_version = connection.versions.version_for(ApiKey.PRODUCE)
         with anyio.fail_after(5):
             for _ in range(3):
@@ -235,3 +259,71 @@ async def test_acks_zero_requests_mix_with_answered_ones(broker_answers_acks_zer
                 assert response.error_code == 0
         assert not connection.closed
         await connection.aclose()
+
+
+async def test_a_shorter_timeout_than_the_default_is_kept(
+    connector: StreamConnector | None,
+) -> None:
+    # The deadline watchdog sleeps for request_timeout_ms when idle: a request with a
+    # shorter timeout must wake it, not wait for the default.
+    async def handler(conn: ServerConnection) -> None:
+        await conn.answer_api_versions()
+        await anyio.sleep_forever()
+
+    settings = ConnectionSettings(request_timeout_ms=30_000, connector=connector)
+    async with serve(handler) as (host, port, _), anyio.create_task_group() as tg:
+        connection = await BrokerConnection.open(BrokerAddress(host, port), settings, tg)
+        started = anyio.current_time()
+        with anyio.fail_after(5), pytest.raises(RequestTimeoutError, match="within 300 ms"):
+            await connection.send(_metadata(connection), timeout_ms=300)  # type: ignore[arg-type]
+        assert 0.25 <= anyio.current_time() - started < 1.5
+        assert connection.closed
+
+
+async def test_a_request_after_an_idle_spell_times_out_on_time(fast: ConnectionSettings) -> None:
+    async def handler(conn: ServerConnection) -> None:
+        await conn.answer_api_versions()
+        await anyio.sleep_forever()
+
+    async with serve(handler) as (host, port, _), anyio.create_task_group() as tg:
+        connection = await BrokerConnection.open(BrokerAddress(host, port), fast, tg)
+        await anyio.sleep(0.3)  # part of the watchdog's idle sleep (500 ms) has passed
+        started = anyio.current_time()
+        with anyio.fail_after(5), pytest.raises(RequestTimeoutError):
+            await connection.send(_metadata(connection))  # type: ignore[arg-type]
+        assert 0.45 <= anyio.current_time() - started < 1.0
+
+
+async def test_submit_reports_later_and_refuses_once_closed(fast: ConnectionSettings) -> None:
+    async def handler(conn: ServerConnection) -> None:
+        await conn.answer_api_versions()
+        while True:
+            api_key, version, correlation_id = await conn.read_request()
+            if api_key != ApiKey.PRODUCE:  # acks=0: Kafka answers nothing
+                await conn.respond(correlation_id, api_key, version, api_versions_body(version))
+
+    async with serve(handler) as (host, port, _), anyio.create_task_group() as tg:
+        connection = await BrokerConnection.open(BrokerAddress(host, port), fast, tg)
+        outcomes: list[tuple[object, object]] = []
+        done = anyio.Event()
+
+        def on_done(response: object, error: object) -> None:
+            outcomes.append((response, error))
+            if len(outcomes) == 2:
+                done.set()
+
+        produce = produce_request(
+            connection.versions.version_for(ApiKey.PRODUCE), acks=0, timeout_ms=100, topic_data={}
+        )
+        connection.submit(produce, on_done, expect_response=False)
+        connection.submit(api_versions_request(0, "x"), on_done)
+        assert outcomes == []  # never from inside submit()
+        with anyio.fail_after(5):
+            await done.wait()
+        assert outcomes[0] == (None, None)  # acks=0: done once in the socket
+        answer, error = outcomes[1]
+        assert getattr(answer, "error_code", None) == 0
+        assert error is None
+        await connection.aclose()
+        with pytest.raises(KafkaConnectionError, match="was closed"):
+            connection.submit(api_versions_request(0, "x"), on_done)

@@ -1,0 +1,212 @@
+"""Byte transports under a broker connection: bytes out at once, bytes in by callback.
+
+A connection needs three things of its transport: ``write()`` that never waits (the
+sender writes a request from its own turn, without a task or a lock per request),
+incoming bytes handed to it as they arrive, and to hear when the stream ends. Two
+implementations:
+
+* :class:`AsyncioTransport`, on asyncio with plain TCP: an :class:`asyncio.Protocol`.
+  The event loop calls ``data_received`` itself, so a response costs no task switch and
+  no pause/resume of reading (what a stream's ``receive()`` costs per call), and
+  ``write()`` goes straight to the socket. This is the per-request path of the latency
+  benchmark; it is asyncio-only because trio has no protocol/transport layer.
+* :class:`StreamTransport`, on any AnyIO byte stream (trio, and custom connectors such
+  as TLS wrappers): a task reads and hands bytes over, a task writes what ``write()``
+  queued, coalescing frames queued meanwhile into one ``send()``.
+
+Writes are never cancelled half-way by a caller (only by closing the transport), so a
+half-written frame cannot desynchronize the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Protocol
+
+import anyio
+import anyio.abc
+
+from asyncproducer._futures import event_factory
+from asyncproducer._host import background_task
+
+Written = Callable[[], None]
+"""Called once the bytes of one ``write()`` are handed to the operating system (the
+socket's buffer), or never if the transport closes first."""
+
+
+class TransportClient(Protocol):
+    """What a transport reports to (the connection)."""
+
+    def data_received(self, data: bytes) -> None: ...
+
+    def connection_lost(self, error: BaseException | None) -> None:
+        """The stream ended: ``None`` for the peer's orderly close (EOF), else the error."""
+
+
+class Transport(Protocol):
+    def write(self, data: bytes, written: Written | None = None) -> None:
+        """Queue ``data`` for sending, in order, without waiting."""
+
+    async def aclose(self, grace_s: float) -> None:
+        """Send what is queued and EOF, wait (at most ``grace_s``) for the peer to close
+        its side, then close."""
+
+    def abort(self) -> None:
+        """Close now, discarding what is queued."""
+
+
+class AsyncioTransport(asyncio.Protocol):
+    """An :class:`asyncio.Protocol` driving a :class:`TransportClient` (asyncio only)."""
+
+    def __init__(self, client: TransportClient) -> None:
+        self._client = client
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+        self._paused = False
+        self._waiting_for_buffer: list[Written] = []
+        self._closed = asyncio.Event()
+
+    @classmethod
+    async def connect(cls, host: str, port: int, client: TransportClient) -> AsyncioTransport:
+        """Open a TCP connection (asyncio sets TCP_NODELAY, as AnyIO does)."""
+        _, protocol = await asyncio.get_running_loop().create_connection(
+            lambda: cls(client), host, port
+        )
+        return protocol
+
+    # asyncio.Protocol callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._client.data_received(data)
+
+    def eof_received(self) -> bool:
+        return False  # the transport closes; connection_lost(None) follows
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._waiting_for_buffer.clear()
+        self._closed.set()
+        self._client.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        waiting, self._waiting_for_buffer = self._waiting_for_buffer, []
+        for written in waiting:
+            written()
+
+    # Transport
+
+    def write(self, data: bytes, written: Written | None = None) -> None:
+        assert self._transport is not None
+        self._transport.write(data)
+        if written is None:
+            return
+        if self._paused:  # above the high-water mark: wait until the socket takes it
+            self._waiting_for_buffer.append(written)
+        else:
+            self._loop.call_soon(written)  # never from inside the caller's own call
+
+    async def aclose(self, grace_s: float) -> None:
+        transport = self._transport
+        assert transport is not None
+        try:
+            if not transport.is_closing():
+                transport.write_eof()  # after what is buffered, as a stream's send_eof()
+                with anyio.move_on_after(grace_s):
+                    await self._closed.wait()
+        finally:
+            transport.abort()
+
+    def abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+
+
+class StreamTransport:
+    """A :class:`TransportClient` over an AnyIO byte stream (any backend)."""
+
+    def __init__(self, stream: anyio.abc.ByteStream, client: TransportClient) -> None:
+        self._stream = stream
+        self._client = client
+        self._outgoing: list[bytes] = []
+        self._written: list[Written] = []
+        self._new_event = event_factory()
+        self._wake_writer = self._new_event()
+        self._eof_requested = False
+        self._scope = anyio.CancelScope()
+        self._closed = anyio.Event()
+        self._lost = False
+
+    def start(self, task_group: anyio.abc.TaskGroup, name: str) -> None:
+        task_group.start_soon(self._run, name=name)
+
+    @background_task
+    async def _run(self) -> None:
+        try:
+            with self._scope:
+                async with anyio.create_task_group() as loops:
+                    loops.start_soon(self._write_loop)
+                    await self._read_loop()
+                    loops.cancel_scope.cancel()
+        finally:
+            self._report_lost(None)  # closed by abort(), if nothing else reported
+            self._closed.set()
+            await anyio.aclose_forcefully(self._stream)
+
+    async def _read_loop(self) -> None:
+        try:
+            while True:
+                self._client.data_received(await self._stream.receive())
+        except anyio.EndOfStream:
+            self._report_lost(None)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+            self._report_lost(exc)
+
+    async def _write_loop(self) -> None:
+        try:
+            while True:
+                await self._wake_writer.wait()
+                self._wake_writer = self._new_event()
+                while self._outgoing:
+                    data = b"".join(self._outgoing)
+                    written = self._written
+                    self._outgoing, self._written = [], []
+                    await self._stream.send(data)
+                    for callback in written:
+                        callback()
+                if self._eof_requested:
+                    await self._stream.send_eof()
+                    return
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+            self._report_lost(exc)
+            self._scope.cancel()
+
+    def _report_lost(self, error: BaseException | None) -> None:
+        if not self._lost:
+            self._lost = True
+            self._client.connection_lost(error)
+
+    def write(self, data: bytes, written: Written | None = None) -> None:
+        self._outgoing.append(data)
+        if written is not None:
+            self._written.append(written)
+        self._wake_writer.set()
+
+    async def aclose(self, grace_s: float) -> None:
+        try:
+            self._eof_requested = True
+            self._wake_writer.set()
+            with anyio.move_on_after(grace_s):
+                await self._closed.wait()
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        self._scope.cancel()
