@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from asyncproducer._backoff import ExponentialBackoff
-from asyncproducer._batch import Pending, ProducerBatch
+from asyncproducer._batch import Charge, Pending, ProducerBatch
 from asyncproducer._cluster import ClusterSnapshot
 from asyncproducer._idempotence import IdempotenceState
 from asyncproducer.protocol.compression import CompressionType
@@ -56,8 +56,11 @@ class RecordAccumulator:
         delivery_timeout_ms: float,
         retry_backoff: ExponentialBackoff,
         guarantee_order: bool = True,
+        charge: Charge | None = None,
     ) -> None:
         self.batch_size = batch_size
+        self._charge = charge
+        """Reserves buffer_memory for the overhead of a batch's records (see _batch)."""
         self.linger_ms = linger_ms
         self.compression = compression
         self.compression_level = compression_level
@@ -120,6 +123,7 @@ class RecordAccumulator:
             batch_size=self.batch_size,
             compression=self.compression,
             compression_level=self.compression_level,
+            charge=self._charge,
         )
 
     # ------------------------------------------------------------------ sending

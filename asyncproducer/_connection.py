@@ -22,8 +22,9 @@ Failure rules (all typed, all immediate):
   what acks=0 can queue in memory.
 
 The seams for TLS and SASL: ``ConnectionSettings.connector``, if set, opens the byte
-stream (a TLS-wrapping connector later; None is plain TCP) and ``ConnectionSettings.handshake`` runs after
-version negotiation and before the connection is handed out (SASL authentication later).
+stream (a TLS-wrapping connector later; None is plain TCP), and
+``ConnectionSettings.handshake`` runs after version negotiation and before the connection
+is handed out (SASL authentication later).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ import anyio
 
 from asyncproducer._accumulator import RecordAccumulator
 from asyncproducer._backoff import ExponentialBackoff
-from asyncproducer._batch import DeliveryCallback, Pending, ProducerBatch
+from asyncproducer._batch import DeliveryCallback, Pending, ProducerBatch, batch_reservation
 from asyncproducer._cluster import parse_bootstrap_servers
 from asyncproducer._connection import ConnectionSettings
 from asyncproducer._futures import FutureFactory, future_factory
@@ -113,6 +113,7 @@ class Producer:
             # per partition at a time does (Java's guaranteeMessageOrder).
             guarantee_order=not config.idempotence_enabled
             and config.max_in_flight_requests_per_connection == 1,
+            charge=self._memory.try_reserve,
         )
         self._pool = ConnectionPool(
             ConnectionSettings(
@@ -380,7 +381,7 @@ class Producer:
                     if full_waiting:
                         await anyio.lowlevel.checkpoint()
                     return batch
-        reserved = max(self._batch_size, size)
+        reserved = batch_reservation(self._batch_size, size, self._memory.total)
         if not self._memory.try_reserve(reserved):
             self._sender.wakeup()  # senders waiting for memory make batches sendable now
             if deadline is None:

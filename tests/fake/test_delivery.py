@@ -29,6 +29,7 @@ import pytest
 import sniffio
 
 from asyncproducer import Producer, RecordMetadata
+from asyncproducer._batch import RECORD_OVERHEAD
 from asyncproducer.errors import (
     BufferExhaustedError,
     ClusterAuthorizationFailedError,
@@ -537,7 +538,8 @@ async def test_black_hole_longer_than_the_delivery_timeout_fails_the_records_in_
 
 # --------------------------------------------------------------------------- 6. buffer full
 
-BUFFER = {"batch_size": 1024, "buffer_memory": 4096}
+# Room for four batches of one 900-byte record each, and each record's overhead.
+BUFFER = {"batch_size": 1024, "buffer_memory": 4 * (1024 + RECORD_OVERHEAD)}
 BIG = b"x" * 900  # one per 1024-byte batch: four sends fill buffer_memory
 
 
@@ -556,7 +558,7 @@ async def test_a_full_buffer_makes_send_raise_after_max_block_ms_and_leaks_nothi
             for i in range(4):
                 with bounded(0.3, "a send() with buffer memory free"):
                     await sends.send("orders", BIG + b"%d" % i)
-            assert producer.metrics()["buffer_available"] < BUFFER["batch_size"]
+            assert producer.metrics()["buffer_available"] < BUFFER["batch_size"] + RECORD_OVERHEAD
             started = time.monotonic()
             with (
                 bounded(max_block_ms / 1000 + 3, "a send() on a full buffer"),

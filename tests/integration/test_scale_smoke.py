@@ -56,7 +56,9 @@ def test_scale_benchmark_runs_every_quick_case(
         assert row["acked"] == row["accepted"]
         assert row["failed"] == row["pending"] == 0
         assert row["min_buffer_available"] < 16_384  # used up: no room for one more batch
-        assert 0 < row["rss_growth_mib"] < row["buffer_memory_mib"] + 64
+        # buffer_memory bounds the memory, records' Python objects included (docs/scale.md:
+        # 0.78-0.96x measured); before they were charged to it, 100 B records took 3x.
+        assert 0 < row["rss_growth_mib"] < row["buffer_memory_mib"] * 1.25 + 8
 
     for title in ("Partitions:", "Topics:", "Concurrent tasks:", "Records in flight:"):
         assert title in out

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from asyncproducer._accumulator import RecordAccumulator
 from asyncproducer._backoff import ExponentialBackoff
-from asyncproducer._batch import Pending
+from asyncproducer._batch import RECORD_OVERHEAD, RECORDS_PER_CHARGE, Pending, batch_reservation
 from asyncproducer._cluster import BrokerInfo, ClusterSnapshot, PartitionInfo, TopicInfo
 from asyncproducer._idempotence import IdempotenceState, ProducerIdAndEpoch, increment_sequence
+from asyncproducer._memory import BufferPool
 from asyncproducer.protocol.compression import CompressionType
 from asyncproducer.protocol.records import decode_batches
 
@@ -163,3 +164,35 @@ def test_idempotent_stamps_are_contiguous_per_partition_and_wrap() -> None:
     (next0,) = acc.drain(acc.ready(CLUSTER, 1, False), [1], 10_000, state)[1]
     assert next0.base_sequence == 3  # not muted: idempotence keeps the order
     assert increment_sequence(2**31 - 2, 3) == 1
+
+
+def test_a_batch_pays_for_its_records_overhead_and_closes_when_memory_is_short() -> None:
+    pool = BufferPool(1_000 + RECORD_OVERHEAD + RECORDS_PER_CHARGE * RECORD_OVERHEAD)
+    acc = accumulator(batch_size=100_000, charge=pool.try_reserve)
+    reserved = batch_reservation(100_000, 10, pool.total)
+    assert reserved == pool.total  # at most all of buffer_memory
+    reserved = batch_reservation(1_000, 10, pool.total)
+    assert reserved == 1_000 + RECORD_OVERHEAD
+    assert pool.try_reserve(reserved)
+    batch, _ = acc.append_to_new_batch("t", 0, None, pending(b"v"), reserved, 0)
+    # The reservation covers one record; the next pays for 16 more, in one step.
+    assert acc.try_append("t", 0, None, pending(b"v")) is batch
+    assert batch.reserved == reserved + RECORDS_PER_CHARGE * RECORD_OVERHEAD
+    assert pool.available == 0
+    for _ in range(RECORDS_PER_CHARGE - 1):
+        assert acc.try_append("t", 0, None, pending(b"v")) is batch
+    # buffer_memory has nothing left for the 18th record's overhead: the batch is full,
+    # though its bytes are far from batch_size, and a new batch must wait for memory.
+    assert batch.record_count == 1 + RECORDS_PER_CHARGE
+    assert acc.try_append("t", 0, None, pending(b"v")) is None
+    assert batch.full
+    pool.release(batch.reserved)
+    assert pool.available == pool.total
+
+
+def test_a_batch_without_a_charge_is_bounded_by_bytes_only() -> None:
+    acc = accumulator(batch_size=100_000)
+    batch, _ = acc.append_to_new_batch("t", 0, None, pending(b"v"), 1_000, 0)
+    for _ in range(500):
+        assert acc.try_append("t", 0, None, pending(b"v")) is batch
+    assert batch.reserved == 1_000
