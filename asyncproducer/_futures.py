@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections import deque
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from typing import Any, Generic, TypeVar
 
 import sniffio
@@ -162,4 +162,37 @@ def loop_clock() -> Callable[[], float]:
         import trio
 
         return trio.current_time
+    raise RuntimeError(f"asyncproducer runs on asyncio or trio, not {library}")
+
+
+TimedWait = Callable[[Any, float], Awaitable[None]]
+
+
+def timed_wait_factory() -> TimedWait:
+    """``wait(event, timeout_s)``: wait until ``event`` (one of :func:`event_factory`'s)
+    is set or ``timeout_s`` passes, whichever is first (then the event is set, on
+    asyncio). What ``with anyio.move_on_after(t): await event.wait()`` does, for the
+    sender's loop, which sleeps so on every turn: on asyncio a cancel scope costs several
+    times a timer handle. Still cancellable by enclosing AnyIO cancel scopes. Call from
+    async code."""
+    library = sniffio.current_async_library()
+    if library == "asyncio":
+        loop = asyncio.get_running_loop()
+
+        async def wait_on_asyncio(event: Any, timeout_s: float) -> None:
+            timer = loop.call_later(timeout_s, event.set)
+            try:
+                await event.wait()
+            finally:
+                timer.cancel()
+
+        return wait_on_asyncio
+    if library == "trio":
+        import trio
+
+        async def wait_on_trio(event: Any, timeout_s: float) -> None:
+            with trio.move_on_after(timeout_s):
+                await event.wait()
+
+        return wait_on_trio
     raise RuntimeError(f"asyncproducer runs on asyncio or trio, not {library}")

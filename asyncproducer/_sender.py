@@ -36,7 +36,7 @@ import anyio.abc
 from asyncproducer._accumulator import RecordAccumulator
 from asyncproducer._batch import ProducerBatch
 from asyncproducer._connection import BrokerConnection
-from asyncproducer._futures import event_factory
+from asyncproducer._futures import event_factory, timed_wait_factory
 from asyncproducer._host import background_task
 from asyncproducer._idempotence import IdempotenceState, ProducerIdAndEpoch
 from asyncproducer._memory import BufferPool
@@ -158,12 +158,12 @@ class Sender:
         """Send until cancelled (the producer cancels it after close has drained), or
         until a fatal error, which it raises (after its requests are cancelled)."""
         new_event = event_factory()  # cheaper than anyio.Event(), made on every turn
+        wait = timed_wait_factory()  # cheaper than a cancel scope, made on every turn
         async with anyio.create_task_group() as requests:
             while self.fatal_error is None and self._crash is None:
                 delay_ms = max(self._run_once(requests), 0)
                 self._wake_at_ms = self._clock() + delay_ms
-                with anyio.move_on_after(delay_ms / 1000):
-                    await self._wakeup_event.wait()
+                await wait(self._wakeup_event, delay_ms / 1000)
                 self._wakeup_event = new_event()
             requests.cancel_scope.cancel()
         if self._crash is not None:
