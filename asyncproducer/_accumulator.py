@@ -99,21 +99,23 @@ class RecordAccumulator:
         record: Pending,
         reserved: int,
         now_ms: float,
+        record_capacity: int = 1,
     ) -> tuple[ProducerBatch, bool]:
-        """Append in a new batch holding ``reserved`` bytes; the batch, and whether it is
-        new. Not new if another task opened a batch with room meanwhile and the record
-        went there: then release the reservation."""
+        """Append in a new batch holding ``reserved`` bytes (the overhead of
+        ``record_capacity`` records included, see ``_batch.batch_reservation``); the batch,
+        and whether it is new. Not new if another task opened a batch with room meanwhile
+        and the record went there: then release the reservation."""
         batch = self.try_append(topic, partition, future, record)
         if batch is not None:
             return batch, False
-        batch = self._new_batch(topic, partition, reserved, now_ms)
+        batch = self._new_batch(topic, partition, reserved, now_ms, record_capacity)
         batch.try_append(future, record)  # a first record always fits
         self._queues.setdefault((topic, partition), deque()).append(batch)
         self.incomplete[batch] = None
         return batch, True
 
     def _new_batch(
-        self, topic: str, partition: int, reserved: int, created_ms: float
+        self, topic: str, partition: int, reserved: int, created_ms: float, record_capacity: int
     ) -> ProducerBatch:
         return ProducerBatch(
             topic,
@@ -124,6 +126,7 @@ class RecordAccumulator:
             compression=self.compression,
             compression_level=self.compression_level,
             charge=self._charge,
+            record_capacity=record_capacity,
         )
 
     # ------------------------------------------------------------------ sending

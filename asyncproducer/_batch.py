@@ -47,18 +47,27 @@ their list and tuple slots). The scale benchmark's broker stall measured ~220-33
 per record beyond the encoded bytes; without this charge a stalled producer of 100-byte
 records held 3x ``buffer_memory``."""
 RECORDS_PER_CHARGE = 16
-"""A batch pays for more records' overhead 16 records at a time: one reservation per 16
-records, not one per record."""
+"""A batch whose records turn out smaller than its first pays for more records' overhead
+16 records at a time: one reservation per 16 records, not one per record."""
 
 Charge = Callable[[int], bool]
 """Reserves more bytes of ``buffer_memory`` if it can, at once (``BufferPool.try_reserve``)."""
 
 
-def batch_reservation(batch_size: int, first_record_size: int, buffer_memory: int) -> int:
-    """What a new batch reserves: room for its encoded records, and its first record's
-    overhead; never more than all of ``buffer_memory`` (a record may be as large as that:
-    it then gets the whole buffer)."""
-    return min(max(batch_size, first_record_size) + RECORD_OVERHEAD, buffer_memory)
+def batch_reservation(
+    batch_size: int, first_record_size: int, buffer_memory: int
+) -> tuple[int, int]:
+    """What a new batch reserves, and for how many records' overhead: room for its encoded
+    records, and the overhead of as many records as fit if they are the size of its first
+    (so a batch of like records never has to reserve more); never more than all of
+    ``buffer_memory`` (a record may be as large as that: it then gets the whole buffer)."""
+    room = max(batch_size, first_record_size)
+    records = max(1, batch_size // max(first_record_size, 1))
+    reserved = room + records * RECORD_OVERHEAD
+    if reserved > buffer_memory:
+        reserved = buffer_memory
+        records = max(1, (buffer_memory - room) // RECORD_OVERHEAD)
+    return reserved, records
 
 
 class ProducerBatch:
@@ -111,6 +120,7 @@ class ProducerBatch:
         compression: CompressionType = CompressionType.NONE,
         compression_level: int | None = None,
         charge: Charge | None = None,
+        record_capacity: int = 1,
     ) -> None:
         self.topic = topic
         self.partition = partition
@@ -118,7 +128,7 @@ class ProducerBatch:
         """Bytes of buffer_memory this batch holds until it completes."""
         self.charge = charge
         """Where it reserves more for more records; None: it does not account for them."""
-        self.record_capacity = 1 if charge is not None else 1 << 62
+        self.record_capacity = record_capacity if charge is not None else 1 << 62
         """Records whose overhead ``reserved`` covers (see :data:`RECORD_OVERHEAD`)."""
         self.created_ms = now_ms
         self.compression = compression

@@ -156,7 +156,7 @@ class Sender:
     @background_task
     async def run(self) -> None:
         """Send until cancelled (the producer cancels it after close has drained), or
-        until a fatal error, which it raises (after its requests are cancelled)."""
+        until a fatal error, which it raises (after its connect tasks are cancelled)."""
         new_event = event_factory()  # cheaper than anyio.Event(), made on every turn
         wait = timed_wait_factory()  # cheaper than a cancel scope, made on every turn
         async with anyio.create_task_group() as requests:

@@ -381,7 +381,7 @@ class Producer:
                     if full_waiting:
                         await anyio.lowlevel.checkpoint()
                     return batch
-        reserved = batch_reservation(self._batch_size, size, self._memory.total)
+        reserved, record_capacity = batch_reservation(self._batch_size, size, self._memory.total)
         if not self._memory.try_reserve(reserved):
             self._sender.wakeup()  # senders waiting for memory make batches sendable now
             if deadline is None:
@@ -392,7 +392,7 @@ class Producer:
                 self._check_running()
         now_ms = time.monotonic() * 1000
         batch, created = accumulator.append_to_new_batch(
-            topic, partition, future, pending, reserved, now_ms
+            topic, partition, future, pending, reserved, now_ms, record_capacity
         )
         if created:
             behind_another = accumulator.queued_batches(topic, partition) > 1

@@ -166,16 +166,22 @@ def test_idempotent_stamps_are_contiguous_per_partition_and_wrap() -> None:
     assert increment_sequence(2**31 - 2, 3) == 1
 
 
-def test_a_batch_pays_for_its_records_overhead_and_closes_when_memory_is_short() -> None:
+def test_a_new_batch_reserves_the_overhead_of_as_many_records_as_fit() -> None:
+    assert batch_reservation(1_000, 100, 10**6) == (1_000 + 10 * RECORD_OVERHEAD, 10)
+    assert batch_reservation(1_000, 5_000, 10**6) == (5_000 + RECORD_OVERHEAD, 1)
+    # Never more than all of buffer_memory; then fewer records are paid for.
+    assert batch_reservation(1_000, 100, 2_000) == (2_000, 1_000 // RECORD_OVERHEAD)
+    assert batch_reservation(1_000, 1_900, 2_000) == (2_000, 1)
+
+
+def test_a_batch_pays_for_smaller_records_and_closes_when_memory_is_short() -> None:
     pool = BufferPool(1_000 + RECORD_OVERHEAD + RECORDS_PER_CHARGE * RECORD_OVERHEAD)
     acc = accumulator(batch_size=100_000, charge=pool.try_reserve)
-    reserved = batch_reservation(100_000, 10, pool.total)
-    assert reserved == pool.total  # at most all of buffer_memory
-    reserved = batch_reservation(1_000, 10, pool.total)
-    assert reserved == 1_000 + RECORD_OVERHEAD
+    # The first record was large: the reservation covers one record's overhead.
+    reserved = 1_000 + RECORD_OVERHEAD
     assert pool.try_reserve(reserved)
-    batch, _ = acc.append_to_new_batch("t", 0, None, pending(b"v"), reserved, 0)
-    # The reservation covers one record; the next pays for 16 more, in one step.
+    batch, _ = acc.append_to_new_batch("t", 0, None, pending(b"v"), reserved, 0, 1)
+    # The next pays for 16 more, in one step.
     assert acc.try_append("t", 0, None, pending(b"v")) is batch
     assert batch.reserved == reserved + RECORDS_PER_CHARGE * RECORD_OVERHEAD
     assert pool.available == 0
@@ -188,6 +194,19 @@ def test_a_batch_pays_for_its_records_overhead_and_closes_when_memory_is_short()
     assert batch.full
     pool.release(batch.reserved)
     assert pool.available == pool.total
+
+
+def test_a_batch_of_like_records_reserves_nothing_more() -> None:
+    pool = BufferPool(10**6)
+    acc = accumulator(batch_size=1_000, charge=pool.try_reserve)
+    reserved, capacity = batch_reservation(1_000, 100, pool.total)
+    assert pool.try_reserve(reserved)
+    batch, _ = acc.append_to_new_batch("t", 0, None, pending(b"v" * 90), reserved, 0, capacity)
+    while acc.try_append("t", 0, None, pending(b"v" * 90)) is batch:
+        pass
+    assert batch.full
+    assert batch.record_count <= capacity
+    assert batch.reserved == reserved
 
 
 def test_a_batch_without_a_charge_is_bounded_by_bytes_only() -> None:
