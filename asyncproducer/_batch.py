@@ -17,7 +17,7 @@ from asyncproducer.protocol.encoding import (
     BATCH_HEADER_SIZE,
     SMALL_LIMIT,
     VARINT_SIZE,
-    encode_records,
+    encode_pending,
     headers_size,
     seal_batch,
 )
@@ -270,13 +270,14 @@ class ProducerBatch:
         records' keys and values are released: the bytes hold them now. Done as soon as
         the batch is full, so that a batch waiting to be sent (a slow or stalled broker)
         takes about the memory buffer_memory charges it, not a Python object per field."""
-        if self.pending is None:
+        pending = self.pending
+        if pending is None:
             return
-        timestamps, keys, values, headers, key_sizes, value_sizes = zip(*self.pending, strict=True)
         self.pending = None
         self.full = True
-        self.timestamps, self.key_sizes, self.value_sizes = timestamps, key_sizes, value_sizes
-        records = encode_records(self.base_timestamp, timestamps, keys, values, headers)
+        records, self.timestamps, self.key_sizes, self.value_sizes = encode_pending(
+            self.base_timestamp, pending
+        )
         if self.compression is not CompressionType.NONE:
             records = compress(self.compression, records, self.compression_level)
         self.records = records

@@ -74,10 +74,7 @@ class RecordStager:
         info = self._metadata.snapshot.topics.get(topic)
         if info is None or not info.partitions or info.error_code:
             return None
-        if headers:
-            check_headers(topic, headers)
-        else:
-            headers = ()
+        headers = check_headers(topic, headers) if headers else ()
         if self._raw_keys and (key is None or type(key) is bytes):
             key_bytes = key
         else:
@@ -154,7 +151,11 @@ def check_record_size(size: int, topic: str, config: ProducerConfig) -> None:
         )
 
 
-def check_headers(topic: str, headers: Sequence[Header]) -> None:
+def check_headers(topic: str, headers: Sequence[Header]) -> tuple[Header, ...]:
+    """The headers as a tuple of ``(str, bytes | None)`` pairs, each value exactly
+    ``bytes`` (a subclass is copied): what the record encoder accepts, fixed at ``send()``
+    so that a caller changing its list afterwards cannot change the record."""
+    checked: list[Header] = []
     for header in headers:
         try:
             name, value = header
@@ -167,3 +168,5 @@ def check_headers(topic: str, headers: Sequence[Header]) -> None:
                 f"header {name!r} for topic {topic!r} must be (str, bytes | None), got "
                 f"({type(name).__name__}, {type(value).__name__})"
             )
+        checked.append((name, value if value is None or type(value) is bytes else bytes(value)))
+    return tuple(checked)

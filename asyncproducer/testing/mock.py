@@ -279,7 +279,7 @@ class MockProducer:
         if self.send_exception is not None:
             raise fresh_copy(self.send_exception)
         if headers:
-            check_headers(topic, headers)
+            headers = check_headers(topic, headers)
         key_bytes = self._key_serializer(topic, headers, key)
         value_bytes = self._value_serializer(topic, headers, value)
         count = self._partition_count(topic)
