@@ -122,3 +122,21 @@ async def test_flush_waits_for_both_halves_of_a_split_batch() -> None:
                 await producer.flush(timeout=5)
                 assert all(f.done() for f in futures)
                 assert producer.metrics()["split_batches"] >= 1
+
+
+async def test_headers_are_fixed_at_send_whatever_sequence_holds_them() -> None:
+    class Raw(bytes):
+        """A bytes subclass: accepted as a header value, stored as plain bytes."""
+
+    headers: list[tuple[str, bytes | None]] = [("a", Raw(b"1")), ("é", None)]
+    with anyio.fail_after(10):
+        async with FakeCluster() as cluster:
+            cluster.create_topic("t", 1)
+            async with Producer(cluster.bootstrap_servers, linger_ms=50) as producer:
+                future = await producer.send("t", b"v", headers=headers)
+                headers.append(("late", b"x"))  # after send(): not part of the record
+                headers[0] = ("changed", b"2")
+                metadata = await future
+            [stored] = cluster.records("t", 0)
+            assert metadata.offset == stored.offset
+            assert stored.headers == (("a", b"1"), ("é", None))
