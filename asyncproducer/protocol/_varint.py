@@ -50,13 +50,23 @@ def encode_varint(value: int) -> bytes:
         return _ONE_BYTE[zz]
     if not INT64_MIN <= value <= INT64_MAX:
         raise ValueError(f"{value} does not fit in a signed 64-bit varlong")
-    if zz < 0x4000:
-        return bytes(((zz & 0x7F) | 0x80, zz >> 7))
+    return encode_uvarint(zz)
+
+
+def encode_uvarint(value: int) -> bytes:
+    """An unsigned varint (no zigzag), as the flexible protocol versions write lengths.
+    Values up to 2 MiB (record batches of common sizes) are written without the loop."""
+    if value < 0x80:
+        return _ONE_BYTE[value]
+    if value < 0x4000:
+        return bytes(((value & 0x7F) | 0x80, value >> 7))
+    if value < 0x20_0000:
+        return bytes(((value & 0x7F) | 0x80, (value >> 7 & 0x7F) | 0x80, value >> 14))
     out = bytearray()
-    while zz >= 0x80:
-        out.append((zz & 0x7F) | 0x80)
-        zz >>= 7
-    out.append(zz)
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
     return bytes(out)
 
 

@@ -26,6 +26,7 @@ import struct
 from collections.abc import Mapping
 from typing import ClassVar
 
+from asyncproducer.protocol._varint import encode_uvarint
 from asyncproducer.protocol.versions import CLIENT_VERSIONS, ApiKey
 
 _MIN_VERSION, _MAX_VERSION = CLIENT_VERSIONS[ApiKey.PRODUCE]
@@ -44,28 +45,6 @@ _EMPTY = b""
 _NO_TAGS = b"\x00"  # an empty tagged-field section: a count of 0
 _NULL_CLASSIC_STRING = _INT16.pack(-1)
 _NULL_COMPACT_STRING = b"\x00"
-
-# Counts, and the lengths of names and ids, are almost always below 128: one byte.
-_ONE_BYTE_UVARINT: tuple[bytes, ...] = tuple(bytes((n,)) for n in range(0x80))
-
-
-def _uvarint(value: int) -> bytes:
-    """Unsigned varint (no zigzag: flexible-version lengths are never negative).
-
-    Record batches up to 2 MiB, the common sizes, take two or three bytes; those are
-    written without the loop."""
-    if value < 0x80:
-        return _ONE_BYTE_UVARINT[value]
-    if value < 0x4000:
-        return bytes(((value & 0x7F) | 0x80, value >> 7))
-    if value < 0x20_0000:
-        return bytes(((value & 0x7F) | 0x80, (value >> 7 & 0x7F) | 0x80, value >> 14))
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def _classic_body(
@@ -98,14 +77,14 @@ def _flexible_body(
         parts = [_NULL_COMPACT_STRING]
     else:
         raw = transactional_id.encode()
-        parts = [_uvarint(len(raw) + 1), raw]
-    parts += (_ACKS_TIMEOUT.pack(acks, timeout_ms), _uvarint(len(topic_data) + 1))
+        parts = [encode_uvarint(len(raw) + 1), raw]
+    parts += (_ACKS_TIMEOUT.pack(acks, timeout_ms), encode_uvarint(len(topic_data) + 1))
     for topic, partitions in topic_data.items():
         raw = topic.encode()
-        parts += (_uvarint(len(raw) + 1), raw, _uvarint(len(partitions) + 1))
+        parts += (encode_uvarint(len(raw) + 1), raw, encode_uvarint(len(partitions) + 1))
         for index, records in partitions.items():
             # Records are nullable in the schema, so compact *nullable* bytes: length + 1.
-            parts += (_INT32.pack(index) + _uvarint(len(records) + 1), records, _NO_TAGS)
+            parts += (_INT32.pack(index) + encode_uvarint(len(records) + 1), records, _NO_TAGS)
         parts.append(_NO_TAGS)  # end of the topic
     parts.append(_NO_TAGS)  # end of the request
     return parts

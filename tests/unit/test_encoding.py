@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from asyncproducer._batch import ProducerBatch
 from asyncproducer._futures import set_results
 from asyncproducer._types import Header
-from asyncproducer.protocol._varint import encode_varint
+from asyncproducer.protocol._varint import encode_uvarint, encode_varint, zigzag
 from asyncproducer.protocol.encoding import encode_headers, encode_records, record_size
 from asyncproducer.protocol.records import decode_batches
 
@@ -88,3 +88,21 @@ def test_set_results_skips_a_future_the_user_cancelled() -> None:
         assert [f.result() for f in (futures[0], futures[2], futures[3])] == ["a", "c", "d"]
     finally:
         loop.close()
+
+
+@given(st.integers(min_value=-(2**63), max_value=2**63 - 1))
+def test_the_unsigned_varint_is_the_zigzag_ones_core(value: int) -> None:
+    assert encode_varint(value) == encode_uvarint(zigzag(value))
+
+
+def test_unsigned_varint_lengths() -> None:
+    assert [len(encode_uvarint(v)) for v in (0, 127, 128, 2**14 - 1, 2**14, 2**21, 2**63)] == [
+        1,
+        1,
+        2,
+        2,
+        3,
+        4,
+        10,
+    ]
+    assert encode_uvarint(300) == b"\xac\x02"
