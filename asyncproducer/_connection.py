@@ -350,7 +350,7 @@ class BrokerConnection:
                 self._on_timeout(earliest)
                 return
             self._watchdog_at = now + idle_s if earliest is None else earliest.deadline
-            with anyio.CancelScope(deadline=anyio.current_time() + self._watchdog_at - now):
+            with anyio.CancelScope(deadline=self._watchdog_at):  # loop_clock is AnyIO's clock
                 await self._watchdog_wake.wait()
             self._watchdog_wake = self._new_event()
 
