@@ -41,7 +41,7 @@ class _BrokerState:
 
 
 class ConnectionPool:
-    """Use as ``async with ConnectionPool(settings) as pool``; receive loops run inside it."""
+    """Use as ``async with ConnectionPool(settings) as pool``; connections' tasks run inside it."""
 
     def __init__(
         self,
