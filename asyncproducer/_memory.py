@@ -1,9 +1,9 @@
 """``buffer_memory`` accounting with fair FIFO waiting (Java's ``BufferPool``).
 
 Every open batch holds a reservation of ``max(batch_size, its first record)`` bytes, plus
-the overhead of its records as Python objects (``_batch.RECORD_OVERHEAD`` each, reserved
-16 records at a time as it fills), from the moment it is created until its records are
-acknowledged or failed. ``send()`` needing
+the overhead of its records as Python objects (``_batch.RECORD_OVERHEAD`` each, for as
+many records as fit at its first record's size, more if later ones are smaller), from
+the moment it is created until its records are acknowledged or failed. ``send()`` needing
 a new batch when the pool is exhausted waits, in arrival order, for at most the time left
 of ``max_block_ms``; a release grants waiters from the front of the queue only while they
 fit, so one release never wakes more senders than it can serve (no thundering herd), and

@@ -31,6 +31,7 @@ from tests.fake.test_delivery import (
     assert_log,
     assert_no_producer_tasks,
     bounded,
+    fill_the_buffer,
     make_producer,
     running,
     wait_until_requests,
@@ -78,11 +79,7 @@ async def test_cancelled_while_waiting_for_buffer_memory_nothing_is_enqueued_or_
         )
         async with running(producer):
             sends = Sends(producer)
-            await sends.send("orders", b"warm")
-            await sends.outcomes(5)
-            cluster.black_hole(2)
-            for i in range(4):
-                await sends.send("orders", BIG + b"%d" % i)
+            await fill_the_buffer(cluster, sends)
             first = anyio.CancelScope()
 
             async def cancelled_send() -> None:

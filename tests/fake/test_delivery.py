@@ -543,6 +543,17 @@ BUFFER = {"batch_size": 1024, "buffer_memory": 4 * (1024 + RECORD_OVERHEAD)}
 BIG = b"x" * 900  # one per 1024-byte batch: four sends fill buffer_memory
 
 
+async def fill_the_buffer(cluster: FakeCluster, sends: Sends) -> None:
+    """Acknowledge a warm-up record, black-hole the leader of "orders" (broker 2), then
+    fill buffer_memory with four one-record batches, none of which may wait."""
+    await sends.send("orders", b"warm")
+    await sends.outcomes(5)
+    cluster.black_hole(2)
+    for i in range(4):
+        with bounded(0.3, "a send() with buffer memory free"):
+            await sends.send("orders", BIG + b"%d" % i)
+
+
 async def test_a_full_buffer_makes_send_raise_after_max_block_ms_and_leaks_nothing() -> None:
     max_block_ms = 600
     async with FakeCluster() as cluster:
@@ -552,12 +563,7 @@ async def test_a_full_buffer_makes_send_raise_after_max_block_ms_and_leaks_nothi
         )
         async with running(producer):
             sends = Sends(producer)
-            await sends.send("orders", b"warm")
-            await sends.outcomes(5)
-            cluster.black_hole(2)
-            for i in range(4):
-                with bounded(0.3, "a send() with buffer memory free"):
-                    await sends.send("orders", BIG + b"%d" % i)
+            await fill_the_buffer(cluster, sends)
             assert producer.metrics()["buffer_available"] < BUFFER["batch_size"] + RECORD_OVERHEAD
             started = time.monotonic()
             with (
@@ -590,11 +596,7 @@ async def test_a_send_waiting_for_memory_goes_on_when_the_broker_recovers() -> N
         )
         async with running(producer):
             sends = Sends(producer)
-            await sends.send("orders", b"warm")
-            await sends.outcomes(5)
-            cluster.black_hole(2)
-            for i in range(4):
-                await sends.send("orders", BIG + b"%d" % i)
+            await fill_the_buffer(cluster, sends)
 
             async def heal() -> None:
                 await anyio.sleep(0.3)
