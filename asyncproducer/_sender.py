@@ -127,6 +127,9 @@ class Sender:
         self._wake_at_ms = 0.0
         """When the sleeping loop wakes by itself (the clock's milliseconds)."""
         self._in_flight_requests: dict[int, int] = {}
+        self._awaiting_connection: dict[int, list[list[ProducerBatch]]] = {}
+        """Per broker being connected to, the requests (their batches) to write once it
+        is, in order."""
         self._in_flight_batches: dict[ProducerBatch, None] = {}
         self.stats = SenderStats()
         self._idempotence = idempotence
@@ -203,11 +206,14 @@ class Sender:
                 if not batch.attempts:
                     stats.batches += 1
                     stats.records += batch.record_count
-            connection = self._open_connection(node)
-            if connection is None:
-                requests.start_soon(self._connect_and_produce, node, batches)
-            else:
+            waiting = self._awaiting_connection.get(node)
+            if waiting is not None:  # behind the requests already waiting: keep the order
+                waiting.append(batches)
+            elif (connection := self._open_connection(node)) is not None:
                 self._produce(node, connection, batches)
+            else:
+                self._awaiting_connection[node] = [batches]
+                requests.start_soon(self._connect_and_produce, node)
         if drained and not accumulator.drained_all_sendable:
             return 0  # a request takes one batch per partition: the next may go at once
         if self._in_flight_batches:
@@ -282,22 +288,28 @@ class Sender:
         return None if broker is None else self._pool.connection_if_open(broker.address)
 
     @background_task
-    async def _connect_and_produce(self, node: int, batches: list[ProducerBatch]) -> None:
+    async def _connect_and_produce(self, node: int) -> None:
+        """Open the connection to ``node``, then write the requests that waited for it,
+        in the order they were drained (a request drained meanwhile queues behind them:
+        written first, it would put a partition's later batch ahead of an earlier one)."""
         try:
             connection = await self._connect(node)
         except KafkaError as exc:
-            self._request_failed(batches, exc)
-            self._request_ended(node)
+            for batches in self._awaiting_connection.pop(node):
+                self._request_failed(batches, exc)
+                self._request_ended(node)
             return
         except BaseException:  # cancelled: the producer is stopping
-            self._request_ended(node)
+            for _ in self._awaiting_connection.pop(node):
+                self._request_ended(node)
             raise
-        # A batch that expired while the connection opened has failed: never send it.
-        batches = [b for b in batches if b in self._in_flight_batches]
-        if batches:
-            self._produce(node, connection, batches)
-        else:
-            self._request_ended(node)
+        for batches in self._awaiting_connection.pop(node):
+            # A batch that expired while the connection opened has failed: never send it.
+            batches = [b for b in batches if b in self._in_flight_batches]
+            if batches:
+                self._produce(node, connection, batches)
+            else:
+                self._request_ended(node)
 
     async def _connect(self, node: int) -> BrokerConnection:
         broker = self._metadata.snapshot.brokers.get(node)

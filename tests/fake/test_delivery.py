@@ -325,6 +325,34 @@ async def test_leader_moves_between_requests_records_land_once_in_order(
         assert produce_brokers == {0, 1, 2}
 
 
+@pytest.mark.parametrize("idempotent", [True, False], ids=["idempotent", "not-idempotent"])
+async def test_requests_drained_while_the_connection_opens_are_written_in_order(
+    idempotent: bool,
+) -> None:
+    """The leader's connection is slow to open (its ApiVersions answer waits): requests
+    drained meanwhile wait for it, and are written in the order they were drained, also
+    when the sender drains more in the moment it opens. Once, the sender wrote a request
+    drained then ahead of the ones still waiting: later records first in the partition
+    (an OutOfOrderSequence and an epoch bump with idempotence)."""
+    config: dict[str, Any] = {"enable_idempotence": idempotent}
+    if not idempotent:
+        config["max_in_flight_requests_per_connection"] = 5
+    with bounded(10, "sending while the connection opens"):
+        async with FakeCluster() as cluster:
+            cluster.create_topic("orders", 1, leaders=[2])
+            async with running(make_producer(cluster, via=0, **config)) as producer:
+                await producer.partitions_for("orders")  # the bootstrap connection is up
+                cluster.delay_responses(ApiKey.API_VERSIONS, 0.2, count=1, broker=2)
+                sends = Sends(producer)
+                for i in range(300):  # a request per send: linger_ms=0, one at a time
+                    await sends.send("orders", b"%d" % i)
+                    await anyio.sleep(0.001)
+                await sends.outcomes(5)
+                bumps = producer.metrics()["epoch_bumps"]
+        assert [r.value for r in cluster.records("orders", 0)] == [s.value for s in sends.items]
+        assert bumps == 0
+
+
 @ORDERING
 async def test_leader_moves_with_batches_in_flight_records_land_once_in_order(
     ordering: dict[str, Any],
