@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from asyncproducer._backoff import ExponentialBackoff
-from asyncproducer._batch import Charge, Pending, ProducerBatch
+from asyncproducer._batch import Charge, ProducerBatch, Record
 from asyncproducer._cluster import ClusterSnapshot
 from asyncproducer._idempotence import IdempotenceState
 from asyncproducer.protocol.compression import CompressionType
@@ -66,7 +66,9 @@ class RecordAccumulator:
         self.compression_level = compression_level
         self.delivery_timeout_ms = delivery_timeout_ms
         self._retry_backoff = retry_backoff
-        self._queues: dict[tuple[str, int], deque[ProducerBatch]] = {}
+        self.queues: dict[tuple[str, int], deque[ProducerBatch]] = {}
+        """Per partition, its batches in order; the last one is open to appends. Change
+        it only here: the C appender reads it (see _staging)."""
         self._muted: set[tuple[str, int]] = set()
         self._guarantee_order = guarantee_order
         self._drained = 0
@@ -81,10 +83,10 @@ class RecordAccumulator:
     # ------------------------------------------------------------------ appending
 
     def try_append(
-        self, topic: str, partition: int, future: Any, record: Pending
+        self, topic: str, partition: int, future: Any, record: Record
     ) -> ProducerBatch | None:
         """Append to the partition's open batch; the batch, or None if a new one is needed."""
-        queue = self._queues.get((topic, partition))
+        queue = self.queues.get((topic, partition))
         if queue:
             batch = queue[-1]
             if batch.try_append(future, record):
@@ -96,7 +98,7 @@ class RecordAccumulator:
         topic: str,
         partition: int,
         future: Any,
-        record: Pending,
+        record: Record,
         reserved: int,
         now_ms: float,
         record_capacity: int = 1,
@@ -110,7 +112,7 @@ class RecordAccumulator:
             return batch, False
         batch = self._new_batch(topic, partition, reserved, now_ms, record_capacity)
         batch.try_append(future, record)  # a first record always fits
-        self._queues.setdefault((topic, partition), deque()).append(batch)
+        self.queues.setdefault((topic, partition), deque()).append(batch)
         self.incomplete[batch] = None
         return batch, True
 
@@ -134,7 +136,7 @@ class RecordAccumulator:
     def ready(self, cluster: ClusterSnapshot, now_ms: float, memory_waiting: bool) -> ReadyCheck:
         check = ReadyCheck()
         hurry = self.in_a_hurry or memory_waiting
-        for tp, queue in self._queues.items():
+        for tp, queue in self.queues.items():
             if not queue or tp in self._muted:
                 continue
             batch = queue[0]
@@ -179,7 +181,7 @@ class RecordAccumulator:
             batches: list[ProducerBatch] = []
             size = 0
             for tp in check.drainable.get(node, ()):
-                queue = self._queues[tp]
+                queue = self.queues[tp]
                 batch = queue[0]
                 if idempotence is not None and not idempotence.may_drain(batch):
                     continue
@@ -216,7 +218,7 @@ class RecordAccumulator:
 
     def _put_back(self, batch: ProducerBatch) -> None:
         batch.in_flight = False
-        queue = self._queues.setdefault((batch.topic, batch.partition), deque())
+        queue = self.queues.setdefault((batch.topic, batch.partition), deque())
         assert batch.order is not None
         at = 0
         while at < len(queue) and (order := queue[at].order) is not None and order < batch.order:
@@ -252,22 +254,22 @@ class RecordAccumulator:
         time left.
         """
         expired: list[ProducerBatch] = []
-        for queue in self._queues.values():
+        for queue in self.queues.values():
             while queue and now_ms >= queue[0].created_ms + self.delivery_timeout_ms:
                 expired.append(queue.popleft())
         return expired
 
     def next_expiry_ms(self, now_ms: float) -> float:
-        heads = [q[0].created_ms for q in self._queues.values() if q]
+        heads = [q[0].created_ms for q in self.queues.values() if q]
         return min(heads) + self.delivery_timeout_ms - now_ms if heads else float("inf")
 
     def clear_queues(self) -> None:
         """Forget every queued batch (they stay in ``incomplete`` for the caller to fail)."""
-        self._queues.clear()
+        self.queues.clear()
 
     @property
     def has_queued(self) -> bool:
-        return any(self._queues.values())
+        return any(self.queues.values())
 
     @property
     def in_a_hurry(self) -> bool:
@@ -276,11 +278,11 @@ class RecordAccumulator:
 
     def has_full_batch(self, topic: str, partition: int) -> bool:
         """The partition's last batch is full: it is sendable now, whatever the linger."""
-        queue = self._queues.get((topic, partition))
+        queue = self.queues.get((topic, partition))
         return queue[-1].full if queue else False
 
     def queued_batches(self, topic: str, partition: int) -> int:
-        queue = self._queues.get((topic, partition))
+        queue = self.queues.get((topic, partition))
         return len(queue) if queue else 0
 
     # ------------------------------------------------------------------ flush

@@ -11,16 +11,9 @@ from asyncproducer._futures import complete, fail, set_results
 from asyncproducer._types import Header, ProducerRecord, RecordMetadata, TopicPartition
 from asyncproducer.errors import KafkaError, fresh_copy
 from asyncproducer.interceptors import InterceptorChain
-from asyncproducer.protocol._varint import size_of_varint
+from asyncproducer.protocol.batch_records import BatchRecords
 from asyncproducer.protocol.compression import CompressionType, compress, compressed_size_bound
-from asyncproducer.protocol.encoding import (
-    BATCH_HEADER_SIZE,
-    SMALL_LIMIT,
-    VARINT_SIZE,
-    encode_pending,
-    headers_size,
-    seal_batch,
-)
+from asyncproducer.protocol.encoding import BATCH_HEADER_SIZE, seal_batch
 from asyncproducer.protocol.records import decode_batches, max_records_size, rewrite_producer_state
 
 logger = logging.getLogger("asyncproducer.producer")
@@ -29,12 +22,8 @@ DeliveryCallback = Callable[[RecordMetadata | None, BaseException | None], objec
 Hooks = tuple[DeliveryCallback | None, ProducerRecord | None]
 """A record's ``on_delivery`` callback and the record its interceptors saw (either None)."""
 
-# What a batch keeps per record until it is encoded: (timestamp, key, value, headers,
-# serialized key size, serialized value size; -1 for None). A tuple, the cheapest thing
-# to build on the send() path; and one of bytes and ints only, which the garbage
-# collector stops tracking at its first pass (the future is kept apart for that reason:
-# with thousands of records in flight, tracked objects make every collection slower).
-Pending = tuple[int, bytes | None, bytes | None, Sequence[Header], int, int]
+Record = tuple[int, bytes | None, bytes | None, Sequence[Header]]
+"""A record as a batch takes it: (timestamp, serialized key, serialized value, headers)."""
 Sink = tuple[int, list[Any], int, int]
 """(index of the first record in the batch, results list, its first slot, record count)."""
 
@@ -43,9 +32,9 @@ _new_tuple = tuple.__new__
 RECORD_OVERHEAD = 320
 """Bytes of ``buffer_memory`` charged per record on top of its encoded bytes: what a
 record waiting in a batch costs in Python objects (its future, its timestamp and sizes,
-their list and tuple slots). The scale benchmark's broker stall measured ~220-330 bytes
-per record beyond the encoded bytes; without this charge a stalled producer of 100-byte
-records held 3x ``buffer_memory``."""
+their list slots). The scale benchmark's broker stall measured ~220-330 bytes per record
+beyond the encoded bytes when batches kept their records as Python objects until full;
+without this charge a stalled producer of 100-byte records held 3x ``buffer_memory``."""
 RECORDS_PER_CHARGE = 16
 """A batch whose records turn out smaller than its first pays for more records' overhead
 16 records at a time: one reservation per 16 records, not one per record."""
@@ -70,36 +59,31 @@ def batch_reservation(
     return reserved, records
 
 
-class ProducerBatch:
+class ProducerBatch(BatchRecords):
+    """A batch of one partition: its records (appended through :class:`BatchRecords`,
+    which encodes them), their futures and hooks, and its send attempts."""
+
     __slots__ = (
         "attempts",
         "awaiting_response",
         "base_sequence",
-        "base_timestamp",
         "charge",
         "compression",
         "compression_level",
         "created_ms",
         "done",
         "done_callbacks",
-        "full",
-        "futures",
         "hooks",
         "in_flight",
         "key_sizes",
         "last_error",
-        "max_records_size",
-        "max_timestamp",
         "order",
         "partition",
         "payload",
-        "pending",
         "possibly_written",
         "producer_epoch",
         "producer_id",
-        "record_capacity",
         "records",
-        "records_size",
         "reserved",
         "retry_at_ms",
         "sequence_reset",
@@ -122,37 +106,31 @@ class ProducerBatch:
         charge: Charge | None = None,
         record_capacity: int = 1,
     ) -> None:
+        # The encoded (uncompressed) record bytes that fit: see RecordBatchBuilder's size
+        # rule; and the records whose overhead ``reserved`` covers (RECORD_OVERHEAD).
+        super().__init__(
+            max_records_size(compression, batch_size),
+            record_capacity if charge is not None else 1 << 62,
+        )
         self.topic = topic
         self.partition = partition
         self.reserved = reserved
         """Bytes of buffer_memory this batch holds until it completes."""
         self.charge = charge
         """Where it reserves more for more records; None: it does not account for them."""
-        self.record_capacity = record_capacity if charge is not None else 1 << 62
-        """Records whose overhead ``reserved`` covers (see :data:`RECORD_OVERHEAD`)."""
         self.created_ms = now_ms
         self.compression = compression
         self.compression_level = compression_level
-        self.max_records_size = max_records_size(compression, batch_size)
-        """Encoded (uncompressed) record bytes that fit: see RecordBatchBuilder's size rule."""
-        self.records_size = 0
         self.records: bytes | None = None
         """The encoded (and compressed) records, from when the batch is full until sealed."""
-        self.pending: list[Pending] | None = []
-        """The records, until ``close()`` encodes them (then None)."""
-        self.base_timestamp = -1
-        self.max_timestamp = -1
         self.hooks: dict[int, Hooks] | None = None
         """By record index: callbacks and interceptors to tell (rare, so not per record)."""
-        self.futures: list[Any] = []
-        """Per record, its future; None for a record of a ``send_batch()`` call."""
         self.sinks: list[Sink] | None = None
         """Where ``send_batch()`` records' results go (see :meth:`add_sink`)."""
-        # Filled by close(): what completing the records needs, one entry per record.
+        # Filled when full: what completing the records needs, one entry per record.
         self.timestamps: Sequence[int] = ()
         self.key_sizes: Sequence[int] = ()
         self.value_sizes: Sequence[int] = ()
-        self.full = False
         self.payload: bytes | None = None
         """The encoded batch, once drained (kept for retries)."""
         self.attempts = 0
@@ -183,62 +161,25 @@ class ProducerBatch:
     def topic_partition(self) -> TopicPartition:
         return TopicPartition(self.topic, self.partition)
 
-    @property
-    def record_count(self) -> int:
-        return len(self.futures)
-
-    def try_append(self, future: Any, record: Pending) -> bool:
+    def try_append(self, future: Any, record: Record) -> bool:
         """Keep the record if it fits (the first always does); False once the batch is
-        full or closed.
-
-        The record's exact encoded size is added up here, inline (this is the producer's
-        hottest code; ``encoding.record_size`` is the reference it is tested against).
-        """
-        pending = self.pending
-        if self.full or pending is None:
+        full, which encodes it: later records go to a new batch."""
+        if self.append(future, *record):
+            return True
+        if self.full:
             return False
-        timestamp, _, _, headers, key_size, value_size = record
-        count = len(pending)
-        if count >= self.record_capacity and not self._charge_more():
-            self._encode_records()  # buffer_memory is short: this batch takes no more
-            return False
-        if not count:
-            self.base_timestamp = self.max_timestamp = timestamp
-        delta = timestamp - self.base_timestamp
-        sizes, limit = VARINT_SIZE, SMALL_LIMIT
-        # attributes, timestamp delta, offset delta, key, value, headers
-        body = 1 + (sizes[delta] if 0 <= delta < limit else size_of_varint(delta))
-        body += sizes[count] if count < limit else size_of_varint(count)
-        if key_size < 0:
-            body += 1
-        else:
-            body += (sizes[key_size] if key_size < limit else size_of_varint(key_size)) + key_size
-        if value_size < 0:
-            body += 1
-        elif value_size < limit:
-            body += sizes[value_size] + value_size
-        else:
-            body += size_of_varint(value_size) + value_size
-        body += headers_size(headers) if headers else 1
-        size = (sizes[body] if body < limit else size_of_varint(body)) + body
-        if self.records_size + size > self.max_records_size and count:
-            self._encode_records()
-            return False
-        self.records_size += size
-        pending.append(record)
-        self.futures.append(future)
-        if timestamp > self.max_timestamp:
-            self.max_timestamp = timestamp
-        return True
+        at_capacity = self.record_count >= self.record_capacity
+        if at_capacity and self._charge_more() and self.append(future, *record):
+            return True
+        self._encode_records()  # no room left, or buffer_memory is short
+        return False
 
     def _charge_more(self) -> bool:
         """Reserve the overhead of :data:`RECORDS_PER_CHARGE` more records, if
         ``buffer_memory`` has it now (never waiting: a new batch waits instead)."""
-        assert self.charge is not None
-        more = RECORDS_PER_CHARGE * RECORD_OVERHEAD
-        if not self.charge(more):
+        if self.charge is None or not self.charge(RECORDS_PER_CHARGE * RECORD_OVERHEAD):
             return False
-        self.reserved += more
+        self.reserved += RECORDS_PER_CHARGE * RECORD_OVERHEAD
         self.record_capacity += RECORDS_PER_CHARGE
         return True
 
@@ -246,7 +187,7 @@ class ProducerBatch:
         """Attach hooks to the record just appended."""
         if self.hooks is None:
             self.hooks = {}
-        self.hooks[len(self.futures) - 1] = (callback, record)
+        self.hooks[self.record_count - 1] = (callback, record)
 
     def add_sink(self, first: int, results: list[Any], slot: int, count: int) -> None:
         """Records ``first`` to ``first + count - 1`` of this batch (appended with no
@@ -266,18 +207,13 @@ class ProducerBatch:
         return BATCH_HEADER_SIZE + compressed_size_bound(self.compression, self.records_size)
 
     def _encode_records(self) -> None:
-        """Encode (and compress) the records, once; later appends go to a new batch. The
-        records' keys and values are released: the bytes hold them now. Done as soon as
-        the batch is full, so that a batch waiting to be sent (a slow or stalled broker)
-        takes about the memory buffer_memory charges it, not a Python object per field."""
-        pending = self.pending
-        if pending is None:
+        """Finish (and compress) the records, once; later appends go to a new batch. Done
+        as soon as the batch is full, so that a batch waiting to be sent (a slow or
+        stalled broker) holds its records as one bytes object (the pure-Python records
+        encode them only now)."""
+        if self.full:
             return
-        self.pending = None
-        self.full = True
-        records, self.timestamps, self.key_sizes, self.value_sizes = encode_pending(
-            self.base_timestamp, pending
-        )
+        records, self.timestamps, self.key_sizes, self.value_sizes = self.finish()
         if self.compression is not CompressionType.NONE:
             records = compress(self.compression, records, self.compression_level)
         self.records = records
@@ -337,24 +273,18 @@ class ProducerBatch:
             for index in range(start, stop):
                 record = decoded.records[index]
                 # Every record fits: the whole batch did, in a batch of the same size.
-                half.try_append(
-                    self.futures[index],
-                    (
-                        record.timestamp,
-                        record.key,
-                        record.value,
-                        record.headers,
-                        self.key_sizes[index],
-                        self.value_sizes[index],
-                    ),
-                )
+                if not half.append(
+                    self.futures[index], record.timestamp, record.key, record.value,
+                    tuple(record.headers),
+                ):  # fmt: skip
+                    raise AssertionError(f"record {index} of a split batch did not fit")
                 if self.hooks is not None and index in self.hooks:
                     half.add_hooks(*self.hooks[index])
             for first, results, slot, sink_count in self.sinks or ():
                 low, high = max(first, start), min(first + sink_count, stop)
                 if low < high:
                     half.add_sink(low - start, results, slot + low - first, high - low)
-            half.full = True
+            half._encode_records()
             half.attempts = self.attempts
             half.possibly_written = self.possibly_written
             half.last_error = self.last_error

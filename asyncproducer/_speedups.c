@@ -1,26 +1,27 @@
-/* asyncproducer._speedups: the records of a batch encoded in C, in one pass.
+/* asyncproducer._speedups: the per-record part of send() in C.
  *
- * encode_pending(base_timestamp, pending) -> (records, timestamps, key_sizes, value_sizes)
- *
- * The reference, and the fallback where this module did not build, is
- * asyncproducer.protocol.encoding.encode_pending_py; the results are the same for every
- * valid input (tests/unit/test_speedups.py checks it). Each item of ``pending`` is
- * (timestamp, key, value, headers, key_size, value_size); see Pending in encoding.py.
- *
- * Each record is Kafka's record format v2: length, attributes (0), timestampDelta,
+ * BatchRecords: the records of a batch being filled, each encoded into a growing buffer
+ * as it is appended (Kafka's record format v2: length, attributes (0), timestampDelta,
  * offsetDelta, key length, key, value length, value, header count, headers; every integer
- * a zigzag varint (64-bit, as the Python encoder writes them), -1 for a null key or value.
+ * a zigzag varint, -1 for a null key or value). ProducerBatch subclasses it. The
+ * reference, and the fallback where this module did not build, is
+ * asyncproducer.protocol.batch_records.PyBatchRecords: same results for every input
+ * (tests/unit/test_batch_records.py).
+ *
+ * Appender: send()'s whole synchronous step for a record that needs no Python code (bytes
+ * or None key and value, no headers, the default partitioner): find the partition, and
+ * append to the open batch of that partition if it has room. Anything else, it declines
+ * (returns None, having changed nothing) and send() takes its Python path, which is
+ * complete: the Appender is only a shortcut through it (asyncproducer._staging).
  *
  * Written against the Limited API (Python 3.11): documented, stable functions only.
  *
- * Memory safety: the encoder keeps borrowed pointers (to keys, values and header items)
- * between its measuring pass and its writing pass, so no Python code may run in between
- * (it could change a list being read). It only makes type checks (tuple, list, bytes,
- * str, int and their subclasses; no __index__, __len__ or __iter__ is called), and after
- * the first item is read it allocates only memory and bytes objects, which the garbage
- * collector does not track, so no collection (no finalizer) can start. The result
- * tuples, which it does track, are allocated before anything is read. Error paths may
- * run Python code (an exception's repr), after which nothing borrowed is used.
+ * Memory safety: a record's key, value and header items are borrowed between measuring
+ * and writing it; no Python code can run in between: only type checks, UTF-8 conversions
+ * and memory allocation (of buffers, which does not start a garbage collection). The
+ * future is appended to the futures list last, when the record is written. The Appender
+ * calls the clock (time.time, or any callable) before it picks the batch, so that no
+ * Python code runs between its checks of the batch and the append.
  */
 
 #ifndef Py_LIMITED_API
@@ -28,21 +29,13 @@
 #endif
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 
 #include <stdarg.h>
 #include <stdint.h>
 #include <string.h>
 
-/* What the measuring pass learns about a record, for the writing pass. */
-typedef struct {
-    uint64_t delta;       /* zigzag timestamp delta */
-    const char *key;      /* NULL for a null key */
-    Py_ssize_t key_len;
-    const char *value;    /* NULL for a null value */
-    Py_ssize_t value_len;
-    PyObject *headers;    /* borrowed; NULL when the record has no headers */
-    size_t body;          /* bytes of the record after its length prefix */
-} Record;
+/* ------------------------------------------------------------------ varints */
 
 static inline uint64_t
 zigzag(int64_t n)
@@ -104,6 +97,17 @@ put_field(char *out, const char *data, Py_ssize_t len)
         }                                                                \
     } while (0)
 
+/* Py_XSETREF, which the Limited API does not have: store ``value`` (a new reference)
+ * in ``slot``, then release what it held. */
+#define REPLACE(slot, value)            \
+    do {                                \
+        PyObject *old_ = (PyObject *)(slot); \
+        (slot) = (value);               \
+        Py_XDECREF(old_);               \
+    } while (0)
+
+/* ------------------------------------------------------------------ validation */
+
 /* Raise ``exc`` with the formatted message followed by ", not <type of obj>". */
 static void
 raise_not(PyObject *exc, PyObject *obj, const char *format, ...)
@@ -151,10 +155,9 @@ seq_item(PyObject *seq, Py_ssize_t i)
     return IS_TUPLE(seq) ? PyTuple_GetItem(seq, i) : PyList_GetItem(seq, i);
 }
 
-/* A bytes or None field: data pointer (NULL for None) and length. */
+/* A bytes or None field: data pointer (NULL for None) and length (-1 for None). */
 static int
-bytes_or_none(PyObject *obj, const char **data, Py_ssize_t *len, const char *what,
-              Py_ssize_t record)
+bytes_or_none(PyObject *obj, const char **data, Py_ssize_t *len, const char *what)
 {
     char *buf;
     if (obj == Py_None) {
@@ -163,8 +166,7 @@ bytes_or_none(PyObject *obj, const char **data, Py_ssize_t *len, const char *wha
         return 0;
     }
     if (!IS_BYTES(obj)) {
-        raise_not(PyExc_TypeError, obj, "pending[%zd]: %s must be bytes or None", record,
-                  what);
+        raise_not(PyExc_TypeError, obj, "%s must be bytes or None", what);
         return -1;
     }
     if (PyBytes_AsStringAndSize(obj, &buf, len) < 0) {
@@ -176,29 +178,26 @@ bytes_or_none(PyObject *obj, const char **data, Py_ssize_t *len, const char *wha
 
 /* One header: its key as UTF-8, and its value (NULL for None). */
 static int
-header_fields(PyObject *header, Py_ssize_t record, Py_ssize_t index, const char **name,
-              Py_ssize_t *name_len, const char **value, Py_ssize_t *value_len)
+header_fields(PyObject *header, Py_ssize_t index, const char **name, Py_ssize_t *name_len,
+              const char **value, Py_ssize_t *value_len)
 {
     PyObject *key, *val;
     Py_ssize_t n;
     if (!is_seq(header)) {
         raise_not(PyExc_TypeError, header,
-                  "pending[%zd]: header %zd must be a (str, bytes | None) tuple or list",
-                  record, index);
+                  "header %zd must be a (str, bytes | None) tuple or list", index);
         return -1;
     }
     n = seq_size(header);
     if (n != 2) {
-        PyErr_Format(PyExc_ValueError,
-                     "pending[%zd]: header %zd must be a (key, value) pair, got %zd items",
-                     record, index, n);
+        PyErr_Format(PyExc_ValueError, "header %zd must be a (key, value) pair, got %zd items",
+                     index, n);
         return -1;
     }
     key = seq_item(header, 0);
     val = seq_item(header, 1);
     if (!IS_STR(key)) {
-        raise_not(PyExc_TypeError, key, "pending[%zd]: header %zd key must be str", record,
-                  index);
+        raise_not(PyExc_TypeError, key, "header %zd key must be str", index);
         return -1;
     }
     /* UnicodeEncodeError for a lone surrogate, as str.encode("utf-8") raises. */
@@ -212,8 +211,7 @@ header_fields(PyObject *header, Py_ssize_t record, Py_ssize_t index, const char 
         return 0;
     }
     if (!IS_BYTES(val)) {
-        raise_not(PyExc_TypeError, val, "pending[%zd]: header %zd value must be bytes or None",
-                  record, index);
+        raise_not(PyExc_TypeError, val, "header %zd value must be bytes or None", index);
         return -1;
     }
     {
@@ -228,15 +226,14 @@ header_fields(PyObject *header, Py_ssize_t record, Py_ssize_t index, const char 
 
 /* Bytes of a non-empty headers field: count, then each key and value. */
 static int
-headers_size(PyObject *headers, Py_ssize_t record, size_t *size)
+headers_size(PyObject *headers, size_t *size)
 {
     Py_ssize_t count = seq_size(headers), i;
     size_t total = varint_size((uint64_t)count << 1);
     for (i = 0; i < count; i++) {
         const char *name, *value;
         Py_ssize_t name_len, value_len;
-        if (header_fields(seq_item(headers, i), record, i, &name, &name_len, &value,
-                          &value_len) < 0) {
+        if (header_fields(seq_item(headers, i), i, &name, &name_len, &value, &value_len) < 0) {
             return -1;
         }
         ADD_SIZE(total, field_size(name, name_len));
@@ -247,16 +244,15 @@ headers_size(PyObject *headers, Py_ssize_t record, size_t *size)
 }
 
 static char *
-put_headers(char *out, PyObject *headers, Py_ssize_t record)
+put_headers(char *out, PyObject *headers)
 {
     Py_ssize_t count = seq_size(headers), i;
     out = put_varint(out, (uint64_t)count << 1);
     for (i = 0; i < count; i++) {
         const char *name, *value;
         Py_ssize_t name_len, value_len;
-        /* Validated by the measuring pass, and nothing can have changed since. */
-        if (header_fields(seq_item(headers, i), record, i, &name, &name_len, &value,
-                          &value_len) < 0) {
+        /* Validated by headers_size, and nothing can have changed since. */
+        if (header_fields(seq_item(headers, i), i, &name, &name_len, &value, &value_len) < 0) {
             return NULL;
         }
         out = put_field(out, name, name_len);
@@ -266,31 +262,18 @@ put_headers(char *out, PyObject *headers, Py_ssize_t record)
 }
 
 static int
-int64_of(PyObject *obj, int64_t *out, const char *what, Py_ssize_t record)
+int64_of(PyObject *obj, int64_t *out, const char *what)
 {
     int overflow;
     long long value;
     if (!IS_INT(obj)) {
-        if (record < 0) {
-            raise_not(PyExc_TypeError, obj, "%s must be int", what);
-        }
-        else {
-            raise_not(PyExc_TypeError, obj, "pending[%zd]: %s must be int", record, what);
-        }
+        raise_not(PyExc_TypeError, obj, "%s must be int", what);
         return -1;
     }
     value = PyLong_AsLongLongAndOverflow(obj, &overflow);
     if (overflow) {
-        /* ValueError, as the Python encoder raises for a delta outside int64. */
-        if (record < 0) {
-            PyErr_Format(PyExc_ValueError, "%s %R does not fit in a signed 64-bit integer",
-                         what, obj);
-        }
-        else {
-            PyErr_Format(PyExc_ValueError,
-                         "pending[%zd]: %s %R does not fit in a signed 64-bit integer", record,
-                         what, obj);
-        }
+        PyErr_Format(PyExc_ValueError, "%s %R does not fit in a signed 64-bit integer", what,
+                     obj);
         return -1;
     }
     if (value == -1 && PyErr_Occurred()) {
@@ -300,72 +283,141 @@ int64_of(PyObject *obj, int64_t *out, const char *what, Py_ssize_t record)
     return 0;
 }
 
-/* The measuring pass over one record: validate it, fill ``rec``, take its timestamp and
- * sizes into the result tuples, and return its encoded size (length prefix included). */
-static int
-measure_record(PyObject *item, Py_ssize_t i, int64_t base, Record *rec, PyObject *timestamps,
-               PyObject *key_sizes, PyObject *value_sizes, size_t *size)
-{
-    PyObject *ts_obj, *headers, *key_size, *value_size;
-    int64_t ts, delta;
-    size_t body;
-    Py_ssize_t n;
+/* ------------------------------------------------------------------ BatchRecords */
 
-    if (!is_seq(item)) {
-        raise_not(PyExc_TypeError, item,
-                  "pending[%zd] must be a (timestamp, key, value, headers, key_size, "
-                  "value_size) tuple",
-                  i);
+/* What completing a record needs, kept apart from its encoded bytes. */
+typedef struct {
+    int64_t timestamp;
+    int64_t key_size;   /* -1 for a null key */
+    int64_t value_size; /* -1 for a null value */
+} RecordInfo;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *futures;            /* list: per record, its future (or None) */
+    char *buf;                    /* the encoded records; NULL once finished */
+    Py_ssize_t buf_cap;
+    RecordInfo *infos;            /* per record */
+    Py_ssize_t infos_cap;
+    Py_ssize_t count;
+    Py_ssize_t records_size;      /* bytes used in buf */
+    Py_ssize_t max_records_size;
+    Py_ssize_t record_capacity;
+    long long base_timestamp;
+    long long max_timestamp;
+    char full;
+} BatchRecords;
+
+/* A record, validated and measured, ready to be written. */
+typedef struct {
+    int64_t timestamp;
+    uint64_t delta;       /* zigzag timestamp delta */
+    const char *key;      /* NULL for a null key */
+    Py_ssize_t key_len;
+    const char *value;    /* NULL for a null value */
+    Py_ssize_t value_len;
+    PyObject *headers;    /* borrowed; NULL when the record has no headers */
+    size_t body;          /* bytes of the record after its length prefix */
+    size_t size;          /* bytes of the record, length prefix included */
+} Record;
+
+static PyObject *
+records_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    BatchRecords *self;
+    allocfunc alloc = (allocfunc)PyType_GetSlot(type, Py_tp_alloc);
+    (void)args;
+    (void)kwargs;
+    /* A subclass's constructor arguments are its own: __init__ takes what it needs. */
+    self = (BatchRecords *)alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->futures = PyList_New(0);
+    if (self->futures == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    self->base_timestamp = self->max_timestamp = -1;
+    return (PyObject *)self;
+}
+
+static int
+records_init(BatchRecords *self, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"max_records_size", "record_capacity", NULL};
+    Py_ssize_t max_records_size, record_capacity;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "nn", keywords, &max_records_size,
+                                     &record_capacity)) {
         return -1;
     }
-    n = seq_size(item);
-    if (n != 6) {
-        PyErr_Format(PyExc_ValueError,
-                     "pending[%zd] must have 6 items (timestamp, key, value, headers, "
-                     "key_size, value_size), got %zd",
-                     i, n);
+    self->max_records_size = max_records_size;
+    self->record_capacity = record_capacity;
+    return 0;
+}
+
+static int
+records_traverse(BatchRecords *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE((PyObject *)self));
+    Py_VISIT(self->futures);
+    return 0;
+}
+
+static int
+records_clear(BatchRecords *self)
+{
+    Py_CLEAR(self->futures);
+    return 0;
+}
+
+static void
+records_dealloc(BatchRecords *self)
+{
+    PyTypeObject *type = Py_TYPE((PyObject *)self);
+    freefunc free_self = (freefunc)PyType_GetSlot(type, Py_tp_free);
+    PyObject_GC_UnTrack(self);
+    records_clear(self);
+    PyMem_Free(self->buf);
+    PyMem_Free(self->infos);
+    free_self(self);
+    Py_DECREF(type);
+}
+
+/* Validate and measure a record appended as record number ``self->count``. */
+static int
+measure_record(BatchRecords *self, PyObject *timestamp, PyObject *key, PyObject *value,
+               PyObject *headers, Record *rec)
+{
+    int64_t ts, base;
+    size_t body;
+    if (int64_of(timestamp, &ts, "timestamp") < 0 ||
+        bytes_or_none(key, &rec->key, &rec->key_len, "key") < 0 ||
+        bytes_or_none(value, &rec->value, &rec->value_len, "value") < 0) {
         return -1;
     }
-    ts_obj = seq_item(item, 0);
-    key_size = seq_item(item, 4);
-    value_size = seq_item(item, 5);
-    if (int64_of(ts_obj, &ts, "timestamp", i) < 0) {
-        return -1;
-    }
-    if (!IS_INT(key_size) || !IS_INT(value_size)) {
-        PyObject *bad = IS_INT(key_size) ? value_size : key_size;
-        raise_not(PyExc_TypeError, bad, "pending[%zd]: %s must be int", i,
-                  bad == key_size ? "key_size" : "value_size");
-        return -1;
-    }
-    /* ts - base in int64, or ValueError as the Python encoder raises. */
+    base = self->count ? (int64_t)self->base_timestamp : ts;
+    /* ts - base in int64, or ValueError, as the Python encoder raises. */
     if ((base < 0 && ts > INT64_MAX + base) || (base > 0 && ts < INT64_MIN + base)) {
         PyErr_Format(PyExc_ValueError,
-                     "pending[%zd]: the delta of timestamp %R from base_timestamp %lld "
-                     "does not fit in a signed 64-bit varlong",
-                     i, ts_obj, (long long)base);
+                     "the delta of timestamp %R from the batch's base timestamp %lld does not "
+                     "fit in a signed 64-bit varlong",
+                     timestamp, (long long)base);
         return -1;
     }
-    delta = ts - base;
-    rec->delta = zigzag(delta);
-    if (bytes_or_none(seq_item(item, 1), &rec->key, &rec->key_len, "key", i) < 0 ||
-        bytes_or_none(seq_item(item, 2), &rec->value, &rec->value_len, "value", i) < 0) {
-        return -1;
-    }
-
-    headers = seq_item(item, 3);
-    body = 1 + varint_size(rec->delta) + varint_size((uint64_t)i << 1);
+    rec->timestamp = ts;
+    rec->delta = zigzag(ts - base);
+    body = 1 + varint_size(rec->delta) + varint_size((uint64_t)self->count << 1);
     body += field_size(rec->key, rec->key_len);
     ADD_SIZE(body, field_size(rec->value, rec->value_len));
     if (headers == Py_None) {
-        /* As the Python encoder, which tests headers for truth: no headers. */
+        /* As the Python records, which test headers for truth: no headers. */
         rec->headers = NULL;
         body += 1;
     }
     else if (!is_seq(headers)) {
         raise_not(PyExc_TypeError, headers,
-                  "pending[%zd]: headers must be a tuple or list of (str, bytes | None) pairs",
-                  i);
+                  "headers must be a tuple or list of (str, bytes | None) pairs");
         return -1;
     }
     else if (seq_size(headers) == 0) {
@@ -374,134 +426,188 @@ measure_record(PyObject *item, Py_ssize_t i, int64_t base, Record *rec, PyObject
     }
     else {
         size_t hsize;
-        if (headers_size(headers, i, &hsize) < 0) {
+        if (headers_size(headers, &hsize) < 0) {
             return -1;
         }
         rec->headers = headers;
         ADD_SIZE(body, hsize);
     }
     rec->body = body;
-    *size = varint_size((uint64_t)body << 1) + body;
+    rec->size = varint_size((uint64_t)body << 1) + body;
+    ADD_SIZE(rec->size, 0); /* the prefix may carry it past the limit */
+    return 0;
+}
 
-    /* PyTuple_SetItem steals the reference, even when it fails (it cannot here: the
-     * tuples are new and i is in range). */
-    Py_INCREF(ts_obj);
-    Py_INCREF(key_size);
-    Py_INCREF(value_size);
-    if (PyTuple_SetItem(timestamps, i, ts_obj) < 0 ||
-        PyTuple_SetItem(key_sizes, i, key_size) < 0 ||
-        PyTuple_SetItem(value_sizes, i, value_size) < 0) {
-        return -1;
+/* Room for ``more`` bytes and one more record; raises MemoryError. */
+static int
+reserve(BatchRecords *self, size_t more)
+{
+    size_t need = (size_t)self->records_size + more;
+    if (need > (size_t)self->buf_cap) {
+        size_t cap = self->buf_cap ? (size_t)self->buf_cap * 2 : 256;
+        char *grown;
+        if (cap < need) {
+            cap = need;
+        }
+        /* Never more than a batch needs, once it is past the first record. */
+        if (cap > need && cap > (size_t)self->max_records_size) {
+            cap = need > (size_t)self->max_records_size ? need : (size_t)self->max_records_size;
+        }
+        if (cap > (size_t)PY_SSIZE_T_MAX) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        grown = (char *)PyMem_Realloc(self->buf, cap);
+        if (grown == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        self->buf = grown;
+        self->buf_cap = (Py_ssize_t)cap;
+    }
+    if (self->count == self->infos_cap) {
+        size_t cap = self->infos_cap ? (size_t)self->infos_cap * 2 : 16;
+        RecordInfo *grown;
+        if (cap > SIZE_MAX / sizeof(RecordInfo)) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        grown = (RecordInfo *)PyMem_Realloc(self->infos, cap * sizeof(RecordInfo));
+        if (grown == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        self->infos = grown;
+        self->infos_cap = (Py_ssize_t)cap;
     }
     return 0;
 }
 
+/* Append a measured record: 1 if appended, 0 if it does not fit, -1 on error. */
 static int
-measure(PyObject *pending, Py_ssize_t count, int64_t base, Record *recs, PyObject *timestamps,
-        PyObject *key_sizes, PyObject *value_sizes, size_t *total)
+append_record(BatchRecords *self, PyObject *future, const Record *rec)
 {
-    Py_ssize_t i;
-    size_t sum = 0;
-    for (i = 0; i < count; i++) {
-        size_t size;
-        if (measure_record(seq_item(pending, i), i, base, &recs[i], timestamps, key_sizes,
-                           value_sizes, &size) < 0) {
-            return -1;
-        }
-        ADD_SIZE(sum, size);
+    char *out;
+    RecordInfo *info;
+    /* max_records_size is negative for a batch_size below the batch header's size (0 is
+     * allowed): then only the first record fits, as in the Python records. Tested before
+     * the comparison in size_t, where it would be huge. */
+    if (self->count && (self->max_records_size < 0 ||
+                        (size_t)self->records_size + rec->size > (size_t)self->max_records_size)) {
+        return 0;
     }
-    *total = sum;
-    return 0;
+    if (reserve(self, rec->size) < 0) {
+        return -1;
+    }
+    /* Written past the records first, committed (records_size, count) only once the
+     * future is in the list: a failure leaves the batch as it was. */
+    out = self->buf + self->records_size;
+    out = put_varint(out, (uint64_t)rec->body << 1);
+    *out++ = 0; /* attributes */
+    out = put_varint(out, rec->delta);
+    out = put_varint(out, (uint64_t)self->count << 1);
+    out = put_field(out, rec->key, rec->key_len);
+    out = put_field(out, rec->value, rec->value_len);
+    if (rec->headers == NULL) {
+        *out++ = 0;
+    }
+    else if (put_headers(out, rec->headers) == NULL) {
+        return -1; /* cannot happen: measure_record validated them */
+    }
+    if (PyList_Append(self->futures, future) < 0) {
+        return -1;
+    }
+    info = &self->infos[self->count];
+    info->timestamp = rec->timestamp;
+    info->key_size = rec->key_len;
+    info->value_size = rec->value_len;
+    if (self->count == 0) {
+        self->base_timestamp = self->max_timestamp = rec->timestamp;
+    }
+    else if (rec->timestamp > self->max_timestamp) {
+        self->max_timestamp = rec->timestamp;
+    }
+    self->records_size += (Py_ssize_t)rec->size;
+    self->count++;
+    return 1;
+}
+
+/* Whether a record may be appended at all: not finished, below record_capacity. */
+static inline int
+takes_more(const BatchRecords *self)
+{
+    return !self->full && self->count < self->record_capacity;
 }
 
 static PyObject *
-encode_pending(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+records_append(BatchRecords *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    PyObject *pending, *timestamps = NULL, *key_sizes = NULL, *value_sizes = NULL;
-    PyObject *records = NULL, *result = NULL;
-    Record *recs = NULL;
-    Py_ssize_t count, i;
-    int64_t base;
-    size_t total;
-    char *out, *start;
-
-    (void)module;
-    if (nargs != 2) {
+    Record rec;
+    int appended;
+    if (nargs != 5) {
         PyErr_Format(PyExc_TypeError,
-                     "encode_pending() takes 2 arguments (base_timestamp, pending), %zd given",
+                     "append() takes 5 arguments (future, timestamp, key, value, headers), "
+                     "%zd given",
                      nargs);
         return NULL;
     }
-    if (int64_of(args[0], &base, "base_timestamp", -1) < 0) {
+    if (!takes_more(self)) {
+        Py_RETURN_FALSE;
+    }
+    if (measure_record(self, args[1], args[2], args[3], args[4], &rec) < 0) {
         return NULL;
     }
-    pending = args[1];
-    if (!is_seq(pending)) {
-        raise_not(PyExc_TypeError, pending, "pending must be a list or tuple");
+    appended = append_record(self, args[0], &rec);
+    if (appended < 0) {
         return NULL;
     }
-    count = seq_size(pending);
-    /* The tracked objects first (see the top of this file). */
-    timestamps = PyTuple_New(count);
-    key_sizes = PyTuple_New(count);
-    value_sizes = PyTuple_New(count);
+    return PyBool_FromLong(appended);
+}
+
+static PyObject *
+records_finish(BatchRecords *self, PyObject *unused)
+{
+    PyObject *records = NULL, *timestamps = NULL, *key_sizes = NULL, *value_sizes = NULL;
+    PyObject *result = NULL;
+    Py_ssize_t i;
+    (void)unused;
+    if (self->full) {
+        PyErr_SetString(PyExc_RuntimeError, "finish() was already called");
+        return NULL;
+    }
+    timestamps = PyList_New(self->count);
+    key_sizes = PyList_New(self->count);
+    value_sizes = PyList_New(self->count);
     if (timestamps == NULL || key_sizes == NULL || value_sizes == NULL) {
         goto done;
     }
-    if (seq_size(pending) != count) {
-        /* A finalizer run by a collection during those allocations changed the list. */
-        PyErr_SetString(PyExc_RuntimeError, "pending changed size during encode_pending()");
-        goto done;
-    }
-    if (count > 0) {
-        if ((size_t)count > SIZE_MAX / sizeof(Record)) {
-            PyErr_NoMemory();
-            goto done;
-        }
-        recs = (Record *)PyMem_Malloc((size_t)count * sizeof(Record));
-        if (recs == NULL) {
-            PyErr_NoMemory();
+    for (i = 0; i < self->count; i++) {
+        const RecordInfo *info = &self->infos[i];
+        PyObject *ts = PyLong_FromLongLong(info->timestamp);
+        PyObject *ks = PyLong_FromLongLong(info->key_size);
+        PyObject *vs = PyLong_FromLongLong(info->value_size);
+        /* PyList_SetItem steals the reference (NULL included: checked below). */
+        PyList_SetItem(timestamps, i, ts);
+        PyList_SetItem(key_sizes, i, ks);
+        PyList_SetItem(value_sizes, i, vs);
+        if (ts == NULL || ks == NULL || vs == NULL) {
             goto done;
         }
     }
-
-    if (measure(pending, count, base, recs, timestamps, key_sizes, value_sizes, &total) < 0) {
-        goto done;
-    }
-    records = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
+    records = PyBytes_FromStringAndSize(self->count ? self->buf : "", self->records_size);
     if (records == NULL) {
         goto done;
     }
-    out = start = PyBytes_AsString(records);
-    if (out == NULL) {
-        goto done;
-    }
-    for (i = 0; i < count; i++) {
-        const Record *rec = &recs[i];
-        out = put_varint(out, (uint64_t)rec->body << 1);
-        *out++ = 0; /* attributes */
-        out = put_varint(out, rec->delta);
-        out = put_varint(out, (uint64_t)i << 1);
-        out = put_field(out, rec->key, rec->key_len);
-        out = put_field(out, rec->value, rec->value_len);
-        if (rec->headers == NULL) {
-            *out++ = 0;
-        }
-        else {
-            out = put_headers(out, rec->headers, i);
-            if (out == NULL) {
-                goto done;
-            }
-        }
-    }
-    if ((size_t)(out - start) != total) {
-        PyErr_SetString(PyExc_SystemError, "encode_pending(): measured and written sizes differ");
-        goto done;
-    }
     result = PyTuple_Pack(4, records, timestamps, key_sizes, value_sizes);
-
+    if (result != NULL) {
+        self->full = 1;
+        PyMem_Free(self->buf);
+        PyMem_Free(self->infos);
+        self->buf = NULL;
+        self->infos = NULL;
+        self->buf_cap = self->infos_cap = 0;
+    }
 done:
-    PyMem_Free(recs);
     Py_XDECREF(records);
     Py_XDECREF(timestamps);
     Py_XDECREF(key_sizes);
@@ -509,31 +615,642 @@ done:
     return result;
 }
 
+static PyObject *
+records_get_record_count(BatchRecords *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromSsize_t(self->count);
+}
+
+static PyObject *
+records_get_record_capacity(BatchRecords *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromSsize_t(self->record_capacity);
+}
+
+/* A setter, not a T_PYSSIZET member: on Python 3.11 a member stores -1 before it finds
+ * that the value is not an int (or too large), so a failed assignment would leave the
+ * batch taking no more records. */
+static int
+records_set_record_capacity(BatchRecords *self, PyObject *value, void *closure)
+{
+    Py_ssize_t capacity;
+    (void)closure;
+    if (value == NULL) {
+        PyErr_SetString(PyExc_TypeError, "record_capacity cannot be deleted");
+        return -1;
+    }
+    if (!IS_INT(value)) {
+        raise_not(PyExc_TypeError, value, "record_capacity must be int");
+        return -1;
+    }
+    capacity = PyLong_AsSsize_t(value);
+    if (capacity == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    self->record_capacity = capacity;
+    return 0;
+}
+
+static PyMethodDef records_methods[] = {
+    {"append", (PyCFunction)(void (*)(void))records_append, METH_FASTCALL,
+     "append(future, timestamp, key, value, headers, /)\n--\n\n"
+     "Keep the record and its future if it fits; False, keeping nothing, once finished,\n"
+     "at record_capacity records, or when the records would outgrow max_records_size\n"
+     "(the first record always fits)."},
+    {"finish", (PyCFunction)records_finish, METH_NOARGS,
+     "finish()\n--\n\n"
+     "The encoded records and their timestamps, key sizes and value sizes; takes no\n"
+     "more records. Once: a second call raises RuntimeError."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef records_members[] = {
+    {"futures", T_OBJECT_EX, offsetof(BatchRecords, futures), READONLY,
+     "Per record, the future appended with it (None for a record without one)."},
+    {"max_records_size", T_PYSSIZET, offsetof(BatchRecords, max_records_size), READONLY,
+     "Encoded (uncompressed) record bytes that fit, unless a single record is larger."},
+    {"records_size", T_PYSSIZET, offsetof(BatchRecords, records_size), READONLY,
+     "Bytes of the records appended so far, encoded."},
+    {"base_timestamp", T_LONGLONG, offsetof(BatchRecords, base_timestamp), READONLY,
+     "The first record's timestamp (-1 before it): the base of the deltas."},
+    {"max_timestamp", T_LONGLONG, offsetof(BatchRecords, max_timestamp), READONLY, NULL},
+    {"full", T_BOOL, offsetof(BatchRecords, full), READONLY,
+     "finish() was called: it takes no more records."},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyGetSetDef records_getset[] = {
+    {"record_count", (getter)records_get_record_count, NULL, "Records appended so far.", NULL},
+    {"record_capacity", (getter)records_get_record_capacity,
+     (setter)records_set_record_capacity, "Records it takes at most (the owner may raise it).",
+     NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot records_slots[] = {
+    {Py_tp_doc, "The records of a batch being filled, encoded as they are appended (see\n"
+                "asyncproducer.protocol.batch_records)."},
+    {Py_tp_new, records_new},
+    {Py_tp_init, records_init},
+    {Py_tp_dealloc, records_dealloc},
+    {Py_tp_traverse, records_traverse},
+    {Py_tp_clear, records_clear},
+    {Py_tp_methods, records_methods},
+    {Py_tp_members, records_members},
+    {Py_tp_getset, records_getset},
+    {0, NULL},
+};
+
+static PyType_Spec records_spec = {
+    "asyncproducer._speedups.BatchRecords",
+    sizeof(BatchRecords),
+    0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    records_slots,
+};
+
+/* ------------------------------------------------------------------ murmur2 */
+
+/* Java's Utils.murmur2 (seed 0x9747b28c), as asyncproducer.partitioners._murmur2_u32. */
+static uint32_t
+murmur2(const unsigned char *data, Py_ssize_t length)
+{
+    const uint32_t m = 0x5bd1e995;
+    uint32_t h = 0x9747b28c ^ (uint32_t)length;
+    Py_ssize_t i, end = length & ~(Py_ssize_t)3;
+    for (i = 0; i < end; i += 4) {
+        uint32_t k = (uint32_t)data[i] | ((uint32_t)data[i + 1] << 8) |
+                     ((uint32_t)data[i + 2] << 16) | ((uint32_t)data[i + 3] << 24);
+        k *= m;
+        k ^= k >> 24;
+        k *= m;
+        h *= m;
+        h ^= k;
+    }
+    switch (length & 3) {
+    case 3:
+        h ^= (uint32_t)data[end + 2] << 16;
+        /* fall through */
+    case 2:
+        h ^= (uint32_t)data[end + 1] << 8;
+        /* fall through */
+    case 1:
+        h ^= (uint32_t)data[end];
+        h *= m;
+    }
+    h ^= h >> 13;
+    h *= m;
+    h ^= h >> 15;
+    return h;
+}
+
+static PyObject *
+speedups_murmur2(PyObject *module, PyObject *data)
+{
+    char *buf;
+    Py_ssize_t len;
+    (void)module;
+    if (!IS_BYTES(data)) {
+        raise_not(PyExc_TypeError, data, "murmur2() takes bytes");
+        return NULL;
+    }
+    if (PyBytes_AsStringAndSize(data, &buf, &len) < 0) {
+        return NULL;
+    }
+    return PyLong_FromUnsignedLong(murmur2((const unsigned char *)buf, len));
+}
+
+/* ------------------------------------------------------------------ module state */
+
+typedef struct {
+    /* This module's BatchRecords: the Appender takes its records_type only if it is a
+     * subclass, since it appends to the batches as BatchRecords structs. */
+    PyTypeObject *records_type;
+} ModuleState;
+
+/* ------------------------------------------------------------------ Appender */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *metadata;     /* its .snapshot.topics: name -> TopicInfo */
+    PyObject *sticky;       /* dict: topic -> the keyless records' sticky partition */
+    PyObject *queues;       /* dict: (topic, partition) -> deque of batches */
+    PyObject *clock;        /* time.time */
+    PyTypeObject *records_type;
+    Py_ssize_t size_limit;  /* a batch of one record may be this large */
+    Py_ssize_t bare_bound;  /* that batch's size, but for the key's and value's bytes */
+    int hash_keys;          /* keyed records go to murmur2(key) % partitions */
+    /* The last topic looked up, in the last snapshot (snapshots are immutable). */
+    PyObject *cached_snapshot;
+    PyObject *cached_topic;
+    Py_ssize_t cached_partitions;
+} Appender;
+
+static PyObject *str_snapshot, *str_topics, *str_partitions, *str_error_code;
+
+static int
+appender_init(Appender *self, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"metadata", "sticky", "queues", "clock", "records_type",
+                               "size_limit", "bare_bound", "hash_keys", NULL};
+    PyObject *metadata, *sticky, *queues, *clock, *records_type;
+    Py_ssize_t size_limit, bare_bound;
+    int hash_keys;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$OO!O!OO!nnp", keywords, &metadata,
+                                     &PyDict_Type, &sticky, &PyDict_Type, &queues,
+                                     &clock, &PyType_Type, &records_type, &size_limit,
+                                     &bare_bound, &hash_keys)) {
+        return -1;
+    }
+    {
+        /* Any other type would be read as a BatchRecords struct it is not (the batch
+         * found in a queue is cast once it passes PyObject_TypeCheck). */
+        PyObject *module = PyType_GetModule(Py_TYPE((PyObject *)self)); /* borrowed */
+        ModuleState *state;
+        if (module == NULL) {
+            return -1;
+        }
+        state = (ModuleState *)PyModule_GetState(module);
+        if (state == NULL || state->records_type == NULL) {
+            PyErr_SetString(PyExc_RuntimeError, "asyncproducer._speedups is not initialized");
+            return -1;
+        }
+        if (!PyType_IsSubtype((PyTypeObject *)records_type, state->records_type)) {
+            PyErr_Format(PyExc_TypeError,
+                         "records_type must be a subclass of asyncproducer._speedups."
+                         "BatchRecords, not %R",
+                         records_type);
+            return -1;
+        }
+    }
+    REPLACE(self->metadata, Py_NewRef(metadata));
+    REPLACE(self->sticky, Py_NewRef(sticky));
+    REPLACE(self->queues, Py_NewRef(queues));
+    REPLACE(self->clock, Py_NewRef(clock));
+    REPLACE(self->records_type, (PyTypeObject *)Py_NewRef(records_type));
+    Py_CLEAR(self->cached_snapshot);
+    Py_CLEAR(self->cached_topic);
+    self->size_limit = size_limit;
+    self->bare_bound = bare_bound;
+    self->hash_keys = hash_keys;
+    return 0;
+}
+
+static int
+appender_traverse(Appender *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE((PyObject *)self));
+    Py_VISIT(self->metadata);
+    Py_VISIT(self->sticky);
+    Py_VISIT(self->queues);
+    Py_VISIT(self->clock);
+    Py_VISIT(self->records_type);
+    Py_VISIT(self->cached_snapshot);
+    Py_VISIT(self->cached_topic);
+    return 0;
+}
+
+static int
+appender_clear(Appender *self)
+{
+    Py_CLEAR(self->metadata);
+    Py_CLEAR(self->sticky);
+    Py_CLEAR(self->queues);
+    Py_CLEAR(self->clock);
+    Py_CLEAR(self->records_type);
+    Py_CLEAR(self->cached_snapshot);
+    Py_CLEAR(self->cached_topic);
+    return 0;
+}
+
+static void
+appender_dealloc(Appender *self)
+{
+    PyTypeObject *type = Py_TYPE((PyObject *)self);
+    freefunc free_self = (freefunc)PyType_GetSlot(type, Py_tp_free);
+    PyObject_GC_UnTrack(self);
+    appender_clear(self);
+    free_self(self);
+    Py_DECREF(type);
+}
+
+/* The topic's partition count, 0 when its metadata is not usable now (unknown, no
+ * partitions, an error), -1 on error. */
+static Py_ssize_t
+partition_count(Appender *self, PyObject *topic)
+{
+    PyObject *snapshot, *topics, *info, *attr;
+    Py_ssize_t count = 0;
+    long error_code;
+    if (self->metadata == NULL) {
+        return 0; /* not initialized */
+    }
+    snapshot = PyObject_GetAttr(self->metadata, str_snapshot);
+    if (snapshot == NULL) {
+        return -1;
+    }
+    if (snapshot == self->cached_snapshot && topic == self->cached_topic) {
+        Py_DECREF(snapshot);
+        return self->cached_partitions;
+    }
+    topics = PyObject_GetAttr(snapshot, str_topics);
+    if (topics == NULL) {
+        goto error;
+    }
+    if (!PyDict_Check(topics)) {
+        Py_DECREF(topics);
+        Py_DECREF(snapshot);
+        return 0;
+    }
+    info = PyDict_GetItemWithError(topics, topic);
+    /* Owned from here: an attribute lookup below could run Python code. */
+    Py_XINCREF(info);
+    Py_DECREF(topics);
+    if (info == NULL) {
+        Py_DECREF(snapshot);
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    attr = PyObject_GetAttr(info, str_error_code);
+    if (attr == NULL) {
+        goto error;
+    }
+    error_code = PyLong_Check(attr) ? PyLong_AsLong(attr) : -1;
+    Py_DECREF(attr);
+    if (error_code == -1 && PyErr_Occurred()) {
+        goto error;
+    }
+    if (error_code == 0) {
+        attr = PyObject_GetAttr(info, str_partitions);
+        if (attr == NULL) {
+            goto error;
+        }
+        count = PyObject_Size(attr);
+        Py_DECREF(attr);
+        if (count < 0) {
+            goto error;
+        }
+    }
+    Py_DECREF(info);
+    REPLACE(self->cached_snapshot, snapshot); /* takes the reference */
+    REPLACE(self->cached_topic, Py_NewRef(topic));
+    self->cached_partitions = count;
+    return count;
+
+error:
+    Py_DECREF(info);
+    Py_DECREF(snapshot);
+    return -1;
+}
+
+/* An int in [0, limit), or -1 (for anything else: not an exact int, out of range). */
+static Py_ssize_t
+index_below(PyObject *obj, Py_ssize_t limit)
+{
+    Py_ssize_t value;
+    if (!Py_IS_TYPE(obj, &PyLong_Type)) {
+        return -1;
+    }
+    value = PyLong_AsSsize_t(obj);
+    if (value == -1 && PyErr_Occurred()) {
+        PyErr_Clear(); /* too large: out of range */
+        return -1;
+    }
+    return value < limit ? value : -1;
+}
+
+/* appender.append(topic, value, key, partition, timestamp_ms, headers, future): the
+ * batch the record went into, or None, having changed nothing, when the record needs
+ * send()'s Python path. */
+static PyObject *
+appender_append(Appender *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *topic, *value, *key, *partition, *timestamp, *headers, *future;
+    PyObject *partition_obj = NULL, *stamp = NULL, *queue_key, *queue, *batch = NULL;
+    Py_ssize_t count, chosen, size, queued;
+    Record rec;
+    int appended;
+
+    if (nargs != 7) {
+        PyErr_Format(PyExc_TypeError,
+                     "append() takes 7 arguments (topic, value, key, partition, timestamp_ms, "
+                     "headers, future), %zd given",
+                     nargs);
+        return NULL;
+    }
+    topic = args[0];
+    value = args[1];
+    key = args[2];
+    partition = args[3];
+    timestamp = args[4];
+    headers = args[5];
+    future = args[6];
+    /* What only the Python path handles: serialization, headers. */
+    if ((value != Py_None && !Py_IS_TYPE(value, &PyBytes_Type)) ||
+        (key != Py_None && !Py_IS_TYPE(key, &PyBytes_Type)) ||
+        (headers != Py_None && !(is_seq(headers) && seq_size(headers) == 0))) {
+        Py_RETURN_NONE;
+    }
+    count = partition_count(self, topic);
+    if (count <= 0) {
+        if (count < 0) {
+            return NULL;
+        }
+        Py_RETURN_NONE; /* the Python path waits for the metadata */
+    }
+
+    /* The partition: given, or the key's, or the topic's sticky one. */
+    if (partition != Py_None) {
+        if (index_below(partition, count) < 0) {
+            Py_RETURN_NONE; /* the Python path raises PartitionOutOfRangeError */
+        }
+        partition_obj = Py_NewRef(partition);
+    }
+    else if (key != Py_None && self->hash_keys) {
+        char *buf;
+        Py_ssize_t len;
+        if (PyBytes_AsStringAndSize(key, &buf, &len) < 0) {
+            return NULL;
+        }
+        chosen = (Py_ssize_t)((murmur2((const unsigned char *)buf, len) & 0x7fffffff) %
+                              (uint32_t)count);
+        partition_obj = PyLong_FromSsize_t(chosen);
+        if (partition_obj == NULL) {
+            return NULL;
+        }
+    }
+    else {
+        PyObject *sticky = PyDict_GetItemWithError(self->sticky, topic); /* borrowed */
+        if (sticky == NULL) {
+            if (PyErr_Occurred()) {
+                return NULL;
+            }
+            Py_RETURN_NONE; /* no sticky partition yet: the partitioner chooses one */
+        }
+        if (index_below(sticky, count) < 0) {
+            Py_RETURN_NONE; /* stale (the topic shrank): the partitioner decides */
+        }
+        partition_obj = Py_NewRef(sticky);
+    }
+
+    /* A record too large for any batch: the Python path raises RecordTooLargeError. */
+    size = self->bare_bound + (key == Py_None ? -1 : PyBytes_Size(key)) +
+           (value == Py_None ? -1 : PyBytes_Size(value));
+    if (size > self->size_limit) {
+        goto decline;
+    }
+
+    /* The timestamp: given (an int the Python path would accept), or now. Before the
+     * batch is chosen: the clock may be Python code, and none may run after that. */
+    if (timestamp == Py_None) {
+        PyObject *now = PyObject_CallNoArgs(self->clock);
+        double seconds;
+        if (now == NULL) {
+            goto error;
+        }
+        seconds = PyFloat_AsDouble(now);
+        Py_DECREF(now);
+        if (seconds == -1.0 && PyErr_Occurred()) {
+            goto error;
+        }
+        /* int(time.time() * 1000), as the Python path */
+        stamp = PyLong_FromDouble(seconds * 1000.0);
+        if (stamp == NULL) {
+            goto error;
+        }
+    }
+    else if (Py_IS_TYPE(timestamp, &PyLong_Type)) {
+        stamp = Py_NewRef(timestamp);
+    }
+    else {
+        goto decline; /* the Python path raises InvalidRecordTimestampError */
+    }
+
+    /* The partition's open batch: the last of its queue. */
+    queue_key = PyTuple_Pack(2, topic, partition_obj);
+    if (queue_key == NULL) {
+        goto error;
+    }
+    queue = PyDict_GetItemWithError(self->queues, queue_key);
+    Py_XINCREF(queue); /* owned: the size and item lookups are calls */
+    Py_DECREF(queue_key);
+    if (queue == NULL) {
+        if (PyErr_Occurred()) {
+            goto error;
+        }
+        goto decline; /* no batch yet */
+    }
+    queued = PyObject_Size(queue);
+    if (queued > 0) {
+        batch = PySequence_GetItem(queue, queued - 1);
+    }
+    Py_DECREF(queue);
+    if (queued < 0 || (queued > 0 && batch == NULL)) {
+        goto error;
+    }
+    if (batch == NULL || !PyObject_TypeCheck(batch, self->records_type) ||
+        !takes_more((BatchRecords *)batch)) {
+        goto decline; /* an empty queue, or its last batch takes no more */
+    }
+    if (measure_record((BatchRecords *)batch, stamp, key, value, Py_None, &rec) < 0) {
+        PyErr_Clear(); /* a timestamp out of int64: the Python path says so */
+        goto decline;
+    }
+    if (rec.timestamp < 0) {
+        goto decline;
+    }
+    appended = append_record((BatchRecords *)batch, future, &rec);
+    if (appended < 0) {
+        goto error;
+    }
+    if (appended == 0) {
+        goto decline; /* full: the Python path closes it and opens a new batch */
+    }
+    Py_DECREF(stamp);
+    Py_DECREF(partition_obj);
+    return batch;
+
+decline:
+    Py_XDECREF(stamp);
+    Py_XDECREF(batch);
+    Py_DECREF(partition_obj);
+    Py_RETURN_NONE;
+error:
+    Py_XDECREF(stamp);
+    Py_XDECREF(batch);
+    Py_DECREF(partition_obj);
+    return NULL;
+}
+
+static PyMethodDef appender_methods[] = {
+    {"append", (PyCFunction)(void (*)(void))appender_append, METH_FASTCALL,
+     "append(topic, value, key, partition, timestamp_ms, headers, future, /)\n--\n\n"
+     "The batch the record went into, or None, having changed nothing, when the record\n"
+     "needs send()'s Python path."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot appender_slots[] = {
+    {Py_tp_doc, "send()'s synchronous step in C for a record that needs no Python code (see\n"
+                "asyncproducer._staging)."},
+    {Py_tp_new, PyType_GenericNew},
+    {Py_tp_init, appender_init},
+    {Py_tp_dealloc, appender_dealloc},
+    {Py_tp_traverse, appender_traverse},
+    {Py_tp_clear, appender_clear},
+    {Py_tp_methods, appender_methods},
+    {0, NULL},
+};
+
+static PyType_Spec appender_spec = {
+    "asyncproducer._speedups.Appender",
+    sizeof(Appender),
+    0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    appender_slots,
+};
+
+/* ------------------------------------------------------------------ module */
+
+static int
+intern(PyObject **slot, const char *text)
+{
+    if (*slot == NULL) {
+        *slot = PyUnicode_InternFromString(text);
+    }
+    return *slot == NULL ? -1 : 0;
+}
+
+/* Add the type made from ``spec`` to the module; a new reference to it, or NULL. */
+static PyObject *
+add_type(PyObject *module, PyType_Spec *spec)
+{
+    PyObject *type = PyType_FromModuleAndSpec(module, spec, NULL);
+    if (type == NULL) {
+        return NULL;
+    }
+    if (PyModule_AddObjectRef(module, strrchr(spec->name, '.') + 1, type) < 0) {
+        Py_DECREF(type);
+        return NULL;
+    }
+    return type;
+}
+
+static int
+speedups_exec(PyObject *module)
+{
+    ModuleState *state = (ModuleState *)PyModule_GetState(module);
+    PyObject *appender;
+    if (state == NULL) {
+        return -1;
+    }
+    if (intern(&str_snapshot, "snapshot") < 0 || intern(&str_topics, "topics") < 0 ||
+        intern(&str_partitions, "partitions") < 0 ||
+        intern(&str_error_code, "error_code") < 0) {
+        return -1;
+    }
+    state->records_type = (PyTypeObject *)add_type(module, &records_spec); /* kept */
+    if (state->records_type == NULL) {
+        return -1;
+    }
+    appender = add_type(module, &appender_spec);
+    if (appender == NULL) {
+        return -1;
+    }
+    Py_DECREF(appender);
+    return 0;
+}
+
+static int
+speedups_traverse(PyObject *module, visitproc visit, void *arg)
+{
+    ModuleState *state = (ModuleState *)PyModule_GetState(module);
+    if (state != NULL) {
+        Py_VISIT(state->records_type);
+    }
+    return 0;
+}
+
+static int
+speedups_clear(PyObject *module)
+{
+    ModuleState *state = (ModuleState *)PyModule_GetState(module);
+    if (state != NULL) {
+        Py_CLEAR(state->records_type);
+    }
+    return 0;
+}
+
+static void
+speedups_free(void *module)
+{
+    speedups_clear((PyObject *)module);
+}
+
 static PyMethodDef speedups_methods[] = {
-    {"encode_pending", (PyCFunction)(void (*)(void))encode_pending, METH_FASTCALL,
-     "encode_pending(base_timestamp, pending, /)\n--\n\n"
-     "The records of a batch encoded back to back (offset deltas 0, 1, ...), and its\n"
-     "records' timestamps, key sizes and value sizes: (records, timestamps, key_sizes,\n"
-     "value_sizes). Each item of pending is (timestamp, key, value, headers, key_size,\n"
-     "value_size). The C version of encoding.encode_pending_py."},
+    {"murmur2", (PyCFunction)speedups_murmur2, METH_O,
+     "murmur2(data, /)\n--\n\n"
+     "Java's Utils.murmur2 of data, as an unsigned 32-bit int (the Appender's key hash;\n"
+     "asyncproducer.partitioners._murmur2_u32 is the reference)."},
     {NULL, NULL, 0, NULL},
 };
 
 static PyModuleDef_Slot speedups_slots[] = {
+    {Py_mod_exec, speedups_exec},
     {0, NULL},
 };
 
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
     "asyncproducer._speedups",
-    "The record encoder in C (optional: asyncproducer.protocol.encoding falls back to "
-    "Python).",
-    0,
+    "send()'s per-record work in C (optional: asyncproducer falls back to Python).",
+    sizeof(ModuleState),
     speedups_methods,
     speedups_slots,
-    NULL,
-    NULL,
-    NULL,
+    speedups_traverse,
+    speedups_clear,
+    speedups_free,
 };
 
 PyMODINIT_FUNC

@@ -1,12 +1,41 @@
-"""The record encoder in C (``_speedups.c``); ``asyncproducer.protocol.encoding`` falls
-back to Python where it did not build."""
+"""send()'s per-record work in C (``_speedups.c``); asyncproducer falls back to Python
+where it did not build (``protocol.batch_records``, ``_staging``)."""
 
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable
+from typing import Any
 
-from asyncproducer.protocol.encoding import Pending
+from asyncproducer.protocol.batch_records import PyBatchRecords
 
-def encode_pending(
-    base_timestamp: int, pending: Sequence[Pending], /
-) -> tuple[bytes, tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
-    """The records of a batch encoded back to back (offset deltas 0, 1, ...), and its
-    records' timestamps, key sizes and value sizes."""
+class BatchRecords(PyBatchRecords):
+    """The C twin of ``PyBatchRecords``: the same interface and results."""
+
+class Appender:
+    def __init__(
+        self,
+        *,
+        metadata: Any,
+        sticky: dict[str, int],
+        queues: dict[tuple[str, int], deque[Any]],
+        clock: Callable[[], float],
+        records_type: type[BatchRecords],
+        size_limit: int,
+        bare_bound: int,
+        hash_keys: bool,
+    ) -> None: ...
+    def append(
+        self,
+        topic: str,
+        value: Any,
+        key: Any,
+        partition: int | None,
+        timestamp_ms: int | None,
+        headers: Any,
+        future: Any,
+        /,
+    ) -> Any:
+        """The batch the record went into, or None, having changed nothing, when the
+        record needs send()'s Python path."""
+
+def murmur2(data: bytes, /) -> int:
+    """Java's ``Utils.murmur2`` of ``data``, as an unsigned 32-bit int."""

@@ -6,19 +6,34 @@ topic's metadata is not known yet, :meth:`RecordStager.stage` says so (None) and
 caller waits for it, then stages again. It runs once per record, so the common case (bytes
 or None passed through, a keyless record's sticky partition, no headers) takes no Python
 call beyond :meth:`stage` itself.
+
+Where the C extension built, :meth:`RecordStager.appender` gives a shortcut for that
+common case: ``asyncproducer._speedups.Appender`` stages the record *and* appends it to
+its partition's open batch in one C call, or declines (None, nothing changed) whenever
+the record needs anything more (a serializer, headers, a first sticky choice, a new
+batch, an error to raise); then the caller stages it here. The shortcut decides nothing
+this module would decide otherwise: ``tests/fake/test_appender.py`` runs the same sends
+with and without it.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from asyncproducer._batch import Pending
+from asyncproducer._batch import ProducerBatch, Record
 from asyncproducer._metadata import MetadataManager
+from asyncproducer._native import speedups
 from asyncproducer._types import Header
 from asyncproducer.config import ProducerConfig
-from asyncproducer.errors import PartitionOutOfRangeError, RecordTooLargeError, SerializationError
+from asyncproducer.errors import (
+    InvalidRecordTimestampError,
+    PartitionOutOfRangeError,
+    RecordTooLargeError,
+    SerializationError,
+)
 from asyncproducer.partitioners import DefaultPartitioner, resolve_partitioner
 from asyncproducer.protocol.records import (
     BARE_RECORD_OVERHEAD,
@@ -31,9 +46,13 @@ _BARE_BATCH_BOUND = BARE_RECORD_OVERHEAD + BATCH_HEADER_SIZE
 """A batch holding one record without headers takes at most this plus the key's and
 value's lengths (each -1 when None)."""
 
-Staged = tuple[int, bool, Pending, int]
-"""(partition, whether the partitioner chose it, the record as a batch keeps it, the size
+Staged = tuple[int, bool, Record, int]
+"""(partition, whether the partitioner chose it, the record as a batch takes it, the size
 of a batch holding only this record: at most what it reserves)."""
+
+_MAX_TIMESTAMP = 2**63 - 1
+
+Appender: Any = None if speedups is None else speedups.Appender
 
 
 class RecordStager:
@@ -58,6 +77,26 @@ class RecordStager:
         )
         self._moves_sticky = hasattr(partitioner, "on_new_batch")
         self._size_limit = min(config.max_request_size, config.buffer_memory)
+
+    def appender(self, queues: dict[tuple[str, int], deque[ProducerBatch]]) -> Any:
+        """The C shortcut through :meth:`stage` and the append to an open batch of
+        ``queues`` (the accumulator's), or None: without the C extension, or when this
+        producer's records always need Python (serializers, a custom partitioner)."""
+        if Appender is None or self._sticky_partition is None:
+            return None
+        if not (self._raw_keys and self._raw_values):
+            return None
+        assert isinstance(self.partitioner, DefaultPartitioner)
+        return Appender(
+            metadata=self._metadata,
+            sticky=self.partitioner.sticky.partitions,
+            queues=queues,
+            clock=time.time,
+            records_type=ProducerBatch,
+            size_limit=self._size_limit,
+            bare_bound=_BARE_BATCH_BOUND,
+            hash_keys=not self._ignore_keys,
+        )
 
     def stage(
         self,
@@ -101,8 +140,10 @@ class RecordStager:
             check_partition(topic, partition, len(info.partitions))  # type: ignore[arg-type]
         if timestamp_ms is None:
             timestamp_ms = int(time.time() * 1000)
-        pending = (timestamp_ms, key_bytes, value_bytes, headers, key_size, value_size)
-        return partition, chosen, pending, size  # type: ignore[return-value]
+        elif type(timestamp_ms) is not int or not 0 <= timestamp_ms <= _MAX_TIMESTAMP:
+            timestamp_ms = check_timestamp(topic, timestamp_ms)
+        record = (timestamp_ms, key_bytes, value_bytes, headers)
+        return partition, chosen, record, size  # type: ignore[return-value]
 
     def choose_partition(
         self, topic: str, key: Any, key_bytes: bytes | None, value: Any, value_bytes: bytes | None
@@ -117,12 +158,12 @@ class RecordStager:
         return chosen
 
     def next_partition(
-        self, topic: str, partition: int, key: Any, value: Any, pending: Pending
+        self, topic: str, partition: int, key: Any, value: Any, record: Record
     ) -> int | None:
         """KIP-480: a record whose partition the partitioner chose, about to open a new
         batch, first moves a sticky partitioner on, so that batches fill one partition at
         a time. The record's new partition, or None when its partition is not sticky."""
-        key_bytes, value_bytes = pending[1], pending[2]
+        key_bytes, value_bytes = record[1], record[2]
         if not self._moves_sticky:
             return None
         if not (self._custom or key_bytes is None or self._ignore_keys):
@@ -138,6 +179,17 @@ def check_partition(topic: str, partition: int, count: int, *, by: str = "the re
             f"partition {partition!r} given by {by} is not in the range "
             f"[0...{count - 1}] of topic {topic!r} ({count} partitions)"
         )
+
+
+def check_timestamp(topic: str, timestamp_ms: Any) -> int:
+    """A record's ``timestamp_ms`` as an int, if it is one from 0 to 2**63 - 1."""
+    is_int = isinstance(timestamp_ms, int) and not isinstance(timestamp_ms, bool)
+    if is_int and 0 <= timestamp_ms <= _MAX_TIMESTAMP:
+        return int(timestamp_ms)
+    raise InvalidRecordTimestampError(
+        f"timestamp_ms for topic {topic!r} must be an int from 0 to 2**63 - 1 "
+        f"(milliseconds since the epoch) or None, got {timestamp_ms!r}"
+    )
 
 
 def check_record_size(size: int, topic: str, config: ProducerConfig) -> None:

@@ -95,6 +95,12 @@ class PartitionOutOfRangeError(KafkaError, ValueError):
     """A record's partition (given, or chosen by a custom partitioner) does not exist."""
 
 
+class InvalidRecordTimestampError(KafkaError, ValueError):
+    """A record's ``timestamp_ms`` is not an int from 0 to 2**63 - 1 (Java's producer
+    rejects a negative timestamp too). Raised by ``send()``; not the broker's
+    ``InvalidTimestampError``, which is about a timestamp it refuses."""
+
+
 # --------------------------------------------------------------------------- broker side
 
 

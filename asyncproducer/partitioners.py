@@ -163,6 +163,12 @@ class StickyPartitionCache:
         """The topic's sticky partition, None before the first choice (a C-level lookup,
         for the producer's hot path)."""
 
+    @property
+    def partitions(self) -> dict[str, int]:
+        """The sticky partition of each topic that has one. Read it only: the producer's
+        C appender reads it per record (see ``_staging``)."""
+        return self._sticky
+
     def partition(self, topic: str, cluster: ClusterSnapshot) -> int:
         """The topic's sticky partition, choosing one on first use."""
         sticky = self._sticky.get(topic)

@@ -23,7 +23,7 @@ import anyio
 
 from asyncproducer._accumulator import RecordAccumulator
 from asyncproducer._backoff import ExponentialBackoff
-from asyncproducer._batch import DeliveryCallback, Pending, ProducerBatch, batch_reservation
+from asyncproducer._batch import DeliveryCallback, ProducerBatch, Record, batch_reservation
 from asyncproducer._cluster import parse_bootstrap_servers
 from asyncproducer._connection import ConnectionSettings
 from asyncproducer._futures import FutureFactory, future_factory
@@ -133,6 +133,11 @@ class Producer:
         )
         self._stager = RecordStager(config, self._metadata)
         self._partitioner = self._stager.partitioner
+        # The C shortcut for records that need no Python code (see _staging); interceptors
+        # see every record, so not with them.
+        self._appender = (
+            None if self._intercepting else self._stager.appender(self._accumulator.queues)
+        )
         self._sender = Sender(
             SenderSettings(
                 acks=config.acks,
@@ -304,6 +309,15 @@ class Producer:
         """
         if self._state is not State.RUNNING:
             self._check_running()
+        future = self._new_future()  # type: ignore[misc]
+        if self._appender is not None:
+            batch = self._appender.append(
+                topic, value, key, partition, timestamp_ms, headers, future
+            )
+            if batch is not None:
+                if on_delivery is not None:
+                    batch.add_hooks(on_delivery, None)
+                return future
         record = None
         if self._intercepting:
             record = self._interceptors.on_send(
@@ -313,7 +327,6 @@ class Producer:
             partition, timestamp_ms, headers = record.partition, record.timestamp_ms, record.headers
         try:
             staged = self._stager.stage(topic, value, key, partition, timestamp_ms, headers)
-            future = self._new_future()  # type: ignore[misc]
             batch = None
             if staged is not None:
                 batch = self._accumulator.try_append(topic, staged[0], future, staged[2])
@@ -351,9 +364,9 @@ class Producer:
             batch = self._accumulator.try_append(topic, staged[0], future, staged[2])
             if batch is not None:
                 return batch
-        chosen_partition, chosen, pending, size = staged
+        chosen_partition, chosen, record, size = staged
         return await self._append_to_new_batch(
-            topic, chosen_partition, chosen, key, value, future, pending, size, deadline
+            topic, chosen_partition, chosen, key, value, future, record, size, deadline
         )
 
     async def _append_to_new_batch(
@@ -364,7 +377,7 @@ class Producer:
         key: Any,
         value: Any,
         future: Any,
-        pending: Pending,
+        record: Record,
         size: int,
         deadline: float | None,
     ) -> ProducerBatch:
@@ -373,10 +386,10 @@ class Producer:
         # A full batch is waiting to go: let the sender run (below) before going on.
         full_waiting = accumulator.has_full_batch(topic, partition)
         if chosen:
-            moved = self._stager.next_partition(topic, partition, key, value, pending)
+            moved = self._stager.next_partition(topic, partition, key, value, record)
             if moved is not None:
                 partition = moved
-                batch = accumulator.try_append(topic, partition, future, pending)
+                batch = accumulator.try_append(topic, partition, future, record)
                 if batch is not None:
                     if full_waiting:
                         await anyio.lowlevel.checkpoint()
@@ -392,7 +405,7 @@ class Producer:
                 self._check_running()
         now_ms = time.monotonic() * 1000
         batch, created = accumulator.append_to_new_batch(
-            topic, partition, future, pending, reserved, now_ms, record_capacity
+            topic, partition, future, record, reserved, now_ms, record_capacity
         )
         if created:
             behind_another = accumulator.queued_batches(topic, partition) > 1
@@ -453,24 +466,29 @@ class Producer:
                 run_batch.add_sink(run_first, results, run_slot, stop - run_slot)
                 run_batch = None
 
-        stager, accumulator = self._stager, self._accumulator
+        stager, accumulator, appender = self._stager, self._accumulator, self._appender
         for record in records:
             slot = len(results)
             results.append(None)
             topic, value, key = record.topic, record.value, record.key
             partition, timestamp_ms, headers = record.partition, record.timestamp_ms, record.headers
             try:
-                staged = stager.stage(topic, value, key, partition, timestamp_ms, headers)
                 batch = None
-                if staged is not None:
-                    batch = accumulator.try_append(topic, staged[0], None, staged[2])
-                if batch is None:
-                    # The slow path may wait, and the sender may complete a batch then:
-                    # the current run must have its sink before that.
-                    end_run(slot)
-                    batch = await self._enqueue_slowly(
-                        topic, value, key, partition, timestamp_ms, headers, None, staged
+                if appender is not None:
+                    batch = appender.append(
+                        topic, value, key, partition, timestamp_ms, headers, None
                     )
+                if batch is None:
+                    staged = stager.stage(topic, value, key, partition, timestamp_ms, headers)
+                    if staged is not None:
+                        batch = accumulator.try_append(topic, staged[0], None, staged[2])
+                    if batch is None:
+                        # The slow path may wait, and the sender may complete a batch
+                        # then: the current run must have its sink before that.
+                        end_run(slot)
+                        batch = await self._enqueue_slowly(
+                            topic, value, key, partition, timestamp_ms, headers, None, staged
+                        )
             except KafkaError as exc:
                 results[slot] = exc
                 end_run(slot)

@@ -1,19 +1,12 @@
 """Record batch v2 encoding: record sizes without encoding, the records of a batch encoded
 in one pass, and the sealed batch (compression, header, CRC).
 
-The producer's hot path splits the work in two. ``send()`` only *measures* a record (its
-exact encoded size, from a few table lookups: see :func:`record_size`) and keeps it;
-when the batch is closed, :func:`encode_records` encodes all of its records at once with
-``map``/``zip`` pipelines that run in C, which costs about half of encoding them one by
-one in Python. The bytes are the same either way; ``tests/unit/test_encoding.py`` checks
-both against the decoder and against the sizes.
-
-:func:`encode_pending` takes a batch's records as it keeps them (:data:`Pending` tuples)
-and encodes them in one pass in C, with the optional extension ``asyncproducer._speedups``
-(built at install time where a C compiler is found: :data:`SPEEDUPS`), or else with
-:func:`encode_pending_py`, the same in Python (and the reference the C one is tested
-against, in ``tests/unit/test_speedups.py``).
-"""
+:func:`record_size` measures a record exactly from a few table lookups, without encoding
+it; :func:`encode_records` encodes many records at once with ``map``/``zip`` pipelines
+that run in C, which costs about half of encoding them one by one in Python. The
+producer's batches use both where the C extension did not build
+(``batch_records.PyBatchRecords``); its C twin writes the same bytes as each record is
+appended. ``tests/unit/test_encoding.py`` checks them against the decoder and the sizes."""
 
 from __future__ import annotations
 
@@ -176,27 +169,6 @@ def encode_records(
     )
 
 
-Pending = tuple[int, bytes | None, bytes | None, Sequence[Header], int, int]
-"""What a batch keeps per record until it is encoded: (timestamp, key, value, headers,
-serialized key size, serialized value size; -1 for None), as ``_batch.Pending``."""
-
-
-def encode_pending_py(
-    base_timestamp: int, pending: Sequence[Pending]
-) -> tuple[bytes, tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
-    """The records of a batch encoded back to back (offset deltas 0, 1, ...), and its
-    records' timestamps, key sizes and value sizes.
-
-    The pure-Python implementation of :func:`encode_pending`: the fallback where
-    ``asyncproducer._speedups`` did not build, and the reference its tests compare with.
-    """
-    if not pending:
-        return _EMPTY, (), (), ()
-    timestamps, keys, values, headers, key_sizes, value_sizes = zip(*pending, strict=True)
-    records = encode_records(base_timestamp, timestamps, keys, values, headers)
-    return records, timestamps, key_sizes, value_sizes
-
-
 def seal_batch(
     records: bytes,
     *,
@@ -232,14 +204,3 @@ def store_crc(buf: bytearray) -> None:
     with memoryview(buf) as view, view[ATTRIBUTES_OFFSET:] as covered:
         crc = crc32c(covered)
     _UINT32.pack_into(buf, CRC_OFFSET, crc)
-
-
-SPEEDUPS: bool
-"""Whether :func:`encode_pending` is the C one (``asyncproducer._speedups``)."""
-try:
-    from asyncproducer._speedups import encode_pending as encode_pending
-except ImportError:  # no compiler when installed: the pure-Python encoder
-    encode_pending = encode_pending_py
-    SPEEDUPS = False
-else:
-    SPEEDUPS = True

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import anyio
 import pytest
 
-from asyncproducer import Producer, ProducerRecord, RecordMetadata, _batch
+from asyncproducer import Producer, ProducerRecord, RecordMetadata
 from asyncproducer.errors import (
+    InvalidRecordTimestampError,
     PartitionOutOfRangeError,
     ProducerStateError,
     SerializationError,
     TopicAuthorizationFailedError,
 )
-from asyncproducer.protocol.encoding import encode_pending_py
 from asyncproducer.protocol.versions import ApiKey
 from asyncproducer.testing.fake import FakeCluster
 
@@ -62,18 +60,21 @@ async def test_a_record_that_cannot_be_sent_fails_alone() -> None:
         ProducerRecord("t", b"first"),
         ProducerRecord("t", 12345),  # not bytes: the default serializer refuses it
         ProducerRecord("t", b"bad partition", partition=7),
+        ProducerRecord("t", b"bad timestamp", timestamp_ms=-5),
         ProducerRecord("t", b"last"),
     ]
     with anyio.fail_after(10):
         async with FakeCluster() as cluster:
             cluster.create_topic("t", 1)
             async with Producer(cluster.bootstrap_servers) as producer:
-                first, wrong_type, bad_partition, last = await producer.send_batch(records)
+                results = await producer.send_batch(records)
+        first, wrong_type, bad_partition, bad_timestamp, last = results
         assert isinstance(first, RecordMetadata)
         assert isinstance(last, RecordMetadata)
         assert last.offset == first.offset + 1
         assert isinstance(wrong_type, SerializationError)
         assert isinstance(bad_partition, PartitionOutOfRangeError)
+        assert isinstance(bad_timestamp, InvalidRecordTimestampError)
         assert [r.value for r in cluster.records("t", 0)] == [b"first", b"last"]
 
 
@@ -143,31 +144,3 @@ async def test_headers_are_fixed_at_send_whatever_sequence_holds_them() -> None:
             [stored] = cluster.records("t", 0)
             assert metadata.offset == stored.offset
             assert stored.headers == (("a", b"1"), ("é", None))
-
-
-async def test_the_pure_python_encoder_delivers_the_same_records(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """What an install without a C compiler runs (see tests/unit/test_speedups.py)."""
-    calls = []
-
-    def python_encoder(base_timestamp: int, pending: Any) -> Any:
-        calls.append(len(pending))
-        return encode_pending_py(base_timestamp, pending)
-
-    monkeypatch.setattr(_batch, "encode_pending", python_encoder)
-    records = [
-        ProducerRecord("t", b"v%d" % i, key=None if i % 3 else b"k%d" % i, headers=[("h", None)])
-        for i in range(300)
-    ]
-    with anyio.fail_after(10):
-        async with FakeCluster() as cluster:
-            cluster.create_topic("t", 1)
-            async with Producer(cluster.bootstrap_servers, linger_ms=5) as producer:
-                results = await producer.send_batch(records)
-            stored = cluster.records("t", 0)
-    assert sum(calls) == 300  # every record went through the Python encoder
-    assert [r.offset for r in results if isinstance(r, RecordMetadata)] == list(range(300))
-    assert [(r.key, r.value, r.headers) for r in stored] == [
-        (r.key, r.value, (("h", None),)) for r in records
-    ]

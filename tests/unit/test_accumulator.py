@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from asyncproducer._accumulator import RecordAccumulator
 from asyncproducer._backoff import ExponentialBackoff
-from asyncproducer._batch import RECORD_OVERHEAD, RECORDS_PER_CHARGE, Pending, batch_reservation
+from asyncproducer._batch import RECORD_OVERHEAD, RECORDS_PER_CHARGE, Record, batch_reservation
 from asyncproducer._cluster import BrokerInfo, ClusterSnapshot, PartitionInfo, TopicInfo
 from asyncproducer._idempotence import IdempotenceState, ProducerIdAndEpoch, increment_sequence
 from asyncproducer._memory import BufferPool
@@ -43,8 +43,8 @@ APPENDED = "appended"
 NEEDS_NEW_BATCH = "new batch"
 
 
-def pending(value: bytes) -> Pending:
-    return (0, None, value, (), -1, len(value))
+def pending(value: bytes) -> Record:
+    return (0, None, value, ())
 
 
 def add(acc: RecordAccumulator, partition: int, now: float, value: bytes = b"abc") -> str:

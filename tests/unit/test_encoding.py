@@ -63,10 +63,7 @@ def test_a_producer_batch_adds_up_exact_sizes_and_decodes_back(records: list[Rec
     batch = ProducerBatch("t", 0, 0, 0, batch_size=1 << 30)
     base = 1_700_000_000_000
     for delta, key, value, headers in records:
-        key_size = -1 if key is None else len(key)
-        value_size = -1 if value is None else len(value)
-        pending = (base + delta, key, value, headers, key_size, value_size)
-        assert batch.try_append(None, pending)
+        assert batch.try_append(None, (base + delta, key, value, headers))
     size = batch.records_size
     (decoded,) = decode_batches(batch.close())
     assert len(batch.payload or b"") == 61 + size  # the inline sizes are the encoded ones

@@ -22,7 +22,7 @@ PRODUCER = ProducerIdAndEpoch(7, 0)
 def batch(records: int = 2, partition: int = 0) -> ProducerBatch:
     created = ProducerBatch("t", partition, 0, 0, batch_size=10_000)
     for index in range(records):
-        assert created.try_append(None, (0, None, b"v%d" % index, (), -1, 2))
+        assert created.try_append(None, (0, None, b"v%d" % index, ()))
     return created
 
 

@@ -1,0 +1,582 @@
+"""The C appender (``asyncproducer._speedups.Appender``): ``send()``'s shortcut for a
+record that needs no Python code. It appends where ``RecordStager.stage`` and the
+accumulator would, or declines (None) having changed nothing: every case it declines is
+here, with the state compared before and after.
+
+tests/fake/test_fast_path.py runs it inside a producer; this file drives it directly,
+with a ``.snapshot`` holder for the metadata manager and real ``ProducerBatch`` queues.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from types import MappingProxyType
+from typing import Any, cast
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from asyncproducer import _staging
+from asyncproducer._batch import ProducerBatch
+from asyncproducer._cluster import ClusterSnapshot, PartitionInfo, TopicInfo
+from asyncproducer._metadata import MetadataManager
+from asyncproducer._staging import _BARE_BATCH_BOUND, RecordStager
+from asyncproducer.config import ProducerConfig
+from asyncproducer.partitioners import DefaultPartitioner, partition_for_key
+from asyncproducer.protocol import batch_records
+from asyncproducer.protocol.batch_records import PyBatchRecords
+from asyncproducer.protocol.records import decode_batches
+
+if _staging.Appender is None:
+    pytest.skip(
+        "no C appender: asyncproducer._speedups did not build (or ASYNCPRODUCER_NO_SPEEDUPS=1)",
+        allow_module_level=True,
+    )
+Appender: Any = _staging.Appender
+CBatchRecords: Any = batch_records.BatchRecords  # the C one, which ProducerBatch subclasses
+
+Queues = dict[tuple[str, int], deque[ProducerBatch]]
+
+
+def topic_info(name: str, partitions: int, error_code: int = 0) -> TopicInfo:
+    return TopicInfo(
+        name,
+        tuple(PartitionInfo(name, i, 1, 0, (1,), (1,)) for i in range(partitions)),
+        error_code=error_code,
+    )
+
+
+def cluster(**partitions: int) -> ClusterSnapshot:
+    """A snapshot of topics with these partition counts."""
+    return ClusterSnapshot(topics={name: topic_info(name, n) for name, n in partitions.items()})
+
+
+class Metadata:
+    """What the appender reads of the MetadataManager: ``.snapshot``."""
+
+    def __init__(self, snapshot: ClusterSnapshot) -> None:
+        self.snapshot = snapshot
+        self.other: Any = None
+
+
+class Future:
+    """A stand-in for a record's future."""
+
+
+class Setup:
+    """Topic ``t`` of 4 partitions, sticky partition 1, an open batch in each partition."""
+
+    def __init__(
+        self,
+        *,
+        partitions: int = 4,
+        batch_size: int = 16_384,
+        size_limit: int = 1 << 20,
+        hash_keys: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.metadata = Metadata(cluster(t=partitions))
+        self.sticky: dict[str, int] = {"t": 1}
+        self.queues: Queues = {
+            ("t", p): deque([ProducerBatch("t", p, 0, 0.0, batch_size=batch_size)])
+            for p in range(partitions)
+        }
+        self.appender = Appender(
+            metadata=self.metadata,
+            sticky=self.sticky,
+            queues=self.queues,
+            clock=clock,
+            records_type=ProducerBatch,
+            size_limit=size_limit,
+            bare_bound=_BARE_BATCH_BOUND,
+            hash_keys=hash_keys,
+        )
+
+    def append(self, **fields: Any) -> Any:
+        record: dict[str, Any] = {
+            "topic": "t",
+            "value": b"v",
+            "key": None,
+            "partition": None,
+            "timestamp_ms": 1000,
+            "headers": None,
+            "future": Future(),
+        }
+        record.update(fields)
+        return self.appender.append(*record.values())
+
+    def batch(self, partition: int) -> ProducerBatch:
+        return self.queues["t", partition][-1]
+
+    def state(self) -> Any:
+        """Everything the appender could change."""
+        return (
+            dict(self.sticky),
+            {where: [id(b) for b in queue] for where, queue in self.queues.items()},
+            [
+                (
+                    b.record_count,
+                    b.records_size,
+                    b.record_capacity,
+                    b.full,
+                    b.base_timestamp,
+                    b.max_timestamp,
+                    [id(f) for f in b.futures],
+                    getattr(b, "reserved", None),
+                )
+                for queue in self.queues.values()
+                for b in queue
+            ],
+        )
+
+
+def stager(metadata: Metadata, **config: Any) -> RecordStager:
+    """The Python path the appender must agree with."""
+    return RecordStager(
+        ProducerConfig.from_kwargs("localhost:9092", **config), cast(MetadataManager, metadata)
+    )
+
+
+# ----------------------------------------------------------------------- appends
+
+
+@pytest.mark.parametrize("headers", [None, (), []])
+def test_a_keyless_record_goes_to_the_sticky_partition(headers: Any) -> None:
+    setup = Setup()
+    future = Future()
+    batch = setup.append(value=b"hello", headers=headers, future=future, timestamp_ms=1234)
+    assert batch is setup.batch(1)
+    assert batch.record_count == 1
+    assert batch.futures == [future]
+    assert (batch.base_timestamp, batch.max_timestamp) == (1234, 1234)
+    assert all(setup.batch(p).record_count == 0 for p in (0, 2, 3))
+    assert setup.sticky == {"t": 1}
+    second = setup.append(value=None, future=None, timestamp_ms=1200)
+    assert second is batch
+    assert batch.futures == [future, None]
+    assert (batch.base_timestamp, batch.max_timestamp) == (1234, 1234)
+    assert batch.close() == _python_batch(1, [(1234, None, b"hello"), (1200, None, None)])
+
+
+def _python_batch(partition: int, records: list[tuple[int, bytes | None, bytes | None]]) -> bytes:
+    """The same records appended by the Python path's ProducerBatch.try_append."""
+    batch = ProducerBatch("t", partition, 0, 0.0, batch_size=16_384)
+    for timestamp, key, value in records:
+        assert batch.try_append(None, (timestamp, key, value, ()))
+    return batch.close()
+
+
+@given(st.binary(max_size=64), st.integers(1, 64))
+@settings(max_examples=150, deadline=None)
+def test_a_keyed_record_goes_to_its_keys_partition(key: bytes, partitions: int) -> None:
+    """murmur2 of the key, as Java, DefaultPartitioner and RecordStager.stage choose."""
+    setup = Setup(partitions=partitions)
+    batch = setup.append(key=key)
+    expected = partition_for_key(key, partitions)
+    assert batch is setup.batch(expected)
+    assert batch.record_count == 1
+    chosen = DefaultPartitioner().partition("t", key, key, b"v", b"v", setup.metadata.snapshot)
+    staged = stager(setup.metadata).stage("t", b"v", key, None, 1000, None)
+    assert staged is not None
+    assert chosen == staged[0] == expected
+
+
+def test_an_explicit_partition_wins_over_key_and_sticky() -> None:
+    setup = Setup()
+    key = next(b"k%d" % i for i in range(100) if partition_for_key(b"k%d" % i, 4) != 3)
+    assert setup.append(partition=3, key=key) is setup.batch(3)
+    assert setup.append(partition=3) is setup.batch(3)
+    assert setup.append(partition=0) is setup.batch(0)
+    assert [setup.batch(p).record_count for p in range(4)] == [1, 0, 0, 2]
+
+
+@pytest.mark.parametrize("timestamp", [0, 1, 1_700_000_000_000, 2**63 - 1])
+def test_an_explicit_timestamp_is_kept(timestamp: int) -> None:
+    setup = Setup()
+    batch = setup.append(timestamp_ms=timestamp)
+    assert (batch.base_timestamp, batch.max_timestamp) == (timestamp, timestamp)
+    assert list(batch.finish()[1]) == [timestamp]
+
+
+def test_no_timestamp_is_now_in_milliseconds() -> None:
+    setup = Setup()
+    before = int(time.time() * 1000)
+    batch = setup.append(timestamp_ms=None)
+    after = int(time.time() * 1000)
+    assert before <= batch.base_timestamp <= after
+    # int(clock() * 1000), as RecordStager.stage computes it.
+    fixed = Setup(clock=lambda: 1_700_000_000.1237)
+    assert fixed.append(timestamp_ms=None).base_timestamp == int(1_700_000_000.1237 * 1000)
+    whole = Setup(clock=lambda: 12)
+    assert whole.append(timestamp_ms=None).base_timestamp == 12_000
+
+
+def test_hash_keys_false_sends_a_keyed_record_to_the_sticky_partition() -> None:
+    """partitioner_ignore_keys: as keyless (the sticky partition), as RecordStager."""
+    setup = Setup(hash_keys=False)
+    key = next(b"k%d" % i for i in range(100) if partition_for_key(b"k%d" % i, 4) != 1)
+    assert setup.append(key=key) is setup.batch(1)
+    python = stager(setup.metadata, partitioner_ignore_keys=True)
+    assert isinstance(python.partitioner, DefaultPartitioner)
+    python.partitioner.sticky.partitions["t"] = 1
+    staged = python.stage("t", b"v", key, None, 1000, None)
+    assert staged is not None
+    assert staged[0] == 1
+    setup.sticky.clear()  # no sticky partition yet: the partitioner chooses one
+    before = setup.state()
+    assert setup.append(key=key) is None
+    assert setup.state() == before
+
+
+def test_the_record_size_limit_is_inclusive() -> None:
+    """A batch of this record alone: the bound plus the key's and value's lengths (-1
+    for None), as RecordStager.stage measures it; equal to size_limit still goes."""
+    limit = _BARE_BATCH_BOUND + 100
+    setup = Setup(size_limit=limit)
+    assert setup.append(key=b"k" * 50, value=b"v" * 50) is not None
+    assert setup.append(key=None, value=b"v" * 101) is not None
+    before = setup.state()
+    assert setup.append(key=b"k" * 50, value=b"v" * 51) is None
+    assert setup.append(key=None, value=b"v" * 102) is None
+    assert setup.state() == before
+
+
+# ----------------------------------------------------------------------- declines
+
+
+class BytesSubclass(bytes):
+    pass
+
+
+def _full(setup: Setup) -> None:
+    setup.batch(1).append(None, 1, None, b"x", ())
+    setup.batch(1)._encode_records()
+
+
+def _at_capacity(setup: Setup) -> None:
+    batch = ProducerBatch("t", 1, 0, 0.0, batch_size=16_384, charge=lambda n: True)
+    assert batch.try_append(None, (1, None, b"x", ()))
+    assert batch.record_count == batch.record_capacity == 1
+    setup.queues["t", 1].append(batch)
+
+
+def _no_room(setup: Setup) -> None:
+    batch = ProducerBatch("t", 1, 0, 0.0, batch_size=200)
+    assert batch.try_append(None, (1, None, b"x" * 120, ()))
+    setup.queues["t", 1].append(batch)
+
+
+def _snapshot(snapshot: ClusterSnapshot) -> Callable[[Setup], None]:
+    def change(setup: Setup) -> None:
+        setup.metadata.snapshot = snapshot
+
+    return change
+
+
+def _set(where: str, value: Any) -> Callable[[Setup], None]:
+    def change(setup: Setup) -> None:
+        if where == "sticky":
+            setup.sticky["t"] = value
+        else:
+            setup.queues["t", 1].append(value)
+
+    return change
+
+
+def _nothing(setup: Setup) -> None:
+    pass
+
+
+# id: (send() fields, a change to the setup first)
+DECLINES: dict[str, tuple[dict[str, Any], Callable[[Setup], None]]] = {
+    "value str": ({"value": "v"}, _nothing),
+    "value bytearray": ({"value": bytearray(b"v")}, _nothing),
+    "value bytes subclass": ({"value": BytesSubclass(b"v")}, _nothing),
+    "value memoryview": ({"value": memoryview(b"v")}, _nothing),
+    "value int": ({"value": 5}, _nothing),
+    "key str": ({"key": "k"}, _nothing),
+    "key bytearray": ({"key": bytearray(b"k")}, _nothing),
+    "key bytes subclass": ({"key": BytesSubclass(b"k")}, _nothing),
+    "headers list": ({"headers": [("h", b"x")]}, _nothing),
+    "headers tuple": ({"headers": (("h", None),)}, _nothing),
+    "headers str": ({"headers": "ab"}, _nothing),
+    "headers empty dict": ({"headers": {}}, _nothing),
+    "topic unknown": ({"topic": "nope"}, _nothing),
+    "topic not a str": ({"topic": 5}, _nothing),
+    "topic in error": ({}, _snapshot(ClusterSnapshot(topics={"t": topic_info("t", 4, 3)}))),
+    "topic without partitions": ({}, _snapshot(cluster(t=0))),
+    "topics not a dict": (
+        {},
+        _snapshot(ClusterSnapshot(topics=MappingProxyType({"t": topic_info("t", 4)}))),
+    ),
+    "no sticky partition": ({}, lambda setup: setup.sticky.clear()),
+    "sticky partition out of range": ({}, _set("sticky", 4)),
+    "sticky partition negative": ({}, _set("sticky", -1)),
+    "sticky partition bool": ({}, _set("sticky", True)),
+    "sticky partition str": ({}, _set("sticky", "1")),
+    "partition out of range": ({"partition": 4}, _nothing),
+    "partition negative": ({"partition": -1}, _nothing),
+    "partition huge": ({"partition": 2**70}, _nothing),
+    "partition bool": ({"partition": True}, _nothing),
+    "partition float": ({"partition": 1.0}, _nothing),
+    "partition str": ({"partition": "1"}, _nothing),
+    "timestamp negative": ({"timestamp_ms": -1}, _nothing),
+    "timestamp int64 min": ({"timestamp_ms": -(2**63)}, _nothing),
+    "timestamp above int64": ({"timestamp_ms": 2**63}, _nothing),
+    "timestamp huge": ({"timestamp_ms": 2**100}, _nothing),
+    "timestamp float": ({"timestamp_ms": 1000.0}, _nothing),
+    "timestamp bool": ({"timestamp_ms": True}, _nothing),
+    "timestamp str": ({"timestamp_ms": "1000"}, _nothing),
+    "record too large": ({"value": b"v" * (1 << 20)}, _nothing),
+    "no queue": ({}, lambda setup: setup.queues.__delitem__(("t", 1))),
+    "empty queue": ({}, lambda setup: setup.queues["t", 1].clear()),
+    "last batch full": ({}, _full),
+    "last batch at record_capacity": ({}, _at_capacity),
+    "record does not fit the last batch": ({"value": b"v" * 20}, _no_room),
+    "last batch not a records_type": ({}, _set("queue", PyBatchRecords(1 << 20, 10))),
+    "last batch a plain BatchRecords": ({}, _set("queue", CBatchRecords(1 << 20, 10))),
+}
+
+
+@pytest.mark.parametrize(("fields", "change"), DECLINES.values(), ids=list(DECLINES))
+def test_declines_changing_nothing(fields: dict[str, Any], change: Callable[[Setup], None]) -> None:
+    setup = Setup()
+    # Records already in every batch: the decline must not touch them either.
+    for p in range(4):
+        assert setup.append(partition=p, key=b"k", timestamp_ms=500 + p) is setup.batch(p)
+    change(setup)
+    before = setup.state()
+    future = Future()
+    refs = sys.getrefcount(future)
+    assert setup.append(future=future, **fields) is None
+    assert setup.state() == before
+    assert sys.getrefcount(future) == refs
+    # Still usable: a record it takes still goes.
+    setup.metadata.snapshot = cluster(t=4)
+    assert setup.append(partition=0) is setup.batch(0)
+
+
+def test_errors_the_python_path_raises_too() -> None:
+    """Not declines: what RecordStager.stage raises as well (and nothing changed)."""
+    setup = Setup()
+    before = setup.state()
+    with pytest.raises(TypeError, match="unhashable"):
+        setup.append(topic=["t"])
+    with pytest.raises(TypeError, match="unhashable"):
+        stager(setup.metadata).stage(["t"], b"v", None, None, 1000, None)  # type: ignore[arg-type]
+    del setup.metadata.snapshot
+    with pytest.raises(AttributeError, match="snapshot"):
+        setup.append()
+    assert setup.state() == before
+
+
+# ----------------------------------------------------------------------- snapshots
+
+
+def test_a_new_snapshot_takes_effect_on_the_next_call() -> None:
+    """The partition count is cached per snapshot object and topic: a new snapshot (even
+    an equal one) is looked up again, never served a stale count."""
+    setup = Setup(partitions=8)
+    setup.sticky["t"] = 5
+    key = next(b"k%d" % i for i in range(100) if partition_for_key(b"k%d" % i, 8) >= 4)
+    topic = "t"  # the same str object in every call: the cache's key
+    assert setup.append(topic=topic) is setup.batch(5)
+    assert setup.append(topic=topic, partition=6) is setup.batch(6)
+    assert setup.append(topic=topic, key=key) is setup.batch(partition_for_key(key, 8))
+
+    setup.metadata.snapshot = cluster(t=4)  # shrank: partitions 4-7 are gone
+    before = setup.state()
+    assert setup.append(topic=topic) is None  # sticky 5: stale
+    assert setup.append(topic=topic, partition=6) is None
+    assert setup.state() == before
+    assert setup.append(topic=topic, key=key) is setup.batch(partition_for_key(key, 4))
+    assert setup.append(topic=topic, partition=3) is setup.batch(3)
+
+    setup.metadata.snapshot = cluster(other=8)  # the topic is gone
+    before = setup.state()
+    declined: list[dict[str, Any]] = [{}, {"partition": 0}, {"key": key}]
+    for fields in declined:
+        assert setup.append(topic=topic, **fields) is None
+    assert setup.state() == before
+
+    setup.metadata.snapshot = ClusterSnapshot(topics={"t": topic_info("t", 8, error_code=5)})
+    assert setup.append(topic=topic, partition=0) is None
+    setup.metadata.snapshot = cluster(t=8)  # back, in a new snapshot
+    assert setup.append(topic=topic, partition=6) is setup.batch(6)
+    setup.metadata.snapshot = cluster(t=8)  # equal, not the same object
+    assert setup.append(topic=topic, partition=7) is setup.batch(7)
+
+
+def test_the_cache_tells_topics_apart() -> None:
+    setup = Setup(partitions=8)
+    setup.metadata.snapshot = cluster(t=8, small=2)
+    setup.queues["small", 1] = deque([ProducerBatch("small", 1, 0, 0.0, batch_size=16_384)])
+    for _ in range(3):
+        assert setup.append(topic="small", partition=5) is None
+        assert setup.append(topic="t", partition=5) is setup.batch(5)
+        assert setup.append(topic="small", partition=1) is setup.queues["small", 1][-1]
+        # An equal topic str that is another object.
+        assert setup.append(topic="".join(["sm", "all"]), partition=5) is None
+    assert setup.batch(5).record_count == 3
+    assert setup.queues["small", 1][-1].record_count == 3
+
+
+# ----------------------------------------------------------------------- same bytes
+
+
+record_fields = st.tuples(
+    st.none() | st.binary(max_size=30),  # key
+    st.none() | st.binary(max_size=60),  # value
+    st.none() | st.integers(0, 3),  # partition
+    st.integers(0, 2**50),  # timestamp
+)
+
+
+@given(st.lists(record_fields, min_size=1, max_size=60), st.integers(0, 3))
+@settings(max_examples=60, deadline=None)
+def test_batches_hold_what_the_python_path_builds(
+    records: list[tuple[bytes | None, bytes | None, int | None, int]], sticky: int
+) -> None:
+    """The same records, through the appender (RecordStager.appender, on the stager's
+    sticky partitions) and through RecordStager.stage + ProducerBatch.try_append: the
+    same partitions, the same batch bytes, decoding to the records."""
+    metadata = Metadata(cluster(t=4))
+    python = stager(metadata)
+    assert isinstance(python.partitioner, DefaultPartitioner)
+    python.partitioner.sticky.partitions["t"] = sticky
+
+    def queues() -> Queues:
+        return {
+            ("t", p): deque([ProducerBatch("t", p, 0, 0.0, batch_size=1 << 20)]) for p in range(4)
+        }
+
+    fast, slow = queues(), queues()
+    appender = python.appender(fast)
+    assert appender is not None
+    expected: dict[int, list[tuple[int, bytes | None, bytes | None]]] = {p: [] for p in range(4)}
+    for key, value, partition, timestamp in records:
+        batch = appender.append("t", value, key, partition, timestamp, None, None)
+        assert batch is not None
+        staged = python.stage("t", value, key, partition, timestamp, None)
+        assert staged is not None
+        assert batch is fast["t", staged[0]][-1]
+        assert slow["t", staged[0]][-1].try_append(None, staged[2])
+        expected[staged[0]].append((timestamp, key, value))
+    for p in range(4):
+        if not expected[p]:
+            continue
+        ours = fast["t", p][-1].close()
+        assert ours == slow["t", p][-1].close()
+        (decoded,) = decode_batches(ours)
+        assert [(r.timestamp, r.key, r.value, r.headers) for r in decoded.records] == [
+            (*record, ()) for record in expected[p]
+        ]
+
+
+# ----------------------------------------------------------------------- construction
+
+
+def _arguments(**changes: Any) -> dict[str, Any]:
+    arguments: dict[str, Any] = {
+        "metadata": Metadata(cluster(t=1)),
+        "sticky": {},
+        "queues": {},
+        "clock": time.time,
+        "records_type": ProducerBatch,
+        "size_limit": 1 << 20,
+        "bare_bound": _BARE_BATCH_BOUND,
+        "hash_keys": True,
+    }
+    arguments.update(changes)
+    return arguments
+
+
+WRONG_ARGUMENTS: dict[str, dict[str, Any]] = {
+    "sticky not a dict": {"sticky": MappingProxyType({})},
+    "sticky None": {"sticky": None},
+    "queues a list": {"queues": []},
+    "records_type not a type": {"records_type": ProducerBatch("t", 0, 0, 0.0, batch_size=1)},
+    "records_type the Python records": {"records_type": PyBatchRecords},
+    "records_type object": {"records_type": object},
+    "records_type int": {"records_type": int},
+    "size_limit str": {"size_limit": "1"},
+    "size_limit float": {"size_limit": 1.0},
+    "bare_bound None": {"bare_bound": None},
+}
+
+
+@pytest.mark.parametrize("changes", WRONG_ARGUMENTS.values(), ids=list(WRONG_ARGUMENTS))
+def test_wrong_constructor_arguments_raise_type_error(changes: dict[str, Any]) -> None:
+    with pytest.raises(TypeError):
+        Appender(**_arguments(**changes))
+
+
+def test_constructor_takes_keywords_only_and_every_one() -> None:
+    assert Appender(**_arguments()) is not None
+    # A subclass of BatchRecords other than ProducerBatch is fine.
+    assert Appender(**_arguments(records_type=CBatchRecords)) is not None
+    with pytest.raises(TypeError):
+        Appender(*_arguments().values())
+    for name in _arguments():
+        arguments = _arguments()
+        del arguments[name]
+        with pytest.raises(TypeError):
+            Appender(**arguments)
+
+
+@pytest.mark.parametrize("count", [0, 6, 8])
+def test_append_takes_seven_arguments(count: int) -> None:
+    setup = Setup()
+    before = setup.state()
+    with pytest.raises(TypeError, match="takes 7 arguments"):
+        setup.appender.append(*["t", b"v", None, None, 1000, None, None, None][:count])
+    assert setup.state() == before
+
+
+def test_an_appender_never_initialized_declines() -> None:
+    appender = Appender.__new__(Appender)
+    assert appender.append("t", b"v", None, None, 1000, None, None) is None
+
+
+# ----------------------------------------------------------------------- references
+
+
+def test_no_reference_leaks_in_appends_and_declines() -> None:
+    setup = Setup(batch_size=1 << 20, size_limit=_BARE_BATCH_BOUND + 1000)
+    topic, key, value, future = "t", b"key", b"value", Future()
+    setup.append(topic=topic)  # the cache now holds the topic
+    objects = (topic, key, value, future, setup.metadata.snapshot)
+    refs = [sys.getrefcount(o) for o in objects]
+    big = b"v" * 2000
+    for _ in range(3000):
+        assert setup.append(topic=topic, key=key, value=value, future=None) is not None
+        assert setup.append(topic=topic, value=value, timestamp_ms=None, future=None)
+        assert setup.append(topic=topic, key=key, partition=4, future=future) is None
+        assert setup.append(topic=topic, key=key, value=big, future=future) is None
+        assert setup.append(topic=topic, key=key, timestamp_ms=-1, future=future) is None
+    assert [sys.getrefcount(o) for o in objects] == refs
+    del setup.queues["t", 1]  # (it held the topic too)
+    refs = [sys.getrefcount(o) for o in objects]
+    for _ in range(1000):
+        assert setup.append(topic=topic, value=value, future=future) is None
+    assert [sys.getrefcount(o) for o in objects] == refs
+
+
+def test_an_appender_in_a_reference_cycle_is_collected() -> None:
+    died = [False]
+
+    class Finalized:
+        def __del__(self) -> None:
+            died[0] = True
+
+    setup = Setup()
+    setup.metadata.other = (setup.appender, Finalized())  # metadata -> appender -> metadata
+    setup.queues["t", 0][-1].futures.append(setup.appender)  # and through the queues
+    del setup
+    gc.collect()
+    assert died[0]

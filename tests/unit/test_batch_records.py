@@ -1,0 +1,776 @@
+"""The records of a batch being filled: the C ``BatchRecords`` (``asyncproducer._speedups``)
+against its Python reference (``PyBatchRecords``), our decoder and kafka-python's; the C
+one's errors, subclassing, garbage collection and memory; ``murmur2``.
+
+The C module is optional at install time (no compiler: the Python records are used), so
+the tests of the C one skip without it; ``test_the_compiled_records_are_in_use`` does
+not, so that a build that silently fell back does not pass unnoticed where a compiler
+exists.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import subprocess
+import sys
+import textwrap
+import tracemalloc
+import warnings
+import weakref
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+with warnings.catch_warnings():
+    # kafka-python's package import uses importlib.resources.read_text, deprecated on
+    # Python 3.11; the suite turns warnings into errors.
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from kafka.partitioner.default import murmur2 as kafka_python_murmur2
+    from kafka.record.default_records import DefaultRecordBatch
+
+from asyncproducer import _native
+from asyncproducer._batch import ProducerBatch
+from asyncproducer.partitioners import _murmur2_u32
+from asyncproducer.protocol import batch_records
+from asyncproducer.protocol.batch_records import PyBatchRecords
+from asyncproducer.protocol.compression import CompressionType
+from asyncproducer.protocol.encoding import record_size, seal_batch
+from asyncproducer.protocol.records import decode_batches
+
+speedups: ModuleType | None
+try:
+    from asyncproducer import _speedups as speedups
+except ImportError:
+    speedups = None
+
+needs_c = pytest.mark.skipif(speedups is None, reason="asyncproducer._speedups did not build")
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+SETTINGS = settings(deadline=None, max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+
+Records = type[PyBatchRecords]
+
+
+def c_records() -> Records:
+    assert speedups is not None
+    cls: Records = speedups.BatchRecords
+    return cls
+
+
+@pytest.fixture(params=["python", "c"])
+def impl(request: pytest.FixtureRequest) -> Records:
+    """Each behaviour test runs on both implementations (the C one where it built)."""
+    if request.param == "python":
+        return PyBatchRecords
+    if speedups is None:
+        pytest.skip("asyncproducer._speedups did not build")
+    return c_records()
+
+
+def state(records: PyBatchRecords) -> tuple[Any, ...]:
+    """Every attribute a caller reads (futures by identity)."""
+    return (
+        records.record_count,
+        records.records_size,
+        records.max_records_size,
+        records.record_capacity,
+        records.base_timestamp,
+        records.max_timestamp,
+        records.full,
+        [id(future) for future in records.futures],
+    )
+
+
+class Future:
+    """A stand-in for a record's future: weak-referenceable, compared by identity."""
+
+
+# ----------------------------------------------------------------------- strategies
+
+# Keys and values: None, empty, short, and long ones up to 20 KiB (a repeated byte: cheap
+# to generate, and the length prefix is what matters past a few bytes).
+data = st.one_of(
+    st.none(),
+    st.just(b""),
+    st.binary(max_size=40),
+    st.builds(lambda n, b: bytes((b,)) * n, st.integers(0, 20 * 1024), st.integers(0, 255)),
+)
+header = st.tuples(st.text(max_size=12), st.none() | st.binary(max_size=30))
+headers = st.one_of(
+    st.just(()),
+    st.just([]),
+    st.none(),  # no headers, as an empty sequence
+    st.lists(header, min_size=1, max_size=6),
+    st.lists(header, min_size=1, max_size=6).map(tuple),
+    st.lists(header.map(list), min_size=1, max_size=3),  # [key, value] pairs too
+)
+
+
+@st.composite
+def timestamp_ranges(draw: st.DrawFn) -> st.SearchStrategy[int]:
+    """Timestamps within a window of at most INT64_MAX: any one minus any other (the
+    batch's base: whichever record is appended first) fits in int64."""
+    width = draw(st.sampled_from([0, 1000, 2**41, INT64_MAX]))
+    low = draw(
+        st.one_of(
+            st.just(0),
+            st.integers(0, 2**41),
+            st.integers(INT64_MIN, INT64_MAX - width),
+            st.sampled_from([INT64_MIN, INT64_MAX - width]),
+        )
+    )
+    low = min(low, INT64_MAX - width)
+    return st.one_of(
+        st.integers(low, low + min(width, 5000)),
+        st.integers(low, low + width),
+        st.sampled_from([low, low + width]),
+    )
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> tuple[int, int, list[tuple[Any, ...]]]:
+    """(max_records_size, record_capacity, steps): each step appends a record (with a
+    future: a fresh object, or None), raises ``record_capacity``, or finishes."""
+    max_records_size = draw(
+        st.one_of(
+            st.integers(-100, 0),  # a batch_size below the batch header: one record each
+            st.integers(0, 300),
+            st.integers(0, 30_000),
+            st.just(16_384 - 61),
+            st.just(2**40),
+        )
+    )
+    record_capacity = draw(st.integers(0, 40) | st.just(1 << 62))
+    timestamps = draw(timestamp_ranges())
+    record = st.tuples(st.just("append"), st.booleans(), timestamps, data, data, headers)
+    # Up to 12 distinct records, repeated (long runs fit in hypothesis's data budget):
+    # in turn, or in a drawn order.
+    distinct = draw(st.lists(record, min_size=1, max_size=12))
+    count = draw(st.integers(0, 150) | st.just(150))
+    if draw(st.booleans()):
+        order = list(range(count))
+    else:
+        order = draw(st.lists(st.integers(0, 11), min_size=count, max_size=count))
+    steps: list[tuple[Any, ...]] = [distinct[i % len(distinct)] for i in order]
+    # A few raises of record_capacity, and sometimes a finish() before the end.
+    others = st.tuples(st.just("capacity"), st.integers(0, 60)) | st.just(("finish",))
+    for position, other in draw(st.lists(st.tuples(st.integers(0, count), others), max_size=4)):
+        steps.insert(position, other)
+    return max_records_size, record_capacity, steps
+
+
+def run(
+    cls: Records,
+    max_records_size: int,
+    record_capacity: int,
+    steps: list[tuple[Any, ...]],
+    futures: list[Any],
+) -> Iterator[Any]:
+    """Apply ``steps`` to a new ``cls`` (``futures[i]``: step i's future): what each step
+    returns or raises, and the state after it."""
+    records = cls(max_records_size, record_capacity)
+    for step, future in zip(steps, futures, strict=True):
+        if step[0] == "append":
+            _, _, timestamp, key, value, hs = step
+            yield records.append(future, timestamp, key, value, hs)
+        elif step[0] == "capacity":
+            records.record_capacity = max(records.record_capacity, step[1])
+            yield None
+        else:
+            try:
+                yield records.finish()
+            except RuntimeError as exc:
+                yield repr(exc)
+        yield state(records)
+    if not records.full:
+        yield records.finish()
+    yield state(records)
+    with pytest.raises(RuntimeError, match="already called"):
+        records.finish()
+    yield records.append(None, 0, None, None, ())  # finished: nothing more
+    yield state(records)
+
+
+@needs_c
+@given(scenarios())
+@SETTINGS
+def test_c_records_match_the_python_ones(scenario: tuple[int, int, list[Any]]) -> None:
+    """Step by step: the same results and attributes, and the same finish() output."""
+    max_records_size, record_capacity, steps = scenario
+    # The same future objects for both (state() compares them by identity).
+    futures = [Future() if step[0] == "append" and step[1] else None for step in steps]
+    python = run(PyBatchRecords, max_records_size, record_capacity, steps, futures)
+    c = run(c_records(), max_records_size, record_capacity, steps, futures)
+    for expected, actual in zip(python, c, strict=True):
+        if isinstance(expected, tuple) and len(expected) == 4:  # finish()
+            assert type(actual) is tuple
+            assert type(actual[0]) is bytes
+            assert [list(column) for column in actual[1:]] == [
+                list(column) for column in expected[1:]
+            ]
+            assert actual[0] == expected[0]
+        assert actual == expected
+
+
+def test_futures_are_the_same_objects_in_both(impl: Records) -> None:
+    futures = [Future(), None, Future(), 7, "x", None]
+    records = impl(1 << 20, 100)
+    for i, future in enumerate(futures):
+        assert records.append(future, i, None, b"v", ())
+    assert len(records.futures) == records.record_count == len(futures)
+    assert all(a is b for a, b in zip(records.futures, futures, strict=True))
+    records.finish()
+    assert all(a is b for a, b in zip(records.futures, futures, strict=True))
+
+
+@given(scenarios(), st.sampled_from(["python", "c"]))
+@settings(SETTINGS, max_examples=60)
+def test_finished_records_decode_with_ours_and_kafka_python(
+    scenario: tuple[int, int, list[Any]], which: str
+) -> None:
+    """``finish()`` sealed into a batch reads back, with our decoder and kafka-python's,
+    as the records appended (those append accepted), in order; ``records_size`` is the
+    encoded length, and each record's exact encoded size adds up to it."""
+    if which == "c" and speedups is None:
+        return
+    cls = PyBatchRecords if which == "python" else c_records()
+    max_records_size, record_capacity, steps = scenario
+    records = cls(max_records_size, max(record_capacity, 1))
+    accepted: list[tuple[Any, ...]] = []
+    for step in steps:
+        if step[0] != "append":
+            continue
+        _, _, timestamp, key, value, hs = step
+        if records.append(None, timestamp, key, value, hs):
+            accepted.append((timestamp, key, value, tuple(tuple(h) for h in hs or ())))
+    if not accepted:
+        return
+    size = records.records_size
+    blob, timestamps, key_sizes, value_sizes = records.finish()
+    assert len(blob) == size
+    base = accepted[0][0]
+    assert size == sum(
+        record_size(ts - base, i, key, value, hs) for i, (ts, key, value, hs) in enumerate(accepted)
+    )
+    assert list(timestamps) == [r[0] for r in accepted]
+    assert list(key_sizes) == [-1 if r[1] is None else len(r[1]) for r in accepted]
+    assert list(value_sizes) == [-1 if r[2] is None else len(r[2]) for r in accepted]
+    assert records.base_timestamp == base
+    assert records.max_timestamp == max(timestamps)
+    sealed = seal_batch(
+        blob,
+        count=len(accepted),
+        base_timestamp=records.base_timestamp,
+        max_timestamp=records.max_timestamp,
+        compression=CompressionType.NONE,
+        producer_id=7,
+        producer_epoch=1,
+        base_sequence=100,
+    )
+
+    (ours,) = decode_batches(sealed)
+    assert ours.base_timestamp == base
+    assert [r.offset for r in ours.records] == list(range(len(accepted)))
+    assert [(r.timestamp, r.key, r.value, r.headers) for r in ours.records] == accepted
+
+    theirs = DefaultRecordBatch(sealed)
+    assert theirs.validate_crc()
+    assert (theirs.producer_id, theirs.base_sequence) == (7, 100)
+    decoded = list(theirs)
+    assert [r.offset for r in decoded] == list(range(len(accepted)))
+    assert [
+        (
+            r.timestamp,
+            _as_bytes(r.key),
+            _as_bytes(r.value),
+            tuple((k, _as_bytes(v)) for k, v in r.headers),
+        )
+        for r in decoded
+    ] == accepted
+
+
+def _as_bytes(data: Any) -> bytes | None:
+    return None if data is None else bytes(data)
+
+
+@needs_c
+def test_edge_cases_match() -> None:
+    """Extreme deltas (INT64_MAX and INT64_MIN), large fields, non-ASCII header keys."""
+    cases: list[list[tuple[Any, ...]]] = [
+        [
+            (5, None, None, ()),
+            (5, b"", b"", []),
+            (4, b"k" * 20_000, b"v" * 70_000, [("", b""), ("\u00e9t\u00e9 \U0001f600", None)]),
+            (INT64_MAX, b"k", None, None),
+            (5 - 2**62, None, b"x", (["list", b"pair"],)),
+        ],
+        [(INT64_MIN, None, None, ()), (-1, None, None, ())],  # a delta of INT64_MAX
+        [(0, None, None, ()), (INT64_MIN, None, None, ())],  # a delta of INT64_MIN
+        [(-1, None, None, ()), (INT64_MAX - 1, None, None, ())],
+        [(INT64_MAX, None, None, ()), (0, None, None, ()), (-1, None, None, ())],
+    ]
+    for case in cases:
+        python, c = PyBatchRecords(1 << 30, 100), c_records()(1 << 30, 100)
+        for record in case:
+            assert python.append(None, *record) is c.append(None, *record) is True
+            assert state(c) == state(python)
+        assert c.finish() == python.finish()
+
+
+# ----------------------------------------------------------------------- the rules
+
+
+def test_the_first_record_always_fits(impl: Records) -> None:
+    for max_records_size in (-61, 0, 10):
+        records = impl(max_records_size, 10)
+        assert records.append(None, 1, None, b"v" * 1000, ())
+        assert records.records_size > 1000
+        assert not records.append(None, 1, None, None, ())  # nothing else does
+        assert records.record_count == 1
+
+
+def test_a_record_that_does_not_fit_changes_nothing(impl: Records) -> None:
+    records = impl(100, 10)
+    assert records.append(Future(), 1000, b"k", b"v" * 50, [("h", b"x")])
+    before = state(records)
+    left = 100 - records.records_size
+    # The second record: timestamp delta -995, offset delta 1, 1-byte key, n-byte value.
+    fitting = next(
+        n for n in range(left, 0, -1) if record_size(-995, 1, b"k", b"v" * n, ()) == left
+    )
+    assert not records.append(Future(), 5, b"k", b"v" * (fitting + 1), ())  # 1 byte too many
+    assert state(records) == before
+    assert records.append(None, 5, b"k", b"v" * fitting, ())  # exactly what is left
+    assert records.records_size == 100
+    assert (records.base_timestamp, records.max_timestamp) == (1000, 1000)
+    assert not records.append(None, 5, None, None, ())
+    assert records.record_count == 2
+
+
+def test_record_capacity_and_raising_it(impl: Records) -> None:
+    records = impl(1 << 20, 2)
+    assert records.append(None, 1, None, None, ())
+    assert records.append(None, 3, None, None, ())
+    before = state(records)
+    assert not records.append(None, 7, None, None, ())
+    assert state(records) == before
+    records.record_capacity = 3
+    assert records.append(None, 2, None, None, ())
+    assert (records.record_count, records.base_timestamp, records.max_timestamp) == (3, 1, 3)
+    assert not records.append(None, 9, None, None, ())
+    empty = impl(1 << 20, 0)
+    assert not empty.append(None, 1, None, None, ())
+    assert (empty.record_count, empty.base_timestamp, empty.max_timestamp) == (0, -1, -1)
+
+
+def test_after_finish(impl: Records) -> None:
+    records = impl(1 << 20, 10)
+    assert not records.full
+    assert records.append(None, 1, b"k", b"v", ())
+    blob, timestamps, key_sizes, value_sizes = records.finish()
+    assert records.full
+    assert len(blob) == records.records_size
+    assert (list(timestamps), list(key_sizes), list(value_sizes)) == ([1], [1], [1])
+    before = state(records)
+    assert not records.append(None, 1, None, None, ())
+    assert state(records) == before
+    with pytest.raises(RuntimeError, match="already called"):
+        records.finish()
+    assert state(records) == before
+
+
+def test_finishing_no_records(impl: Records) -> None:
+    records = impl(100, 10)
+    blob, timestamps, key_sizes, value_sizes = records.finish()
+    assert (blob, list(timestamps), list(key_sizes), list(value_sizes)) == (b"", [], [], [])
+    assert state(records) == (0, 0, 100, 10, -1, -1, True, [])
+
+
+def test_constructor_arguments(impl: Records) -> None:
+    records = impl(max_records_size=5, record_capacity=6)
+    assert state(records) == (0, 0, 5, 6, -1, -1, False, [])
+    with pytest.raises(TypeError):
+        impl()  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        impl(1)  # type: ignore[call-arg]
+
+
+# ----------------------------------------------------------------------- C errors
+
+
+def _valid() -> dict[str, Any]:
+    return {"timestamp": 1000, "key": b"k", "value": b"v", "headers": [("h", b"x")]}
+
+
+BAD_APPENDS: dict[str, tuple[dict[str, Any], type[BaseException]]] = {
+    "timestamp str": ({"timestamp": "1"}, TypeError),
+    "timestamp None": ({"timestamp": None}, TypeError),
+    "timestamp float": ({"timestamp": 1.0}, TypeError),
+    "timestamp above int64": ({"timestamp": 2**63}, ValueError),
+    "timestamp below int64": ({"timestamp": -(2**63) - 1}, ValueError),
+    "key str": ({"key": "k"}, TypeError),
+    "key int": ({"key": 1}, TypeError),
+    "key bytearray": ({"key": bytearray(b"k")}, TypeError),
+    "value str": ({"value": "v"}, TypeError),
+    "value memoryview": ({"value": memoryview(b"v")}, TypeError),
+    "headers int": ({"headers": 5}, TypeError),
+    "headers str": ({"headers": "ab"}, TypeError),
+    "headers dict": ({"headers": {"k": b"v"}}, TypeError),
+    "headers generator": ({"headers": (h for h in [("k", b"v")])}, TypeError),
+    "header not a pair": ({"headers": [5]}, TypeError),
+    "header a str": ({"headers": ["kv"]}, TypeError),
+    "header of 1 item": ({"headers": [("k",)]}, ValueError),
+    "header of 3 items": ({"headers": [("k", b"v", b"w")]}, ValueError),
+    "header key bytes": ({"headers": [(b"k", b"v")]}, TypeError),
+    "header key None": ({"headers": [(None, b"v")]}, TypeError),
+    "header value str": ({"headers": [("k", "v")]}, TypeError),
+    "header value int": ({"headers": [("k", 5)]}, TypeError),
+    "header value bytearray": ({"headers": [("k", bytearray(b"v"))]}, TypeError),
+    "header key lone surrogate": ({"headers": [("\ud800", b"v")]}, UnicodeEncodeError),
+    "second header bad": ({"headers": [("k", b"v"), ("k", 5)]}, TypeError),
+}
+
+
+@needs_c
+@pytest.mark.parametrize("records_before", [0, 2])
+@pytest.mark.parametrize(("fields", "error"), BAD_APPENDS.values(), ids=list(BAD_APPENDS))
+def test_bad_input_raises_and_changes_nothing(
+    records_before: int, fields: dict[str, Any], error: type[BaseException]
+) -> None:
+    """The C records check exact types (tuple or list, bytes, str, int) and raise before
+    changing anything; the object is then as usable as before."""
+    records = c_records()(1 << 20, 100)
+    reference = PyBatchRecords(1 << 20, 100)
+    for i in range(records_before):
+        assert records.append(Future(), 1000 + i, b"k", b"v", ())
+        reference.append(records.futures[-1], 1000 + i, b"k", b"v", ())
+    before = state(records)
+    record = {**_valid(), **fields}
+    with pytest.raises(error) as caught:
+        records.append(Future(), *record.values())
+    assert type(caught.value) is error
+    assert str(caught.value)
+    assert state(records) == before
+    assert records.append(None, *_valid().values())
+    reference.append(None, *_valid().values())
+    assert state(records) == state(reference)
+    assert records.finish() == reference.finish()
+
+
+@needs_c
+@pytest.mark.parametrize(
+    ("base", "timestamp"),
+    [(-1, INT64_MAX), (1, INT64_MIN), (INT64_MIN, 0), (INT64_MAX, -2)],
+)
+def test_a_delta_outside_int64_raises_value_error(base: int, timestamp: int) -> None:
+    records = c_records()(1 << 20, 100)
+    assert records.append(None, base, None, None, ())
+    before = state(records)
+    with pytest.raises(ValueError, match="delta"):
+        records.append(None, timestamp, None, None, ())
+    assert state(records) == before
+    assert records.append(None, base, None, None, ())
+
+
+@needs_c
+@pytest.mark.parametrize("args", [(), (None,), (None, 0, None, None), (None, 0, None, None, (), 1)])
+def test_wrong_argument_count(args: tuple[Any, ...]) -> None:
+    records = c_records()(1 << 20, 100)
+    with pytest.raises(TypeError, match="takes 5 arguments"):
+        records.append(*args)
+    assert state(records) == (0, 0, 1 << 20, 100, -1, -1, False, [])
+
+
+@needs_c
+def test_c_constructor_errors() -> None:
+    cls = c_records()
+    bad: list[tuple[Any, Any]] = [("1", 1), (1, None), (1.5, 1)]
+    for args in bad:
+        with pytest.raises(TypeError):
+            cls(*args)
+    with pytest.raises(OverflowError):
+        cls(2**63, 1)
+    records = cls(1, 1)
+    # A failed assignment leaves record_capacity as it was (not -1, as a T_PYSSIZET
+    # member would on Python 3.11: the batch would then take no more records).
+    with pytest.raises(TypeError):
+        records.record_capacity = "2"  # type: ignore[assignment]
+    with pytest.raises(TypeError):
+        records.record_capacity = 2.0  # type: ignore[assignment]
+    with pytest.raises(OverflowError):
+        records.record_capacity = 2**63
+    with pytest.raises(TypeError):
+        del records.record_capacity
+    assert records.record_capacity == 1
+    records.record_capacity = 2**63 - 1
+    assert records.record_capacity == 2**63 - 1
+    with pytest.raises(AttributeError):  # read-only in C
+        records.records_size = 5
+
+
+# ----------------------------------------------------------------------- subclasses, GC
+
+
+class Finalized:
+    """Sets ``flag[0]`` when it dies."""
+
+    def __init__(self, flag: list[bool]) -> None:
+        self.flag = flag
+
+    def __del__(self) -> None:
+        self.flag[0] = True
+
+
+def _subclass() -> Any:
+    class Sub(c_records()):  # type: ignore[misc]
+        __slots__ = ("__weakref__", "cycle", "finalizer", "tag")
+
+        def __init__(self, tag: str, *, size: int, capacity: int) -> None:
+            super().__init__(size, capacity)
+            self.tag = tag
+            self.cycle: Any = None
+            self.finalizer: Any = None
+
+    return Sub
+
+
+@needs_c
+def test_a_subclass_with_slots_and_its_own_init() -> None:
+    sub = _subclass()("t", size=1 << 20, capacity=3)
+    assert isinstance(sub, c_records())
+    assert sub.tag == "t"  # type: ignore[attr-defined]
+    assert state(sub) == (0, 0, 1 << 20, 3, -1, -1, False, [])
+    assert sub.append(None, 5, b"k", b"v", [("h", None)])
+    reference = PyBatchRecords(1 << 20, 3)
+    reference.append(None, 5, b"k", b"v", [("h", None)])
+    assert sub.finish() == reference.finish()
+    # ProducerBatch's __init__ passes the records' limits on.
+    batch = ProducerBatch("t", 0, 0, 0.0, batch_size=16_384, charge=lambda n: False)
+    assert (batch.max_records_size, batch.record_capacity) == (16_384 - 61, 1)
+    assert batch.try_append(None, (5, b"k", b"v", ()))
+    assert not batch.try_append(None, (5, b"k", b"v", ()))  # at capacity, not charged more
+    assert batch.full
+
+
+@needs_c
+def test_a_subclass_in_a_reference_cycle_is_collected_with_its_futures() -> None:
+    sub = _subclass()("t", size=1 << 20, capacity=10)
+    future = Future()
+    future.owner = sub  # type: ignore[attr-defined]  # through the futures list
+    assert sub.append(future, 1, None, b"v", ())
+    sub.cycle = sub  # through a slot
+    flag = [False]
+    sub.finalizer = Finalized(flag)
+    assert gc.is_tracked(sub)
+    assert sub.futures in gc.get_referents(sub)
+    assert type(sub) in gc.get_referents(sub)
+    dead_sub, dead_future = weakref.ref(sub), weakref.ref(future)
+    del sub, future
+    gc.collect()
+    assert dead_sub() is None
+    assert dead_future() is None
+    assert flag[0]
+
+
+@needs_c
+def test_a_subclass_with_a_dict_in_a_reference_cycle_is_collected() -> None:
+    class WithDict(c_records()):  # type: ignore[misc]
+        pass
+
+    records = WithDict(1 << 20, 10)
+    flag = [False]
+    records.cycle = records
+    records.finalizer = Finalized(flag)
+    future = Future()
+    future.owner = records  # type: ignore[attr-defined]
+    assert records.append(future, 1, None, None, ())
+    dead_records, dead_future = weakref.ref(records), weakref.ref(future)
+    del records, future
+    gc.collect()
+    assert dead_records() is None
+    assert dead_future() is None
+    assert flag[0]
+
+
+@needs_c
+def test_producer_batch_in_a_reference_cycle_is_collected() -> None:
+    """ProducerBatch has no __weakref__: a finalizer in one of its slots tells."""
+    batch = ProducerBatch("t", 0, 0, 0.0, batch_size=16_384)
+    future = Future()
+    future.batch = batch  # type: ignore[attr-defined]
+    assert batch.try_append(future, (5, None, b"v", ()))
+    flag = [False]
+    batch.done_callbacks = [Finalized(flag).__del__, batch.close]
+    dead_future = weakref.ref(future)
+    del batch, future
+    gc.collect()
+    assert flag[0]
+    assert dead_future() is None
+
+
+@pytest.mark.parametrize("subclass", [False, True])
+@pytest.mark.parametrize("finish", [False, True])
+def test_futures_are_released_when_the_records_die(
+    impl: Records, finish: bool, subclass: bool
+) -> None:
+    """By reference counting alone (no cycle): the futures, and the type (a heap type,
+    which each instance holds)."""
+    cls = _subclass_plain(impl) if subclass else impl
+    type_refs = sys.getrefcount(cls)
+    futures = [Future() for _ in range(100)]
+    dead = [weakref.ref(future) for future in futures]
+    records = cls(1 << 20, 1000)
+    for i, future in enumerate(futures):
+        assert records.append(future, i, None, b"v", ())
+    if finish:
+        records.finish()
+    assert sys.getrefcount(cls) == type_refs + 1
+    del futures, future, records
+    assert all(ref() is None for ref in dead)
+    assert sys.getrefcount(cls) == type_refs
+
+
+def _subclass_plain(base: Records) -> Records:
+    class Plain(base):  # type: ignore[valid-type,misc]
+        __slots__ = ("extra",)
+
+    cls: Records = Plain
+    return cls
+
+
+@needs_c
+def test_many_batches_do_not_leak() -> None:
+    """Append and finish (or drop unfinished) many batches: the shared future, key and
+    value keep their reference counts, and the memory is released (tracemalloc traces
+    the C buffers: PyMem)."""
+    cls = c_records()
+    future, key, value = Future(), b"k" * 10, b"v" * 100
+    refs = sys.getrefcount(future), sys.getrefcount(key), sys.getrefcount(value)
+
+    def fill(batches: int) -> None:
+        for n in range(batches):
+            records = cls(16_384, 1 << 30)
+            while records.append(future, n, key, value, ()):
+                pass
+            if n % 2:
+                records.finish()
+
+    fill(10)  # warm up the allocators
+    tracemalloc.start()
+    try:
+        fill(100)
+        before = tracemalloc.get_traced_memory()[0]
+        fill(1400)  # ~200k records
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert after - before < 64 * 1024
+    assert (sys.getrefcount(future), sys.getrefcount(key), sys.getrefcount(value)) == refs
+
+
+# ----------------------------------------------------------------------- which is used
+
+
+def test_the_compiled_records_are_in_use() -> None:
+    """``batch_records.BatchRecords`` is the C one, and ``ProducerBatch`` is built on it.
+    Fails where ``asyncproducer._speedups`` did not build, so that a silent fallback (a
+    setup.py or compiler problem) is noticed: CI has a C compiler. On a machine without
+    one, set ``ASYNCPRODUCER_PURE_PYTHON_OK=1`` to accept the pure-Python records (this
+    test then skips)."""
+    if _native.speedups is None:
+        if os.environ.get("ASYNCPRODUCER_PURE_PYTHON_OK") == "1":
+            pytest.skip("no asyncproducer._speedups: ASYNCPRODUCER_PURE_PYTHON_OK=1 accepts it")
+        pytest.fail(
+            "asyncproducer._speedups is not built (or ASYNCPRODUCER_NO_SPEEDUPS=1 is set): "
+            "reinstall (pip install -e .) with a C compiler and the Python headers, or set "
+            "ASYNCPRODUCER_PURE_PYTHON_OK=1"
+        )
+    assert speedups is not None
+    assert batch_records.SPEEDUPS is True
+    assert batch_records.BatchRecords is speedups.BatchRecords
+    assert speedups.BatchRecords in ProducerBatch.__mro__
+    assert PyBatchRecords not in ProducerBatch.__mro__
+
+
+def test_without_the_extension_everything_falls_back_to_python() -> None:
+    """``ASYNCPRODUCER_NO_SPEEDUPS=1``, in a fresh interpreter: what an install without a
+    C compiler runs."""
+    script = textwrap.dedent(
+        """
+        from asyncproducer import _native, _staging
+        from asyncproducer._batch import ProducerBatch
+        from asyncproducer.protocol import batch_records
+
+        assert _native.speedups is None
+        assert batch_records.SPEEDUPS is False
+        assert batch_records.BatchRecords is batch_records.PyBatchRecords
+        assert batch_records.PyBatchRecords in ProducerBatch.__mro__
+        assert _staging.Appender is None
+        batch = ProducerBatch("t", 0, 0, 0.0, batch_size=100)
+        assert batch.try_append(None, (1, b"k", b"v", ()))
+        print("ok")
+        """
+    )
+    env = {**os.environ, "ASYNCPRODUCER_NO_SPEEDUPS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+
+
+# ----------------------------------------------------------------------- murmur2
+
+# Java's expected values (signed), from apache/kafka
+# clients/src/test/java/org/apache/kafka/common/utils/UtilsTest.java, testMurmur2.
+JAVA_MURMUR2 = [
+    (b"21", -973932308),
+    (b"foobar", -790332482),
+    (b"a-little-bit-long-string", -985981536),
+    (b"a-little-bit-longer-string", -1486304829),
+    (b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971),
+    (b"abc", 479470107),
+]
+
+
+@needs_c
+@pytest.mark.parametrize(("data", "expected"), JAVA_MURMUR2)
+def test_c_murmur2_matches_java(data: bytes, expected: int) -> None:
+    assert speedups is not None
+    assert speedups.murmur2(data) == expected & 0xFFFFFFFF
+
+
+@needs_c
+@given(st.binary(max_size=100))
+@settings(max_examples=300)
+def test_c_murmur2_matches_the_python_one(data: bytes) -> None:
+    assert speedups is not None
+    result = speedups.murmur2(data)
+    assert result == _murmur2_u32(data) == kafka_python_murmur2(data)
+    assert 0 <= result <= 0xFFFFFFFF
+
+
+@needs_c
+def test_c_murmur2_every_tail_length_and_type() -> None:
+    assert speedups is not None
+    for n in range(17):  # every length mod 4, bytes with the high bit set
+        data = bytes(range(0xF0, 0xF0 + n))
+        assert speedups.murmur2(data) == _murmur2_u32(data)
+
+    class Subclass(bytes):
+        pass
+
+    assert speedups.murmur2(Subclass(b"foobar")) == -790332482 & 0xFFFFFFFF
+    for bad in ["foobar", bytearray(b"foobar"), memoryview(b"foobar"), None, 5]:
+        with pytest.raises(TypeError, match="murmur2"):
+            speedups.murmur2(bad)
