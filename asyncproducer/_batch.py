@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from itertools import repeat
 from typing import Any
 
 from asyncproducer._futures import complete, fail, set_results
@@ -26,8 +25,6 @@ Record = tuple[int, bytes | None, bytes | None, Sequence[Header]]
 """A record as a batch takes it: (timestamp, serialized key, serialized value, headers)."""
 Sink = tuple[int, list[Any], int, int]
 """(index of the first record in the batch, results list, its first slot, record count)."""
-
-_new_tuple = tuple.__new__
 
 RECORD_OVERHEAD = 320
 """Bytes of ``buffer_memory`` charged per record on top of its encoded bytes: what a
@@ -75,7 +72,6 @@ class ProducerBatch(BatchRecords):
         "done_callbacks",
         "hooks",
         "in_flight",
-        "key_sizes",
         "last_error",
         "order",
         "partition",
@@ -88,9 +84,7 @@ class ProducerBatch(BatchRecords):
         "retry_at_ms",
         "sequence_reset",
         "sinks",
-        "timestamps",
         "topic",
-        "value_sizes",
     )
 
     def __init__(
@@ -127,10 +121,6 @@ class ProducerBatch(BatchRecords):
         """By record index: callbacks and interceptors to tell (rare, so not per record)."""
         self.sinks: list[Sink] | None = None
         """Where ``send_batch()`` records' results go (see :meth:`add_sink`)."""
-        # Filled when full: what completing the records needs, one entry per record.
-        self.timestamps: Sequence[int] = ()
-        self.key_sizes: Sequence[int] = ()
-        self.value_sizes: Sequence[int] = ()
         self.payload: bytes | None = None
         """The encoded batch, once drained (kept for retries)."""
         self.attempts = 0
@@ -213,7 +203,7 @@ class ProducerBatch(BatchRecords):
         encode them only now)."""
         if self.full:
             return
-        records, self.timestamps, self.key_sizes, self.value_sizes = self.finish()
+        records = self.finish()
         if self.compression is not CompressionType.NONE:
             records = compress(self.compression, records, self.compression_level)
         self.records = records
@@ -225,7 +215,7 @@ class ProducerBatch(BatchRecords):
             assert self.records is not None
             self.payload = seal_batch(
                 self.records,
-                count=len(self.timestamps),
+                count=self.record_count,
                 base_timestamp=self.base_timestamp,
                 max_timestamp=self.max_timestamp,
                 compression=self.compression,
@@ -320,25 +310,8 @@ class ProducerBatch(BatchRecords):
     def complete(self, base_offset: int, log_append_time: int, chain: InterceptorChain) -> None:
         """Complete every record, in order: offset base+i (-1 if unknown, as for acks=0),
         and the broker's LogAppendTime when the topic uses it (-1 otherwise)."""
-        count = len(self.futures)
-        # The metadata is built and set in C-level loops: per record, this is most of
-        # what the producer does after the response arrives.
-        metadata = list(
-            map(
-                _new_tuple,
-                repeat(RecordMetadata, count),
-                zip(
-                    repeat(self.topic, count),
-                    repeat(self.partition, count),
-                    range(base_offset, base_offset + count)
-                    if base_offset >= 0
-                    else repeat(-1, count),
-                    repeat(log_append_time, count) if log_append_time >= 0 else self.timestamps,
-                    self.key_sizes,
-                    self.value_sizes,
-                    strict=True,
-                ),
-            )
+        metadata = self.metadata(
+            RecordMetadata, self.topic, self.partition, base_offset, log_append_time
         )
         self._report(metadata, failed=False)
         self._finished(metadata, None, chain)

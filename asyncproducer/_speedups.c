@@ -567,51 +567,179 @@ records_append(BatchRecords *self, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 records_finish(BatchRecords *self, PyObject *unused)
 {
-    PyObject *records = NULL, *timestamps = NULL, *key_sizes = NULL, *value_sizes = NULL;
-    PyObject *result = NULL;
-    Py_ssize_t i;
+    PyObject *records;
     (void)unused;
     if (self->full) {
         PyErr_SetString(PyExc_RuntimeError, "finish() was already called");
         return NULL;
     }
-    timestamps = PyList_New(self->count);
-    key_sizes = PyList_New(self->count);
-    value_sizes = PyList_New(self->count);
-    if (timestamps == NULL || key_sizes == NULL || value_sizes == NULL) {
-        goto done;
-    }
-    for (i = 0; i < self->count; i++) {
-        const RecordInfo *info = &self->infos[i];
-        PyObject *ts = PyLong_FromLongLong(info->timestamp);
-        PyObject *ks = PyLong_FromLongLong(info->key_size);
-        PyObject *vs = PyLong_FromLongLong(info->value_size);
-        /* PyList_SetItem steals the reference (NULL included: checked below). */
-        PyList_SetItem(timestamps, i, ts);
-        PyList_SetItem(key_sizes, i, ks);
-        PyList_SetItem(value_sizes, i, vs);
-        if (ts == NULL || ks == NULL || vs == NULL) {
-            goto done;
-        }
-    }
     records = PyBytes_FromStringAndSize(self->count ? self->buf : "", self->records_size);
     if (records == NULL) {
-        goto done;
+        return NULL;
     }
-    result = PyTuple_Pack(4, records, timestamps, key_sizes, value_sizes);
-    if (result != NULL) {
-        self->full = 1;
-        PyMem_Free(self->buf);
-        PyMem_Free(self->infos);
-        self->buf = NULL;
-        self->infos = NULL;
-        self->buf_cap = self->infos_cap = 0;
+    /* The records live on in the bytes; the infos stay for metadata(). */
+    self->full = 1;
+    PyMem_Free(self->buf);
+    self->buf = NULL;
+    self->buf_cap = 0;
+    return records;
+}
+
+/* tuple's tp_new, set by speedups_exec: tuple.__new__ without the checks its Python
+ * wrapper makes (records_metadata makes them, once per call). It, not the type's tp_alloc
+ * with the items set in place: it also initializes what a tuple holds besides its items.
+ * Python 3.14's tuples cache their hash, "not computed" being -1; tp_alloc zeroes it, so
+ * every instance would hash to 0, unlike an equal one built in Python (this abi3 binary
+ * runs on every Python from 3.11). */
+static newfunc tuple_new;
+static PyObject *str_new; /* "__new__" */
+
+/* One record's metadata: an instance of ``type`` (a tuple subclass that tuple.__new__
+ * may build, or tuple itself) holding (topic, partition, offset, timestamp, key size,
+ * value size), as tuple.__new__(type, fields) builds it: no Python code runs.
+ *
+ * ``*args`` is (fields,), reused from one record to the next (NULL: none yet): tuple_new
+ * copies the fields' items into the new instance and keeps neither tuple, so both are
+ * the caller's alone again after it, and their items may be replaced (what
+ * PyTuple_SetItem requires: a reference count of 1; new ones otherwise). Not reused for
+ * tuple itself, whose instance is the fields tuple. Steals nothing; NULL on error. */
+static PyObject *
+new_metadata(PyTypeObject *type, PyObject **args, PyObject *topic, PyObject *partition,
+             PyObject *offset, PyObject *timestamp, int64_t key_size, int64_t value_size)
+{
+    PyObject *ks, *vs, *fields;
+    ks = PyLong_FromLongLong(key_size);
+    vs = PyLong_FromLongLong(value_size);
+    if (ks == NULL || vs == NULL) {
+        Py_XDECREF(ks);
+        Py_XDECREF(vs);
+        return NULL;
     }
-done:
-    Py_XDECREF(records);
-    Py_XDECREF(timestamps);
-    Py_XDECREF(key_sizes);
-    Py_XDECREF(value_sizes);
+    if (type == &PyTuple_Type) {
+        fields = PyTuple_Pack(6, topic, partition, offset, timestamp, ks, vs);
+        Py_DECREF(ks);
+        Py_DECREF(vs);
+        return fields; /* tuple.__new__(tuple, fields) is fields itself */
+    }
+    if (*args == NULL || Py_REFCNT(*args) != 1 ||
+        Py_REFCNT(PyTuple_GetItem(*args, 0)) != 1) {
+        Py_CLEAR(*args);
+        fields = PyTuple_New(6);
+        if (fields == NULL) {
+            Py_DECREF(ks);
+            Py_DECREF(vs);
+            return NULL;
+        }
+        *args = PyTuple_New(1);
+        if (*args == NULL) {
+            Py_DECREF(fields);
+            Py_DECREF(ks);
+            Py_DECREF(vs);
+            return NULL;
+        }
+        PyTuple_SetItem(*args, 0, fields); /* steals */
+    }
+    fields = PyTuple_GetItem(*args, 0); /* borrowed */
+    /* Each steals its item, and releases the previous record's (NULL at first). */
+    PyTuple_SetItem(fields, 0, Py_NewRef(topic));
+    PyTuple_SetItem(fields, 1, Py_NewRef(partition));
+    PyTuple_SetItem(fields, 2, Py_NewRef(offset));
+    PyTuple_SetItem(fields, 3, Py_NewRef(timestamp));
+    PyTuple_SetItem(fields, 4, ks);
+    PyTuple_SetItem(fields, 5, vs);
+    return tuple_new(type, *args, NULL);
+}
+
+static PyObject *
+records_metadata(BatchRecords *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyTypeObject *type;
+    PyObject *topic, *partition, *result, *offset = NULL, *timestamp = NULL;
+    PyObject *call_args = NULL; /* new_metadata's (fields,), reused */
+    int64_t base_offset, log_append_time;
+    Py_ssize_t count, i;
+    if (nargs != 5) {
+        PyErr_Format(PyExc_TypeError,
+                     "metadata() takes 5 arguments (metadata_type, topic, partition, "
+                     "base_offset, log_append_time), %zd given",
+                     nargs);
+        return NULL;
+    }
+    if (!PyType_Check(args[0]) || !PyType_IsSubtype((PyTypeObject *)args[0], &PyTuple_Type)) {
+        raise_not(PyExc_TypeError, args[0], "metadata_type must be a subclass of tuple");
+        return NULL;
+    }
+    type = (PyTypeObject *)args[0];
+    if (type != &PyTuple_Type) {
+        /* tuple.__new__(metadata_type), an empty instance, through the Python wrapper:
+         * its TypeError for a subclass that tuple_new cannot build, one with its own
+         * layout and tp_new (a struct sequence, such as os.stat_result: it holds more
+         * items than its length, which tuple_new would not allocate). Once per call,
+         * before the records are read: the probe's death may run Python code (__del__). */
+        PyObject *probe = PyObject_CallMethodObjArgs((PyObject *)&PyTuple_Type, str_new,
+                                                     (PyObject *)type, NULL);
+        if (probe == NULL) {
+            return NULL;
+        }
+        Py_DECREF(probe);
+    }
+    topic = args[1];
+    partition = args[2];
+    if (int64_of(args[3], &base_offset, "base_offset") < 0 ||
+        int64_of(args[4], &log_append_time, "log_append_time") < 0) {
+        return NULL;
+    }
+    /* The count now: allocating the items may start a garbage collection, whose
+     * finalizers could append to this batch (the infos are re-read per record: a
+     * realloc may move them). */
+    count = self->count;
+    result = PyList_New(count);
+    if (result == NULL) {
+        return NULL;
+    }
+    if (base_offset < 0) {
+        offset = PyLong_FromLong(-1); /* unknown (acks=0): the same for every record */
+        if (offset == NULL) {
+            Py_DECREF(result);
+            return NULL;
+        }
+    }
+    if (log_append_time >= 0) {
+        timestamp = Py_NewRef(args[4]); /* the broker's, the same for every record */
+    }
+    for (i = 0; i < count; i++) {
+        const RecordInfo *info = &self->infos[i];
+        PyObject *record_offset = offset, *record_timestamp = timestamp, *item;
+        if (record_offset == NULL) {
+            /* base_offset + i in uint64 (base_offset >= 0 here): it may pass INT64_MAX,
+             * as the Python reference's range() does, never 2**64. */
+            record_offset = PyLong_FromUnsignedLongLong((uint64_t)base_offset + (uint64_t)i);
+        }
+        else {
+            Py_INCREF(record_offset);
+        }
+        if (record_timestamp == NULL) {
+            record_timestamp = PyLong_FromLongLong(info->timestamp);
+        }
+        else {
+            Py_INCREF(record_timestamp);
+        }
+        item = NULL;
+        if (record_offset != NULL && record_timestamp != NULL) {
+            item = new_metadata(type, &call_args, topic, partition, record_offset,
+                                record_timestamp, info->key_size, info->value_size);
+        }
+        Py_XDECREF(record_offset);
+        Py_XDECREF(record_timestamp);
+        if (item == NULL) {
+            Py_CLEAR(result);
+            break;
+        }
+        PyList_SetItem(result, i, item); /* steals */
+    }
+    Py_XDECREF(call_args);
+    Py_XDECREF(offset);
+    Py_XDECREF(timestamp);
     return result;
 }
 
@@ -661,8 +789,13 @@ static PyMethodDef records_methods[] = {
      "(the first record always fits)."},
     {"finish", (PyCFunction)records_finish, METH_NOARGS,
      "finish()\n--\n\n"
-     "The encoded records and their timestamps, key sizes and value sizes; takes no\n"
-     "more records. Once: a second call raises RuntimeError."},
+     "The encoded records; takes no more records. Once: a second call raises\n"
+     "RuntimeError."},
+    {"metadata", (PyCFunction)(void (*)(void))records_metadata, METH_FASTCALL,
+     "metadata(metadata_type, topic, partition, base_offset, log_append_time, /)\n--\n\n"
+     "Per record, metadata_type(topic, partition, offset, timestamp, key size, value\n"
+     "size) as tuple.__new__ builds it: offset base_offset + i (-1 for every record\n"
+     "if base_offset < 0), timestamp the record's (log_append_time if >= 0)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -881,7 +1014,7 @@ appender_dealloc(Appender *self)
 static Py_ssize_t
 partition_count(Appender *self, PyObject *topic)
 {
-    PyObject *snapshot, *topics, *info, *attr;
+    PyObject *snapshot, *topics, *info = NULL, *attr;
     Py_ssize_t count = 0;
     long error_code;
     if (self->metadata == NULL) {
@@ -939,7 +1072,7 @@ partition_count(Appender *self, PyObject *topic)
     return count;
 
 error:
-    Py_DECREF(info);
+    Py_XDECREF(info);
     Py_DECREF(snapshot);
     return -1;
 }
@@ -1187,7 +1320,13 @@ speedups_exec(PyObject *module)
     }
     if (intern(&str_snapshot, "snapshot") < 0 || intern(&str_topics, "topics") < 0 ||
         intern(&str_partitions, "partitions") < 0 ||
-        intern(&str_error_code, "error_code") < 0) {
+        intern(&str_error_code, "error_code") < 0 || intern(&str_new, "__new__") < 0) {
+        return -1;
+    }
+    /* A static type's slot: PyType_GetSlot reads those since Python 3.10. */
+    tuple_new = (newfunc)PyType_GetSlot(&PyTuple_Type, Py_tp_new);
+    if (tuple_new == NULL) {
+        PyErr_SetString(PyExc_SystemError, "tuple has no tp_new");
         return -1;
     }
     state->records_type = (PyTypeObject *)add_type(module, &records_spec); /* kept */

@@ -4,14 +4,15 @@
 first record always fits; a later one fits while the encoded records stay within
 ``max_records_size`` and the batch holds fewer than ``record_capacity`` records (the
 records whose overhead it has reserved of ``buffer_memory``; the owner may raise it).
-:meth:`~PyBatchRecords.finish` then gives the encoded records (offset deltas 0, 1, ...)
-and what completing them needs: each record's timestamp, key size and value size.
+:meth:`~PyBatchRecords.finish` then gives the encoded records (offset deltas 0, 1, ...);
+:meth:`~PyBatchRecords.metadata`, what completing them needs: each record's
+``RecordMetadata``, once the broker has given their offsets.
 
 Two implementations, with the same behaviour for every input:
 
 * ``asyncproducer._speedups.BatchRecords``, in C, encodes each record into a growing
-  buffer as it is appended, so a full batch holds its encoded bytes and one future per
-  record, not the records' keys and values. It is built at install time where a C
+  buffer as it is appended, so a full batch holds its encoded bytes, and per record its
+  future, timestamp and sizes, not its key and value. It is built at install time where a C
   compiler is found (:data:`SPEEDUPS`; see ``asyncproducer._native``);
 * :class:`PyBatchRecords`, here, keeps the records and encodes them all at ``finish()``
   (:func:`encoding.encode_records`): the fallback without a compiler, and the reference
@@ -21,16 +22,16 @@ Two implementations, with the same behaviour for every input:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from itertools import repeat
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from asyncproducer._native import speedups
 from asyncproducer._types import Header
 from asyncproducer.protocol._varint import size_of_varint
 from asyncproducer.protocol.encoding import SMALL_LIMIT, VARINT_SIZE, encode_records, headers_size
 
-Finished = tuple[bytes, Sequence[int], Sequence[int], Sequence[int]]
-"""(encoded records, their timestamps, serialized key sizes, serialized value sizes; -1
-for a None key or value)."""
+M = TypeVar("M", bound=tuple[Any, ...])
+_new_tuple: Any = tuple.__new__
 
 
 class PyBatchRecords:
@@ -125,9 +126,9 @@ class PyBatchRecords:
             self.max_timestamp = timestamp
         return True
 
-    def finish(self) -> Finished:
-        """The encoded records and their timestamps and sizes; takes no more records.
-        Once: a second call raises RuntimeError."""
+    def finish(self) -> bytes:
+        """The encoded records; takes no more records. Once: a second call raises
+        RuntimeError."""
         if self.full:
             raise RuntimeError("finish() was already called")
         self.full = True
@@ -135,7 +136,39 @@ class PyBatchRecords:
             self.base_timestamp, self._timestamps, self._keys, self._values, self._headers
         )
         self._keys, self._values, self._headers = [], [], []
-        return records, self._timestamps, self._key_sizes, self._value_sizes
+        return records
+
+    def metadata(
+        self,
+        metadata_type: type[M],
+        topic: str,
+        partition: int,
+        base_offset: int,
+        log_append_time: int,
+    ) -> list[M]:
+        """Per record, ``metadata_type(topic, partition, offset, timestamp, key size,
+        value size)`` as ``tuple.__new__`` builds it (no Python ``__new__`` runs): offset
+        ``base_offset + i`` (-1 for every record if ``base_offset`` < 0), timestamp the
+        record's (``log_append_time`` if >= 0)."""
+        count = len(self.futures)
+        # C-level loops: map, zip and repeat.
+        return list(
+            map(
+                _new_tuple,
+                repeat(metadata_type, count),
+                zip(
+                    repeat(topic, count),
+                    repeat(partition, count),
+                    range(base_offset, base_offset + count)
+                    if base_offset >= 0
+                    else repeat(-1, count),
+                    repeat(log_append_time, count) if log_append_time >= 0 else self._timestamps,
+                    self._key_sizes,
+                    self._value_sizes,
+                    strict=True,
+                ),
+            )
+        )
 
 
 SPEEDUPS: bool = speedups is not None

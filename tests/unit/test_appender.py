@@ -26,6 +26,7 @@ from asyncproducer._batch import ProducerBatch
 from asyncproducer._cluster import ClusterSnapshot, PartitionInfo, TopicInfo
 from asyncproducer._metadata import MetadataManager
 from asyncproducer._staging import _BARE_BATCH_BOUND, RecordStager
+from asyncproducer._types import RecordMetadata
 from asyncproducer.config import ProducerConfig
 from asyncproducer.partitioners import DefaultPartitioner, partition_for_key
 from asyncproducer.protocol import batch_records
@@ -200,7 +201,12 @@ def test_an_explicit_timestamp_is_kept(timestamp: int) -> None:
     setup = Setup()
     batch = setup.append(timestamp_ms=timestamp)
     assert (batch.base_timestamp, batch.max_timestamp) == (timestamp, timestamp)
-    assert list(batch.finish()[1]) == [timestamp]
+    records = batch.finish()
+    assert type(records) is bytes
+    assert len(records) == batch.records_size
+    (metadata,) = batch.metadata(RecordMetadata, "t", 1, 0, -1)
+    assert type(metadata) is RecordMetadata
+    assert metadata == RecordMetadata("t", 1, 0, timestamp, -1, 1)
 
 
 def test_no_timestamp_is_now_in_milliseconds() -> None:

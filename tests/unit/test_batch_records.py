@@ -1,6 +1,7 @@
 """The records of a batch being filled: the C ``BatchRecords`` (``asyncproducer._speedups``)
 against its Python reference (``PyBatchRecords``), our decoder and kafka-python's; the C
-one's errors, subclassing, garbage collection and memory; ``murmur2``.
+one's errors, subclassing, garbage collection and memory; ``metadata()``, the records'
+``RecordMetadata``; ``murmur2``.
 
 The C module is optional at install time (no compiler: the Python records are used), so
 the tests of the C one skip without it; ``test_the_compiled_records_are_in_use`` does
@@ -12,9 +13,11 @@ from __future__ import annotations
 
 import gc
 import os
+import pickle
 import subprocess
 import sys
 import textwrap
+import time
 import tracemalloc
 import warnings
 import weakref
@@ -35,6 +38,7 @@ with warnings.catch_warnings():
 
 from asyncproducer import _native
 from asyncproducer._batch import ProducerBatch
+from asyncproducer._types import RecordMetadata, TopicPartition
 from asyncproducer.partitioners import _murmur2_u32
 from asyncproducer.protocol import batch_records
 from asyncproducer.protocol.batch_records import PyBatchRecords
@@ -88,6 +92,28 @@ def state(records: PyBatchRecords) -> tuple[Any, ...]:
 
 class Future:
     """A stand-in for a record's future: weak-referenceable, compared by identity."""
+
+
+def sizes(records: PyBatchRecords) -> list[tuple[int, int, int]]:
+    """Per record, (timestamp, key size, value size; -1 for None), through ``metadata()``:
+    what ``finish()`` returned besides the records before it returned only them."""
+    return [
+        (m.timestamp, m.serialized_key_size, m.serialized_value_size)
+        for m in records.metadata(RecordMetadata, "t", 0, 0, -1)
+    ]
+
+
+# (base_offset, log_append_time): offsets from 0, from 12345, unknown (acks=0: -1 for
+# every record); the records' own timestamps, or the broker's LogAppendTime.
+METADATA_CHOICES = [(0, -1), (12345, -1), (-1, -1), (7, 1_700_000_000_123)]
+
+
+def all_metadata(records: PyBatchRecords) -> tuple[str, list[list[RecordMetadata]]]:
+    """``metadata()`` for every choice of METADATA_CHOICES, tagged for the comparison."""
+    return (
+        "metadata",
+        [records.metadata(RecordMetadata, "topic", 3, *choice) for choice in METADATA_CHOICES],
+    )
 
 
 # ----------------------------------------------------------------------- strategies
@@ -182,39 +208,51 @@ def run(
             records.record_capacity = max(records.record_capacity, step[1])
             yield None
         else:
+            yield all_metadata(records)
             try:
                 yield records.finish()
             except RuntimeError as exc:
                 yield repr(exc)
+            yield all_metadata(records)
         yield state(records)
+    yield all_metadata(records)
     if not records.full:
         yield records.finish()
     yield state(records)
+    yield all_metadata(records)
     with pytest.raises(RuntimeError, match="already called"):
         records.finish()
     yield records.append(None, 0, None, None, ())  # finished: nothing more
     yield state(records)
+    yield all_metadata(records)
 
 
 @needs_c
 @given(scenarios())
 @SETTINGS
 def test_c_records_match_the_python_ones(scenario: tuple[int, int, list[Any]]) -> None:
-    """Step by step: the same results and attributes, and the same finish() output."""
+    """Step by step: the same results and attributes, the same finish() output, and the
+    same metadata() (before and after each finish(), for every METADATA_CHOICES): equal
+    RecordMetadata instances, of that exact type."""
     max_records_size, record_capacity, steps = scenario
     # The same future objects for both (state() compares them by identity).
     futures = [Future() if step[0] == "append" and step[1] else None for step in steps]
     python = run(PyBatchRecords, max_records_size, record_capacity, steps, futures)
     c = run(c_records(), max_records_size, record_capacity, steps, futures)
+    compared = 0
     for expected, actual in zip(python, c, strict=True):
-        if isinstance(expected, tuple) and len(expected) == 4:  # finish()
-            assert type(actual) is tuple
-            assert type(actual[0]) is bytes
-            assert [list(column) for column in actual[1:]] == [
-                list(column) for column in expected[1:]
-            ]
-            assert actual[0] == expected[0]
+        if isinstance(expected, bytes):  # finish()
+            assert type(actual) is bytes
+        elif isinstance(expected, tuple) and expected[0] == "metadata":
+            assert actual[0] == "metadata"
+            for expected_list, actual_list in zip(expected[1], actual[1], strict=True):
+                assert type(actual_list) is list
+                assert all(type(item) is RecordMetadata for item in expected_list)
+                assert all(type(item) is RecordMetadata for item in actual_list)
+                assert actual_list == expected_list
+            compared += 1
         assert actual == expected
+    assert compared >= 3
 
 
 def test_futures_are_the_same_objects_in_both(impl: Records) -> None:
@@ -251,15 +289,19 @@ def test_finished_records_decode_with_ours_and_kafka_python(
     if not accepted:
         return
     size = records.records_size
-    blob, timestamps, key_sizes, value_sizes = records.finish()
+    blob = records.finish()
+    assert type(blob) is bytes
     assert len(blob) == size
+    timestamps, key_sizes, value_sizes = (
+        list(column) for column in zip(*sizes(records), strict=True)
+    )
     base = accepted[0][0]
     assert size == sum(
         record_size(ts - base, i, key, value, hs) for i, (ts, key, value, hs) in enumerate(accepted)
     )
-    assert list(timestamps) == [r[0] for r in accepted]
-    assert list(key_sizes) == [-1 if r[1] is None else len(r[1]) for r in accepted]
-    assert list(value_sizes) == [-1 if r[2] is None else len(r[2]) for r in accepted]
+    assert timestamps == [r[0] for r in accepted]
+    assert key_sizes == [-1 if r[1] is None else len(r[1]) for r in accepted]
+    assert value_sizes == [-1 if r[2] is None else len(r[2]) for r in accepted]
     assert records.base_timestamp == base
     assert records.max_timestamp == max(timestamps)
     sealed = seal_batch(
@@ -319,7 +361,12 @@ def test_edge_cases_match() -> None:
         for record in case:
             assert python.append(None, *record) is c.append(None, *record) is True
             assert state(c) == state(python)
+        assert all_metadata(c) == all_metadata(python)
+        assert sizes(c) == [
+            (ts, -1 if k is None else len(k), -1 if v is None else len(v)) for ts, k, v, _ in case
+        ]
         assert c.finish() == python.finish()
+        assert all_metadata(c) == all_metadata(python)
 
 
 # ----------------------------------------------------------------------- the rules
@@ -372,10 +419,11 @@ def test_after_finish(impl: Records) -> None:
     records = impl(1 << 20, 10)
     assert not records.full
     assert records.append(None, 1, b"k", b"v", ())
-    blob, timestamps, key_sizes, value_sizes = records.finish()
+    blob = records.finish()
     assert records.full
+    assert type(blob) is bytes
     assert len(blob) == records.records_size
-    assert (list(timestamps), list(key_sizes), list(value_sizes)) == ([1], [1], [1])
+    assert sizes(records) == [(1, 1, 1)]
     before = state(records)
     assert not records.append(None, 1, None, None, ())
     assert state(records) == before
@@ -386,8 +434,10 @@ def test_after_finish(impl: Records) -> None:
 
 def test_finishing_no_records(impl: Records) -> None:
     records = impl(100, 10)
-    blob, timestamps, key_sizes, value_sizes = records.finish()
-    assert (blob, list(timestamps), list(key_sizes), list(value_sizes)) == (b"", [], [], [])
+    assert records.metadata(RecordMetadata, "t", 0, 0, -1) == []
+    blob = records.finish()
+    assert type(blob) is bytes
+    assert (blob, sizes(records)) == (b"", [])
     assert state(records) == (0, 0, 100, 10, -1, -1, True, [])
 
 
@@ -459,6 +509,7 @@ def test_bad_input_raises_and_changes_nothing(
     assert records.append(None, *_valid().values())
     reference.append(None, *_valid().values())
     assert state(records) == state(reference)
+    assert all_metadata(records) == all_metadata(reference)
     assert records.finish() == reference.finish()
 
 
@@ -511,6 +562,385 @@ def test_c_constructor_errors() -> None:
     assert records.record_capacity == 2**63 - 1
     with pytest.raises(AttributeError):  # read-only in C
         records.records_size = 5
+
+
+# ----------------------------------------------------------------------- metadata()
+
+
+def _records_for_metadata(impl: Records) -> PyBatchRecords:
+    """Three records: a None key, an empty one, a None value; timestamps out of order."""
+    records = impl(1 << 20, 100)
+    assert records.append(Future(), 1_700_000_000_500, None, b"value", ())
+    assert records.append(None, 1_700_000_000_400, b"", b"", [("h", b"x")])
+    assert records.append(Future(), 1_700_000_000_600, b"key", None, ())
+    return records
+
+
+# Per record of _records_for_metadata: (timestamp, key size, value size).
+RECORDS_FOR_METADATA = [
+    (1_700_000_000_500, -1, 5),
+    (1_700_000_000_400, 0, 0),
+    (1_700_000_000_600, 3, -1),
+]
+
+
+def test_metadata_items_are_real_record_metadata(impl: Records) -> None:
+    """What ``ProducerBatch.complete`` hands the futures: instances of the NamedTuple
+    (no Python ``__new__`` ran), equal to, hashing as, pickling as, and behaving as ones
+    built normally; the same before and after ``finish()``."""
+    records = _records_for_metadata(impl)
+    topic, partition = "orders", 7
+    before = records.metadata(RecordMetadata, topic, partition, 100, -1)
+    assert type(before) is list
+    assert len(before) == records.record_count == 3
+    for i, (item, (timestamp, key_size, value_size)) in enumerate(
+        zip(before, RECORDS_FOR_METADATA, strict=True)
+    ):
+        normal = RecordMetadata(topic, partition, 100 + i, timestamp, key_size, value_size)
+        assert type(item) is RecordMetadata
+        assert isinstance(item, tuple)
+        assert len(item) == 6
+        assert item == normal
+        assert tuple(item) == (topic, partition, 100 + i, timestamp, key_size, value_size)
+        assert repr(item) == repr(normal)
+        assert item.topic is topic
+        assert item.partition == partition
+        assert item.offset == 100 + i
+        assert item.timestamp == timestamp
+        assert (item.serialized_key_size, item.serialized_value_size) == (key_size, value_size)
+        assert item.topic_partition == TopicPartition(topic, partition)
+        assert type(item.topic_partition) is TopicPartition
+        assert hash(item) == hash(normal)
+        assert {normal: "found"}[item] == "found"
+        assert item in {normal}
+        assert item._asdict() == normal._asdict()
+        replaced = item._replace(offset=-5)
+        assert type(replaced) is RecordMetadata
+        assert replaced == normal._replace(offset=-5)
+        assert replaced[:2] == (topic, partition)
+        for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+            restored = pickle.loads(pickle.dumps(item, protocol))
+            assert type(restored) is RecordMetadata
+            assert restored == normal
+        assert gc.is_tracked(item) == gc.is_tracked(normal)
+    # A new list of new items each call; the same values after finish(), and after an
+    # append it refused.
+    again = records.metadata(RecordMetadata, topic, partition, 100, -1)
+    assert again == before
+    assert again is not before
+    assert all(a is not b for a, b in zip(again, before, strict=True))
+    records.finish()
+    assert records.metadata(RecordMetadata, topic, partition, 100, -1) == before
+    assert not records.append(None, 1, None, None, ())
+    assert records.metadata(RecordMetadata, topic, partition, 100, -1) == before
+
+
+@pytest.mark.parametrize(
+    ("base_offset", "log_append_time", "offsets", "timestamps"),
+    [
+        (0, -1, [0, 1, 2], [t for t, _, _ in RECORDS_FOR_METADATA]),
+        (12345, -1, [12345, 12346, 12347], [t for t, _, _ in RECORDS_FOR_METADATA]),
+        (-1, -1, [-1, -1, -1], [t for t, _, _ in RECORDS_FOR_METADATA]),
+        (-7, -2, [-1, -1, -1], [t for t, _, _ in RECORDS_FOR_METADATA]),  # any < 0
+        (7, 1_700_000_000_123, [7, 8, 9], [1_700_000_000_123] * 3),
+        (0, 0, [0, 1, 2], [0, 0, 0]),  # 0 is a LogAppendTime
+        (-1, 5, [-1, -1, -1], [5, 5, 5]),
+        (INT64_MIN, INT64_MIN, [-1, -1, -1], [t for t, _, _ in RECORDS_FOR_METADATA]),
+    ],
+)
+def test_metadata_offsets_and_timestamps(
+    impl: Records, base_offset: int, log_append_time: int, offsets: list[int], timestamps: list[int]
+) -> None:
+    """Offset base_offset + i (-1 for every record if base_offset < 0); the record's own
+    timestamp, or log_append_time for every record if it is >= 0."""
+    records = _records_for_metadata(impl)
+    metadata = records.metadata(RecordMetadata, "t", 2, base_offset, log_append_time)
+    assert metadata == [
+        RecordMetadata("t", 2, offset, timestamp, key_size, value_size)
+        for offset, timestamp, (_, key_size, value_size) in zip(
+            offsets, timestamps, RECORDS_FOR_METADATA, strict=True
+        )
+    ]
+    assert all(type(m.offset) is int and type(m.timestamp) is int for m in metadata)
+
+
+def test_metadata_of_extreme_offsets_and_timestamps(impl: Records) -> None:
+    """Offsets past 2**31 (and, as the Python reference's range() gives them, past
+    INT64_MAX) and timestamps at both ends of int64 come back exactly."""
+    high = [INT64_MAX, INT64_MAX - 1, INT64_MAX - 2**31, INT64_MAX - 2**32 - 1]
+    low = [INT64_MIN, INT64_MIN + 1, INT64_MIN + 2**31, -1]  # deltas within int64
+    for timestamps in (high, low):
+        records = impl(1 << 20, 100)
+        for timestamp in timestamps:
+            assert records.append(None, timestamp, None, b"v", ())
+        for base in (2**31 - 1, 2**31, 2**32 + 5, 2**53 + 1, INT64_MAX - 2, INT64_MAX):
+            metadata = records.metadata(RecordMetadata, "t", 0, base, -1)
+            assert [m.offset for m in metadata] == [base + i for i in range(4)]
+            assert [m.timestamp for m in metadata] == timestamps
+        for log_append_time in (2**31, INT64_MAX - 1, INT64_MAX):
+            metadata = records.metadata(RecordMetadata, "t", 0, 0, log_append_time)
+            assert [m.timestamp for m in metadata] == [log_append_time] * 4
+            assert [m.offset for m in metadata] == [0, 1, 2, 3]
+        records.finish()
+        metadata = records.metadata(RecordMetadata, "t", 0, 2**40, -1)
+        assert [(m.offset, m.timestamp) for m in metadata] == [
+            (2**40 + i, timestamp) for i, timestamp in enumerate(timestamps)
+        ]
+
+
+def test_metadata_of_no_records(impl: Records) -> None:
+    """[] for records never appended to, and for records that refused their only append
+    (at record_capacity 0): before and after finish()."""
+    empty, refused = impl(1 << 20, 10), impl(1 << 20, 0)
+    assert not refused.append(None, 5, None, None, ())
+    for records in (empty, refused):
+        for finish in (False, True):
+            if finish:
+                assert records.finish() == b""
+            for choice in METADATA_CHOICES:
+                metadata = records.metadata(RecordMetadata, "t", 0, *choice)
+                assert type(metadata) is list
+                assert metadata == []
+                assert records.metadata(tuple, "t", 0, *choice) == []
+
+
+class Slotted(tuple[Any, ...]):
+    """A tuple subclass without a __dict__."""
+
+    __slots__ = ()
+
+
+class WithDict(tuple[Any, ...]):
+    """A tuple subclass with a __dict__."""
+
+
+class NoPythonNew(tuple[Any, ...]):
+    """Fails if its __new__ or __init__ runs: metadata() builds it as tuple.__new__."""
+
+    __slots__ = ()
+
+    def __new__(cls, *args: Any) -> NoPythonNew:
+        raise AssertionError("metadata() ran __new__")
+
+    def __init__(self, *args: Any) -> None:
+        raise AssertionError("metadata() ran __init__")
+
+
+class RecordMetadataSubclass(RecordMetadata):
+    __slots__ = ()
+
+
+@pytest.mark.parametrize(
+    "metadata_type", [tuple, Slotted, WithDict, NoPythonNew, RecordMetadataSubclass]
+)
+def test_metadata_of_other_tuple_types(impl: Records, metadata_type: type[tuple[Any, ...]]) -> None:
+    """Any tuple subclass tuple.__new__ builds; a plain tuple gives plain tuples."""
+    records = _records_for_metadata(impl)
+    metadata = records.metadata(metadata_type, "t", 1, 10, -1)
+    assert [type(item) for item in metadata] == [metadata_type] * 3
+    assert [tuple(item) for item in metadata] == [
+        ("t", 1, 10 + i, timestamp, key_size, value_size)
+        for i, (timestamp, key_size, value_size) in enumerate(RECORDS_FOR_METADATA)
+    ]
+    assert [hash(item) for item in metadata] == [hash(tuple(item)) for item in metadata]
+    item: Any = metadata[0]
+    if metadata_type is WithDict:
+        assert item.__dict__ == {}
+        item.extra = 1
+    elif metadata_type is RecordMetadataSubclass:
+        assert (item.offset, item.topic_partition) == (10, TopicPartition("t", 1))
+    else:
+        assert not hasattr(item, "__dict__")
+
+
+NOT_TUPLE_TYPES: dict[str, Any] = {
+    "an int": 5,
+    "a str": "RecordMetadata",
+    "None": None,
+    "a RecordMetadata instance": RecordMetadata("t", 0, 0, 0, 0, 0),
+    "list": list,
+    "int": int,
+    "object": object,
+    "bytes": bytes,
+    "type": type,
+    # Tuple subclasses with their own layout and tp_new (struct sequences: they hold
+    # more items than their length): tuple.__new__ refuses them ("not safe").
+    "os.stat_result": os.stat_result,
+    "time.struct_time": time.struct_time,
+    "sys.version_info's type": type(sys.version_info),
+    "sys.flags's type": type(sys.flags),
+}
+
+
+@pytest.mark.parametrize("records_before", [0, 2])
+@pytest.mark.parametrize("metadata_type", NOT_TUPLE_TYPES.values(), ids=list(NOT_TUPLE_TYPES))
+def test_metadata_type_must_be_a_tuple_type_tuple_new_builds(
+    impl: Records, records_before: int, metadata_type: Any
+) -> None:
+    """TypeError, and the records as they were. The C one checks even without records;
+    the Python one calls tuple.__new__ only per record, so it checks nothing then."""
+    records = impl(1 << 20, 10)
+    for i in range(records_before):
+        assert records.append(None, i, None, b"v", ())
+    before = state(records)
+    if records_before == 0 and impl is PyBatchRecords:
+        assert records.metadata(metadata_type, "t", 0, 0, -1) == []
+    else:
+        with pytest.raises(TypeError) as caught:
+            records.metadata(metadata_type, "t", 0, 0, -1)
+        assert type(caught.value) is TypeError
+        assert str(caught.value)
+    assert state(records) == before
+    assert sizes(records) == [(i, -1, 1) for i in range(records_before)]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [(), (RecordMetadata,), (RecordMetadata, "t", 0, 0), (RecordMetadata, "t", 0, 0, -1, 1)],
+    ids=["0", "1", "4", "6"],
+)
+def test_metadata_wrong_argument_count(impl: Records, args: tuple[Any, ...]) -> None:
+    records = _records_for_metadata(impl)
+    method: Any = records.metadata
+    with pytest.raises(TypeError, match=None if impl is PyBatchRecords else "takes 5 arguments"):
+        method(*args)
+    if impl is not PyBatchRecords:  # C: positional only
+        with pytest.raises(TypeError):
+            method(RecordMetadata, "t", 0, 0, log_append_time=-1)
+    assert sizes(records) == RECORDS_FOR_METADATA
+
+
+BAD_NUMBERS: dict[str, tuple[Any, type[BaseException]]] = {
+    "str": ("0", TypeError),
+    "float": (0.0, TypeError),
+    "None": (None, TypeError),
+    "bytes": (b"\x00", TypeError),
+    "2**63": (2**63, ValueError),
+    "2**64": (2**64, ValueError),
+    "below int64": (INT64_MIN - 1, ValueError),
+    "-(2**64)": (-(2**64), ValueError),
+}
+
+
+@needs_c
+@pytest.mark.parametrize("records_before", [0, 3])
+@pytest.mark.parametrize("which", ["base_offset", "log_append_time"])
+@pytest.mark.parametrize(("value", "error"), BAD_NUMBERS.values(), ids=list(BAD_NUMBERS))
+def test_metadata_bad_offset_or_time(
+    records_before: int, which: str, value: Any, error: type[BaseException]
+) -> None:
+    """The C one takes int64 ints only (the Python one, whatever range() and >= take)."""
+    records = c_records()(1 << 20, 10)
+    for i in range(records_before):
+        assert records.append(None, i, b"k", None, ())
+    numbers: dict[str, Any] = {"base_offset": 0, "log_append_time": -1, which: value}
+    with pytest.raises(error, match=which) as caught:
+        records.metadata(RecordMetadata, "t", 0, *numbers.values())
+    assert type(caught.value) is error
+    assert sizes(records) == [(i, 1, -1) for i in range(records_before)]
+
+
+@needs_c
+def test_metadata_does_not_leak_references() -> None:
+    """The topic, the partition, the LogAppendTime and the type: each item holds one
+    reference to each while it lives, none once it is gone; errors take none either."""
+    records = c_records()(1 << 20, 1000)
+    for i in range(140):
+        assert records.append(None, 1_700_000_000_000 + i, b"k" if i % 2 else None, b"v" * i, ())
+    topic = "".join(["top", "ic"])  # not interned: only ours
+    partition = int("1234567")  # not a cached small int
+    base_offset = int("4000000000")  # past 2**31
+    log_append_time = int("1700000000999")
+    objects: tuple[Any, ...] = (topic, partition, base_offset, log_append_time, RecordMetadata)
+    refs = [sys.getrefcount(o) for o in objects]
+    held = records.metadata(RecordMetadata, topic, partition, base_offset, log_append_time)
+    holding = [sys.getrefcount(o) for o in objects]
+    # The offsets are new ints; instances of a heap type hold it.
+    assert [now - then for now, then in zip(holding, refs, strict=True)] == [140, 140, 0, 140, 140]
+    del held
+    assert [sys.getrefcount(o) for o in objects] == refs
+    errors = 0
+    for _ in range(300):
+        for offset, time_ in ((base_offset, -1), (-1, log_append_time), (0, log_append_time)):
+            records.metadata(RecordMetadata, topic, partition, offset, time_)
+            records.metadata(tuple, topic, partition, offset, time_)
+            records.metadata(Slotted, topic, partition, offset, time_)
+        bad_types: tuple[Any, ...] = (list, os.stat_result, 5)
+        for bad_type in bad_types:
+            try:
+                records.metadata(bad_type, topic, partition, base_offset, log_append_time)
+            except TypeError:
+                errors += 1
+        try:
+            records.metadata(RecordMetadata, topic, partition, base_offset, 2**64)
+        except ValueError:
+            errors += 1
+    assert errors == 300 * 4
+    del offset, time_
+    assert [sys.getrefcount(o) for o in objects] == refs
+
+
+@needs_c
+def test_metadata_memory_is_released() -> None:
+    """2,000 calls of 140 records: every item, int and list is freed (tracemalloc traces
+    what the C code allocates through Python's allocators)."""
+    records = c_records()(1 << 20, 1000)
+    for i in range(140):
+        assert records.append(None, 1_700_000_000_000 + i, None, b"v", ())
+
+    def call(times: int) -> None:
+        for n in range(times):
+            # New offset and timestamp ints (past the small-int cache) in every call.
+            records.metadata(RecordMetadata, "t", 0, 1000 + n, -1 if n % 2 else 1000 + n)
+
+    call(50)  # warm up the allocators
+    tracemalloc.start()
+    try:
+        call(100)
+        before = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        call(2000)
+        after, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert after - before < 64 * 1024
+    assert peak - before < 1024 * 1024  # one call's items at a time
+
+
+@needs_c
+def test_metadata_while_a_finalizer_appends_to_the_batch() -> None:
+    """Building the items allocates objects the garbage collector tracks, so a
+    collection, and the Python code it runs (here a gc callback; a finalizer could do the
+    same), may happen mid-call and append to this very batch, moving its per-record
+    infos: the C one gives the records there were once it had checked its arguments
+    (checking the type allocates too), each as it was appended."""
+    records = c_records()(1 << 20, 1 << 20)
+    for i in range(140):
+        assert records.append(None, i, None, b"v", ())
+    appended = [0]
+
+    def append_more(phase: str, info: dict[str, Any]) -> None:
+        for _ in range(5 if phase == "start" and appended[0] < 400 else 0):
+            assert records.append(None, 10_000 + appended[0], b"k", None, ())
+            appended[0] += 1
+
+    thresholds = gc.get_threshold()
+    gc.callbacks.append(append_more)
+    gc.set_threshold(1)
+    try:
+        metadata = records.metadata(RecordMetadata, "t", 0, 0, -1)
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.callbacks.remove(append_more)
+    assert records.record_count == 140 + appended[0]
+    assert records.record_count > 256  # past the infos' capacity at 140 records: moved
+    assert 140 <= len(metadata) < records.record_count
+    expected = [(i, i, -1, 1) for i in range(140)]
+    expected += [(140 + n, 10_000 + n, 1, -1) for n in range(appended[0])]
+    assert [
+        (m.offset, m.timestamp, m.serialized_key_size, m.serialized_value_size) for m in metadata
+    ] == expected[: len(metadata)]
+    assert metadata == records.metadata(RecordMetadata, "t", 0, 0, -1)[: len(metadata)]
 
 
 # ----------------------------------------------------------------------- subclasses, GC
@@ -704,6 +1134,7 @@ def test_without_the_extension_everything_falls_back_to_python() -> None:
         """
         from asyncproducer import _native, _staging
         from asyncproducer._batch import ProducerBatch
+        from asyncproducer._types import RecordMetadata
         from asyncproducer.protocol import batch_records
 
         assert _native.speedups is None
@@ -713,6 +1144,9 @@ def test_without_the_extension_everything_falls_back_to_python() -> None:
         assert _staging.Appender is None
         batch = ProducerBatch("t", 0, 0, 0.0, batch_size=100)
         assert batch.try_append(None, (1, b"k", b"v", ()))
+        assert batch.metadata(RecordMetadata, "t", 0, 5, -1) == [
+            RecordMetadata("t", 0, 5, 1, 1, 1)
+        ]
         print("ok")
         """
     )
