@@ -12,7 +12,7 @@ common case: ``asyncproducer._speedups.Appender`` stages the record *and* append
 its partition's open batch in one C call, or declines (None, nothing changed) whenever
 the record needs anything more (a serializer, headers, a first sticky choice, a new
 batch, an error to raise); then the caller stages it here. The shortcut decides nothing
-this module would decide otherwise: ``tests/fake/test_appender.py`` runs the same sends
+this module would decide otherwise: ``tests/fake/test_fast_path.py`` runs the same sends
 with and without it.
 """
 
