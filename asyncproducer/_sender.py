@@ -229,18 +229,22 @@ class Sender:
             if now >= self._accumulator.delivery_deadline_ms(batch):
                 batch.possibly_written |= batch.awaiting_response
                 expired.append(batch)
-        self.stats.expired_batches += len(expired)
         for batch in expired:
-            waited = now - batch.created_ms
-            last = f"; last error: {batch.last_error}" if batch.last_error else ""
-            error = KafkaTimeoutError(
-                f"expiring {batch.record_count} record(s) for {batch.topic_partition}: "
-                f"{waited:.0f} ms have passed since the batch was created "
-                f"(delivery_timeout_ms={self._accumulator.delivery_timeout_ms:.0f}, "
-                f"{batch.attempts} retries{last})"
-            )
-            error.__cause__ = batch.last_error
-            self._fail(batch, error)
+            self._expire_batch(batch, now)
+
+    def _expire_batch(self, batch: ProducerBatch, now: float) -> None:
+        """Fail the batch with a timeout naming its last error (if any)."""
+        self.stats.expired_batches += 1
+        waited = now - batch.created_ms
+        last = f"; last error: {batch.last_error}" if batch.last_error else ""
+        error = KafkaTimeoutError(
+            f"expiring {batch.record_count} record(s) for {batch.topic_partition}: "
+            f"{waited:.0f} ms have passed since the batch was created "
+            f"(delivery_timeout_ms={self._accumulator.delivery_timeout_ms:.0f}, "
+            f"{batch.attempts} retries{last})"
+        )
+        error.__cause__ = batch.last_error
+        self._fail(batch, error)
 
     # ------------------------------------------------------------------ requests
 
@@ -468,8 +472,9 @@ class Sender:
             retriable = idempotence.can_retry(batch, error, log_start_offset)
         else:
             retriable = error.retriable
-        # As Java: retry while delivery time is left; a batch that runs out of it while
-        # waiting is expired by _expire() with a timeout that names this error.
+        # As Java: retry while delivery time is left. A batch that runs out of it, while
+        # waiting or with this answer, expires with a timeout that names this error:
+        # which of the two comes first is a race, and must not change the error.
         if retriable and batch.attempts < self._settings.retries and in_time:
             if isinstance(error, InvalidMetadataError) and not leader_known:
                 self._metadata.request_update()
@@ -477,6 +482,8 @@ class Sender:
             del self._in_flight_batches[batch]
             self.stats.retries += 1
             accumulator.reenqueue(batch, now)
+        elif retriable and not in_time:
+            self._expire_batch(batch, now)
         else:
             self._fail(batch, error)
 
