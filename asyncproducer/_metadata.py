@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 from collections.abc import Callable, Sequence
 
 import anyio
@@ -29,6 +30,7 @@ from asyncproducer._connection import BrokerConnection
 from asyncproducer._host import background_task
 from asyncproducer._pool import ConnectionPool
 from asyncproducer.errors import (
+    InvalidTopicError,
     KafkaConnectionError,
     KafkaError,
     UnknownTopicOrPartitionError,
@@ -89,6 +91,30 @@ def parse_metadata_response(response: object, now: float) -> ClusterSnapshot:
 # Topic-level errors after which waiting longer cannot help (Java fails the send at once).
 _FATAL_TOPIC_ERRORS = frozenset({17, 29})  # INVALID_TOPIC_EXCEPTION, TOPIC_AUTHORIZATION_FAILED
 
+_LEGAL_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+"""Kafka's rule for topic names (``org.apache.kafka.common.internals.Topic``)."""
+
+
+def topic_name_problem(topic: object) -> str | None:
+    """What makes ``topic`` a name Kafka refuses (None: it accepts it)."""
+    if type(topic) is not str:
+        return f"a topic name is a str, got {type(topic).__name__} {topic!r}"
+    if not _LEGAL_TOPIC_NAME.fullmatch(topic) or topic in (".", ".."):
+        return (
+            f"topic {topic!r} is not a legal name: 1 to 249 characters from "
+            "[a-zA-Z0-9._-], and not '.' or '..'"
+        )
+    return None
+
+
+def check_topic_name(topic: object) -> None:
+    """Raise InvalidTopicError unless ``topic`` is a name Kafka accepts. Checked before a
+    topic joins the metadata requests: a name the request cannot encode (not a str) would
+    break every later refresh, and one the broker refuses fails clearer here."""
+    problem = topic_name_problem(topic)
+    if problem is not None:
+        raise InvalidTopicError(problem)
+
 
 class MetadataManager:
     """Owns the :class:`ClusterSnapshot`; run :meth:`run` in a task group for periodic refresh."""
@@ -123,9 +149,11 @@ class MetadataManager:
         return tuple(self._topics)
 
     def add_topic(self, topic: str) -> bool:
-        """Track ``topic``; True if it is new (the caller should then refresh)."""
+        """Track ``topic``; True if it is new (the caller should then refresh). Raises
+        InvalidTopicError for a name Kafka does not accept."""
         if topic in self._topics:
             return False
+        check_topic_name(topic)
         self._topics[topic] = None
         return True
 

@@ -208,7 +208,14 @@ def check_headers(topic: str, headers: Sequence[Header]) -> tuple[Header, ...]:
     ``bytes`` (a subclass is copied): what the record encoder accepts, fixed at ``send()``
     so that a caller changing its list afterwards cannot change the record."""
     checked: list[Header] = []
-    for header in headers:
+    try:
+        items = iter(headers)
+    except TypeError:
+        raise SerializationError(
+            f"headers for topic {topic!r} must be a sequence of (str, bytes | None) pairs, "
+            f"got {type(headers).__name__}"
+        ) from None
+    for header in items:
         try:
             name, value = header
         except (TypeError, ValueError):

@@ -187,8 +187,11 @@ class NetworkError(InvalidMetadataError):
     """The broker reported a network error (NETWORK_EXCEPTION)."""
 
 
-class InvalidTopicError(BrokerResponseError):
+class InvalidTopicError(BrokerResponseError, ValueError):
     """The topic name is invalid, or the request targets an internal topic."""
+
+    # send() raises it too, before asking any broker, for a name Kafka would refuse or
+    # one that is not a str (a ValueError then, as ConfigError is).
 
 
 class RecordListTooLargeError(BrokerResponseError):

@@ -40,7 +40,13 @@ import anyio.lowlevel
 from asyncproducer._batch import DeliveryCallback
 from asyncproducer._cluster import BrokerInfo, ClusterSnapshot, PartitionInfo, TopicInfo
 from asyncproducer._futures import FutureFactory, complete, fail, future_factory
-from asyncproducer._staging import check_headers, check_partition, check_record_size
+from asyncproducer._metadata import check_topic_name
+from asyncproducer._staging import (
+    check_headers,
+    check_partition,
+    check_record_size,
+    check_timestamp,
+)
 from asyncproducer._types import Header, ProducerRecord, RecordMetadata, TopicPartition
 from asyncproducer.config import ProducerConfig
 from asyncproducer.errors import (
@@ -252,7 +258,7 @@ class MockProducer:
             partition, timestamp_ms = intercepted.partition, intercepted.timestamp_ms
             headers = intercepted.headers
         try:
-            record = self._record(topic, value, key, partition, timestamp_ms, tuple(headers or ()))
+            record = self._record(topic, value, key, partition, timestamp_ms, headers)
         except Exception as exc:
             if intercepted is not None:
                 self._interceptors.on_send_error(intercepted, exc)
@@ -273,24 +279,29 @@ class MockProducer:
         key: Any,
         partition: int | None,
         timestamp_ms: int | None,
-        headers: tuple[Header, ...],
+        headers: Sequence[Header] | None,
     ) -> SentRecord:
         """What the real send() does before the append, in its order; raises like it."""
         if self.send_exception is not None:
             raise fresh_copy(self.send_exception)
-        if headers:
-            headers = check_headers(topic, headers)
-        key_bytes = self._key_serializer(topic, headers, key)
-        value_bytes = self._value_serializer(topic, headers, value)
+        check_topic_name(topic)
+        checked = check_headers(topic, headers) if headers else ()
+        key_bytes = self._key_serializer(topic, checked, key)
+        value_bytes = self._value_serializer(topic, checked, value)
         count = self._partition_count(topic)
         if partition is None:
             partition = self._choose_partition(topic, key, key_bytes, value, value_bytes, count)
         else:
             check_partition(topic, partition, count)
-        size = record_size_upper_bound(key_bytes, value_bytes, headers) + BATCH_HEADER_SIZE
+        size = record_size_upper_bound(key_bytes, value_bytes, checked) + BATCH_HEADER_SIZE
         check_record_size(size, topic, self._config)
-        timestamp = timestamp_ms if timestamp_ms is not None else int(time.time() * 1000)
-        return SentRecord(topic, partition, key, value, headers, timestamp, key_bytes, value_bytes)
+        if timestamp_ms is None:
+            timestamp_ms = int(time.time() * 1000)
+        else:
+            timestamp_ms = check_timestamp(topic, timestamp_ms)
+        return SentRecord(
+            topic, partition, key, value, checked, timestamp_ms, key_bytes, value_bytes
+        )
 
     def _partition_count(self, topic: str) -> int:
         if isinstance(self._partitions, int):

@@ -15,6 +15,8 @@ from asyncproducer.errors import KafkaError
 from asyncproducer.protocol.framing import FrameDecoder, encode_request
 from asyncproducer.protocol.messages import (
     api_versions_request,
+    create_topics_request,
+    metadata_request,
     produce_request,
     response_decoder,
 )
@@ -258,6 +260,28 @@ async def test_idempotence_rules_and_validation_over_the_wire() -> None:
             assert [(r.producer_id, r.producer_epoch, r.sequence) for r in stored[:6]] == [
                 (7, 0, 0), (7, 0, 1), (7, 0, 2), (7, 0, 3), (7, 0, 4), (7, 1, 0)
             ]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["", "bad topic!", "..", "a" * 250, "caf\u00e9"])
+async def test_an_illegal_topic_name_gets_invalid_topic_and_is_never_created(name: str) -> None:
+    with anyio.fail_after(10):
+        async with FakeCluster(brokers=1) as cluster:
+            port = int(cluster.bootstrap_servers.rsplit(":", 1)[1])
+            async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+                client = RawClient(stream)
+                request = metadata_request(12, [name, "ok"], allow_auto_topic_creation=True)
+                metadata = await client.call(request, ApiKey.METADATA, 12)
+                assert [(t.name, int(t.error_code)) for t in metadata.topics] == [
+                    (name, 17),
+                    ("ok", 0),
+                ]
+                request = create_topics_request(5, [(name, 1, 1)], timeout_ms=1000)
+                created = await client.call(request, ApiKey.CREATE_TOPICS, 5)
+                assert int(created.topics[0].error_code) == 17
+                assert "not a legal name" in str(created.topics[0].error_message)
+            assert set(cluster._state.topics) == {"ok"}
+            with pytest.raises(ValueError, match="not a legal name"):
+                cluster.create_topic(name, 1)
 
 
 async def test_api_versions_too_new_gets_the_kip_511_answer() -> None:

@@ -8,6 +8,7 @@ import pytest
 from asyncproducer import Producer, ProducerRecord, RecordMetadata
 from asyncproducer.errors import (
     InvalidRecordTimestampError,
+    InvalidTopicError,
     PartitionOutOfRangeError,
     ProducerStateError,
     SerializationError,
@@ -61,6 +62,8 @@ async def test_a_record_that_cannot_be_sent_fails_alone() -> None:
         ProducerRecord("t", 12345),  # not bytes: the default serializer refuses it
         ProducerRecord("t", b"bad partition", partition=7),
         ProducerRecord("t", b"bad timestamp", timestamp_ms=-5),
+        ProducerRecord("bad topic!", b"bad topic"),
+        ProducerRecord("t", b"bad headers", headers=5),  # type: ignore[arg-type]
         ProducerRecord("t", b"last"),
     ]
     with anyio.fail_after(10):
@@ -68,13 +71,15 @@ async def test_a_record_that_cannot_be_sent_fails_alone() -> None:
             cluster.create_topic("t", 1)
             async with Producer(cluster.bootstrap_servers) as producer:
                 results = await producer.send_batch(records)
-        first, wrong_type, bad_partition, bad_timestamp, last = results
+        first, wrong_type, bad_partition, bad_timestamp, bad_topic, bad_headers, last = results
         assert isinstance(first, RecordMetadata)
         assert isinstance(last, RecordMetadata)
         assert last.offset == first.offset + 1
         assert isinstance(wrong_type, SerializationError)
         assert isinstance(bad_partition, PartitionOutOfRangeError)
         assert isinstance(bad_timestamp, InvalidRecordTimestampError)
+        assert isinstance(bad_topic, InvalidTopicError)
+        assert isinstance(bad_headers, SerializationError)
         assert [r.value for r in cluster.records("t", 0)] == [b"first", b"last"]
 
 

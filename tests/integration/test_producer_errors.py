@@ -11,6 +11,7 @@ import pytest
 from asyncproducer.errors import (
     BufferExhaustedError,
     ConfigError,
+    InvalidTopicError,
     KafkaTimeoutError,
     PartitionOutOfRangeError,
     ProducerClosedError,
@@ -44,6 +45,15 @@ async def test_bad_records_fail_alone_with_typed_errors(
                 await producer.send(topic_name, {"n": -1}, partition=3)
             with pytest.raises(SerializationError, match=r"header 'h'"):
                 await producer.send(topic_name, {"n": -1}, headers=[("h", "not bytes")])  # type: ignore[list-item]
+            with pytest.raises(SerializationError, match=r"headers .* pairs, got int"):
+                await producer.send(topic_name, {"n": -1}, headers=5)  # type: ignore[arg-type]
+            # A topic that is not a str (it would break every later metadata request if
+            # the producer asked for it), and names Kafka refuses: refused before asking.
+            with pytest.raises(InvalidTopicError, match=r"a topic name is a str, got int"):
+                await producer.send(123, {"n": -1})  # type: ignore[arg-type]
+            for name in ["", "no spaces", "x" * 250, ".."]:
+                with pytest.raises(InvalidTopicError, match=r"not a legal name"):
+                    await producer.send(name, {"n": -1})
             after = [await producer.send(topic_name, {"n": i}) for i in range(100)]
             acknowledged = [await f for f in before + after]
     assert len(acknowledged) == 200

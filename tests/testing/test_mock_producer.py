@@ -13,6 +13,8 @@ from asyncproducer import RecordMetadata
 from asyncproducer._types import ProducerRecord
 from asyncproducer.errors import (
     ConfigError,
+    InvalidRecordTimestampError,
+    InvalidTopicError,
     KafkaTimeoutError,
     NotLeaderOrFollowerError,
     PartitionOutOfRangeError,
@@ -67,6 +69,19 @@ async def test_serializer_errors_raise_from_send_and_record_nothing() -> None:
             await producer.send("orders", {"when": object()})
         with pytest.raises(SerializationError, match="header 'h'"):
             await producer.send("orders", 1, headers=[("h", "not bytes")])  # type: ignore[list-item]
+        assert producer.history() == []
+
+
+async def test_the_real_producers_checks_of_topic_headers_and_timestamp() -> None:
+    async with MockProducer() as producer:
+        with pytest.raises(InvalidTopicError, match="a topic name is a str, got int"):
+            await producer.send(7, b"v")  # type: ignore[arg-type]
+        with pytest.raises(InvalidTopicError, match="'no spaces' is not a legal name"):
+            await producer.send("no spaces", b"v")
+        with pytest.raises(SerializationError, match="pairs, got int"):
+            await producer.send("orders", b"v", headers=5)  # type: ignore[arg-type]
+        with pytest.raises(InvalidRecordTimestampError, match="got -1"):
+            await producer.send("orders", b"v", timestamp_ms=-1)
         assert producer.history() == []
 
 

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from asyncproducer._metadata import topic_name_problem
+
 # Kafka keeps the metadata of the last five batches per producer and partition, which is
 # why max.in.flight.requests.per.connection may be at most 5 with idempotence.
 RECENT_BATCHES = 5
@@ -145,8 +147,9 @@ class ClusterState:
     # ------------------------------------------------------------------ topics
 
     def create_topic(self, name: str, partitions: int, leaders: list[int] | None = None) -> None:
-        if not name:
-            raise ValueError("topic name must not be empty")
+        problem = topic_name_problem(name)
+        if problem is not None:
+            raise ValueError(problem)
         if name in self.topics:
             raise ValueError(f"topic {name!r} already exists")
         if partitions < 1:

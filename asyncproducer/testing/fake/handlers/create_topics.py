@@ -7,8 +7,10 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from asyncproducer._metadata import topic_name_problem
 from asyncproducer.testing.fake.handlers import Request, build, response_module
 
+_INVALID_TOPIC_EXCEPTION = 17
 _TOPIC_ALREADY_EXISTS = 36
 _INVALID_PARTITIONS = 37
 _INVALID_REQUEST = 42
@@ -30,6 +32,8 @@ def _create(request: Request, module: Any, topic: Any) -> Any:
     code, message = request.forced_error, None
     if code:
         message = "injected by FakeCluster.fail_next"
+    elif (problem := topic_name_problem(name)) is not None:
+        code, message = _INVALID_TOPIC_EXCEPTION, problem
     elif name in cluster.topics:
         code, message = _TOPIC_ALREADY_EXISTS, f"topic {name!r} already exists"
     elif partitions < 1:

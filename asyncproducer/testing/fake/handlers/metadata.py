@@ -7,10 +7,12 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from asyncproducer._metadata import topic_name_problem
 from asyncproducer.testing.fake.cluster import ClusterState, PartitionState, TopicState
 from asyncproducer.testing.fake.handlers import Request, build, response_module
 
 _UNKNOWN_TOPIC_OR_PARTITION = 3
+_INVALID_TOPIC_EXCEPTION = 17
 _LEADER_NOT_AVAILABLE = 5
 
 
@@ -25,11 +27,15 @@ def handle(request: Request) -> Any:
     allow = bool(getattr(request.body, "allow_auto_topic_creation", True))
     topics = []
     for name in names:
-        if name is not None and name not in cluster.topics and allow and cluster.auto_create_topics:
+        invalid = name is not None and topic_name_problem(name) is not None
+        creatable = allow and cluster.auto_create_topics and not invalid
+        if name is not None and name not in cluster.topics and creatable:
             cluster.create_topic(name, cluster.default_partitions)
         state = cluster.topics.get(name) if name is not None else None
         code = request.forced_error
-        if state is None:
+        if invalid:  # Kafka answers so whether or not it would auto-create
+            code = code or _INVALID_TOPIC_EXCEPTION
+        elif state is None:
             code = code or _UNKNOWN_TOPIC_OR_PARTITION
         topics.append(_topic(module, cluster, name, state, code))
     brokers = tuple(
