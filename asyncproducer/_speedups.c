@@ -650,6 +650,32 @@ new_metadata(PyTypeObject *type, PyObject **args, PyObject *topic, PyObject *par
     return tuple_new(type, *args, NULL);
 }
 
+/* 1 if instances of ``type`` (a tuple subclass, or tuple) holding ``topic``,
+ * ``partition`` and ints cannot be part of a reference cycle; 0 if they might; -1 on
+ * error. */
+static int
+untrackable(PyTypeObject *type, PyObject *topic, PyObject *partition)
+{
+    PyObject *offset;
+    Py_ssize_t dict_offset;
+    if (PyObject_GC_IsTracked(topic) || PyObject_GC_IsTracked(partition)) {
+        return 0;
+    }
+    if (type == &PyTuple_Type) {
+        return 1;
+    }
+    offset = PyObject_GetAttrString((PyObject *)type, "__dictoffset__");
+    if (offset == NULL) {
+        return -1;
+    }
+    dict_offset = PyLong_AsSsize_t(offset);
+    Py_DECREF(offset);
+    if (dict_offset == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    return dict_offset == 0;
+}
+
 static PyObject *
 records_metadata(BatchRecords *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -658,6 +684,7 @@ records_metadata(BatchRecords *self, PyObject *const *args, Py_ssize_t nargs)
     PyObject *call_args = NULL; /* new_metadata's (fields,), reused */
     int64_t base_offset, log_append_time;
     Py_ssize_t count, i;
+    int untrack;
     if (nargs != 5) {
         PyErr_Format(PyExc_TypeError,
                      "metadata() takes 5 arguments (metadata_type, topic, partition, "
@@ -685,6 +712,15 @@ records_metadata(BatchRecords *self, PyObject *const *args, Py_ssize_t nargs)
     }
     topic = args[1];
     partition = args[2];
+    /* Untracked by the garbage collector, as it untracks a plain tuple of atoms at its
+     * first collection (but never a subclass's instance): one that holds only atoms (str,
+     * int) and has no __dict__ cannot be part of a cycle. A send_batch() holds its results
+     * until all are in; tracked, each would be promoted, and thousands a call set off full
+     * collections of the whole heap. */
+    untrack = untrackable(type, topic, partition);
+    if (untrack < 0) {
+        return NULL;
+    }
     if (int64_of(args[3], &base_offset, "base_offset") < 0 ||
         int64_of(args[4], &log_append_time, "log_append_time") < 0) {
         return NULL;
@@ -734,6 +770,9 @@ records_metadata(BatchRecords *self, PyObject *const *args, Py_ssize_t nargs)
         if (item == NULL) {
             Py_CLEAR(result);
             break;
+        }
+        if (untrack) {
+            PyObject_GC_UnTrack(item);
         }
         PyList_SetItem(result, i, item); /* steals */
     }
