@@ -7,7 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from asyncproducer import errors
-    from asyncproducer._types import Header, ProducerRecord, RecordMetadata, TopicPartition
+    from asyncproducer._types import (
+        Header,
+        ProducerRecord,
+        RecordMetadata,
+        RecordTuple,
+        TopicPartition,
+    )
     from asyncproducer.errors import KafkaError
     from asyncproducer.producer import Producer
 
@@ -20,6 +26,7 @@ _EXPORTS = {
     "Header": ("asyncproducer._types", "Header"),
     "ProducerRecord": ("asyncproducer._types", "ProducerRecord"),
     "RecordMetadata": ("asyncproducer._types", "RecordMetadata"),
+    "RecordTuple": ("asyncproducer._types", "RecordTuple"),
     "TopicPartition": ("asyncproducer._types", "TopicPartition"),
     "KafkaError": ("asyncproducer.errors", "KafkaError"),
     "Producer": ("asyncproducer.producer", "Producer"),
@@ -43,6 +50,7 @@ __all__ = [
     "Producer",
     "ProducerRecord",
     "RecordMetadata",
+    "RecordTuple",
     "TopicPartition",
     "__version__",
     "errors",

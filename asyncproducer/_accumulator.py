@@ -6,8 +6,9 @@ something to send now, and :meth:`drain` to take batches for them, as Java's
 ``RecordAccumulator`` does:
 
 * a partition's head batch is *sendable* when it is full (or not the only batch), its
-  ``linger_ms`` has passed, a flush or close is in progress, or senders are waiting for
-  memory; a retried batch waits out its backoff first;
+  ``linger_ms`` has passed, a ``send_batch()`` call waits for it, a flush or close is in
+  progress, or senders are waiting for memory; a retried batch waits out its backoff
+  first;
 * a broker is *ready* when at least one of its partitions is sendable; a request to it
   takes the head batch of each of its sendable partitions, and of those past half their
   ``linger_ms``, up to ``max_request_size``. Java takes every lingering batch along; a
@@ -153,7 +154,14 @@ class RecordAccumulator:
                 continue
             leader = topic.partitions[tp[1]].leader
             waited = now_ms - batch.created_ms
-            if hurry or batch.full or len(queue) > 1 or batch.attempts or waited >= self.linger_ms:
+            if (
+                hurry
+                or batch.full
+                or batch.awaited
+                or len(queue) > 1
+                or batch.attempts
+                or waited >= self.linger_ms
+            ):
                 check.ready_nodes.add(leader)
                 check.drainable.setdefault(leader, []).append(tp)
             else:

@@ -62,6 +62,7 @@ class ProducerBatch(BatchRecords):
 
     __slots__ = (
         "attempts",
+        "awaited",
         "awaiting_response",
         "base_sequence",
         "charge",
@@ -123,6 +124,9 @@ class ProducerBatch(BatchRecords):
         """Where ``send_batch()`` records' results go (see :meth:`add_sink`)."""
         self.payload: bytes | None = None
         """The encoded batch, once drained (kept for retries)."""
+        self.awaited = False
+        """A send_batch() call that put records in it waits for it, with all its records
+        enqueued: it is sendable at once, not after linger_ms (as in a flush)."""
         self.attempts = 0
         self.retry_at_ms = 0.0
         self.in_flight = False

@@ -50,3 +50,16 @@ class ProducerRecord:
     partition: int | None = None
     timestamp_ms: int | None = None
     headers: Sequence[Header] | None = None
+
+
+RecordTuple: TypeAlias = (
+    tuple[str, Any]
+    | tuple[str, Any, Any]
+    | tuple[str, Any, Any, int | None]
+    | tuple[str, Any, Any, int | None, int | None]
+    | tuple[str, Any, Any, int | None, int | None, Sequence[Header] | None]
+)
+"""A record for ``send_batch()`` as a plain tuple: ``send()``'s first 2 to 6 arguments
+(topic, value, key, partition, timestamp_ms, headers), the ones left out None. Cheaper to
+build than a ProducerRecord, and once the garbage collector has seen a tuple of
+immutable items it no longer tracks it."""

@@ -95,6 +95,11 @@ class PartitionOutOfRangeError(KafkaError, ValueError):
     """A record's partition (given, or chosen by a custom partitioner) does not exist."""
 
 
+class InvalidProducerRecordError(KafkaError, TypeError):
+    """An item given to ``send_batch()`` is neither a ``ProducerRecord`` nor a tuple of
+    2 to 6 of ``send()``'s arguments, in their order."""
+
+
 class InvalidRecordTimestampError(KafkaError, ValueError):
     """A record's ``timestamp_ms`` is not an int from 0 to 2**63 - 1 (Java's producer
     rejects a negative timestamp too). Raised by ``send()``; not the broker's

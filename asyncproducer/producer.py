@@ -16,7 +16,7 @@ import enum
 import logging
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import anyio
@@ -34,9 +34,10 @@ from asyncproducer._metadata import MetadataManager
 from asyncproducer._pool import ConnectionPool
 from asyncproducer._sender import Sender, SenderSettings
 from asyncproducer._staging import RecordStager, Staged
-from asyncproducer._types import Header, ProducerRecord, RecordMetadata
+from asyncproducer._types import Header, ProducerRecord, RecordMetadata, RecordTuple
 from asyncproducer.config import ProducerConfig
 from asyncproducer.errors import (
+    InvalidProducerRecordError,
     KafkaError,
     KafkaTimeoutError,
     ProducerClosedError,
@@ -437,22 +438,25 @@ class Producer:
         return metadata
 
     async def send_batch(
-        self, records: Iterable[ProducerRecord]
+        self, records: Iterable[ProducerRecord | RecordTuple]
     ) -> list[RecordMetadata | KafkaError]:
         """Send many records and wait for them all: one result per record, in order, a
         ``RecordMetadata`` or the ``KafkaError`` that record failed with (a record that
         cannot be sent, e.g. a serialization error, fails alone; the others go on).
 
-        Each record has its own topic, key, value, partition, timestamp and headers.
-        Records are enqueued as by ``send()`` (waiting for buffer memory as needed, each
-        wait bounded by ``max_block_ms``), then awaited together. Raises at once only if
-        the producer is not running; cancelling it cancels only the waiting: records
-        already enqueued are still delivered.
+        Each record is a ``ProducerRecord`` or a plain tuple of ``send()``'s first 2 to 6
+        arguments (topic, value, key, partition, timestamp_ms, headers): its own topic,
+        key, value, partition, timestamp and headers. Records are enqueued as by
+        ``send()`` (waiting for buffer memory as needed, each wait bounded by
+        ``max_block_ms``), then awaited together; once all are enqueued their batches go
+        without waiting out ``linger_ms``, as ``flush()`` sends everything. Raises at
+        once only if the producer is not running; cancelling it cancels only the
+        waiting: records already enqueued are still delivered.
         """
         if self._state is not State.RUNNING:
             self._check_running()
         if self._intercepting:  # interceptors see (and may replace) each record
-            return await self._send_each(records)
+            return await send_each(self.send, records)
         # No future per record: each run of records that went into one batch reports to
         # a slice of `results` when that batch completes (ProducerBatch.add_sink).
         results: list[Any] = []
@@ -470,9 +474,15 @@ class Producer:
         for record in records:
             slot = len(results)
             results.append(None)
-            topic, value, key = record.topic, record.value, record.key
-            partition, timestamp_ms, headers = record.partition, record.timestamp_ms, record.headers
             try:
+                if isinstance(record, ProducerRecord):
+                    topic, value, key = record.topic, record.value, record.key
+                    partition, timestamp_ms = record.partition, record.timestamp_ms
+                    headers = record.headers
+                else:
+                    six = type(record) is tuple and len(record) == 6
+                    fields = record if six else send_arguments(record)
+                    topic, value, key, partition, timestamp_ms, headers = fields
                 batch = None
                 if appender is not None:
                     batch = appender.append(
@@ -498,37 +508,12 @@ class Producer:
                 run_batch, run_first, run_slot = batch, batch.record_count - 1, slot
                 batches[batch] = None
         end_run(len(results))
+        # Lingering would only keep this caller waiting: no record of its own is coming.
+        for batch in batches:
+            batch.awaited = True
+        if batches:
+            self._sender.wakeup()
         await self._wait_for(list(batches))
-        return results
-
-    async def _send_each(
-        self, records: Iterable[ProducerRecord]
-    ) -> list[RecordMetadata | KafkaError]:
-        """``send_batch`` through ``send()``, one future per record."""
-        slots: list[Any] = []
-        for record in records:
-            try:
-                slots.append(
-                    await self.send(
-                        record.topic,
-                        record.value,
-                        record.key,
-                        record.partition,
-                        record.timestamp_ms,
-                        record.headers,
-                    )
-                )
-            except KafkaError as exc:
-                slots.append(exc)
-        results: list[RecordMetadata | KafkaError] = []
-        for slot in slots:
-            if isinstance(slot, KafkaError):
-                results.append(slot)
-                continue
-            try:
-                results.append(await slot)
-            except KafkaError as exc:
-                results.append(exc)
         return results
 
     async def flush(self, timeout: float | None = None) -> None:
@@ -580,6 +565,54 @@ class Producer:
         self._check_running()
         info = await self._metadata.wait_for_topic(topic, self._max_block_s * 1000)
         return {p.partition for p in info.partitions}
+
+
+_NONES = [(None,) * (6 - n) for n in range(7)]
+"""By a record tuple's length, what pads it to send()'s six arguments."""
+
+
+def send_arguments(record: ProducerRecord | RecordTuple) -> tuple[Any, ...]:
+    """``send()``'s six arguments for a ``send_batch()`` record: a ProducerRecord's
+    fields, or a RecordTuple padded with None; InvalidProducerRecordError otherwise."""
+    if type(record) is tuple and 2 <= len(record) <= 6:
+        return record + _NONES[len(record)]
+    if isinstance(record, ProducerRecord):
+        return (
+            record.topic,
+            record.value,
+            record.key,
+            record.partition,
+            record.timestamp_ms,
+            record.headers,
+        )
+    shape = f"tuple of {len(record)}" if type(record) is tuple else type(record).__name__
+    raise InvalidProducerRecordError(
+        f"send_batch() takes ProducerRecords, or tuples of send()'s first 2 to 6 arguments "
+        f"(topic, value, key, partition, timestamp_ms, headers); got a {shape}: {record!r:.80}"
+    )
+
+
+async def send_each(
+    send: Callable[..., Awaitable[Any]], records: Iterable[ProducerRecord | RecordTuple]
+) -> list[RecordMetadata | KafkaError]:
+    """``send_batch()`` through ``send()``, one future per record: with interceptors
+    (they see each record), and in MockProducer. Each result as send_batch() gives it."""
+    slots: list[Any] = []
+    for record in records:
+        try:
+            slots.append(await send(*send_arguments(record)))
+        except KafkaError as exc:
+            slots.append(exc)
+    results: list[RecordMetadata | KafkaError] = []
+    for slot in slots:
+        if isinstance(slot, KafkaError):
+            results.append(slot)
+            continue
+        try:
+            results.append(await slot)
+        except KafkaError as exc:
+            results.append(exc)
+    return results
 
 
 __all__ = ["Producer", "State"]

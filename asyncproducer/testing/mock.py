@@ -32,7 +32,7 @@ import collections
 import dataclasses
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import anyio.lowlevel
@@ -47,9 +47,16 @@ from asyncproducer._staging import (
     check_record_size,
     check_timestamp,
 )
-from asyncproducer._types import Header, ProducerRecord, RecordMetadata, TopicPartition
+from asyncproducer._types import (
+    Header,
+    ProducerRecord,
+    RecordMetadata,
+    RecordTuple,
+    TopicPartition,
+)
 from asyncproducer.config import ProducerConfig
 from asyncproducer.errors import (
+    KafkaError,
     ProducerClosedError,
     ProducerStateError,
     UnknownTopicOrPartitionError,
@@ -57,7 +64,7 @@ from asyncproducer.errors import (
 )
 from asyncproducer.interceptors import InterceptorChain
 from asyncproducer.partitioners import DefaultPartitioner, partition_for_key, resolve_partitioner
-from asyncproducer.producer import _TRANSITIONS, State
+from asyncproducer.producer import _TRANSITIONS, State, send_each
 from asyncproducer.protocol.records import BATCH_HEADER_SIZE, record_size_upper_bound
 from asyncproducer.serializers import resolve_serializer
 
@@ -360,6 +367,15 @@ class MockProducer:
         future = await self.send(topic, value, key, partition, timestamp_ms, headers)
         metadata: RecordMetadata = await future
         return metadata
+
+    async def send_batch(
+        self, records: Iterable[ProducerRecord | RecordTuple]
+    ) -> list[RecordMetadata | KafkaError]:
+        """``send()`` each record (a ProducerRecord or a RecordTuple) and await them all:
+        one result per record, in order, as the real ``send_batch()`` gives them (with
+        ``auto_complete=False`` this waits until the test completes or fails them)."""
+        self._check_running()
+        return await send_each(self.send, records)
 
     async def flush(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
         """Complete every pending record successfully, as Java's ``MockProducer.flush()``

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 import pytest
 
-from asyncproducer import Producer, ProducerRecord, RecordMetadata
+from asyncproducer import Producer, ProducerRecord, RecordMetadata, RecordTuple
 from asyncproducer.errors import (
+    InvalidProducerRecordError,
     InvalidRecordTimestampError,
     InvalidTopicError,
     PartitionOutOfRangeError,
@@ -14,6 +17,7 @@ from asyncproducer.errors import (
     SerializationError,
     TopicAuthorizationFailedError,
 )
+from asyncproducer.interceptors import ProducerInterceptor
 from asyncproducer.protocol.versions import ApiKey
 from asyncproducer.testing.fake import FakeCluster
 
@@ -149,3 +153,89 @@ async def test_headers_are_fixed_at_send_whatever_sequence_holds_them() -> None:
             [stored] = cluster.records("t", 0)
             assert metadata.offset == stored.offset
             assert stored.headers == (("a", b"1"), ("é", None))
+
+
+class Counting(ProducerInterceptor):
+    """Sees every record: send_batch then goes through send(), one future each."""
+
+    def __init__(self) -> None:
+        self.seen: list[ProducerRecord] = []
+
+    def on_send(self, record: ProducerRecord) -> ProducerRecord:
+        self.seen.append(record)
+        return record
+
+
+@pytest.mark.parametrize("intercepted", [False, True], ids=["direct", "intercepted"])
+async def test_tuples_of_sends_arguments_are_records_too(intercepted: bool) -> None:
+    """A tuple holds send()'s first 2 to 6 arguments in order; the rest are None."""
+    headers = [("h", b"x")]
+    records: list[ProducerRecord | RecordTuple] = [
+        ("t", b"two"),
+        ("t", b"three", b"key"),
+        ("t", b"four", None, 1),
+        ("t", b"five", b"k5", 0, 1_700_000_000_005),
+        ("t", b"six", None, 1, 1_700_000_000_006, headers),
+        ProducerRecord("t", b"record", partition=0),
+    ]
+    interceptor = Counting()
+    config = {"interceptors": [interceptor]} if intercepted else {}
+    with anyio.fail_after(10):
+        async with FakeCluster() as cluster:
+            cluster.create_topic("t", 2)
+            async with Producer(cluster.bootstrap_servers, **config) as producer:  # type: ignore[arg-type]
+                results = await producer.send_batch(records)
+        assert len(interceptor.seen) == (6 if intercepted else 0)
+        stored = {(p, r.offset): r for p in (0, 1) for r in cluster.records("t", p)}
+        got = []
+        for result in results:
+            assert isinstance(result, RecordMetadata), result
+            record = stored[(result.partition, result.offset)]
+            got.append((record.value, record.key, record.headers, result.partition))
+        assert got[0][:3] == (b"two", None, ())
+        assert got[1][:3] == (b"three", b"key", ())
+        assert got[2] == (b"four", None, (), 1)
+        assert got[3] == (b"five", b"k5", (), 0)
+        assert got[4] == (b"six", None, (("h", b"x"),), 1)
+        assert got[5] == (b"record", None, (), 0)
+        assert stored[(0, results[3].offset)].timestamp == 1_700_000_000_005  # type: ignore[union-attr]
+        assert stored[(1, results[4].offset)].timestamp == 1_700_000_000_006  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("intercepted", [False, True], ids=["direct", "intercepted"])
+async def test_an_item_that_is_not_a_record_fails_alone(intercepted: bool) -> None:
+    not_records: list[Any] = [("t",), ("t", b"v", None, None, None, None, "7th"), b"t", None]
+    records = [("t", b"first"), *not_records, ProducerRecord("t", b"last")]
+    config = {"interceptors": [Counting()]} if intercepted else {}
+    with anyio.fail_after(10):
+        async with FakeCluster() as cluster:
+            cluster.create_topic("t", 1)
+            async with Producer(cluster.bootstrap_servers, **config) as producer:  # type: ignore[arg-type]
+                first, *failed, last = await producer.send_batch(records)
+        assert isinstance(first, RecordMetadata)
+        assert isinstance(last, RecordMetadata)
+        assert [type(error) for error in failed] == [InvalidProducerRecordError] * 4
+        assert all(isinstance(error, TypeError) for error in failed)
+        assert "got a tuple of 1: ('t',)" in str(failed[0])
+        assert "got a tuple of 7" in str(failed[1])
+        assert "got a bytes: b't'" in str(failed[2])
+        assert "got a NoneType" in str(failed[3])
+        assert [r.value for r in cluster.records("t", 0)] == [b"first", b"last"]
+
+
+async def test_its_batches_go_without_waiting_out_linger_ms() -> None:
+    """The caller waits for every record it gave: once all are enqueued, lingering would
+    only delay it. Other records still linger."""
+    with anyio.fail_after(10):
+        async with FakeCluster() as cluster:
+            cluster.create_topic("t", 3)
+            async with Producer(cluster.bootstrap_servers, linger_ms=60_000) as producer:
+                lingering = await producer.send("t", b"lingers", partition=0)
+                with anyio.fail_after(5):  # not the 60 s linger
+                    batch = [("t", b"%d" % i, None, 1 + i % 2) for i in range(50)]
+                    results = await producer.send_batch(batch)
+                assert all(isinstance(r, RecordMetadata) for r in results)
+                await anyio.sleep(0.2)
+                assert not lingering.done()
+                await producer.flush(timeout=5)
+                assert lingering.done()

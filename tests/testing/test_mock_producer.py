@@ -13,6 +13,7 @@ from asyncproducer import RecordMetadata
 from asyncproducer._types import ProducerRecord
 from asyncproducer.errors import (
     ConfigError,
+    InvalidProducerRecordError,
     InvalidRecordTimestampError,
     InvalidTopicError,
     KafkaTimeoutError,
@@ -163,6 +164,42 @@ async def test_send_and_wait_waits_for_the_test() -> None:
             assert results == []
             assert producer.complete_all() == 1
     assert results[0].offset == 0
+
+
+async def test_send_batch_gives_one_result_per_record_in_order() -> None:
+    async with MockProducer(auto_complete=False, partitions=2) as producer:
+        results: list[Any] = []
+
+        async def app() -> None:
+            records: list[Any] = [
+                ("t", b"a", None, 1),
+                ProducerRecord("t", b"b", partition=1, headers=[("h", b"1")]),
+                ("t", b"c", None, 5),  # no such partition: fails alone
+                ("t",),  # not a record
+                ("t", b"d", None, 0, 7),
+            ]
+            results.extend(await producer.send_batch(records))
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(app)
+            with anyio.fail_after(2):
+                while producer.pending_count < 3:
+                    await anyio.lowlevel.checkpoint()
+            assert results == []  # waits for the test to complete them
+            assert producer.complete_next()
+            assert producer.error_next(NotLeaderOrFollowerError("moved"))
+            assert producer.complete_next()
+    first, moved, no_partition, not_a_record, last = results
+    assert first == RecordMetadata("t", 1, 0, first.timestamp, -1, 1)
+    assert isinstance(moved, NotLeaderOrFollowerError)
+    assert isinstance(no_partition, PartitionOutOfRangeError)
+    assert isinstance(not_a_record, InvalidProducerRecordError)
+    assert last == RecordMetadata("t", 0, 0, 7, -1, 1)
+    assert [(r.value, r.partition, r.headers) for r in producer.history()] == [
+        (b"a", 1, ()),
+        (b"b", 1, (("h", b"1"),)),
+        (b"d", 0, ()),
+    ]
 
 
 async def test_flush_completes_pending() -> None:
