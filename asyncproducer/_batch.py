@@ -335,8 +335,12 @@ class ProducerBatch(BatchRecords):
         """Each record's outcome (its metadata, or its error if ``failed``) to its future
         or its sink."""
         if self.sinks is not None:
+            reported = 0
             for first, results, slot, count in self.sinks:
                 results[slot : slot + count] = outcomes[first : first + count]
+                reported += count
+            if reported == len(outcomes):
+                return  # only send_batch() records: no future to look for
         elif not failed:
             set_results(self.futures, outcomes)  # the hot path: futures only, all in C
             return

@@ -480,8 +480,11 @@ class Producer:
                     partition, timestamp_ms = record.partition, record.timestamp_ms
                     headers = record.headers
                 else:
-                    six = type(record) is tuple and len(record) == 6
-                    fields = record if six else send_arguments(record)
+                    fields: tuple[Any, ...]
+                    if type(record) is tuple and 2 <= len(record) <= 6:
+                        fields = record + _NONES[len(record)]  # send_arguments(), inline
+                    else:
+                        fields = send_arguments(record)
                     topic, value, key, partition, timestamp_ms, headers = fields
                 batch = None
                 if appender is not None:
