@@ -83,11 +83,13 @@ async def open_asyncproducer(spec: RunSpec) -> AsyncIterator[tuple[AsyncClient, 
 
 
 def batch_api(producer: Producer, spec: RunSpec, data: Payloads) -> tuple[SendBatch, MakeRecord]:
-    """``send_batch`` and a function making record ``i``'s ProducerRecord."""
-    from asyncproducer import ProducerRecord
+    """``send_batch`` and a function making record ``i``: a tuple of ``send()``'s
+    arguments (topic, value, key), the cheapest record form ``send_batch`` documents, as
+    confluent-kafka's ``produce()`` takes its arguments with no record object."""
+    topic = spec.topic
 
-    def make_record(i: int) -> ProducerRecord:
-        return ProducerRecord(spec.topic, data.value(i), key=data.key(i))
+    def make_record(i: int) -> tuple[str, bytes, bytes | None]:
+        return (topic, data.value(i), data.key(i))
 
     send_batch: SendBatch = producer.send_batch
     return send_batch, make_record

@@ -30,7 +30,7 @@ CHUNK = 10_000
 SendBatch = Callable[[list[Any]], Awaitable[Sequence[object]]]
 """``Producer.send_batch``: records in, each one's metadata or exception out, in order."""
 MakeRecord = Callable[[int], Any]
-"""Record ``i`` as the client's record type (a ``ProducerRecord``)."""
+"""Record ``i`` as the client's record type (for ``send_batch``, a tuple)."""
 Due = list[tuple[int, float]]
 """Records due at one tick: (index, the moment it was due)."""
 
