@@ -97,7 +97,7 @@ _LEGAL_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 
 def topic_name_problem(topic: object) -> str | None:
     """What makes ``topic`` a name Kafka refuses (None: it accepts it)."""
-    if type(topic) is not str:
+    if not isinstance(topic, str):
         return f"a topic name is a str, got {type(topic).__name__} {topic!r}"
     if not _LEGAL_TOPIC_NAME.fullmatch(topic) or topic in (".", ".."):
         return (
@@ -149,11 +149,9 @@ class MetadataManager:
         return tuple(self._topics)
 
     def add_topic(self, topic: str) -> bool:
-        """Track ``topic``; True if it is new (the caller should then refresh). Raises
-        InvalidTopicError for a name Kafka does not accept."""
+        """Track ``topic``; True if it is new (the caller should then refresh)."""
         if topic in self._topics:
             return False
-        check_topic_name(topic)
         self._topics[topic] = None
         return True
 
@@ -210,8 +208,10 @@ class MetadataManager:
     async def wait_for_topic(self, topic: str, max_block_ms: float) -> TopicInfo:
         """The topic's metadata, refreshing until it has partitions, for at most ``max_block_ms``.
 
-        Raises :class:`UnknownTopicOrPartitionError` naming the topic when the time is up.
+        Raises :class:`UnknownTopicOrPartitionError` naming the topic when the time is up,
+        and InvalidTopicError at once for a name Kafka does not accept.
         """
+        check_topic_name(topic)
         info = self.snapshot.topic(topic)
         if info is not None and info.partitions and info.error_code == 0:
             return info

@@ -1158,8 +1158,10 @@ appender_append(Appender *self, PyObject *const *args, Py_ssize_t nargs)
     timestamp = args[4];
     headers = args[5];
     future = args[6];
-    /* What only the Python path handles: serialization, headers. */
-    if ((value != Py_None && !Py_IS_TYPE(value, &PyBytes_Type)) ||
+    /* What only the Python path handles: serialization, headers, a topic that is not a
+     * str (its check, and a lookup that could run Python code or fail). */
+    if (!PyUnicode_CheckExact(topic) ||
+        (value != Py_None && !Py_IS_TYPE(value, &PyBytes_Type)) ||
         (key != Py_None && !Py_IS_TYPE(key, &PyBytes_Type)) ||
         (headers != Py_None && !(is_seq(headers) && seq_size(headers) == 0))) {
         Py_RETURN_NONE;

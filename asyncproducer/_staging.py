@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from asyncproducer._batch import ProducerBatch, Record
-from asyncproducer._metadata import MetadataManager
+from asyncproducer._metadata import MetadataManager, check_topic_name
 from asyncproducer._native import speedups
 from asyncproducer._types import Header
 from asyncproducer.config import ProducerConfig
@@ -110,6 +110,8 @@ class RecordStager:
         """Serialize, measure and partition the record; None if the topic's metadata is
         not known yet (wait for it, then stage again). Raises what makes the record
         unsendable: SerializationError, RecordTooLargeError, PartitionOutOfRangeError."""
+        if type(topic) is not str:
+            check_topic_name(topic)  # before the lookup: a list is not even hashable
         info = self._metadata.snapshot.topics.get(topic)
         if info is None or not info.partitions or info.error_code:
             return None

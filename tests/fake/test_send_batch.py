@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 import anyio
@@ -67,6 +68,7 @@ async def test_a_record_that_cannot_be_sent_fails_alone() -> None:
         ProducerRecord("t", b"bad partition", partition=7),
         ProducerRecord("t", b"bad timestamp", timestamp_ms=-5),
         ProducerRecord("bad topic!", b"bad topic"),
+        ProducerRecord(["t"], b"unhashable topic"),  # type: ignore[arg-type]
         ProducerRecord("t", b"bad headers", headers=5),  # type: ignore[arg-type]
         ProducerRecord("t", b"last"),
     ]
@@ -75,14 +77,14 @@ async def test_a_record_that_cannot_be_sent_fails_alone() -> None:
             cluster.create_topic("t", 1)
             async with Producer(cluster.bootstrap_servers) as producer:
                 results = await producer.send_batch(records)
-        first, wrong_type, bad_partition, bad_timestamp, bad_topic, bad_headers, last = results
+        first, wrong_type, bad_partition, bad_timestamp, *bad_topics, bad_headers, last = results
         assert isinstance(first, RecordMetadata)
         assert isinstance(last, RecordMetadata)
         assert last.offset == first.offset + 1
         assert isinstance(wrong_type, SerializationError)
         assert isinstance(bad_partition, PartitionOutOfRangeError)
         assert isinstance(bad_timestamp, InvalidRecordTimestampError)
-        assert isinstance(bad_topic, InvalidTopicError)
+        assert [type(error) for error in bad_topics] == [InvalidTopicError] * 2
         assert isinstance(bad_headers, SerializationError)
         assert [r.value for r in cluster.records("t", 0)] == [b"first", b"last"]
 
@@ -239,3 +241,18 @@ async def test_its_batches_go_without_waiting_out_linger_ms() -> None:
                 assert not lingering.done()
                 await producer.flush(timeout=5)
                 assert lingering.done()
+
+
+class Topic(enum.StrEnum):
+    ORDERS = "orders"
+
+
+async def test_a_topic_that_is_a_str_subclass_such_as_a_str_enum_is_a_topic() -> None:
+    with anyio.fail_after(10):
+        async with FakeCluster() as cluster:
+            cluster.create_topic("orders", 1)
+            async with Producer(cluster.bootstrap_servers) as producer:
+                first = await producer.send_and_wait(Topic.ORDERS, b"sent")
+                [second] = await producer.send_batch([(Topic.ORDERS, b"batched")])
+            assert [r.value for r in cluster.records("orders", 0)] == [b"sent", b"batched"]
+            assert first.topic == second.topic == "orders"  # type: ignore[union-attr]

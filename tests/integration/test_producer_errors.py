@@ -51,6 +51,8 @@ async def test_bad_records_fail_alone_with_typed_errors(
             # the producer asked for it), and names Kafka refuses: refused before asking.
             with pytest.raises(InvalidTopicError, match=r"a topic name is a str, got int"):
                 await producer.send(123, {"n": -1})  # type: ignore[arg-type]
+            with pytest.raises(InvalidTopicError, match=r"a topic name is a str, got list"):
+                await producer.send([topic_name], {"n": -1})  # type: ignore[arg-type]
             for name in ["", "no spaces", "x" * 250, ".."]:
                 with pytest.raises(InvalidTopicError, match=r"not a legal name"):
                     await producer.send(name, {"n": -1})
