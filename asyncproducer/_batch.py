@@ -45,10 +45,13 @@ def batch_reservation(
 ) -> tuple[int, int]:
     """What a new batch reserves, and for how many records' overhead: room for its encoded
     records, and the overhead of as many records as fit if they are the size of its first
-    (so a batch of like records never has to reserve more); never more than all of
-    ``buffer_memory`` (a record may be as large as that: it then gets the whole buffer)."""
+    (so a batch of like records rarely has to reserve more); never more than all of
+    ``buffer_memory`` (a record may be as large as that: it then gets the whole buffer).
+    ``first_record_size`` is that record in a batch of its own: the batch header, paid
+    once a batch, is not part of each record's share."""
     room = max(batch_size, first_record_size)
-    records = max(1, batch_size // max(first_record_size, 1))
+    each = max(first_record_size - BATCH_HEADER_SIZE, 1)
+    records = max(1, (batch_size - BATCH_HEADER_SIZE) // each)
     reserved = room + records * RECORD_OVERHEAD
     if reserved > buffer_memory:
         reserved = buffer_memory

@@ -9,6 +9,7 @@ from asyncproducer._cluster import BrokerInfo, ClusterSnapshot, PartitionInfo, T
 from asyncproducer._idempotence import IdempotenceState, ProducerIdAndEpoch, increment_sequence
 from asyncproducer._memory import BufferPool
 from asyncproducer.protocol.compression import CompressionType
+from asyncproducer.protocol.encoding import BATCH_HEADER_SIZE
 from asyncproducer.protocol.records import decode_batches
 
 CLUSTER = ClusterSnapshot(
@@ -167,8 +168,12 @@ def test_idempotent_stamps_are_contiguous_per_partition_and_wrap() -> None:
 
 
 def test_a_new_batch_reserves_the_overhead_of_as_many_records_as_fit() -> None:
-    assert batch_reservation(1_000, 100, 10**6) == (1_000 + 10 * RECORD_OVERHEAD, 10)
+    # A record of 100 bytes in a batch of its own is 100 - 61 (the batch header) bytes
+    # in a batch of many: (1_000 - 61) // 39 = 24 fit.
+    assert BATCH_HEADER_SIZE == 61
+    assert batch_reservation(1_000, 100, 10**6) == (1_000 + 24 * RECORD_OVERHEAD, 24)
     assert batch_reservation(1_000, 5_000, 10**6) == (5_000 + RECORD_OVERHEAD, 1)
+    assert batch_reservation(1_000, 61, 10**6) == (1_000 + 939 * RECORD_OVERHEAD, 939)
     # Never more than all of buffer_memory; then fewer records are paid for.
     assert batch_reservation(1_000, 100, 2_000) == (2_000, 1_000 // RECORD_OVERHEAD)
     assert batch_reservation(1_000, 1_900, 2_000) == (2_000, 1)
