@@ -1135,15 +1135,11 @@ index_below(PyObject *obj, Py_ssize_t limit)
 /* appender.append(topic, value, key, partition, timestamp_ms, headers, future): the
  * batch the record went into, or None, having changed nothing, when the record needs
  * send()'s Python path. */
+static PyObject *append_fields(Appender *self, PyObject *const *fields, PyObject *future);
+
 static PyObject *
 appender_append(Appender *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    PyObject *topic, *value, *key, *partition, *timestamp, *headers, *future;
-    PyObject *partition_obj = NULL, *stamp = NULL, *queue_key, *queue, *batch = NULL;
-    Py_ssize_t count, chosen, size, queued;
-    Record rec;
-    int appended;
-
     if (nargs != 7) {
         PyErr_Format(PyExc_TypeError,
                      "append() takes 7 arguments (topic, value, key, partition, timestamp_ms, "
@@ -1151,13 +1147,22 @@ appender_append(Appender *self, PyObject *const *args, Py_ssize_t nargs)
                      nargs);
         return NULL;
     }
-    topic = args[0];
-    value = args[1];
-    key = args[2];
-    partition = args[3];
-    timestamp = args[4];
-    headers = args[5];
-    future = args[6];
+    return append_fields(self, args, args[6]);
+}
+
+/* append()'s work: ``fields`` are send()'s six arguments (topic, value, key, partition,
+ * timestamp_ms, headers). The batch (a new reference), or None (a new reference) having
+ * changed nothing, or NULL with an exception. */
+static PyObject *
+append_fields(Appender *self, PyObject *const *fields, PyObject *future)
+{
+    PyObject *topic = fields[0], *value = fields[1], *key = fields[2];
+    PyObject *partition = fields[3], *timestamp = fields[4], *headers = fields[5];
+    PyObject *partition_obj = NULL, *stamp = NULL, *queue_key, *queue, *batch = NULL;
+    Py_ssize_t count, chosen, size, queued;
+    Record rec;
+    int appended;
+
     /* What only the Python path handles: serialization, headers, a topic that is not a
      * str (its check, and a lookup that could run Python code or fail). */
     if (!PyUnicode_CheckExact(topic) ||
@@ -1297,11 +1302,171 @@ error:
     return NULL;
 }
 
+/* The names of a ProducerRecord's fields, in send()'s order. */
+static PyObject *record_field_names[6];
+
+/* batch.add_sink(first, results, slot, stop - slot): the run of records ``slot`` to
+ * ``stop - 1`` of ``results`` went into ``batch`` from its record ``first`` on. */
+static int
+end_run(PyObject *batch, Py_ssize_t first, PyObject *results, Py_ssize_t slot, Py_ssize_t stop)
+{
+    PyObject *done = PyObject_CallMethod(batch, "add_sink", "nOnn", first, results, slot,
+                                         stop - slot);
+    if (done == NULL) {
+        return -1;
+    }
+    Py_DECREF(done);
+    return 0;
+}
+
+/* send_batch()'s loop, for as long as the records need no Python code: each record from
+ * ``iterator`` (a tuple of send()'s first 2 to 6 arguments, or an instance of exactly
+ * ``record_type``, ProducerRecord) is appended as append() does, with no future; it gets
+ * a slot (None) at the end of ``results``, its batch is a key of ``batches``, and each
+ * run of records in one batch reports to its slots (ProducerBatch.add_sink) before this
+ * returns. Returns None when the iterator is exhausted, or (record,) for the first record
+ * it did not take, with no slot: send_batch()'s Python path takes that one. */
+static PyObject *
+appender_append_each(Appender *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *iterator, *results, *batches, *record_type, *outcome = NULL;
+    PyObject *run = NULL; /* the current run's batch (owned) */
+    Py_ssize_t run_first = 0, run_slot = 0, slot;
+    Py_ssize_t taken = 0; /* the slots of records appended, to here */
+
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError,
+                     "append_each() takes 4 arguments (records, results, batches, "
+                     "record_type), %zd given",
+                     nargs);
+        return NULL;
+    }
+    iterator = args[0];
+    results = args[1];
+    batches = args[2];
+    record_type = args[3];
+    if (!PyIter_Check(iterator) || !PyList_CheckExact(results) || !PyDict_CheckExact(batches) ||
+        !PyType_Check(record_type)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "append_each() takes an iterator, a list, a dict and a type");
+        return NULL;
+    }
+    for (;;) {
+        PyObject *record, *batch, *fields[6], *owned[6] = {NULL};
+        Py_ssize_t size = 0, i;
+        record = PyIter_Next(iterator);
+        if (record == NULL) {
+            if (PyErr_Occurred()) {
+                goto error;
+            }
+            outcome = Py_NewRef(Py_None);
+            break;
+        }
+        if (PyTuple_CheckExact(record)) {
+            size = PyTuple_Size(record);
+        }
+        if (size >= 2 && size <= 6) {
+            for (i = 0; i < 6; i++) {
+                /* borrowed: the record holds them */
+                fields[i] = i < size ? PyTuple_GetItem(record, i) : Py_None;
+            }
+        }
+        else if ((PyObject *)Py_TYPE(record) == record_type) {
+            for (i = 0; i < 6; i++) {
+                owned[i] = PyObject_GetAttr(record, record_field_names[i]);
+                if (owned[i] == NULL) {
+                    break;
+                }
+                fields[i] = owned[i];
+            }
+            if (i < 6) {
+                for (i = 0; i < 6; i++) {
+                    Py_XDECREF(owned[i]);
+                }
+                Py_DECREF(record);
+                goto error;
+            }
+        }
+        else {
+            outcome = PyTuple_Pack(1, record); /* the Python path says what is wrong */
+            Py_DECREF(record);
+            if (outcome == NULL) {
+                goto error;
+            }
+            break;
+        }
+        /* Its slot first: a record appended must have one. */
+        slot = PyList_Size(results);
+        if (slot < 0 || PyList_Append(results, Py_None) < 0) {
+            batch = NULL;
+        }
+        else {
+            batch = append_fields(self, fields, Py_None);
+        }
+        for (i = 0; i < 6; i++) {
+            Py_XDECREF(owned[i]);
+        }
+        if (batch == Py_None) { /* not taken: no slot */
+            Py_DECREF(batch);
+            batch = NULL;
+            if (PyList_SetSlice(results, slot, slot + 1, NULL) == 0) {
+                outcome = PyTuple_Pack(1, record);
+            }
+        }
+        Py_DECREF(record);
+        if (batch == NULL) {
+            if (outcome == NULL) {
+                goto error;
+            }
+            break;
+        }
+        taken = slot + 1;
+        if (batch == run) {
+            Py_DECREF(batch);
+            continue;
+        }
+        if (run != NULL && end_run(run, run_first, results, run_slot, slot) < 0) {
+            Py_DECREF(batch);
+            goto error;
+        }
+        REPLACE(run, batch);
+        run_first = ((BatchRecords *)batch)->count - 1;
+        run_slot = slot;
+        if (PyDict_SetItem(batches, batch, Py_None) < 0) {
+            goto error;
+        }
+    }
+    if (run != NULL) {
+        if (end_run(run, run_first, results, run_slot, taken) < 0) {
+            Py_CLEAR(outcome);
+        }
+        Py_DECREF(run);
+    }
+    return outcome;
+error:
+    /* The records appended are in their batches whatever happens now: the run still
+     * gets its sink, so that its batch completes them as every other. */
+    if (run != NULL) {
+        PyObject *type, *value, *traceback;
+        PyErr_Fetch(&type, &value, &traceback);
+        if (end_run(run, run_first, results, run_slot, taken) < 0) {
+            PyErr_Clear();
+        }
+        PyErr_Restore(type, value, traceback);
+        Py_DECREF(run);
+    }
+    return NULL;
+}
+
 static PyMethodDef appender_methods[] = {
     {"append", (PyCFunction)(void (*)(void))appender_append, METH_FASTCALL,
      "append(topic, value, key, partition, timestamp_ms, headers, future, /)\n--\n\n"
      "The batch the record went into, or None, having changed nothing, when the record\n"
      "needs send()'s Python path."},
+    {"append_each", (PyCFunction)(void (*)(void))appender_append_each, METH_FASTCALL,
+     "append_each(records, results, batches, record_type, /)\n--\n\n"
+     "send_batch()'s loop while its records need no Python code: None when ``records``\n"
+     "(an iterator) is exhausted, else (record,), the first record it did not take."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1361,7 +1526,13 @@ speedups_exec(PyObject *module)
     }
     if (intern(&str_snapshot, "snapshot") < 0 || intern(&str_topics, "topics") < 0 ||
         intern(&str_partitions, "partitions") < 0 ||
-        intern(&str_error_code, "error_code") < 0 || intern(&str_new, "__new__") < 0) {
+        intern(&str_error_code, "error_code") < 0 || intern(&str_new, "__new__") < 0 ||
+        intern(&record_field_names[0], "topic") < 0 ||
+        intern(&record_field_names[1], "value") < 0 ||
+        intern(&record_field_names[2], "key") < 0 ||
+        intern(&record_field_names[3], "partition") < 0 ||
+        intern(&record_field_names[4], "timestamp_ms") < 0 ||
+        intern(&record_field_names[5], "headers") < 0) {
         return -1;
     }
     /* A static type's slot: PyType_GetSlot reads those since Python 3.10. */

@@ -471,46 +471,50 @@ class Producer:
                 run_batch = None
 
         stager, accumulator, appender = self._stager, self._accumulator, self._appender
-        for record in records:
-            slot = len(results)
-            results.append(None)
-            try:
-                if isinstance(record, ProducerRecord):
-                    topic, value, key = record.topic, record.value, record.key
-                    partition, timestamp_ms = record.partition, record.timestamp_ms
-                    headers = record.headers
-                else:
-                    fields: tuple[Any, ...]
-                    if type(record) is tuple and 2 <= len(record) <= 6:
-                        fields = record + _NONES[len(record)]  # send_arguments(), inline
-                    else:
-                        fields = send_arguments(record)
-                    topic, value, key, partition, timestamp_ms, headers = fields
-                batch = None
+        pending = iter(records)
+        taken = 0  # the slots up to here have records appended (or their error)
+        try:
+            while True:
                 if appender is not None:
-                    batch = appender.append(
-                        topic, value, key, partition, timestamp_ms, headers, None
-                    )
-                if batch is None:
+                    # The records that need no Python code, in one C call (runs and sinks
+                    # included); then here, the first record it did not take.
+                    end_run(len(results))
+                    declined = appender.append_each(pending, results, batches, ProducerRecord)
+                    if declined is None:
+                        break
+                    record = declined[0]
+                else:
+                    record = next(pending, _NO_MORE)
+                    if record is _NO_MORE:
+                        break
+                slot = len(results)
+                results.append(None)
+                try:
+                    topic, value, key, partition, timestamp_ms, headers = send_arguments(record)
                     staged = stager.stage(topic, value, key, partition, timestamp_ms, headers)
+                    batch = None
                     if staged is not None:
                         batch = accumulator.try_append(topic, staged[0], None, staged[2])
                     if batch is None:
-                        # The slow path may wait, and the sender may complete a batch
-                        # then: the current run must have its sink before that.
+                        # The slow path may wait, and the sender may complete a batch then:
+                        # the current run must have its sink before that.
                         end_run(slot)
                         batch = await self._enqueue_slowly(
                             topic, value, key, partition, timestamp_ms, headers, None, staged
                         )
-            except KafkaError as exc:
-                results[slot] = exc
-                end_run(slot)
-                continue
-            if batch is not run_batch:
-                end_run(slot)
-                run_batch, run_first, run_slot = batch, batch.record_count - 1, slot
-                batches[batch] = None
-        end_run(len(results))
+                except KafkaError as exc:
+                    results[slot] = exc
+                    end_run(slot)
+                    continue
+                if batch is not run_batch:
+                    end_run(slot)
+                    run_batch, run_first, run_slot = batch, batch.record_count - 1, slot
+                    batches[batch] = None
+                taken = slot + 1
+        finally:
+            # Every record appended reports to its slot, even if something raised (the
+            # iterator, say) with a slot given and its record not appended.
+            end_run(taken)
         # Lingering would only keep this caller waiting: no record of its own is coming.
         for batch in batches:
             batch.awaited = True
@@ -569,6 +573,8 @@ class Producer:
         info = await self._metadata.wait_for_topic(topic, self._max_block_s * 1000)
         return {p.partition for p in info.partitions}
 
+
+_NO_MORE = object()
 
 _NONES = [(None,) * (6 - n) for n in range(7)]
 """By a record tuple's length, what pads it to send()'s six arguments."""

@@ -20,12 +20,14 @@ import pytest
 
 from asyncproducer import Producer, ProducerRecord, RecordMetadata, _staging
 from asyncproducer.errors import (
+    InvalidProducerRecordError,
     InvalidRecordTimestampError,
     KafkaError,
     PartitionOutOfRangeError,
     RecordTooLargeError,
 )
 from asyncproducer.partitioners import DefaultPartitioner
+from asyncproducer.producer import send_arguments
 from asyncproducer.testing.fake import FakeCluster
 
 pytestmark = pytest.mark.anyio
@@ -149,13 +151,24 @@ async def test_send_batch_takes_the_appender_and_the_python_path_alike(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Keyless records to a one-partition topic: where send_batch's batches are cut
-    # depends on when the sender runs, and with it the sticky partitions.
-    records = [
-        ProducerRecord(
-            **(send if "key" in send or "partition" in send else send | {"topic": "one"})
-        )
-        for send in workload()
-    ]
+    # depends on when the sender runs, and with it the sticky partitions. Every record
+    # form, and items that are none (they fail alone, the C loop hands them back).
+    records: list[Any] = []
+    for i, send in enumerate(workload()):
+        if not ("key" in send or "partition" in send):
+            send = send | {"topic": "one"}
+        record = ProducerRecord(**send)
+        if i % 3 == 1:  # a tuple of send()'s arguments, as short as it can be
+            fields = list(send_arguments(record))
+            while len(fields) > 2 and fields[-1] is None:
+                fields.pop()
+            records.append(tuple(fields))
+        elif i % 3 == 2:
+            records.append(RecordSubclass(**send))  # not exactly a ProducerRecord
+        else:
+            records.append(record)
+        if i % 250 == 0:
+            records.extend([None, ("one",), b"not a record"])
 
     async def run() -> tuple[list[Any], list[Any]]:
         async with FakeCluster() as cluster:
@@ -164,7 +177,10 @@ async def test_send_batch_takes_the_appender_and_the_python_path_alike(
             async with Producer(
                 cluster.bootstrap_servers, linger_ms=5, batch_size=2_000
             ) as producer:
-                results = await producer.send_batch(records)
+                results = [
+                    type(r) if isinstance(r, Exception) else r
+                    for r in await producer.send_batch(records)
+                ]
             stored = [
                 [(r.key, r.value, r.headers, r.timestamp) for r in cluster.records(topic, p)]
                 for topic, count in (("t", 3), ("u", 2), ("one", 1))
@@ -177,7 +193,13 @@ async def test_send_batch_takes_the_appender_and_the_python_path_alike(
         monkeypatch.setattr(_staging, "Appender", None)
         slow = await run()
     assert fast == slow
-    assert all(isinstance(r, RecordMetadata) for r in fast[0])
+    kinds = [r if isinstance(r, type) else type(r) for r in fast[0]]
+    assert kinds.count(InvalidProducerRecordError) == 3 * 6
+    assert kinds.count(RecordMetadata) == len(records) - 3 * 6
+
+
+class RecordSubclass(ProducerRecord):
+    __slots__ = ()
 
 
 def test_the_pure_python_path_delivers_the_same_records() -> None:

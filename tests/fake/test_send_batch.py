@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
 from typing import Any
 
 import anyio
 import pytest
 
-from asyncproducer import Producer, ProducerRecord, RecordMetadata, RecordTuple
+from asyncproducer import Producer, ProducerRecord, RecordMetadata, RecordTuple, _staging
 from asyncproducer.errors import (
     InvalidProducerRecordError,
     InvalidRecordTimestampError,
@@ -256,3 +257,30 @@ async def test_a_topic_that_is_a_str_subclass_such_as_a_str_enum_is_a_topic() ->
                 [second] = await producer.send_batch([(Topic.ORDERS, b"batched")])
             assert [r.value for r in cluster.records("orders", 0)] == [b"sent", b"batched"]
             assert first.topic == second.topic == "orders"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("appender", [True, False], ids=["c-loop", "python-loop"])
+async def test_records_that_raise_midway_leave_the_producer_working(
+    appender: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The records enqueued before the iterator raised are delivered, and their batch
+    completes as every other (before, it had no sink and killed the sender task)."""
+    if not appender:
+        monkeypatch.setattr(_staging, "Appender", None)
+
+    def records() -> Iterator[RecordTuple]:
+        for i in range(5):
+            yield ("t", b"%d" % i)
+        raise RuntimeError("the caller's generator broke")
+
+    with anyio.fail_after(10):
+        async with FakeCluster() as cluster:
+            cluster.create_topic("t", 1)
+            async with Producer(cluster.bootstrap_servers, linger_ms=5) as producer:
+                with pytest.raises(RuntimeError, match="generator broke"):
+                    await producer.send_batch(records())
+                after = await producer.send_and_wait("t", b"after")
+            assert [r.value for r in cluster.records("t", 0)] == [
+                b"0", b"1", b"2", b"3", b"4", b"after"
+            ]  # fmt: skip
+            assert after.offset == 5

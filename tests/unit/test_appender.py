@@ -26,7 +26,7 @@ from asyncproducer._batch import ProducerBatch
 from asyncproducer._cluster import ClusterSnapshot, PartitionInfo, TopicInfo
 from asyncproducer._metadata import MetadataManager
 from asyncproducer._staging import _BARE_BATCH_BOUND, RecordStager
-from asyncproducer._types import RecordMetadata
+from asyncproducer._types import ProducerRecord, RecordMetadata
 from asyncproducer.config import ProducerConfig
 from asyncproducer.errors import InvalidTopicError
 from asyncproducer.partitioners import DefaultPartitioner, partition_for_key
@@ -592,3 +592,153 @@ def test_an_appender_in_a_reference_cycle_is_collected() -> None:
     del setup
     gc.collect()
     assert died[0]
+
+
+# ----------------------------------------------------------------------- append_each
+
+
+class RecordSubclass(ProducerRecord):
+    __slots__ = ()
+
+
+def each(setup: Setup, records: Any) -> tuple[Any, list[Any], dict[Any, None]]:
+    """append_each over ``records``: what it returned, the results, the batches."""
+    results: list[Any] = []
+    batches: dict[Any, None] = {}
+    outcome = setup.appender.append_each(iter(records), results, batches, ProducerRecord)
+    return outcome, results, batches
+
+
+def sinks(batch: ProducerBatch) -> list[tuple[int, int, int]]:
+    """(first, slot, count) of each of its sinks."""
+    return [(first, slot, count) for first, _, slot, count in batch.sinks or ()]
+
+
+def test_append_each_takes_tuples_and_records_in_runs_with_a_sink_each() -> None:
+    setup = Setup()
+    records = [
+        ("t", b"a"),  # sticky partition 1
+        ("t", b"b", None, 1, 1000, ()),
+        ProducerRecord("t", b"c", partition=2, timestamp_ms=1000),
+        ("t", b"d", None, 2),
+        ("t", b"e", None, 1, None),
+    ]
+    outcome, results, batches = each(setup, records)
+    assert outcome is None
+    assert results == [None] * 5
+    assert list(batches) == [setup.batch(1), setup.batch(2)]
+    assert [b.record_count for b in (setup.batch(1), setup.batch(2))] == [3, 2]
+    # Runs: slots 0-1 in partition 1, 2-3 in partition 2, 4 in partition 1 again.
+    assert sinks(setup.batch(1)) == [(0, 0, 2), (2, 4, 1)]
+    assert sinks(setup.batch(2)) == [(0, 2, 2)]
+    assert all(future is None for future in setup.batch(1).futures)
+    assert all(s[1] is results for s in setup.batch(1).sinks or ())
+
+
+@pytest.mark.parametrize(
+    "declined",
+    [
+        None,
+        b"not a record",
+        ("t",),
+        ("t", b"v", None, None, None, None, "a 7th"),
+        ["t", b"v"],
+        RecordSubclass("t", b"v"),
+        ("t", "a str value"),
+        ("t", b"v", None, 9),  # no such partition
+        ("nope", b"v"),  # unknown topic
+        ("t", b"v", None, None, -1),
+    ],
+    ids=repr,
+)
+def test_append_each_hands_back_the_first_record_it_does_not_take(declined: Any) -> None:
+    setup = Setup()
+    records = iter([("t", b"first"), ("t", b"second", None, 3), declined, ("t", b"after")])
+    results: list[Any] = []
+    batches: dict[Any, None] = {}
+    outcome = setup.appender.append_each(records, results, batches, ProducerRecord)
+    assert type(outcome) is tuple
+    assert len(outcome) == 1
+    assert outcome[0] is declined
+    assert results == [None, None]  # no slot for the one handed back
+    assert list(batches) == [setup.batch(1), setup.batch(3)]
+    assert sinks(setup.batch(1)) == [(0, 0, 1)]
+    assert sinks(setup.batch(3)) == [(0, 1, 1)]
+    assert next(records) == ("t", b"after")  # the iterator is just past it
+
+
+def test_append_each_hands_back_a_record_its_full_batch_cannot_take() -> None:
+    setup = Setup(batch_size=200)
+    outcome, results, _ = each(setup, [("t", b"x" * 60)] * 5)
+    assert outcome == (("t", b"x" * 60),)
+    assert len(results) == setup.batch(1).record_count
+    assert sinks(setup.batch(1)) == [(0, 0, len(results))]
+
+
+def test_append_each_with_nothing_to_append() -> None:
+    setup = Setup()
+    before = setup.state()
+    assert each(setup, []) == (None, [], {})
+    assert setup.state() == before
+
+
+def test_when_the_iterator_raises_the_records_appended_still_have_their_sink() -> None:
+    def records() -> Any:
+        yield ("t", b"a")
+        yield ("t", b"b")
+        raise RuntimeError("the caller's generator broke")
+
+    setup = Setup()
+    results: list[Any] = []
+    batches: dict[Any, None] = {}
+    with pytest.raises(RuntimeError, match="generator broke"):
+        setup.appender.append_each(records(), results, batches, ProducerRecord)
+    assert results == [None, None]
+    assert sinks(setup.batch(1)) == [(0, 0, 2)]
+    assert list(batches) == [setup.batch(1)]
+
+
+def test_a_record_whose_field_cannot_be_read_raises() -> None:
+    setup = Setup()
+    broken = ProducerRecord("t", b"v")
+    del broken.headers  # a slots field left unset: reading it raises AttributeError
+    results: list[Any] = []
+    with pytest.raises(AttributeError):
+        setup.appender.append_each(iter([("t", b"a"), broken]), results, {}, ProducerRecord)
+    assert results == [None]
+    assert sinks(setup.batch(1)) == [(0, 0, 1)]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        (),
+        (iter([]), [], {}),
+        ([("t", b"v")], [], {}, ProducerRecord),  # a list, not an iterator
+        (iter([]), (), {}, ProducerRecord),
+        (iter([]), [], [], ProducerRecord),
+        (iter([]), [], {}, "ProducerRecord"),
+    ],
+)
+def test_append_each_argument_errors(args: tuple[Any, ...]) -> None:
+    with pytest.raises(TypeError, match="append_each"):
+        Setup().appender.append_each(*args)
+
+
+def test_no_reference_leaks_in_append_each() -> None:
+    setup = Setup(batch_size=1 << 20)
+    topic, value = "t", b"value"
+    record = ProducerRecord(topic, value, partition=2)
+    setup.appender.append_each(iter([(topic, value)]), [], {}, ProducerRecord)
+    objects = (topic, value, record, setup.metadata.snapshot)
+    refs = [sys.getrefcount(o) for o in objects]
+    for _ in range(500):
+        results: list[Any] = []
+        batches: dict[Any, None] = {}
+        records = [(topic, value), record, (topic, value, None, 3), None, (topic, value)]
+        outcome = setup.appender.append_each(iter(records), results, batches, ProducerRecord)
+        assert outcome == (None,)
+        del outcome, results, batches, records
+        for queue in setup.queues.values():
+            queue[-1].sinks = None
+    assert [sys.getrefcount(o) for o in objects] == refs
