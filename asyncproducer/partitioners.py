@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, cast
 
 from asyncproducer._cluster import ClusterSnapshot, TopicInfo
+from asyncproducer._native import speedups
 from asyncproducer.errors import UnknownTopicOrPartitionError
 
 __all__ = [
@@ -97,10 +98,18 @@ def to_positive(n: int) -> int:
     return n & 0x7FFF_FFFF
 
 
+_C_MURMUR2 = speedups.murmur2 if speedups is not None else None
+"""The C extension's murmur2, where it built: _murmur2_u32 for bytes, ~10 times faster."""
+
+
 def partition_for_key(key_bytes: bytes, num_partitions: int) -> int:
     """The partition Java's producer picks for a serialized key among ``num_partitions``."""
+    if _C_MURMUR2 is not None and type(key_bytes) is bytes:
+        h: int = _C_MURMUR2(key_bytes)
+    else:
+        h = _murmur2_u32(key_bytes)
     # to_positive(murmur2(k)) == unsigned hash with the top bit cleared: skip the signed step.
-    return (_murmur2_u32(key_bytes) & 0x7FFF_FFFF) % num_partitions
+    return (h & 0x7FFF_FFFF) % num_partitions
 
 
 # --------------------------------------------------------------------------- protocol
