@@ -14,9 +14,11 @@ Modelled on Java's ``org.apache.kafka.clients.producer.MockProducer``:
 
 What it checks like the real producer: the configuration (``ProducerConfig``), the
 lifecycle (``send()`` before ``start()`` raises ``ProducerStateError``, after ``close()``
-``ProducerClosedError``), headers, explicit partitions (``PartitionOutOfRangeError``),
-record size (``RecordTooLargeError``). Interceptors and ``on_delivery`` callbacks run at
-the same points as in the real producer.
+``ProducerClosedError``), topic names (``InvalidTopicError``), headers, explicit
+partitions (``PartitionOutOfRangeError``), timestamps (``InvalidRecordTimestampError``),
+record size (``RecordTooLargeError``). ``send_batch()`` sends each record through
+``send()`` and gives one result per record, as the real one. Interceptors and
+``on_delivery`` callbacks run at the same points as in the real producer.
 
 Where it differs, on purpose: keyless records go round-robin over the topic's partitions
 (the real default partitioner is sticky, which would put every record of a short test on
