@@ -110,6 +110,28 @@ def future_factory() -> FutureFactory:
     raise RuntimeError(f"asyncproducer runs on asyncio or trio, not {library}")
 
 
+Checkpoint = Callable[[], Awaitable[None]]
+
+
+def checkpoint_factory() -> Checkpoint:
+    """``anyio.lowlevel.checkpoint`` of the running event loop (a yield to the loop, and
+    a cancellation point), without looking up the backend on every call: that lookup
+    took a third of the cost of the send path's yield, once a batch. Call from async
+    code."""
+    library = sniffio.current_async_library()
+    if library == "asyncio":
+        return _sleep_0
+    if library == "trio":
+        import trio
+
+        return trio.lowlevel.checkpoint
+    raise RuntimeError(f"asyncproducer runs on asyncio or trio, not {library}")
+
+
+def _sleep_0() -> Awaitable[None]:
+    return asyncio.sleep(0)  # what AnyIO's checkpoint awaits on asyncio
+
+
 EventFactory = Callable[[], Any]
 
 

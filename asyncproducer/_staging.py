@@ -46,9 +46,8 @@ _BARE_BATCH_BOUND = BARE_RECORD_OVERHEAD + BATCH_HEADER_SIZE
 """A batch holding one record without headers takes at most this plus the key's and
 value's lengths (each -1 when None)."""
 
-Staged = tuple[int, bool, Record, int]
-"""(partition, whether the partitioner chose it, the record as a batch takes it, the size
-of a batch holding only this record: at most what it reserves)."""
+Staged = tuple[int, bool, Record]
+"""(partition, whether the partitioner chose it, the record as a batch takes it)."""
 
 _MAX_TIMESTAMP = 2**63 - 1
 
@@ -145,7 +144,7 @@ class RecordStager:
         elif type(timestamp_ms) is not int or not 0 <= timestamp_ms <= _MAX_TIMESTAMP:
             timestamp_ms = check_timestamp(topic, timestamp_ms)
         record = (timestamp_ms, key_bytes, value_bytes, headers)
-        return partition, chosen, record, size  # type: ignore[return-value]
+        return partition, chosen, record  # type: ignore[return-value]
 
     def choose_partition(
         self, topic: str, key: Any, key_bytes: bytes | None, value: Any, value_bytes: bytes | None

@@ -26,7 +26,7 @@ from asyncproducer._backoff import ExponentialBackoff
 from asyncproducer._batch import DeliveryCallback, ProducerBatch, Record, batch_reservation
 from asyncproducer._cluster import parse_bootstrap_servers
 from asyncproducer._connection import ConnectionSettings
-from asyncproducer._futures import FutureFactory, future_factory
+from asyncproducer._futures import Checkpoint, FutureFactory, checkpoint_factory, future_factory
 from asyncproducer._host import background_task, spawn_host
 from asyncproducer._idempotence import IdempotenceState
 from asyncproducer._memory import BufferPool
@@ -99,6 +99,7 @@ class Producer:
         self._max_block_s = config.max_block_ms / 1000
         self._batch_size = config.batch_size
         self._new_future: FutureFactory | None = None
+        self._checkpoint: Checkpoint = anyio.lowlevel.checkpoint  # the loop's own, once started
         self._stop = anyio.Event()
         self._stopped = anyio.Event()
         self._started = anyio.Event()
@@ -182,6 +183,7 @@ class Producer:
         first ``send()`` to a topic fetches its metadata (bounded by ``max_block_ms``)."""
         self._transition(State.STARTING)
         self._new_future = future_factory()
+        self._checkpoint = checkpoint_factory()
         configs = {f.name: getattr(self._config, f.name) for f in dataclasses.fields(self._config)}
         self._interceptors.configure(configs)
         configure_partitioner = getattr(self._partitioner, "configure", None)
@@ -365,9 +367,9 @@ class Producer:
             batch = self._accumulator.try_append(topic, staged[0], future, staged[2])
             if batch is not None:
                 return batch
-        chosen_partition, chosen, record, size = staged
+        chosen_partition, chosen, record = staged
         return await self._append_to_new_batch(
-            topic, chosen_partition, chosen, key, value, future, record, size, deadline
+            topic, chosen_partition, chosen, key, value, future, record, deadline
         )
 
     async def _append_to_new_batch(
@@ -379,7 +381,6 @@ class Producer:
         value: Any,
         future: Any,
         record: Record,
-        size: int,
         deadline: float | None,
     ) -> ProducerBatch:
         """The slow path of an append: the record's partition has no batch with room."""
@@ -393,9 +394,9 @@ class Producer:
                 batch = accumulator.try_append(topic, partition, future, record)
                 if batch is not None:
                     if full_waiting:
-                        await anyio.lowlevel.checkpoint()
+                        await self._checkpoint()
                     return batch
-        reserved, record_capacity = batch_reservation(self._batch_size, size, self._memory.total)
+        reserved, record_capacity = batch_reservation(self._batch_size, record, self._memory.total)
         if not self._memory.try_reserve(reserved):
             self._sender.wakeup()  # senders waiting for memory make batches sendable now
             if deadline is None:
@@ -420,7 +421,7 @@ class Producer:
         # sends before it yields then share one request, not one each. Trio's rule is a
         # checkpoint on every call; this is the documented exception.
         if full_waiting:
-            await anyio.lowlevel.checkpoint()
+            await self._checkpoint()
         return batch
 
     async def send_and_wait(

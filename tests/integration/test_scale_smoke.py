@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from asyncproducer._batch import batch_reservation
-from asyncproducer._staging import _BARE_BATCH_BOUND
 from benchmarks._scale_cases import QUICK, THROUGHPUT_GROUPS, cases
 from benchmarks.scale import main
 
@@ -59,7 +58,7 @@ def test_scale_benchmark_runs_every_quick_case(
         assert row["failed"] == row["pending"] == 0
         # Used up: no room for one more batch of such records.
         one_batch, _ = batch_reservation(
-            16_384, _BARE_BATCH_BOUND - 1 + case.value_size, case.buffer_memory
+            16_384, (0, None, b"v" * case.value_size, ()), case.buffer_memory
         )
         assert row["min_buffer_available"] < one_batch
         # buffer_memory bounds the memory, records' Python objects included (docs/scale.md:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from asyncproducer._accumulator import RecordAccumulator
 from asyncproducer._backoff import ExponentialBackoff
 from asyncproducer._batch import RECORD_OVERHEAD, RECORDS_PER_CHARGE, Record, batch_reservation
@@ -9,7 +11,7 @@ from asyncproducer._cluster import BrokerInfo, ClusterSnapshot, PartitionInfo, T
 from asyncproducer._idempotence import IdempotenceState, ProducerIdAndEpoch, increment_sequence
 from asyncproducer._memory import BufferPool
 from asyncproducer.protocol.compression import CompressionType
-from asyncproducer.protocol.encoding import BATCH_HEADER_SIZE
+from asyncproducer.protocol.encoding import BATCH_HEADER_SIZE, record_size
 from asyncproducer.protocol.records import decode_batches
 
 CLUSTER = ClusterSnapshot(
@@ -168,15 +170,45 @@ def test_idempotent_stamps_are_contiguous_per_partition_and_wrap() -> None:
 
 
 def test_a_new_batch_reserves_the_overhead_of_as_many_records_as_fit() -> None:
-    # A record of 100 bytes in a batch of its own is 100 - 61 (the batch header) bytes
-    # in a batch of many: (1_000 - 61) // 39 = 24 fit.
     assert BATCH_HEADER_SIZE == 61
-    assert batch_reservation(1_000, 100, 10**6) == (1_000 + 24 * RECORD_OVERHEAD, 24)
-    assert batch_reservation(1_000, 5_000, 10**6) == (5_000 + RECORD_OVERHEAD, 1)
-    assert batch_reservation(1_000, 61, 10**6) == (1_000 + 939 * RECORD_OVERHEAD, 939)
+    # A 90-byte value takes 99 bytes as a batch's first record (deltas 0; two-byte
+    # length varints), and so do the next 63: 939 // 99 = 9 fit in a batch of 1,000.
+    assert record_size(0, 0, None, b"v" * 90, ()) == 99
+    assert batch_reservation(1_000, pending(b"v" * 90), 10**6) == (1_000 + 9 * RECORD_OVERHEAD, 9)
+    # 100-byte values in 16 KiB: 64 of 109 bytes, then (16_323 - 6_976) // 110 = 84.
+    assert batch_reservation(16_384, pending(b"v" * 100), 10**6) == (
+        16_384 + 148 * RECORD_OVERHEAD,
+        148,
+    )
+    # A record larger than batch_size: its own batch, exactly its size.
+    assert batch_reservation(1_000, pending(b"v" * 5_000), 10**6) == (
+        61 + 5_009 + RECORD_OVERHEAD,
+        1,
+    )
     # Never more than all of buffer_memory; then fewer records are paid for.
-    assert batch_reservation(1_000, 100, 2_000) == (2_000, 1_000 // RECORD_OVERHEAD)
-    assert batch_reservation(1_000, 1_900, 2_000) == (2_000, 1)
+    assert batch_reservation(1_000, pending(b"v" * 90), 2_000) == (2_000, 1_000 // RECORD_OVERHEAD)
+    assert batch_reservation(1_000, pending(b"v" * 1_800), 2_000) == (2_000, 1)
+
+
+@pytest.mark.parametrize("value_size", [0, 10, 90, 100, 1_000])
+@pytest.mark.parametrize("batch_size", [1_000, 16_384])
+def test_a_batch_of_like_records_is_paid_for_exactly_up_front(
+    value_size: int, batch_size: int
+) -> None:
+    # Capacity for every record that fits, and no more: a batch of like records never
+    # goes back to the Python path to pay for more of them.
+    pool = BufferPool(10**7)
+    acc = accumulator(batch_size=batch_size, charge=pool.try_reserve)
+    reserved, capacity = batch_reservation(batch_size, pending(b"v" * value_size), pool.total)
+    assert pool.try_reserve(reserved)
+    batch, _ = acc.append_to_new_batch(
+        "t", 0, None, pending(b"v" * value_size), reserved, 0, capacity
+    )
+    while acc.try_append("t", 0, None, pending(b"v" * value_size)) is batch:
+        pass
+    assert batch.full
+    assert batch.record_count == capacity
+    assert batch.reserved == reserved
 
 
 def test_a_batch_pays_for_smaller_records_and_closes_when_memory_is_short() -> None:
@@ -199,19 +231,6 @@ def test_a_batch_pays_for_smaller_records_and_closes_when_memory_is_short() -> N
     assert batch.full
     pool.release(batch.reserved)
     assert pool.available == pool.total
-
-
-def test_a_batch_of_like_records_reserves_nothing_more() -> None:
-    pool = BufferPool(10**6)
-    acc = accumulator(batch_size=1_000, charge=pool.try_reserve)
-    reserved, capacity = batch_reservation(1_000, 100, pool.total)
-    assert pool.try_reserve(reserved)
-    batch, _ = acc.append_to_new_batch("t", 0, None, pending(b"v" * 90), reserved, 0, capacity)
-    while acc.try_append("t", 0, None, pending(b"v" * 90)) is batch:
-        pass
-    assert batch.full
-    assert batch.record_count <= capacity
-    assert batch.reserved == reserved
 
 
 def test_a_batch_without_a_charge_is_bounded_by_bytes_only() -> None:
