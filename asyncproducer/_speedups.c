@@ -602,39 +602,27 @@ static PyObject *str_new; /* "__new__" */
  * copies the fields' items into the new instance and keeps neither tuple, so both are
  * the caller's alone again after it, and their items may be replaced (what
  * PyTuple_SetItem requires: a reference count of 1; new ones otherwise). Not reused for
- * tuple itself, whose instance is the fields tuple. Steals nothing; NULL on error. */
+ * tuple itself, whose instance is the fields tuple. Steals nothing (borrows the fields);
+ * NULL on error. */
 static PyObject *
 new_metadata(PyTypeObject *type, PyObject **args, PyObject *topic, PyObject *partition,
-             PyObject *offset, PyObject *timestamp, int64_t key_size, int64_t value_size)
+             PyObject *offset, PyObject *timestamp, PyObject *key_size, PyObject *value_size)
 {
-    PyObject *ks, *vs, *fields;
-    ks = PyLong_FromLongLong(key_size);
-    vs = PyLong_FromLongLong(value_size);
-    if (ks == NULL || vs == NULL) {
-        Py_XDECREF(ks);
-        Py_XDECREF(vs);
-        return NULL;
-    }
+    PyObject *fields;
     if (type == &PyTuple_Type) {
-        fields = PyTuple_Pack(6, topic, partition, offset, timestamp, ks, vs);
-        Py_DECREF(ks);
-        Py_DECREF(vs);
-        return fields; /* tuple.__new__(tuple, fields) is fields itself */
+        /* tuple.__new__(tuple, fields) is fields itself */
+        return PyTuple_Pack(6, topic, partition, offset, timestamp, key_size, value_size);
     }
     if (*args == NULL || Py_REFCNT(*args) != 1 ||
         Py_REFCNT(PyTuple_GetItem(*args, 0)) != 1) {
         Py_CLEAR(*args);
         fields = PyTuple_New(6);
         if (fields == NULL) {
-            Py_DECREF(ks);
-            Py_DECREF(vs);
             return NULL;
         }
         *args = PyTuple_New(1);
         if (*args == NULL) {
             Py_DECREF(fields);
-            Py_DECREF(ks);
-            Py_DECREF(vs);
             return NULL;
         }
         PyTuple_SetItem(*args, 0, fields); /* steals */
@@ -645,9 +633,33 @@ new_metadata(PyTypeObject *type, PyObject **args, PyObject *topic, PyObject *par
     PyTuple_SetItem(fields, 1, Py_NewRef(partition));
     PyTuple_SetItem(fields, 2, Py_NewRef(offset));
     PyTuple_SetItem(fields, 3, Py_NewRef(timestamp));
-    PyTuple_SetItem(fields, 4, ks);
-    PyTuple_SetItem(fields, 5, vs);
+    PyTuple_SetItem(fields, 4, Py_NewRef(key_size));
+    PyTuple_SetItem(fields, 5, Py_NewRef(value_size));
     return tuple_new(type, *args, NULL);
+}
+
+/* The int ``value`` as the last call made it, when the value is the same: the records of
+ * a batch mostly share their timestamp (milliseconds) and sizes, and one int object for
+ * them all saves an allocation per field and record (ints are immutable). */
+typedef struct {
+    int64_t value;
+    PyObject *obj; /* NULL: none yet */
+} LastInt;
+
+/* A new reference to the int ``value``; NULL on error. */
+static PyObject *
+last_int(LastInt *last, int64_t value)
+{
+    if (last->obj == NULL || last->value != value) {
+        PyObject *obj = PyLong_FromLongLong(value);
+        if (obj == NULL) {
+            return NULL;
+        }
+        Py_XDECREF(last->obj);
+        last->obj = obj;
+        last->value = value;
+    }
+    return Py_NewRef(last->obj);
 }
 
 /* 1 if instances of ``type`` (a tuple subclass, or tuple) holding ``topic``,
@@ -682,6 +694,7 @@ records_metadata(BatchRecords *self, PyObject *const *args, Py_ssize_t nargs)
     PyTypeObject *type;
     PyObject *topic, *partition, *result, *offset = NULL, *timestamp = NULL;
     PyObject *call_args = NULL; /* new_metadata's (fields,), reused */
+    LastInt timestamps = {0, NULL}, key_sizes = {0, NULL}, value_sizes = {0, NULL};
     int64_t base_offset, log_append_time;
     Py_ssize_t count, i;
     int untrack;
@@ -745,7 +758,9 @@ records_metadata(BatchRecords *self, PyObject *const *args, Py_ssize_t nargs)
     }
     for (i = 0; i < count; i++) {
         const RecordInfo *info = &self->infos[i];
-        PyObject *record_offset = offset, *record_timestamp = timestamp, *item;
+        PyObject *record_offset = offset, *record_timestamp = timestamp, *item = NULL;
+        PyObject *key_size = last_int(&key_sizes, info->key_size);
+        PyObject *value_size = last_int(&value_sizes, info->value_size);
         if (record_offset == NULL) {
             /* base_offset + i in uint64 (base_offset >= 0 here): it may pass INT64_MAX,
              * as the Python reference's range() does, never 2**64. */
@@ -755,18 +770,20 @@ records_metadata(BatchRecords *self, PyObject *const *args, Py_ssize_t nargs)
             Py_INCREF(record_offset);
         }
         if (record_timestamp == NULL) {
-            record_timestamp = PyLong_FromLongLong(info->timestamp);
+            record_timestamp = last_int(&timestamps, info->timestamp);
         }
         else {
             Py_INCREF(record_timestamp);
         }
-        item = NULL;
-        if (record_offset != NULL && record_timestamp != NULL) {
+        if (record_offset != NULL && record_timestamp != NULL && key_size != NULL &&
+            value_size != NULL) {
             item = new_metadata(type, &call_args, topic, partition, record_offset,
-                                record_timestamp, info->key_size, info->value_size);
+                                record_timestamp, key_size, value_size);
         }
         Py_XDECREF(record_offset);
         Py_XDECREF(record_timestamp);
+        Py_XDECREF(key_size);
+        Py_XDECREF(value_size);
         if (item == NULL) {
             Py_CLEAR(result);
             break;
@@ -776,6 +793,9 @@ records_metadata(BatchRecords *self, PyObject *const *args, Py_ssize_t nargs)
         }
         PyList_SetItem(result, i, item); /* steals */
     }
+    Py_XDECREF(timestamps.obj);
+    Py_XDECREF(key_sizes.obj);
+    Py_XDECREF(value_sizes.obj);
     Py_XDECREF(call_args);
     Py_XDECREF(offset);
     Py_XDECREF(timestamp);

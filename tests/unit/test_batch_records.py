@@ -690,6 +690,26 @@ def test_metadata_of_extreme_offsets_and_timestamps(impl: Records) -> None:
         ]
 
 
+def test_metadata_of_records_that_share_timestamps_and_sizes(impl: Records) -> None:
+    """Runs of records with the same timestamp and sizes, then different, then the first
+    again: each record's own values (the C metadata() reuses one int object for a value
+    equal to the previous record's)."""
+    fields = [(1_700_000_000_000, 300, 1_000)] * 3 + [(1_700_000_000_001, -1, 2_000)]
+    fields += [(1_700_000_000_000, 300, 1_000)] * 2
+    records = impl(1 << 20, 100)
+    for timestamp, key_size, value_size in fields:
+        key = None if key_size < 0 else b"k" * key_size
+        assert records.append(None, timestamp, key, b"v" * value_size, ())
+    metadata = records.metadata(RecordMetadata, "t", 0, 10, -1)
+    assert [(m.timestamp, m.serialized_key_size, m.serialized_value_size) for m in metadata] == (
+        fields
+    )
+    assert [m.offset for m in metadata] == list(range(10, 16))
+    if impl is not PyBatchRecords:
+        assert metadata[0].timestamp is metadata[2].timestamp
+        assert metadata[0].serialized_value_size is metadata[1].serialized_value_size
+
+
 def test_metadata_of_no_records(impl: Records) -> None:
     """[] for records never appended to, and for records that refused their only append
     (at record_capacity 0): before and after finish()."""
