@@ -53,7 +53,7 @@ def batch_reservation(batch_size: int, first: Record, buffer_memory: int) -> tup
     room = max(batch_size, BATCH_HEADER_SIZE + alone)
     # Later records differ only in their deltas: offset deltas from 64 on take two bytes
     # (timestamp deltas, one below 64 ms). Sized by the send path's upper bound instead,
-    # 100-byte records were paid for 124 at a time of the 150 that fit, and each batch
+    # 100-byte records were paid for 124 at a time of the 148 that fit, and each batch
     # went back to the Python path twice to pay for the rest.
     budget = batch_size - BATCH_HEADER_SIZE
     if budget <= _ONE_BYTE_OFFSETS * alone:
