@@ -2,7 +2,7 @@
 where it did not build (``protocol.batch_records``, ``_staging``)."""
 
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Generator, Iterator
 from typing import Any
 
 from asyncproducer.protocol.batch_records import PyBatchRecords
@@ -10,7 +10,25 @@ from asyncproducer.protocol.batch_records import PyBatchRecords
 class BatchRecords(PyBatchRecords):
     """The C twin of ``PyBatchRecords``: the same interface and results."""
 
+class SendCall(Coroutine[Any, Any, Any]):
+    """What ``Appender.send`` returns: awaited, it enqueues the record and returns its
+    future, as the coroutine ``Producer.send`` would (which it runs for the records the
+    shortcut declines)."""
+
+    def __await__(self) -> Generator[Any, Any, Any]: ...  # itself
+    def __next__(self) -> Any: ...
+    def send(self, value: Any, /) -> Any: ...
+    def throw(self, typ: Any, val: Any = ..., tb: Any = ..., /) -> Any: ...
+    def close(self) -> None: ...
+
 class Appender:
+    new_future: Callable[[], Any] | None
+    """send(): the running event loop's future factory."""
+    python_send: Callable[..., Coroutine[Any, Any, Any]] | None
+    """send(): the coroutine function for the records append() declines."""
+    open: bool
+    """send(): whether the producer is running (else every record goes to python_send)."""
+
     def __init__(
         self,
         *,
@@ -50,6 +68,17 @@ class Appender:
         batch a key in ``batches``, and each run of records in one batch a sink
         (``add_sink``). None once ``records`` is exhausted, else ``(record,)``, the first
         record it did not take (given no slot)."""
+    def send(
+        self,
+        topic: str,
+        value: Any = None,
+        key: Any = None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+        headers: Any = None,
+        on_delivery: Callable[[Any, BaseException | None], object] | None = None,
+    ) -> SendCall:
+        """``Producer.send`` in C: nothing happens until the result is awaited."""
 
 def murmur2(data: bytes, /) -> int:
     """Java's ``Utils.murmur2`` of ``data``, as an unsigned 32-bit int."""

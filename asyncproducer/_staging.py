@@ -13,14 +13,16 @@ its partition's open batch in one C call, or declines (None, nothing changed) wh
 the record needs anything more (a serializer, headers, a first sticky choice, a new
 batch, an error to raise); then the caller stages it here. The shortcut decides nothing
 this module would decide otherwise: ``tests/fake/test_fast_path.py`` runs the same sends
-with and without it.
+with and without it. Its ``send`` is ``Producer.send`` itself while the producer has it:
+an awaitable in C (``SendCall``) that takes the shortcut when awaited and runs the Python
+coroutine for every record the shortcut declines.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from asyncproducer._batch import ProducerBatch, Record
@@ -52,6 +54,10 @@ Staged = tuple[int, bool, Record]
 _MAX_TIMESTAMP = 2**63 - 1
 
 Appender: Any = None if speedups is None else speedups.Appender
+if speedups is not None:
+    # What appender.send() returns: a coroutine in all but type, as asyncio.create_task()
+    # and trio's start_soon() check.
+    Coroutine.register(speedups.SendCall)
 
 
 class RecordStager:

@@ -17,6 +17,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from types import MethodType
 from typing import Any
 
 import anyio
@@ -140,6 +141,13 @@ class Producer:
         self._appender = (
             None if self._intercepting else self._stager.appender(self._accumulator.queues)
         )
+        if self._appender is not None:
+            # send() in C: an awaitable that appends through the shortcut when awaited
+            # (while the producer runs) and runs this class's send() for everything else.
+            # It saves the coroutine and its frame, a fifth of what send() costs.
+            self._appender.python_send = MethodType(Producer.send, self)
+            if type(self).send is Producer.send:  # a subclass's own send() stays in charge
+                vars(self)["send"] = self._appender.send
         self._sender = Sender(
             SenderSettings(
                 acks=config.acks,
@@ -168,6 +176,8 @@ class Producer:
         if to not in _TRANSITIONS[self._state]:
             raise ProducerStateError(f"cannot go from {self._state.value} to {to.value}")
         self._state = to
+        if self._appender is not None:
+            self._appender.open = to is State.RUNNING
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -183,6 +193,8 @@ class Producer:
         first ``send()`` to a topic fetches its metadata (bounded by ``max_block_ms``)."""
         self._transition(State.STARTING)
         self._new_future = future_factory()
+        if self._appender is not None:
+            self._appender.new_future = self._new_future
         self._checkpoint = checkpoint_factory()
         configs = {f.name: getattr(self._config, f.name) for f in dataclasses.fields(self._config)}
         self._interceptors.configure(configs)
@@ -313,14 +325,6 @@ class Producer:
         if self._state is not State.RUNNING:
             self._check_running()
         future = self._new_future()  # type: ignore[misc]
-        if self._appender is not None:
-            batch = self._appender.append(
-                topic, value, key, partition, timestamp_ms, headers, future
-            )
-            if batch is not None:
-                if on_delivery is not None:
-                    batch.add_hooks(on_delivery, None)
-                return future
         record = None
         if self._intercepting:
             record = self._interceptors.on_send(

@@ -1,0 +1,217 @@
+"""``send()`` in C: with the extension, ``producer.send`` is the appender's ``send``, which
+returns a ``_speedups.SendCall``, not a coroutine. It must behave as the coroutine
+``Producer.send`` does: nothing happens until it is awaited; awaited, it enqueues the
+record and returns its future; it runs as a task on asyncio and trio; it raises what the
+coroutine raises, when the coroutine raises it; never awaited, it warns. The records it
+declines, and its cancellation while it waits, are the coroutine's (test_fast_path.py,
+test_cancellation.py); this file covers the awaitable inside a producer, and
+tests/unit/test_send_call.py drives it step by step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import inspect
+import sys
+import warnings
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import pytest
+import sniffio
+
+from asyncproducer import Producer, RecordMetadata, _staging
+from asyncproducer.errors import ProducerClosedError, ProducerStateError
+from asyncproducer.testing.fake import FakeCluster
+from tests.fake.test_delivery import bounded
+
+pytestmark = [
+    pytest.mark.anyio,
+    pytest.mark.skipif(_staging.Appender is None, reason="asyncproducer._speedups did not build"),
+]
+
+
+class Stages:
+    """Counts the records that took the Python path (``RecordStager.stage``)."""
+
+    def __init__(self, producer: Producer) -> None:
+        self.count = 0
+        stage = producer._stager.stage
+
+        def counting(*args: Any) -> Any:
+            self.count += 1
+            return stage(*args)
+
+        producer._stager.stage = counting  # type: ignore[method-assign]
+
+
+@asynccontextmanager
+async def warm_producer(**config: Any) -> AsyncIterator[tuple[FakeCluster, Producer, Stages]]:
+    """A running producer whose topic ``t`` (1 partition) has an open batch, so that
+    the next records take the C shortcut; batches go only when flushed."""
+    async with FakeCluster(brokers=1) as cluster:
+        cluster.create_topic("t", 1)
+        producer = Producer(cluster.bootstrap_servers, linger_ms=60_000, **config)
+        async with producer:
+            with bounded(5, "the first send()"):
+                await producer.send("t", b"opens the batch")
+            yield cluster, producer, Stages(producer)
+
+
+def queued(producer: Producer) -> int:
+    return sum(b.record_count for q in producer._accumulator.queues.values() for b in q)
+
+
+async def acknowledged(producer: Producer, future: Any) -> RecordMetadata:
+    with bounded(5, "flush() and the record's acknowledgement"):
+        await producer.flush()
+        metadata: RecordMetadata = await future
+    return metadata
+
+
+def stored_values(cluster: FakeCluster) -> list[bytes | None]:
+    return [record.value for record in cluster.records("t", 0)]
+
+
+def test_send_is_the_c_awaitable_with_the_coroutine_s_signature() -> None:
+    producer = Producer("localhost:9092")
+    assert producer.send == producer._appender.send
+    assert not inspect.iscoroutinefunction(producer.send)
+    expected = list(inspect.signature(Producer.send).parameters)[1:]  # without self
+    assert list(inspect.signature(producer.send).parameters) == expected
+
+
+def test_a_subclass_that_overrides_send_keeps_its_own() -> None:
+    class Counting(Producer):
+        async def send(self, *args: Any, **kwargs: Any) -> Any:
+            return await super().send(*args, **kwargs)
+
+    producer = Counting("localhost:9092")
+    assert "send" not in vars(producer)
+    assert inspect.iscoroutinefunction(producer.send)
+
+
+async def test_nothing_is_enqueued_until_it_is_awaited() -> None:
+    async with warm_producer() as (cluster, producer, stages):
+        call = producer.send("t", b"awaited later")
+        assert isinstance(call, Coroutine)
+        assert queued(producer) == 1
+        future = await call
+        assert queued(producer) == 2
+        assert stages.count == 0  # the C shortcut took it
+        metadata = await acknowledged(producer, future)
+        assert (metadata.topic, metadata.partition, metadata.offset) == ("t", 0, 1)
+        assert stored_values(cluster) == [b"opens the batch", b"awaited later"]
+
+
+async def test_keyword_arguments_on_delivery_and_names_built_at_run_time() -> None:
+    delivered: list[Any] = []
+    async with warm_producer() as (cluster, producer, stages):
+        names = {"to" + "pic": "t", "val" + "ue": b"by keyword", "k" + "ey": b"k"}
+        future = await producer.send(
+            **names, on_delivery=lambda metadata, error: delivered.append((metadata, error))
+        )
+        assert stages.count == 0
+        metadata = await acknowledged(producer, future)
+        assert delivered == [(metadata, None)]
+        assert cluster.records("t", 0)[1].key == b"k"
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "message"),
+    [
+        ((), {}, "missing required argument 'topic'"),
+        ((), {"value": b"v"}, "missing required argument 'topic'"),
+        (("t", b"v"), {"colour": 1}, "unexpected keyword argument 'colour'"),
+        (("t", b"v"), {"value": b"w"}, "multiple values for argument 'value'"),
+        (("t",) * 8, {}, "at most 7 arguments"),
+    ],
+)
+def test_wrong_arguments_raise_type_error_at_the_call(
+    args: tuple[Any, ...], kwargs: dict[str, Any], message: str
+) -> None:
+    producer = Producer("localhost:9092")
+    with pytest.raises(TypeError, match=message):
+        producer.send(*args, **kwargs)
+
+
+async def test_it_runs_as_a_task() -> None:
+    async with warm_producer() as (cluster, producer, stages):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(producer.send, "t", b"from a task group")
+        expected = [b"opens the batch", b"from a task group"]
+        if sniffio.current_async_library() == "asyncio":
+            await asyncio.create_task(producer.send("t", b"from asyncio.create_task"))
+            expected.append(b"from asyncio.create_task")
+        with bounded(5, "flush()"):
+            await producer.flush()
+        assert stored_values(cluster) == expected
+        assert stages.count == 0
+
+
+async def test_awaiting_it_twice_raises() -> None:
+    async with warm_producer() as (cluster, producer, _):
+        call = producer.send("t", b"once")
+        await call
+        with pytest.raises(RuntimeError, match="cannot reuse already awaited send"):
+            await call
+        with bounded(5, "flush()"):
+            await producer.flush()
+        assert stored_values(cluster) == [b"opens the batch", b"once"]
+
+
+async def test_never_awaited_it_warns_and_sends_nothing() -> None:
+    async with warm_producer() as (cluster, producer, _):
+        with pytest.warns(RuntimeWarning, match=r"Producer.send\('t', ...\) was never awaited"):
+            producer.send("t", b"never")  # dropped at once: no reference is left
+        with bounded(5, "flush()"):
+            await producer.flush()
+        assert stored_values(cluster) == [b"opens the batch"]
+
+
+async def test_closed_or_thrown_into_before_it_is_awaited_it_sends_nothing() -> None:
+    async with warm_producer() as (cluster, producer, _):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # neither is "never awaited"
+            closed = producer.send("t", b"closed")
+            closed.close()
+            with pytest.raises(RuntimeError, match="cannot reuse"):
+                await closed
+            thrown = producer.send("t", b"thrown")
+            with pytest.raises(ValueError, match="thrown in"):
+                thrown.throw(ValueError("thrown in"))
+            with pytest.raises(RuntimeError, match="cannot reuse"):
+                await thrown
+            del closed, thrown
+            gc.collect()
+        with bounded(5, "flush()"):
+            await producer.flush()
+        assert stored_values(cluster) == [b"opens the batch"]
+
+
+async def test_before_start_and_after_close_it_raises_when_awaited() -> None:
+    async with FakeCluster(brokers=1) as cluster:
+        producer = Producer(cluster.bootstrap_servers)
+        early = producer.send("t", b"too early")
+        with pytest.raises(ProducerStateError, match="not started"):
+            await early
+        async with producer:
+            pass
+        late = producer.send("t", b"too late")
+        with pytest.raises(ProducerClosedError):
+            await late
+
+
+async def test_it_holds_no_reference_to_its_arguments_after_it_is_awaited() -> None:
+    async with warm_producer(batch_size=1 << 20) as (_, producer, stages):
+        # Made at run time, so that only this test refers to them.
+        topic, value, key = "".join(["t"]), bytes(range(40)), bytes(range(5))
+        await producer.send(topic, value, key)  # the appender caches the topic it saw last
+        before = [sys.getrefcount(obj) for obj in (topic, value, key)]
+        futures = [await producer.send(topic, value, key) for _ in range(1_000)]
+        assert stages.count == 0
+        assert [sys.getrefcount(obj) for obj in (topic, value, key)] == before
+        await acknowledged(producer, futures[-1])
