@@ -14,9 +14,7 @@ from __future__ import annotations
 import gc
 import os
 import pickle
-import subprocess
 import sys
-import textwrap
 import time
 import tracemalloc
 import warnings
@@ -45,6 +43,7 @@ from asyncproducer.protocol.batch_records import PyBatchRecords
 from asyncproducer.protocol.compression import CompressionType
 from asyncproducer.protocol.encoding import record_size, seal_batch
 from asyncproducer.protocol.records import decode_batches
+from tests.pure_python import run_without_speedups
 
 speedups: ModuleType | None
 try:
@@ -1175,7 +1174,7 @@ def test_the_compiled_records_are_in_use() -> None:
 def test_without_the_extension_everything_falls_back_to_python() -> None:
     """``ASYNCPRODUCER_NO_SPEEDUPS=1``, in a fresh interpreter: what an install without a
     C compiler runs."""
-    script = textwrap.dedent(
+    run_without_speedups(
         """
         from asyncproducer import _native, _staging
         from asyncproducer._batch import ProducerBatch
@@ -1195,17 +1194,6 @@ def test_without_the_extension_everything_falls_back_to_python() -> None:
         print("ok")
         """
     )
-    env = {**os.environ, "ASYNCPRODUCER_NO_SPEEDUPS": "1"}
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "ok"
 
 
 # ----------------------------------------------------------------------- murmur2
