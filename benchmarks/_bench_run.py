@@ -1,8 +1,10 @@
 """Running the peer benchmark: topics, one process per run, interleaved rounds.
 
-For each scenario, every client gets its own topic (so each appends to a log only it
-wrote), then the rounds run the clients one after another in a fixed order (A B C D,
-A B C D, ...): whatever the noisy machine does during a round falls on all of them.
+For each scenario, the rounds run the clients one after another in a fixed order (A B C
+D, A B C D, ...): whatever the noisy machine does during a round falls on all of them.
+Every run writes to a topic of its own (a log only it wrote), created before its round
+and deleted after it: Tansu's memory storage keeps every record, and a whole run's
+records (some 80 million) do not fit in the machine's memory.
 """
 
 from __future__ import annotations
@@ -50,19 +52,33 @@ class Plan:
         return RunSpec(scenario, self.bootstrap_servers, topic, records, self.timeout_s)
 
 
-def create_topics(bootstrap_servers: str, topics: dict[str, int]) -> None:
-    """Create ``{name: partitions}`` with confluent-kafka's AdminClient (a client this
-    project did not write, as the integration tests do)."""
+def _admin(bootstrap_servers: str) -> Any:
+    """confluent-kafka's AdminClient (a client this project did not write, as the
+    integration tests use)."""
     from confluent_kafka.admin import AdminClient
-    from confluent_kafka.cimpl import NewTopic  # what .admin re-exports, typed here
 
     # log_level 4: warnings and worse; librdkafka's info lines would interleave with the
     # progress lines.
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 4})
+    return AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 4})
+
+
+def create_topics(bootstrap_servers: str, topics: dict[str, int]) -> None:
+    """Create ``{name: partitions}``."""
+    from confluent_kafka.cimpl import NewTopic  # what .admin re-exports, typed here
+
+    admin = _admin(bootstrap_servers)  # alive until the futures are done
     futures = admin.create_topics(
         [NewTopic(name, num_partitions=n, replication_factor=1) for name, n in topics.items()],
         operation_timeout=TOPIC_TIMEOUT_S,
     )
+    for future in futures.values():
+        future.result(timeout=TOPIC_TIMEOUT_S)
+
+
+def delete_topics(bootstrap_servers: str, names: Sequence[str]) -> None:
+    """Delete these topics, and with them the records the broker holds in memory."""
+    admin = _admin(bootstrap_servers)  # alive until the futures are done
+    futures = admin.delete_topics(list(names), operation_timeout=TOPIC_TIMEOUT_S)
     for future in futures.values():
         future.result(timeout=TOPIC_TIMEOUT_S)
 
@@ -122,13 +138,16 @@ def run_plan(
                 progress(f"{scenario.name}: {client} skipped: {reason}")
                 skipped.append({"scenario": scenario.name, "client": client, "reason": reason})
         run_id = uuid.uuid4().hex[:8]
-        topics = {client: f"bench-{scenario.name}-{client}-{run_id}" for client in chosen}
-        create_topics(plan.bootstrap_servers, {t: scenario.partitions for t in topics.values()})
         for round_ in range(1, plan.rounds + 1):
+            topics = {c: f"bench-{scenario.name}-{c}-{run_id}-{round_}" for c in chosen}
+            create_topics(
+                plan.bootstrap_servers, dict.fromkeys(topics.values(), scenario.partitions)
+            )
             for client in chosen:
                 run = run_client(client, plan.spec(scenario, topics[client])) | {"round": round_}
                 progress(f"{scenario.name} round {round_} {client}: {describe(run)}")
                 runs.append(run)
+            delete_topics(plan.bootstrap_servers, list(topics.values()))
     return runs, skipped
 
 

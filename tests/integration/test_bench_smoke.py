@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from confluent_kafka.admin import AdminClient
 
 from benchmarks.__main__ import main
 
@@ -58,3 +59,7 @@ def test_benchmark_runs_two_clients_and_reports(
     assert "| base | asyncproducer |" in out
     assert "| latency | confluent-kafka |" in out
     assert doc["machine"]["cores"] >= 1
+    # Every run's topic is deleted after its round (the broker holds records in memory).
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap_servers})
+    topics = admin.list_topics(timeout=10).topics
+    assert [t for t in topics if t.startswith(("bench-base-", "bench-latency-"))] == []
