@@ -954,6 +954,60 @@ speedups_murmur2(PyObject *module, PyObject *data)
     return PyLong_FromUnsignedLong(murmur2((const unsigned char *)buf, len));
 }
 
+/* fill_sinks(sinks, outcomes): for each (first, results, slot, count) of ``sinks`` (see
+ * ProducerBatch.add_sink), results[slot:slot + count] = outcomes[first:first + count];
+ * returns how many outcomes that reported. With keys nearly every send_batch() record is
+ * a sink of its own, and a slice assignment each cost more than the rest of its
+ * completion. */
+static PyObject *
+speedups_fill_sinks(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *sinks, *outcomes;
+    Py_ssize_t count_sinks, i, reported = 0;
+    (void)module;
+    if (nargs != 2 || !PyList_CheckExact(args[0]) || !PyList_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "fill_sinks() takes two lists: sinks, outcomes");
+        return NULL;
+    }
+    sinks = args[0];
+    outcomes = args[1];
+    count_sinks = PyList_Size(sinks);
+    for (i = 0; i < count_sinks; i++) {
+        PyObject *sink = PyList_GetItem(sinks, i), *results; /* borrowed */
+        Py_ssize_t field[4] = {0}, k;
+        if (sink == NULL) {
+            return NULL;
+        }
+        if (!PyTuple_CheckExact(sink) || PyTuple_Size(sink) != 4 ||
+            !PyList_CheckExact(results = PyTuple_GetItem(sink, 1))) {
+            PyErr_SetString(PyExc_TypeError,
+                            "a sink is a tuple (first, results, slot, count), results a list");
+            return NULL;
+        }
+        for (k = 0; k < 4; k++) {
+            if (k != 1) {
+                field[k] = PyLong_AsSsize_t(PyTuple_GetItem(sink, k));
+                if (field[k] < 0) {
+                    if (!PyErr_Occurred()) {
+                        PyErr_SetString(PyExc_ValueError, "a sink's indexes are not negative");
+                    }
+                    return NULL;
+                }
+            }
+        }
+        for (k = 0; k < field[3]; k++) {
+            /* Both bounds-checked: IndexError for a sink beyond either list. */
+            PyObject *outcome = PyList_GetItem(outcomes, field[0] + k);
+            if (outcome == NULL ||
+                PyList_SetItem(results, field[2] + k, Py_NewRef(outcome)) < 0) {
+                return NULL;
+            }
+        }
+        reported += field[3];
+    }
+    return PyLong_FromSsize_t(reported);
+}
+
 /* ------------------------------------------------------------------ module state */
 
 typedef struct {
@@ -1337,19 +1391,33 @@ error:
 
 /* The names of a ProducerRecord's fields, in send()'s order. */
 static PyObject *record_field_names[6];
+static PyObject *str_sinks;
 
-/* batch.add_sink(first, results, slot, stop - slot): the run of records ``slot`` to
- * ``stop - 1`` of ``results`` went into ``batch`` from its record ``first`` on. */
+/* What ProducerBatch.add_sink(first, results, slot, stop - slot) does, without its frame
+ * (with keys, nearly every record is a run of its own): the run of records ``slot`` to
+ * ``stop - 1`` of ``results`` went into ``batch`` from its record ``first`` on, so
+ * ``(first, results, slot, count)`` goes at the end of ``batch.sinks`` (a list, made if
+ * it is None). */
 static int
 end_run(PyObject *batch, Py_ssize_t first, PyObject *results, Py_ssize_t slot, Py_ssize_t stop)
 {
-    PyObject *done = PyObject_CallMethod(batch, "add_sink", "nOnn", first, results, slot,
-                                         stop - slot);
-    if (done == NULL) {
+    PyObject *sinks = PyObject_GetAttr(batch, str_sinks), *sink;
+    int appended;
+    if (sinks == Py_None) {
+        Py_DECREF(sinks);
+        sinks = PyList_New(0);
+        if (sinks != NULL && PyObject_SetAttr(batch, str_sinks, sinks) < 0) {
+            Py_CLEAR(sinks);
+        }
+    }
+    if (sinks == NULL) {
         return -1;
     }
-    Py_DECREF(done);
-    return 0;
+    sink = Py_BuildValue("(nOnn)", first, results, slot, stop - slot);
+    appended = sink == NULL ? -1 : PyList_Append(sinks, sink);
+    Py_XDECREF(sink);
+    Py_DECREF(sinks);
+    return appended;
 }
 
 /* send_batch()'s loop, for as long as the records need no Python code: each record from
@@ -1994,7 +2062,8 @@ speedups_exec(PyObject *module)
         intern(&record_field_names[4], "timestamp_ms") < 0 ||
         intern(&record_field_names[5], "headers") < 0 ||
         intern(&str_add_hooks, "add_hooks") < 0 || intern(&str_throw, "throw") < 0 ||
-        intern(&str_close, "close") < 0 || intern(&send_arg_names[6], "on_delivery") < 0) {
+        intern(&str_close, "close") < 0 || intern(&send_arg_names[6], "on_delivery") < 0 ||
+        intern(&str_sinks, "sinks") < 0) {
         return -1;
     }
     for (int i = 0; i < 6; i++) {
@@ -2051,6 +2120,10 @@ speedups_free(void *module)
 }
 
 static PyMethodDef speedups_methods[] = {
+    {"fill_sinks", (PyCFunction)(void (*)(void))speedups_fill_sinks, METH_FASTCALL,
+     "fill_sinks(sinks, outcomes, /)\n--\n\n"
+     "For each (first, results, slot, count) of sinks: results[slot:slot + count] =\n"
+     "outcomes[first:first + count]. Returns how many outcomes that reported."},
     {"murmur2", (PyCFunction)speedups_murmur2, METH_O,
      "murmur2(data, /)\n--\n\n"
      "Java's Utils.murmur2 of data, as an unsigned 32-bit int (the Appender's key hash;\n"

@@ -80,5 +80,10 @@ class Appender:
     ) -> SendCall:
         """``Producer.send`` in C: nothing happens until the result is awaited."""
 
+def fill_sinks(sinks: list[tuple[int, list[Any], int, int]], outcomes: list[Any], /) -> int:
+    """For each ``(first, results, slot, count)`` of ``sinks``:
+    ``results[slot:slot + count] = outcomes[first:first + count]``. Returns how many
+    outcomes that reported."""
+
 def murmur2(data: bytes, /) -> int:
     """Java's ``Utils.murmur2`` of ``data``, as an unsigned 32-bit int."""

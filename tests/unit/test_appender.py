@@ -10,6 +10,7 @@ with a ``.snapshot`` holder for the metadata manager and real ``ProducerBatch`` 
 from __future__ import annotations
 
 import gc
+import random
 import sys
 import time
 from collections import deque
@@ -22,9 +23,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from asyncproducer import _staging
-from asyncproducer._batch import ProducerBatch
+from asyncproducer._batch import ProducerBatch, _fill_sinks
 from asyncproducer._cluster import ClusterSnapshot, PartitionInfo, TopicInfo
 from asyncproducer._metadata import MetadataManager
+from asyncproducer._native import speedups
 from asyncproducer._staging import _BARE_BATCH_BOUND, RecordStager
 from asyncproducer._types import ProducerRecord, RecordMetadata
 from asyncproducer.config import ProducerConfig
@@ -40,6 +42,7 @@ if _staging.Appender is None:
         allow_module_level=True,
     )
 Appender: Any = _staging.Appender
+fill_sinks: Any = speedups.fill_sinks  # type: ignore[union-attr]
 CBatchRecords: Any = batch_records.BatchRecords  # the C one, which ProducerBatch subclasses
 
 Queues = dict[tuple[str, int], deque[ProducerBatch]]
@@ -742,3 +745,37 @@ def test_no_reference_leaks_in_append_each() -> None:
         for queue in setup.queues.values():
             queue[-1].sinks = None
     assert [sys.getrefcount(o) for o in objects] == refs
+
+
+def test_fill_sinks_reports_as_the_python_loop_does() -> None:
+    rng = random.Random(3)
+    for _ in range(200):
+        outcomes = [object() for _ in range(rng.randrange(1, 40))]
+        c_lists = [[None] * 50 for _ in range(3)]
+        py_lists = [[None] * 50 for _ in range(3)]
+        c_sinks, py_sinks, first = [], [], 0
+        while first < len(outcomes) and rng.random() < 0.9:
+            count = rng.randrange(0, len(outcomes) - first + 1)
+            which, slot = rng.randrange(3), rng.randrange(0, 50 - count + 1)
+            c_sinks.append((first, c_lists[which], slot, count))
+            py_sinks.append((first, py_lists[which], slot, count))
+            first += count
+        assert fill_sinks(c_sinks, outcomes) == _fill_sinks(py_sinks, outcomes) == first
+        assert c_lists == py_lists
+
+
+@pytest.mark.parametrize(
+    ("sinks", "error"),
+    [
+        ([(0, [None], 0)], TypeError),  # three fields
+        ([[0, [None], 0, 1]], TypeError),  # a list, not a tuple
+        ([(0, (None,), 0, 1)], TypeError),  # results not a list
+        ([(0, [None], "0", 1)], TypeError),
+        ([(-1, [None], 0, 1)], ValueError),
+        ([(2, [None], 0, 1)], IndexError),  # beyond the outcomes
+        ([(0, [None], 1, 1)], IndexError),  # beyond the results
+    ],
+)
+def test_fill_sinks_refuses_a_malformed_sink(sinks: list[Any], error: type[Exception]) -> None:
+    with pytest.raises(error):
+        fill_sinks(sinks, ["a", "b"])
