@@ -13,6 +13,8 @@
  * append to the open batch of that partition if it has room. Anything else, it declines
  * (returns None, having changed nothing) and send() takes its Python path, which is
  * complete: the Appender is only a shortcut through it (asyncproducer._staging).
+ * Appender.send is Producer.send itself: it returns a SendCall, an awaitable that acts as
+ * the coroutine and runs it only for the records the shortcut declines.
  *
  * Written against the Limited API (Python 3.11): documented, stable functions only.
  *
