@@ -1037,6 +1037,7 @@ typedef struct {
     Py_ssize_t cached_partitions;
     /* send() in C (see SendCall), set by the producer: */
     PyTypeObject *send_call_type;
+    allocfunc send_call_alloc; /* its tp_alloc, looked up once */
     PyObject *new_future;  /* the running loop's future factory */
     PyObject *python_send; /* Producer.send, bound: the coroutine for every other case */
     char open;             /* the producer is running: send() may take the shortcut */
@@ -1072,6 +1073,7 @@ appender_init(Appender *self, PyObject *args, PyObject *kwargs)
             return -1;
         }
         REPLACE(self->send_call_type, (PyTypeObject *)Py_NewRef((PyObject *)state->send_call_type));
+        self->send_call_alloc = (allocfunc)PyType_GetSlot(self->send_call_type, Py_tp_alloc);
         if (!PyType_IsSubtype((PyTypeObject *)records_type, state->records_type)) {
             PyErr_Format(PyExc_TypeError,
                          "records_type must be a subclass of asyncproducer._speedups."
@@ -1920,7 +1922,6 @@ appender_send(Appender *self, PyObject *const *args, Py_ssize_t nargs, PyObject 
 {
     PyObject *given[SEND_ARGS] = {NULL};
     Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_Size(kwnames), i, j;
-    allocfunc alloc;
     SendCall *call;
     if (nargs > SEND_ARGS) {
         PyErr_Format(PyExc_TypeError, "send() takes at most %d arguments (%zd given)",
@@ -1959,8 +1960,11 @@ appender_send(Appender *self, PyObject *const *args, Py_ssize_t nargs, PyObject 
         PyErr_SetString(PyExc_TypeError, "send() missing required argument 'topic'");
         return NULL;
     }
-    alloc = (allocfunc)PyType_GetSlot(self->send_call_type, Py_tp_alloc);
-    call = (SendCall *)alloc(self->send_call_type, 0);
+    if (self->send_call_alloc == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "the Appender is not initialized");
+        return NULL;
+    }
+    call = (SendCall *)self->send_call_alloc(self->send_call_type, 0);
     if (call == NULL) {
         return NULL;
     }

@@ -85,11 +85,11 @@ def test_send_is_the_c_awaitable_with_the_coroutine_s_signature() -> None:
 
 
 def test_a_subclass_that_overrides_send_keeps_its_own() -> None:
-    class Counting(Producer):
+    class Wrapping(Producer):
         async def send(self, *args: Any, **kwargs: Any) -> Any:
             return await super().send(*args, **kwargs)
 
-    producer = Counting("localhost:9092")
+    producer = Wrapping("localhost:9092")
     assert "send" not in vars(producer)
     assert inspect.iscoroutinefunction(producer.send)
 
