@@ -368,14 +368,22 @@ class BrokerConnection:
     # ------------------------------------------------------------------ receiving
 
     async def _negotiate_versions(self) -> None:
+        """ApiVersions at our highest version; on UNSUPPORTED_VERSION (KIP-511), again at
+        the highest the broker listed, else v0, as Java's ``NetworkClient`` does.
+
+        The decoder turns an UNSUPPORTED_VERSION answer that parses at no version
+        (librdkafka's mock cluster) into one listing no ranges, so that too retries at v0.
+        Each retry is at a lower version than the one refused, so this ends.
+        """
         version = CLIENT_VERSIONS[ApiKey.API_VERSIONS][1]
         response = await self.send(api_versions_request(version, _CLIENT_SOFTWARE_VERSION))
-        if getattr(response, "error_code", 0) == _UNSUPPORTED_VERSION:
+        while int(getattr(response, "error_code", 0)) == _UNSUPPORTED_VERSION and version > 0:
             retry = api_versions_retry_version(_ranges(response))
+            refused, version = version, retry if retry < version else 0
             logger.debug(
-                "broker %s rejected ApiVersions v%d; retrying v%d", self.address, version, retry
+                "broker %s rejected ApiVersions v%d; retrying v%d", self.address, refused, version
             )
-            response = await self.send(api_versions_request(retry, _CLIENT_SOFTWARE_VERSION))
+            response = await self.send(api_versions_request(version, _CLIENT_SOFTWARE_VERSION))
         code = int(getattr(response, "error_code", 0))
         if code:
             raise error_for_code(code, f"ApiVersions failed on broker {self.address}")
@@ -413,13 +421,19 @@ class BrokerConnection:
         unanswered = self._unanswered
         while unanswered and next(iter(unanswered.values())) < pending.sent:
             del unanswered[next(iter(unanswered))]
-        assert pending.decode is not None
+        decode = pending.decode
+        if decode is None:  # cannot happen: only requests expecting an answer are pending
+            raise ProtocolError(f"broker {self.address} answered a {pending.name} unasked")
         try:
-            response = pending.decode(memoryview(frame))
-        except ProtocolError as exc:
-            error = ProtocolError(f"broker {self.address} sent a bad {pending.name}: {exc}")
+            response = decode(memoryview(frame))
+        except Exception as exc:
+            # The decoders raise only ProtocolError (tests/unit/test_response_decoding.py);
+            # anything else is still the broker's bytes meeting a bug, and must not escape
+            # into the transport's reading task, which would take the producer down.
+            detail = str(exc) if isinstance(exc, ProtocolError) else repr(exc)
+            error = ProtocolError(f"broker {self.address} sent a bad {pending.name}: {detail}")
             pending.on_done(None, error)
-            raise
+            raise error from exc
         pending.on_done(response, None)
 
     def _shut_down(self, reason: KafkaError) -> None:

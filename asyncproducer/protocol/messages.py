@@ -17,11 +17,14 @@ from types import ModuleType
 from typing import Any, TypeAlias
 
 from kio.index import load_payload_module
+from kio.schema.errors import ErrorCode
 from kio.serial import entity_reader
 from kio.static.constants import EntityType
 from kio.static.protocol import RequestPayload, ResponsePayload
 
 from asyncproducer.errors import ProtocolError
+from asyncproducer.protocol._lenient import read_entity
+from asyncproducer.protocol._prescan import ShapeError, prescanner
 from asyncproducer.protocol.framing import response_body
 from asyncproducer.protocol.versions import ApiKey
 
@@ -220,44 +223,110 @@ def fetch_request(
 
 @functools.cache
 def response_decoder(api: ApiKey, version: int) -> ResponseDecoder:
-    """A function decoding a whole response frame (header and body) of ``api``/``version``."""
+    """A function decoding a whole response frame (header and body) of ``api``/``version``.
+
+    kio's native reader does the work; when it refuses a frame, the schema-driven
+    ``_lenient`` reader reads it again, skipping unknown tagged fields (KIP-482) and keeping
+    unknown error codes as ints. Before either, ``_prescan`` checks the body's shape
+    (array counts against the bytes left, nulls the schema forbids). Whatever the bytes,
+    the outcome is an entity or a ``ProtocolError``.
+    """
     response_cls: type[ResponsePayload] = getattr(
         _module(api, version, EntityType.response), _response_class_name(api)
     )
+    read_body = _BodyReader(response_cls, f"{response_cls.__name__} v{version}")
     header_cls = response_cls.__header_schema__
-    read = entity_reader(response_cls)
-    name = f"{response_cls.__name__} v{version}"
     if api is ApiKey.API_VERSIONS and version > 0:
-        # KIP-511: a broker that does not support our ApiVersions version answers in the v0
-        # format, with UNSUPPORTED_VERSION. The error code is the first field of every
-        # version, so peek it before choosing the schema.
-        read_v0 = entity_reader(_module(api, 0, EntityType.response).ApiVersionsResponse)
-
-        def decode_api_versions(frame: memoryview) -> ResponsePayload:
-            body = response_body(frame, header_cls)
-            if len(body) >= 2 and struct.unpack_from(">h", body)[0] == _UNSUPPORTED_VERSION:
-                return _read_whole(read_v0, body, "ApiVersionsResponse v0")
-            return _read_whole(read, body, name)
-
-        return decode_api_versions
+        v0_cls = _module(api, 0, EntityType.response).ApiVersionsResponse
+        return _ApiVersionsDecoder(header_cls, read_body, v0_cls)
 
     def decode(frame: memoryview) -> ResponsePayload:
-        return _read_whole(read, response_body(frame, header_cls), name)
+        return read_body(_response_body(frame, header_cls))
 
     return decode
 
 
-def _read_whole(
-    read: Callable[[memoryview, int], tuple[Any, int]], body: memoryview, name: str
-) -> ResponsePayload:
+class _BodyReader:
+    """Reads a whole response body of one class: shape checked, then read natively, else
+    leniently."""
+
+    __slots__ = ("_cls", "_name", "_native", "_prescan")
+
+    def __init__(self, cls: type[Any], name: str, *, exact: bool = False) -> None:
+        self._cls = cls
+        self._prescan = prescanner(cls, exact=exact)
+        self._native = entity_reader(cls)
+        self._name = name
+
+    def __call__(self, body: memoryview) -> ResponsePayload:
+        # Before kio sees the body: its reader trusts array counts (and reserves memory for
+        # them, aborting the process when that fails) and returns None for null arrays the
+        # schema forbids. See _prescan.
+        try:
+            self._prescan(body)
+        except ShapeError as exc:
+            raise ProtocolError(f"cannot decode {self._name}: {exc}") from None
+        try:
+            value, _ = self._native(body, 0)
+        except Exception:  # kio raises several types; the lenient reader says which field
+            value, _ = self._read_leniently(body)
+        # Bytes after the body are ignored, as in Java (see _prescan).
+        response: ResponsePayload = value
+        return response
+
+    def _read_leniently(self, body: memoryview) -> tuple[Any, int]:
+        try:
+            return read_entity(self._cls, body)
+        except ProtocolError as exc:
+            raise ProtocolError(f"cannot decode {self._name}: {exc}") from None
+
+
+def _response_body(frame: memoryview, header_cls: type[Any]) -> memoryview:
     try:
-        value, size = read(body, 0)
-    except Exception as exc:  # kio raises several types on malformed input
-        raise ProtocolError(f"cannot decode {name}: {exc}") from exc
-    if size != len(body):
-        raise ProtocolError(f"{name} has {len(body) - size} unexpected trailing bytes")
-    response: ResponsePayload = value
-    return response
+        return response_body(frame, header_cls)
+    except ProtocolError:  # an unknown tagged field in header v1, say
+        try:
+            _, end = read_entity(header_cls, frame)
+        except ProtocolError as exc:
+            raise ProtocolError(f"cannot decode response header: {exc}") from None
+        return frame[end:]
+
+
+class _ApiVersionsDecoder:
+    """ApiVersions v1+: parsed at the requested version, else as v0, as Java does.
+
+    KIP-511: a broker that does not support our ApiVersions version answers in the v0
+    format with UNSUPPORTED_VERSION, so the v0 fallback is the normal case for old
+    brokers. Some brokers (librdkafka's mock cluster) answer UNSUPPORTED_VERSION with a
+    body that is neither; that is taken as "rejected, ranges unknown" (a v0 response with
+    the error and no ranges), after which negotiation retries with v0, as Java would.
+    """
+
+    __slots__ = ("_header_cls", "_read", "_read_v0", "_rejected")
+
+    def __init__(self, header_cls: type[Any], read: _BodyReader, v0_cls: type[Any]) -> None:
+        self._header_cls = header_cls
+        self._read = read
+        # A reinterpretation, so it must fit exactly: with bytes left over, nearly any
+        # short body would read as a v0 answer listing no APIs.
+        self._read_v0 = _BodyReader(v0_cls, f"{v0_cls.__name__} v0", exact=True)
+        self._rejected: ResponsePayload = v0_cls(
+            error_code=ErrorCode.unsupported_version, api_keys=()
+        )
+
+    def __call__(self, frame: memoryview) -> ResponsePayload:
+        body = _response_body(frame, self._header_cls)
+        try:
+            return self._read(body)
+        except ProtocolError as exc:
+            error = exc
+        try:
+            return self._read_v0(body)
+        except ProtocolError:
+            pass
+        if len(body) >= 2 and struct.unpack_from(">h", body)[0] == _UNSUPPORTED_VERSION:
+            return self._rejected
+        raise error
 
 
 def _response_class_name(api: ApiKey) -> str:
