@@ -121,6 +121,41 @@ class ClusterSnapshot:
         )
 
 
+_MAX_HOST_LENGTH = 253
+"""The longest DNS name in text form (RFC 1035: 255 octets on the wire)."""
+
+
+def address_problem(host: object, port: object) -> str | None:
+    """Why no connection can ever be opened to ``host:port``, or None if it may be tried.
+
+    Brokers advertise their own addresses (``advertised.listeners``), so metadata can name
+    any int as a port and any string as a host. Checked before connecting, so that such a
+    broker is reported as unreachable, saying why, instead of the socket layer raising
+    OverflowError or UnicodeError (IDNA) from deep inside a connect.
+    """
+    if not isinstance(port, int) or not 0 < port < 65536:
+        return f"port {port!r} is outside 1..65535"
+    if not isinstance(host, str):
+        return f"host {host!r} is not a string"
+    if not host:
+        return "host is empty"
+    if len(host) > _MAX_HOST_LENGTH:
+        return f"host is {len(host)} characters long (a DNS name has at most {_MAX_HOST_LENGTH})"
+    bad = next((c for c in host if c.isspace() or not c.isprintable()), None)
+    if bad is not None:
+        return f"host {host!r} contains {bad!r}"
+    if ":" in host:
+        return None  # an IPv6 address; the connect says if it is not one
+    try:
+        # What asyncio and trio do to a host name before resolving it.
+        host.encode("idna")
+    except UnicodeError:
+        if "" in host.rstrip(".").split("."):
+            return f"host {host!r} has an empty label"
+        return f"host {host!r} is not a valid host name (IDNA)"
+    return None
+
+
 def parse_bootstrap_servers(value: str | Sequence[str]) -> tuple[BrokerAddress, ...]:
     """``"host:port,host2:port2"`` or a list of ``"host:port"``; IPv6 as ``[::1]:9092``."""
     items = value.split(",") if isinstance(value, str) else list(value)
@@ -141,4 +176,7 @@ def _parse_address(item: str) -> BrokerAddress:
         raise ConfigError(
             f"bootstrap_servers entry {item!r} is not 'host:port' with a port in 1..65535"
         )
+    problem = address_problem(host, int(port_text))
+    if problem is not None:
+        raise ConfigError(f"bootstrap_servers entry {item!r}: {problem}")
     return BrokerAddress(host, int(port_text))

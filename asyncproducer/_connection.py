@@ -32,6 +32,8 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
@@ -41,7 +43,7 @@ import anyio.abc
 import sniffio
 from kio.static.protocol import RequestPayload, ResponsePayload
 
-from asyncproducer._cluster import BrokerAddress
+from asyncproducer._cluster import BrokerAddress, address_problem
 from asyncproducer._futures import event_factory, loop_clock
 from asyncproducer._host import background_task
 from asyncproducer._transport import AsyncioTransport, StreamTransport, Transport
@@ -51,6 +53,7 @@ from asyncproducer.errors import (
     KafkaError,
     ProtocolError,
     RequestTimeoutError,
+    UnsupportedVersionError,
     error_for_code,
     fresh_copy,
 )
@@ -186,34 +189,27 @@ class BrokerConnection:
 
         TCP connect is bounded by ``socket_connection_setup_timeout_ms``; the requests after
         it (ApiVersions, the handshake's) by ``request_timeout_ms``, as in Java.
+
+        Every failure is a :class:`KafkaError` naming the broker: whatever else is raised
+        while opening (OverflowError for a port out of range, UnicodeError for a host
+        IDNA cannot encode, a connector's or handshake's own error) means this broker
+        cannot be reached, not that the producer must stop. Cancellation passes through.
         """
         connection = cls(address, settings)
-        setup_ms = settings.socket_connection_setup_timeout_ms
-        try:
-            with anyio.fail_after(setup_ms / 1000):
-                connection._transport = await _open_transport(
-                    address, settings, connection, task_group
-                )
-        except TimeoutError:
-            raise ConnectionSetupTimeoutError(
-                f"connecting to broker {address} took longer than "
-                f"socket_connection_setup_timeout_ms={setup_ms}"
-            ) from None
-        except OSError as exc:
-            raise KafkaConnectionError(
-                f"cannot connect to broker {address}: {exc.strerror or exc}"
-            ) from exc
+        connection._transport = await _connect(address, settings, connection, task_group)
         task_group.start_soon(connection._watch_deadlines, name=f"asyncproducer timeouts {address}")
         try:
             await connection._negotiate_versions()
+            _check_producer_apis(connection)
             if settings.handshake is not None:
                 await settings.handshake(connection)
-        except BaseException:
+        except BaseException as exc:
             # Nothing worth flushing on a connection still opening, and the caller may be
             # cancelled: close at once, so none of its tasks outlives it.
-            connection._shut_down(
-                KafkaConnectionError(f"opening the connection to broker {address} failed")
-            )
+            failed = f"opening the connection to broker {address} failed"
+            connection._shut_down(KafkaConnectionError(failed))
+            if isinstance(exc, Exception) and not isinstance(exc, KafkaError):
+                raise KafkaConnectionError(f"{failed}: {_describe(exc)}") from exc
             raise
         logger.debug("connected to broker %s", address)
         return connection
@@ -463,6 +459,36 @@ def _deadline(pending: _Pending) -> float:
     return pending.deadline
 
 
+async def _connect(
+    address: BrokerAddress,
+    settings: ConnectionSettings,
+    connection: BrokerConnection,
+    task_group: anyio.abc.TaskGroup,
+) -> Transport:
+    """The transport to ``address``, within ``socket_connection_setup_timeout_ms``; any
+    failure is a KafkaConnectionError naming the broker and why."""
+    problem = address_problem(address.host, address.port)
+    if problem is not None:  # a broker's advertised address: anything may be there
+        raise KafkaConnectionError(f"cannot connect to broker {address}: {problem}")
+    setup_ms = settings.socket_connection_setup_timeout_ms
+    try:
+        with anyio.fail_after(setup_ms / 1000):
+            return await _open_transport(address, settings, connection, task_group)
+    except TimeoutError:
+        raise ConnectionSetupTimeoutError(
+            f"connecting to broker {address} took longer than "
+            f"socket_connection_setup_timeout_ms={setup_ms}"
+        ) from None
+    except OSError as exc:
+        raise KafkaConnectionError(
+            f"cannot connect to broker {address}: {_os_reason(exc)}"
+        ) from exc
+    except KafkaError:
+        raise
+    except Exception as exc:  # BaseExceptions (cancellation) are not ours to map
+        raise KafkaConnectionError(f"cannot connect to broker {address}: {_describe(exc)}") from exc
+
+
 async def _open_transport(
     address: BrokerAddress,
     settings: ConnectionSettings,
@@ -479,6 +505,47 @@ async def _open_transport(
     transport = StreamTransport(stream, connection)
     transport.start(task_group, name=f"asyncproducer connection {address}")
     return transport
+
+
+_PRODUCER_APIS = (ApiKey.METADATA, ApiKey.PRODUCE)
+
+
+def _check_producer_apis(connection: BrokerConnection) -> None:
+    """Refuse, as unreachable, a broker that shares no Metadata or Produce version with
+    this client: no use to a producer (every Kafka broker since 1.0 has both in range),
+    and kept open, every request on it would fail for as long as it lives. A broker that
+    sent a bad ApiVersions answer is asked again on the next connection."""
+    try:
+        for api in _PRODUCER_APIS:
+            connection.versions.version_for(api)
+    except UnsupportedVersionError as exc:
+        raise KafkaConnectionError(
+            f"broker {connection.address} cannot serve a producer: {exc}"
+        ) from exc
+
+
+def _os_reason(error: OSError) -> str:
+    """The operating system's words for a failed connect ("Connection refused"), found
+    in the error or, behind AnyIO's "All connection attempts failed", in its cause."""
+    seen: BaseException | None = error
+    while seen is not None:
+        while isinstance(seen, BaseExceptionGroup) and len(seen.exceptions) == 1:
+            seen = seen.exceptions[0]
+        if isinstance(seen, socket.gaierror):  # its errno is a resolver code
+            return str(seen.strerror)
+        if isinstance(seen, OSError) and seen.errno and seen.errno > 0:
+            return os.strerror(seen.errno)
+        seen = seen.__cause__
+    return error.strerror or str(error)
+
+
+def _describe(error: BaseException) -> str:
+    """``Type: message`` of an unexpected error, looking inside one-member exception
+    groups (trio's connect raises its OverflowError so)."""
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def _ranges(response: object) -> dict[int, tuple[int, int]]:

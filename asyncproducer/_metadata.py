@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 import random
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import anyio
 
@@ -25,14 +26,16 @@ from asyncproducer._cluster import (
     ClusterSnapshot,
     PartitionInfo,
     TopicInfo,
+    address_problem,
 )
 from asyncproducer._connection import BrokerConnection
 from asyncproducer._host import background_task
 from asyncproducer._pool import ConnectionPool
 from asyncproducer.errors import (
     InvalidTopicError,
-    KafkaConnectionError,
     KafkaError,
+    NoBrokersAvailableError,
+    ProtocolError,
     UnknownTopicOrPartitionError,
     error_class_for_code,
     error_for_code,
@@ -44,45 +47,117 @@ from asyncproducer.protocol.versions import ApiKey
 logger = logging.getLogger("asyncproducer.metadata")
 
 
-def parse_metadata_response(response: object, now: float) -> ClusterSnapshot:
-    """The snapshot a MetadataResponse (any version) describes."""
-    brokers = {
-        int(b.node_id): BrokerInfo(int(b.node_id), b.host, int(b.port), b.rack)
-        for b in response.brokers  # type: ignore[attr-defined]
-    }
-    topics: dict[str, TopicInfo] = {}
-    for t in response.topics:  # type: ignore[attr-defined]
-        if t.name is None:
-            continue
-        partitions = sorted(
-            (
-                PartitionInfo(
-                    topic=t.name,
-                    partition=int(p.partition_index),
-                    leader=int(p.leader_id),
-                    leader_epoch=int(getattr(p, "leader_epoch", -1)),
-                    replicas=tuple(int(r) for r in p.replica_nodes),
-                    isr=tuple(int(r) for r in p.isr_nodes),
-                    offline_replicas=tuple(int(r) for r in getattr(p, "offline_replicas", ())),
-                    error_code=int(p.error_code),
-                )
-                for p in t.partitions
-            ),
-            key=lambda p: p.partition,
+class _Impossible(Exception):
+    """Content no Kafka broker sends; becomes a ProtocolError naming the broker."""
+
+
+def parse_metadata_response(response: object, now: float, source: BrokerAddress) -> ClusterSnapshot:
+    """The snapshot a MetadataResponse (any version) from ``source`` describes.
+
+    Raises :class:`ProtocolError` naming ``source`` and what is wrong for an answer no
+    Kafka broker gives: a null array, a negative or repeated broker or partition id, a
+    topic whose partition ids are not exactly 0..n-1 (Kafka lists every partition of a
+    topic it returns, one without a leader too; a gap means the answer is broken, and
+    taking it would send records to partitions the broker never listed, or hash keys
+    over the wrong count). The caller then asks another broker.
+
+    Taken as they are: a leader missing from the broker list (normal during an
+    election: the partition has no leader, as in Java), and a broker advertising an
+    address no connection can be opened to (see ``address_problem``: the other brokers
+    must keep working, so it stays, and connecting to it fails with a typed error).
+    """
+    try:
+        brokers = _brokers(response)
+        topics = _topics(response, brokers)
+        cluster_id = getattr(response, "cluster_id", None)
+        return ClusterSnapshot(
+            brokers=brokers,
+            topics=topics,
+            cluster_id=cluster_id if isinstance(cluster_id, str) else None,
+            controller_id=int(getattr(response, "controller_id", -1)),
+            fetched_at=now,
         )
+    except _Impossible as exc:
+        raise ProtocolError(f"broker {source} sent an impossible Metadata answer: {exc}") from None
+    except (TypeError, ValueError, AttributeError, LookupError, ArithmeticError) as exc:
+        # Anything else the schema forbids (a decoder let it through): the same verdict.
+        raise ProtocolError(
+            f"broker {source} sent a Metadata answer this client cannot read: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _array(value: object, what: str) -> tuple[Any, ...] | list[Any]:
+    if not isinstance(value, tuple | list):
+        raise _Impossible(f"the {what} is {'null' if value is None else type(value).__name__}")
+    return value
+
+
+def _brokers(response: object) -> dict[int, BrokerInfo]:
+    brokers: dict[int, BrokerInfo] = {}
+    for b in _array(getattr(response, "brokers", None), "broker list"):
+        node_id = int(b.node_id)
+        if node_id < 0:
+            raise _Impossible(f"broker id {node_id} is negative")
+        if node_id in brokers:
+            raise _Impossible(f"the broker list has broker {node_id} twice")
+        if not isinstance(b.host, str):
+            raise _Impossible(f"broker {node_id}'s host is {b.host!r}")
+        rack = b.rack if isinstance(b.rack, str) else None
+        brokers[node_id] = BrokerInfo(node_id, b.host, int(b.port), rack)
+    return brokers
+
+
+def _topics(response: object, brokers: Mapping[int, BrokerInfo]) -> dict[str, TopicInfo]:
+    topics: dict[str, TopicInfo] = {}
+    for t in _array(getattr(response, "topics", None), "topic list"):
+        if t.name is None:
+            continue  # named by id only (v10+): not one the producer asked for
+        if not isinstance(t.name, str):
+            raise _Impossible(f"a topic's name is {t.name!r}")
+        if t.name in topics:
+            raise _Impossible(f"the topic list has topic {t.name!r} twice")
         topics[t.name] = TopicInfo(
             name=t.name,
-            partitions=tuple(partitions),
+            partitions=_partitions(t, brokers),
             error_code=int(t.error_code),
             is_internal=bool(t.is_internal),
         )
-    return ClusterSnapshot(
-        brokers=brokers,
-        topics=topics,
-        cluster_id=getattr(response, "cluster_id", None),
-        controller_id=int(getattr(response, "controller_id", -1)),
-        fetched_at=now,
-    )
+    return topics
+
+
+def _partitions(topic: Any, brokers: Mapping[int, BrokerInfo]) -> tuple[PartitionInfo, ...]:
+    """The topic's partitions indexed by id (``TopicInfo.partitions[p].partition == p``)."""
+    name: str = topic.name
+    by_id: dict[int, PartitionInfo] = {}
+    for p in _array(topic.partitions, f"partition list of topic {name!r}"):
+        index = int(p.partition_index)
+        if index < 0 or index in by_id:
+            again = "twice" if index in by_id else "(negative)"
+            raise _Impossible(f"topic {name!r} lists partition {index} {again}")
+        leader = int(p.leader_id)
+        by_id[index] = PartitionInfo(
+            topic=name,
+            partition=index,
+            leader=leader if leader in brokers else -1,
+            leader_epoch=int(getattr(p, "leader_epoch", -1)),
+            replicas=_ids(p.replica_nodes, f"replica list of {name}-{index}"),
+            isr=_ids(p.isr_nodes, f"ISR of {name}-{index}"),
+            offline_replicas=_ids(
+                getattr(p, "offline_replicas", ()), f"offline replicas of {name}-{index}"
+            ),
+            error_code=int(p.error_code),
+        )
+    missing = next((i for i in range(len(by_id)) if i not in by_id), None)
+    if missing is not None:
+        listed = sorted(by_id)
+        shown = ", ".join(map(str, listed[:10])) + (", ..." if len(listed) > 10 else "")
+        raise _Impossible(f"topic {name!r} lists partitions [{shown}] without partition {missing}")
+    return tuple(by_id[i] for i in range(len(by_id)))
+
+
+def _ids(value: object, what: str) -> tuple[int, ...]:
+    return tuple(int(r) for r in _array(value, what))
 
 
 # --------------------------------------------------------------------------- manager
@@ -139,6 +214,12 @@ class MetadataManager:
         self._in_flight_error: KafkaError | None = None
         self._update_requested = anyio.Event()
         self._listeners: list[Callable[[ClusterSnapshot], object]] = []
+        self._last_failures: dict[tuple[str, int], str] = {}
+        """Per address, why it last failed to answer (forgotten when it answers): asked
+        last next time, and named when no broker can be reached."""
+        self._waiting_on: BrokerAddress | None = None
+        """The address a metadata request waits on now (left set if that wait is cancelled,
+        so that a caller out of time can say whom it was waiting for)."""
 
     def add_listener(self, listener: Callable[[ClusterSnapshot], object]) -> None:
         """Call ``listener(snapshot)`` after every successful refresh (the sender's wakeup)."""
@@ -194,7 +275,8 @@ class MetadataManager:
         try:
             topics = self.topics_in_use
             update = await self._fetch(topics)
-            self.snapshot = self.snapshot.merged_with(update, topics)
+            before, self.snapshot = self.snapshot, self.snapshot.merged_with(update, topics)
+            _warn_about_addresses(before, self.snapshot)
             for listener in self._listeners:
                 listener(self.snapshot)
             return self.snapshot
@@ -208,8 +290,9 @@ class MetadataManager:
     async def wait_for_topic(self, topic: str, max_block_ms: float) -> TopicInfo:
         """The topic's metadata, refreshing until it has partitions, for at most ``max_block_ms``.
 
-        Raises :class:`UnknownTopicOrPartitionError` naming the topic when the time is up,
-        and InvalidTopicError at once for a name Kafka does not accept.
+        When the time is up, raises :class:`NoBrokersAvailableError` naming each broker
+        and why it did not answer if none did, else :class:`UnknownTopicOrPartitionError`
+        naming the topic; InvalidTopicError at once for a name Kafka does not accept.
         """
         check_topic_name(topic)
         info = self.snapshot.topic(topic)
@@ -217,6 +300,7 @@ class MetadataManager:
             return info
         self.add_topic(topic)
         last_problem = "no metadata response yet"
+        answered = False
         with anyio.move_on_after(max_block_ms / 1000):
             while True:
                 try:
@@ -224,11 +308,20 @@ class MetadataManager:
                 except KafkaError as exc:
                     last_problem = str(exc)
                 else:
+                    answered = True
                     info = snapshot.topic(topic)
                     if info is not None and info.partitions and info.error_code == 0:
                         return info
                     last_problem = self._describe_topic_problem(topic, info)
                 await anyio.sleep(self._retry_backoff)
+        if not answered:
+            # Java blames the topic here ("not present in metadata"); the topic is not
+            # what failed.
+            raise NoBrokersAvailableError(
+                f"no broker could be reached within max_block_ms={max_block_ms:g} for the "
+                f"metadata of topic {topic!r}: {self._reachability_report()}. Check "
+                "bootstrap_servers and that the brokers are up and reachable from here"
+            )
         raise UnknownTopicOrPartitionError(
             f"topic {topic!r} not present in metadata after max_block_ms={max_block_ms:g} "
             f"({last_problem}). Create the topic, or check its name and the broker's "
@@ -248,6 +341,7 @@ class MetadataManager:
     @background_task
     async def run(self) -> None:
         """Refresh every ``metadata_max_age_ms`` and on :meth:`request_update`, forever."""
+        failing = False
         while True:
             age = anyio.current_time() - self.snapshot.fetched_at
             with anyio.move_on_after(max(self._max_age - age, 0)):
@@ -262,22 +356,33 @@ class MetadataManager:
             try:
                 await self.refresh()
             except KafkaError as exc:
-                logger.warning("metadata refresh failed: %s", exc)
+                # While no broker answers this repeats every retry_backoff_ms: one warning
+                # per outage, not a screenful (the CLI shows warnings).
+                log = logger.debug if failing else logger.warning
+                log("metadata refresh failed (logged at DEBUG until one succeeds): %s", exc)
+                failing = True
                 await anyio.sleep(self._retry_backoff)
+            else:
+                if failing:
+                    logger.info("metadata refresh succeeded again")
+                failing = False
 
     async def connect_to_any(self) -> BrokerConnection:
         """A connection to some broker (connected ones first), for cluster-wide requests."""
         failures: list[str] = []
         for address in self._candidates():
             try:
-                return await self._pool.get(address)
+                connection = await self._pool.get(address)
             except KafkaError as exc:
-                failures.append(f"{address}: {exc}")
-        raise KafkaConnectionError("no broker is reachable: " + "; ".join(failures))
+                failures.append(self._failed(address, exc))
+                continue
+            return connection
+        raise NoBrokersAvailableError("no broker is reachable: " + "; ".join(failures))
 
     async def _fetch(self, topics: Sequence[str]) -> ClusterSnapshot:
         failures: list[str] = []
         for address in self._candidates():
+            self._waiting_on = address
             try:
                 connection = await self._pool.get(address)
                 version = connection.versions.version_for(ApiKey.METADATA)
@@ -286,18 +391,56 @@ class MetadataManager:
                         version, topics, allow_auto_topic_creation=self._allow_auto_topic_creation
                     )
                 )
-            except KafkaError as exc:  # down, timed out, too old: ask the next one
-                failures.append(f"{address}: {exc}")
+                snapshot = parse_metadata_response(response, anyio.current_time(), address)
+            except KafkaError as exc:  # down, timed out, too old, impossible: ask the next one
+                self._waiting_on = None
+                failures.append(self._failed(address, exc))
                 continue
-            return parse_metadata_response(response, anyio.current_time())
-        raise KafkaConnectionError(
+            self._waiting_on = None
+            self._last_failures.pop((address.host, address.port), None)
+            return snapshot
+        raise NoBrokersAvailableError(
             "no broker answered the metadata request: " + "; ".join(failures)
         )
 
+    def _failed(self, address: BrokerAddress, error: KafkaError) -> str:
+        """Remember why ``address`` did not answer; returns the reason, naming it."""
+        text = str(error)
+        reason = text if str(address) in text else f"{address}: {text}"
+        self._last_failures[(address.host, address.port)] = reason
+        return reason
+
+    def _reachability_report(self) -> str:
+        """Each broker and bootstrap address, and why it has not answered."""
+        known = [b.address for _, b in sorted(self.snapshot.brokers.items())]
+        reasons: dict[tuple[str, int], str] = {}
+        for address in [*known, *self._bootstrap]:
+            key = (address.host, address.port)
+            if key in reasons:
+                continue
+            problem = address_problem(address.host, address.port)
+            waiting = self._waiting_on
+            if problem is not None:
+                reasons[key] = f"{address}: {problem}"
+            elif key in self._last_failures:
+                reasons[key] = self._last_failures[key]
+            elif waiting is not None and key == (waiting.host, waiting.port):
+                reasons[key] = f"{address}: no answer yet"
+            else:
+                reasons[key] = f"{address}: not tried yet"
+        return "; ".join(reasons.values())
+
     def _candidates(self) -> list[BrokerAddress]:
         """Connected brokers, then other known brokers, then bootstrap addresses; shuffled
-        within each group so that clients spread over the cluster."""
-        known = [b.address for b in self.snapshot.brokers.values()]
+        within each group so that clients spread over the cluster. Addresses whose last
+        attempt failed go last (one in reconnect backoff would make the request wait, and
+        one that sent an impossible answer would likely send it again); brokers that
+        advertise an address no connection can be opened to are left out."""
+        known = [
+            b.address
+            for b in self.snapshot.brokers.values()
+            if address_problem(b.host, b.port) is None
+        ]
         random.shuffle(known)
         connected = [a for a in known if self._pool.connection_if_open(a) is not None]
         others = [a for a in known if a not in connected]
@@ -309,4 +452,22 @@ class MetadataManager:
             if (address.host, address.port) not in seen:
                 seen.add((address.host, address.port))
                 ordered.append(address)
-        return ordered
+        # A stable sort: the groups' order holds among the addresses that failed too.
+        return sorted(ordered, key=lambda a: (a.host, a.port) in self._last_failures)
+
+
+def _warn_about_addresses(before: ClusterSnapshot, after: ClusterSnapshot) -> None:
+    """Log, once per change, a broker that advertises an address no connection can be
+    opened to: its partitions' records fail as if it were down, and only its
+    configuration (advertised.listeners) can mend that."""
+    for node_id, broker in after.brokers.items():
+        if before.brokers.get(node_id) == broker:
+            continue
+        problem = address_problem(broker.host, broker.port)
+        if problem is not None:
+            logger.warning(
+                "broker %s advertises an address no connection can be opened to (%s); "
+                "it is treated as unreachable: check its advertised.listeners",
+                broker.address,
+                problem,
+            )

@@ -134,6 +134,8 @@ class Sender:
         self.stats = SenderStats()
         self._idempotence = idempotence
         self._init_started = False
+        self.producer_id_error: KafkaError | None = None
+        """Why the last InitProducerId failed, while records wait for a producer id."""
         self.fatal_error: KafkaError | None = None
         """The fatal error that stopped the sender, if one did."""
         self._crash: BaseException | None = None
@@ -236,6 +238,8 @@ class Sender:
         """Fail the batch with a timeout naming its last error (if any)."""
         self.stats.expired_batches += 1
         waited = now - batch.created_ms
+        if batch.last_error is None and batch.base_sequence < 0:
+            batch.last_error = self.producer_id_error  # never sent: it waited for an id
         last = f"; last error: {batch.last_error}" if batch.last_error else ""
         error = KafkaTimeoutError(
             f"expiring {batch.record_count} record(s) for {batch.topic_partition}: "
@@ -250,9 +254,12 @@ class Sender:
 
     @background_task
     async def _init_producer_id(self) -> None:
-        """Get a producer id and epoch, retrying what is retriable (nothing is drained
-        before it arrives); a fatal answer (e.g. CLUSTER_AUTHORIZATION_FAILED) stops the
-        producer."""
+        """Get a producer id and epoch (nothing is drained before it arrives). A fatal
+        answer (CLUSTER_AUTHORIZATION_FAILED, ...) stops the producer; any other error is
+        retried, possibly on another broker: any broker may answer this request, so one
+        broker's unexpected answer (an unknown code, a malformed frame) must not end the
+        producer (Java's idempotent producer stops on any unexpected code). The records
+        waiting meanwhile expire at delivery_timeout_ms, naming the error."""
         assert self._idempotence is not None
         attempts = 0
         while True:
@@ -274,16 +281,21 @@ class Sender:
                         )
                     )
                     logger.debug("producer id %s", self._idempotence.producer)
+                    self.producer_id_error = None
                     self._init_started = False  # a new id may be needed when the epoch runs out
                     self.wakeup()
                     return
                 raise error_for_code(code, f"InitProducerId on broker {connection.address}")
             except KafkaError as exc:
-                if not exc.retriable:
+                if isinstance(exc, (*_FATAL_ERRORS, InvalidProducerEpochError)):
                     self.fatal_error = exc
                     self.wakeup()
                     return
-                logger.debug("InitProducerId failed, retrying: %s", exc)
+                if exc.retriable or self.producer_id_error is not None:
+                    logger.debug("InitProducerId failed, retrying: %s", exc)
+                else:  # unexpected: warn once in a row, as it may go on
+                    logger.warning("InitProducerId failed, retrying: %s", exc)
+                self.producer_id_error = exc
             await anyio.sleep(self._accumulator.retry_backoff_ms(attempts) / 1000)
             attempts += 1
 
@@ -331,20 +343,20 @@ class Sender:
             topic_data.setdefault(batch.topic, {})[batch.partition] = batch.payload
             batch.awaiting_response = True
         settings = self._settings
-        request = ProduceRequest(
-            connection.versions.version_for(ApiKey.PRODUCE),
-            acks=settings.acks,
-            timeout_ms=settings.request_timeout_ms,
-            topic_data=topic_data,
-            transactional_id=settings.transactional_id,
-        )
         try:
+            request = ProduceRequest(
+                connection.versions.version_for(ApiKey.PRODUCE),  # may raise: typed
+                acks=settings.acks,
+                timeout_ms=settings.request_timeout_ms,
+                topic_data=topic_data,
+                transactional_id=settings.transactional_id,
+            )
             connection.submit(
                 request,
                 functools.partial(self._produced, node, batches),
                 expect_response=settings.acks != 0,
             )
-        except KafkaError as exc:  # closed since it was looked up: nothing was written
+        except KafkaError as exc:  # closed since looked up, or no Produce version: not written
             for batch in batches:
                 batch.awaiting_response = False
             self._request_failed(batches, exc)

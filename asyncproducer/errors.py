@@ -64,10 +64,23 @@ class ConnectionSetupTimeoutError(KafkaConnectionError, KafkaTimeoutError):
     """TCP connect (and handshakes) did not finish within ``socket_connection_setup_timeout_ms``."""
 
 
+class NoBrokersAvailableError(KafkaConnectionError):
+    """No broker could be reached, or none answered usably: every bootstrap server and
+    known broker failed. The message names each one and its last error.
+
+    Raised by ``send()`` and ``partitions_for()`` when ``max_block_ms`` runs out without
+    a metadata answer (Java reports a ``TimeoutException`` that blames the topic). Check
+    ``bootstrap_servers``, that the brokers are up, and the network between.
+    """
+
+
 class ProtocolError(KafkaConnectionError):
     """A broker sent bytes that are not a valid Kafka response (or the wrong one).
 
-    The connection is closed; the next request opens a fresh one.
+    The connection is closed; the next request opens a fresh one. A Metadata answer that
+    decodes but is impossible (repeated or negative ids, gaps in a topic's partition ids)
+    is one too; the stream is still in step then, so the connection stays open, and the
+    request goes to the next broker.
     """
 
 

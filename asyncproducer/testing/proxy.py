@@ -12,6 +12,7 @@ sits between the client and the broker and misbehaves on the wire instead::
             await proxy.down()                 # refuse connections, like a dead broker
             await proxy.up()
             proxy.cut_after_request(api_key=0) # the next Produce is written, its response lost
+            proxy.rewrite_responses(corrupt)   # every response passes through corrupt()
 
 A Kafka client connects to the addresses the broker *advertises* in its metadata, not to
 the bootstrap address, so the broker must advertise the proxy's address (see
@@ -20,8 +21,10 @@ through the proxy.
 
 Bytes are forwarded as they arrive. The proxy also follows the Kafka framing (4-byte
 big-endian size, then the frame) in both directions, which ``cut_after_request`` needs
-to count requests and recognise the response it must swallow; any other protocol passes
-through untouched as long as that fault is not used.
+to count requests and recognise the response it must swallow, and
+``rewrite_responses`` needs to hand whole response frames, with the API and version of
+their request, to the function that rewrites them; any other protocol passes through
+untouched as long as those faults are not used.
 
 Works on asyncio and trio. Every wait is bounded; errors are :class:`FaultProxyError`.
 """
@@ -31,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import struct
+from collections.abc import Callable
 from types import TracebackType
 from typing import NamedTuple
 
@@ -38,7 +42,7 @@ import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
 
-__all__ = ["FaultProxy", "FaultProxyError"]
+__all__ = ["FaultProxy", "FaultProxyError", "ResponseRewriter"]
 
 _SIZE = struct.Struct(">i")
 # Request header prefix: size, api key, api version, correlation id.
@@ -51,17 +55,25 @@ _LINGER_ABORT = struct.pack("ii", 1, 0)
 _CHUNK = 65536
 
 
+ResponseRewriter = Callable[[int, int, bytes], bytes]
+"""``rewrite(api_key, api_version, frame) -> frame``: ``frame`` is a response as the broker
+sent it without its 4-byte size (so it starts with the correlation id); what it returns
+is sent to the client instead, behind a size prefix that matches it."""
+
+
 class FaultProxyError(RuntimeError):
     """The proxy was misused (not running), or a bounded wait of its own ran out."""
 
 
 class _Piece(NamedTuple):
     """Bytes of one frame; ``head`` is the frame's header bytes on the piece that completes
-    them (the place to decide what to do with the frame), else None."""
+    them (the place to decide what to do with the frame), else None; ``last`` is true on
+    the piece that ends the frame."""
 
     data: bytes
     frame: int
     head: bytes | None
+    last: bool = False
 
 
 class _FrameSplitter:
@@ -93,10 +105,11 @@ class _FrameSplitter:
         while pos < len(data):
             if self._body_left:
                 take = min(self._body_left, len(data) - pos)
-                pieces.append(_Piece(data[pos : pos + take], self.frame, None))
-                pos += take
                 self._body_left -= take
-                if not self._body_left:
+                last = not self._body_left
+                pieces.append(_Piece(data[pos : pos + take], self.frame, None, last))
+                pos += take
+                if last:
                     self.frame += 1
                 continue
             take = min(self._head_target() - len(self._head), len(data) - pos)
@@ -111,9 +124,9 @@ class _FrameSplitter:
 
     def _complete_head(self) -> _Piece:
         head = bytes(self._head)
-        piece = _Piece(head[self._head_sent :], self.frame, head)
         (size,) = _SIZE.unpack_from(head)
         self._body_left = _SIZE.size + max(size, 0) - len(head)
+        piece = _Piece(head[self._head_sent :], self.frame, head, not self._body_left)
         self._head.clear()
         self._head_sent = 0
         if not self._body_left:
@@ -121,12 +134,13 @@ class _FrameSplitter:
         return piece
 
 
-def _request_head(head: bytes) -> tuple[int, int] | None:
-    """(api key, correlation id) of a request header, None if the frame is too short."""
+def _request_head(head: bytes) -> tuple[int, int, int] | None:
+    """(api key, api version, correlation id) of a request header, None if the frame is
+    too short."""
     if len(head) < _REQUEST_HEAD.size:
         return None
-    _, api_key, _, correlation_id = _REQUEST_HEAD.unpack(head)
-    return api_key, correlation_id
+    _, api_key, version, correlation_id = _REQUEST_HEAD.unpack(head)
+    return api_key, version, correlation_id
 
 
 def _response_correlation_id(head: bytes) -> int | None:
@@ -165,6 +179,11 @@ class _Link:
         # Bytes were dropped during a black hole: the streams have holes in them, so the
         # link cannot carry on when the black hole ends.
         self.tainted = False
+        # While responses are rewritten: (api key, version) of each request by
+        # correlation id, and the bytes of the response frame being collected.
+        self.asked: dict[int, tuple[int, int]] = {}
+        self.collecting: bytearray | None = None
+        self.collecting_for: tuple[int, int] = (-1, -1)
 
     def abort(self) -> None:
         _abort_on_close(self.client)
@@ -212,12 +231,16 @@ class FaultProxy:
         self._black_holed = False
         self._cut_countdown = 0
         self._cut_api_key: int | None = None
+        self._rewrite: ResponseRewriter | None = None
+        self._rewrite_api_key: int | None = None
         self.accepted = 0
         """Client connections accepted so far."""
         self.cuts = 0
         """Connections closed by :meth:`cut_after_request` so far."""
         self.requests_forwarded = 0
         """Request frames forwarded upstream so far (complete headers seen)."""
+        self.responses_rewritten = 0
+        """Response frames passed through :meth:`rewrite_responses`' function so far."""
 
     # ------------------------------------------------------------------ addresses
 
@@ -348,9 +371,25 @@ class FaultProxy:
         self._cut_countdown = n
         self._cut_api_key = api_key
 
+    def rewrite_responses(
+        self, rewrite: ResponseRewriter | None, *, api_key: int | None = None
+    ) -> None:
+        """Send the client ``rewrite(api_key, api_version, frame)`` instead of each response
+        frame (only those to requests of ``api_key``, if given): a broker that answers
+        with corrupted, truncated, padded or otherwise unusual bytes. ``None`` stops it.
+
+        ``frame`` is the response without its size (it starts with the correlation id);
+        the proxy writes a size that matches what ``rewrite`` returns. Applies to
+        responses to requests forwarded from now on; an exception from ``rewrite``
+        stops the proxy (it surfaces when the ``async with`` block ends).
+        """
+        self._rewrite = rewrite
+        self._rewrite_api_key = api_key
+
     async def heal(self) -> None:
-        """End every fault: up, no black hole, no pending cut."""
+        """End every fault: up, no black hole, no pending cut, no rewriting."""
         self._cut_countdown = 0
+        self._rewrite = None
         self.black_hole(False)
         await self.up()
 
@@ -461,9 +500,13 @@ class FaultProxy:
             return  # after a cut nothing more goes upstream on this link
         self.requests_forwarded += 1
         parsed = _request_head(piece.head)
-        if not self._cut_countdown or parsed is None:
+        if parsed is None:
             return
-        api_key, correlation_id = parsed
+        api_key, version, correlation_id = parsed
+        if self._rewrite is not None and self._rewrite_api_key in (None, api_key):
+            link.asked[correlation_id] = (api_key, version)
+        if not self._cut_countdown:
+            return
         if self._cut_api_key is not None and api_key != self._cut_api_key:
             return
         self._cut_countdown -= 1
@@ -496,16 +539,46 @@ class FaultProxy:
                     link.tainted = True
                     continue
                 # Once a cut is armed, hold each response header back until it is known
-                # not to be the one to swallow.
-                hold = link.cut_correlation_id is not None
+                # not to be the one to swallow; while rewriting, until it is known
+                # whether to rewrite the frame.
+                hold = link.cut_correlation_id is not None or bool(link.asked)
                 for piece in link.responses.feed(data, hold=hold):
                     if piece.head is not None and self._is_cut_response(link, piece.head):
                         self._cut(link)
                         return
-                    if piece.data:
+                    if piece.head is not None:
+                        self._maybe_collect(link, piece)
+                    if link.collecting is not None:
+                        await self._collect(link, piece)
+                    elif piece.data:
                         await link.client.send(piece.data)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             link.abort()
+
+    @staticmethod
+    def _maybe_collect(link: _Link, piece: _Piece) -> None:
+        """A response header is complete: collect the frame if it is to be rewritten
+        (and none of it was forwarded yet: a header passed on before rewriting began)."""
+        assert piece.head is not None
+        correlation_id = _response_correlation_id(piece.head)
+        asked = link.asked.pop(correlation_id, None) if correlation_id is not None else None
+        if asked is not None and piece.data == piece.head:
+            link.collecting = bytearray()
+            link.collecting_for = asked
+
+    async def _collect(self, link: _Link, piece: _Piece) -> None:
+        assert link.collecting is not None
+        link.collecting += piece.data
+        if not piece.last:
+            return
+        frame = bytes(link.collecting[_SIZE.size :])
+        link.collecting = None
+        rewrite = self._rewrite
+        if rewrite is not None:
+            api_key, version = link.collecting_for
+            frame = rewrite(api_key, version, frame)
+            self.responses_rewritten += 1
+        await link.client.send(_SIZE.pack(len(frame)) + frame)
 
     @staticmethod
     def _is_cut_response(link: _Link, head: bytes) -> bool:

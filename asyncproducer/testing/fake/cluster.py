@@ -132,6 +132,8 @@ class ClusterState:
         self.default_partitions = default_partitions
         self.cluster_id = "fake-cluster"
         self.ports: dict[int, int] = {}
+        self.advertised: dict[int, tuple[str, int]] = {}
+        """Addresses given in metadata instead of a broker's own listener (``advertise``)."""
         self.live: set[int] = set()
         self.black_holed: set[int] = set()
         self.topics: dict[str, TopicState] = {}
@@ -193,6 +195,10 @@ class ClusterState:
             )
         while len(state.partitions) < count:
             state.partitions.append(PartitionState(leader=self._spread()))
+
+    def address_of(self, broker: int) -> tuple[str, int]:
+        """Where clients are told to find ``broker`` (Kafka's advertised listener)."""
+        return self.advertised.get(broker) or ("127.0.0.1", self.ports.get(broker, -1))
 
     def check_broker(self, broker: int) -> None:
         if broker not in self.broker_ids:

@@ -292,6 +292,23 @@ class FakeCluster:
         state.leader = to_broker
         state.leader_epoch += 1
 
+    def advertise(self, broker: int, host: str | None = None, port: int | None = None) -> None:
+        """Name ``host:port`` as ``broker``'s address in metadata (Kafka's
+        ``advertised.listeners``) instead of its own listener; no arguments restore it.
+
+        Clients connect where metadata says, so this puts a ``FaultProxy`` in front of one
+        broker (advertise the proxy's address), or makes a broker advertise an address no
+        client can reach (port 70000, host ``"a..b"``). The fake itself stores any value."""
+        self._state.check_broker(broker)
+        if host is None and port is None:
+            self._state.advertised.pop(broker, None)
+            return
+        own_host, own_port = self._state.address_of(broker)
+        self._state.advertised[broker] = (
+            own_host if host is None else host,
+            own_port if port is None else port,
+        )
+
     def set_partition_count(self, topic: str, count: int) -> None:
         """Grow ``topic`` to ``count`` partitions (Kafka cannot shrink a topic)."""
         self._state.grow(topic, count)

@@ -23,10 +23,11 @@ def handle(request: Request) -> Any:
     code = request.forced_error
     if not code and COORDINATOR not in cluster.live:
         code = _COORDINATOR_NOT_AVAILABLE
+    host, port = cluster.address_of(COORDINATOR) if not code else ("", -1)
     where: dict[str, Any] = {
         "node_id": COORDINATOR if not code else -1,
-        "host": "127.0.0.1" if not code else "",
-        "port": cluster.ports.get(COORDINATOR, -1) if not code else -1,
+        "host": host,
+        "port": port,
         "error_code": ErrorCode(code),
         "error_message": None,
     }

@@ -39,9 +39,10 @@ def handle(request: Request) -> Any:
             code = code or _UNKNOWN_TOPIC_OR_PARTITION
         topics.append(_topic(module, cluster, name, state, code))
     brokers = tuple(
-        build(module.MetadataResponseBroker, node_id=b, host="127.0.0.1", port=cluster.ports[b])
+        build(module.MetadataResponseBroker, node_id=b, host=host, port=port)
         for b in cluster.broker_ids
         if b in cluster.live
+        for host, port in [cluster.address_of(b)]
     )
     return build(
         module.MetadataResponse,
