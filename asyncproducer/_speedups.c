@@ -1255,11 +1255,14 @@ append_fields(Appender *self, PyObject *const *fields, PyObject *future)
     int appended;
 
     /* What only the Python path handles: serialization, headers, a topic that is not a
-     * str (its check, and a lookup that could run Python code or fail). */
+     * str (its check, and a lookup that could run Python code or fail). Exact types
+     * only: a subclass may iterate, measure or compare as its C size does not say. */
     if (!PyUnicode_CheckExact(topic) ||
         (value != Py_None && !Py_IS_TYPE(value, &PyBytes_Type)) ||
         (key != Py_None && !Py_IS_TYPE(key, &PyBytes_Type)) ||
-        (headers != Py_None && !(is_seq(headers) && seq_size(headers) == 0))) {
+        (headers != Py_None &&
+         !((PyTuple_CheckExact(headers) || PyList_CheckExact(headers)) &&
+           seq_size(headers) == 0))) {
         Py_RETURN_NONE;
     }
     count = partition_count(self, topic);
@@ -1430,7 +1433,9 @@ end_run(PyObject *batch, Py_ssize_t first, PyObject *results, Py_ssize_t slot, P
  * a slot (None) at the end of ``results``, its batch is a key of ``batches``, and each
  * run of records in one batch reports to its slots (ProducerBatch.add_sink) before this
  * returns. Returns None when the iterator is exhausted, or (record,) for the first record
- * it did not take, with no slot: send_batch()'s Python path takes that one. */
+ * it did not take, with no slot: send_batch()'s Python path takes that one (and fails
+ * alone a record_type instance whose fields cannot be read). On an error (what the
+ * iterator raised), ``results`` holds exactly the slots of the records appended. */
 static PyObject *
 appender_append_each(Appender *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -1485,11 +1490,22 @@ appender_append_each(Appender *self, PyObject *const *args, Py_ssize_t nargs)
                 fields[i] = owned[i];
             }
             if (i < 6) {
+                /* A field left unset: the Python path fails that record alone
+                 * (InvalidProducerRecordError), it does not end the call. */
                 for (i = 0; i < 6; i++) {
                     Py_XDECREF(owned[i]);
                 }
+                if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+                    Py_DECREF(record);
+                    goto error; /* MemoryError aside, nothing to hand back for */
+                }
+                PyErr_Clear();
+                outcome = PyTuple_Pack(1, record);
                 Py_DECREF(record);
-                goto error;
+                if (outcome == NULL) {
+                    goto error;
+                }
+                break;
             }
         }
         else {
@@ -1504,6 +1520,7 @@ appender_append_each(Appender *self, PyObject *const *args, Py_ssize_t nargs)
         slot = PyList_Size(results);
         if (slot < 0 || PyList_Append(results, Py_None) < 0) {
             batch = NULL;
+            slot = -1; /* no slot to take back */
         }
         else {
             batch = append_fields(self, fields, Py_None);
@@ -1517,6 +1534,16 @@ appender_append_each(Appender *self, PyObject *const *args, Py_ssize_t nargs)
             if (PyList_SetSlice(results, slot, slot + 1, NULL) == 0) {
                 outcome = PyTuple_Pack(1, record);
             }
+        }
+        else if (batch == NULL && slot >= 0) {
+            /* Failed, appending nothing: no slot either, so that the results hold one
+             * per record taken when send_batch() reports this error with them. */
+            PyObject *type, *value, *traceback;
+            PyErr_Fetch(&type, &value, &traceback);
+            if (PyList_SetSlice(results, slot, slot + 1, NULL) < 0) {
+                PyErr_Clear();
+            }
+            PyErr_Restore(type, value, traceback);
         }
         Py_DECREF(record);
         if (batch == NULL) {

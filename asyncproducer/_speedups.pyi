@@ -67,7 +67,9 @@ class Appender:
         appended as by append(), with no future, gets a slot (None) in ``results``, its
         batch a key in ``batches``, and each run of records in one batch a sink
         (``add_sink``). None once ``records`` is exhausted, else ``(record,)``, the first
-        record it did not take (given no slot)."""
+        record it did not take (given no slot; a ``record_type`` instance whose fields
+        cannot be read too). What ``records`` raises goes through, ``results`` then
+        holding exactly the slots of the records appended."""
     def send(
         self,
         topic: str,

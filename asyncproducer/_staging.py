@@ -16,33 +16,51 @@ this module would decide otherwise: ``tests/fake/test_fast_path.py`` runs the sa
 with and without it. Its ``send`` is ``Producer.send`` itself while the producer has it:
 an awaitable in C (``SendCall``) that takes the shortcut when awaited and runs the Python
 coroutine for every record the shortcut declines.
+
+Every argument that cannot be sent is refused here with a typed ``KafkaError`` naming it
+(docs/errors.md), never a raw exception, whatever the object does: the checks look at
+types (``type()``, not ``isinstance()``, which a ``__class__`` property can fool) and read
+subclasses of ``str``, ``int`` and the bytes-like types by what they hold (``str.__str__``,
+``int.__int__``, the buffer), so no method of the caller's runs (``__bytes__``,
+``__index__``, ``__eq__``, ``__repr__``, ...). What the caller's code does run (its
+serializers and partitioner) is wrapped: ``SerializationError``, ``PartitionerError``.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Any, cast
 
 from asyncproducer._batch import ProducerBatch, Record
+from asyncproducer._cluster import ClusterSnapshot
 from asyncproducer._metadata import MetadataManager, check_topic_name
 from asyncproducer._native import speedups
 from asyncproducer._types import Header
 from asyncproducer.config import ProducerConfig
 from asyncproducer.errors import (
     InvalidRecordTimestampError,
+    InvalidTopicError,
+    KafkaError,
+    PartitionerError,
     PartitionOutOfRangeError,
     RecordTooLargeError,
     SerializationError,
 )
-from asyncproducer.partitioners import DefaultPartitioner, resolve_partitioner
+from asyncproducer.partitioners import DefaultPartitioner, Partitioner, resolve_partitioner
 from asyncproducer.protocol.records import (
     BARE_RECORD_OVERHEAD,
     BATCH_HEADER_SIZE,
     record_size_upper_bound,
 )
-from asyncproducer.serializers import passes_bytes_through, resolve_serializer
+from asyncproducer.serializers import (
+    bytes_content,
+    is_bytes_like,
+    passes_bytes_through,
+    reason_of,
+    resolve_serializer,
+)
 
 _BARE_BATCH_BOUND = BARE_RECORD_OVERHEAD + BATCH_HEADER_SIZE
 """A batch holding one record without headers takes at most this plus the key's and
@@ -114,13 +132,16 @@ class RecordStager:
     ) -> Staged | None:
         """Serialize, measure and partition the record; None if the topic's metadata is
         not known yet (wait for it, then stage again). Raises what makes the record
-        unsendable: SerializationError, RecordTooLargeError, PartitionOutOfRangeError."""
+        unsendable: SerializationError, RecordTooLargeError, PartitionOutOfRangeError,
+        InvalidRecordTimestampError, PartitionerError, InvalidTopicError. The caller
+        passes the topic through :func:`exact_topic` first: it appends under that name."""
         if type(topic) is not str:
-            check_topic_name(topic)  # before the lookup: a list is not even hashable
+            topic = exact_topic(topic)
         info = self._metadata.snapshot.topics.get(topic)
         if info is None or not info.partitions or info.error_code:
             return None
-        headers = check_headers(topic, headers) if headers else ()
+        # `is None`, not truth: the truth of the caller's object would run its code.
+        headers = () if headers is None else check_headers(topic, headers)
         if self._raw_keys and (key is None or type(key) is bytes):
             key_bytes = key
         else:
@@ -143,14 +164,14 @@ class RecordStager:
                 partition = self._sticky_partition(topic)
             if partition is None:
                 partition = self.choose_partition(topic, key, key_bytes, value, value_bytes)
-        else:
-            check_partition(topic, partition, len(info.partitions))  # type: ignore[arg-type]
+        elif type(partition) is not int or not 0 <= partition < len(info.partitions):
+            partition = check_partition(topic, partition, len(info.partitions))
         if timestamp_ms is None:
             timestamp_ms = int(time.time() * 1000)
         elif type(timestamp_ms) is not int or not 0 <= timestamp_ms <= _MAX_TIMESTAMP:
             timestamp_ms = check_timestamp(topic, timestamp_ms)
         record = (timestamp_ms, key_bytes, value_bytes, headers)
-        return partition, chosen, record  # type: ignore[return-value]
+        return partition, chosen, record
 
     def choose_partition(
         self, topic: str, key: Any, key_bytes: bytes | None, value: Any, value_bytes: bytes | None
@@ -158,10 +179,15 @@ class RecordStager:
         snapshot = self._metadata.snapshot
         if self._ignore_keys and not self._custom:
             key, key_bytes = None, None
-        chosen = self.partitioner.partition(topic, key, key_bytes, value, value_bytes, snapshot)
+        try:  # as call_partitioner(), inline: this runs for every keyed Python-path record
+            chosen = self.partitioner.partition(topic, key, key_bytes, value, value_bytes, snapshot)
+        except KafkaError:
+            raise
+        except Exception as exc:
+            raise _partitioner_error(self.partitioner, "partition", topic, exc) from exc
         if self._custom:
             count = len(snapshot.topics[topic].partitions)
-            check_partition(topic, chosen, count, by="the partitioner")
+            return check_partition(topic, chosen, count, by="the partitioner")
         return chosen
 
     def next_partition(
@@ -175,27 +201,90 @@ class RecordStager:
             return None
         if not (self._custom or key_bytes is None or self._ignore_keys):
             return None  # a keyed record's partition is its key's
-        self.partitioner.on_new_batch(topic, self._metadata.snapshot, partition)  # type: ignore[attr-defined]
+        try:
+            self.partitioner.on_new_batch(topic, self._metadata.snapshot, partition)  # type: ignore[attr-defined]
+        except KafkaError:
+            raise
+        except Exception as exc:
+            raise _partitioner_error(self.partitioner, "on_new_batch", topic, exc) from exc
         return self.choose_partition(topic, key, key_bytes, value, value_bytes)
 
 
-def check_partition(topic: str, partition: int, count: int, *, by: str = "the record") -> None:
-    """``partition`` must exist in a topic of ``count`` partitions (shared with MockProducer)."""
-    if type(partition) is not int or not 0 <= partition < count:
+def call_partitioner(
+    partitioner: Partitioner,
+    topic: str,
+    key: Any,
+    key_bytes: bytes | None,
+    value: Any,
+    value_bytes: bytes | None,
+    cluster: ClusterSnapshot,
+) -> object:
+    """``partitioner.partition(...)``, what it raises a PartitionerError (a KafkaError as
+    it is); check what it returns with :func:`check_partition` (shared with
+    MockProducer)."""
+    try:
+        return partitioner.partition(topic, key, key_bytes, value, value_bytes, cluster)
+    except KafkaError:
+        raise
+    except Exception as exc:
+        raise _partitioner_error(partitioner, "partition", topic, exc) from exc
+
+
+def _partitioner_error(
+    partitioner: object, method: str, topic: str, exc: Exception
+) -> PartitionerError:
+    return PartitionerError(
+        f"partition for a record to topic {topic!r}: the partitioner "
+        f"{type(partitioner).__qualname__}.{method}() raised {reason_of(exc)}"
+    )
+
+
+def exact_topic(topic: object) -> str:
+    """``topic`` as exactly a str, if Kafka accepts the name; else InvalidTopicError. A
+    str subclass (a ``StrEnum`` member, say) stands for the text it holds: its
+    ``__str__``, ``__eq__``, ``__hash__`` and ``encode`` are not consulted, since the
+    metadata requests and the accumulator's keys need the plain name."""
+    if type(topic) is not str:
+        if not issubclass(type(topic), str):
+            raise InvalidTopicError(
+                f"a topic name is a str, got {type(topic).__name__} {safe_repr(topic)}"
+            )
+        topic = str.__str__(cast(str, topic))
+    check_topic_name(topic)
+    return topic
+
+
+def check_partition(topic: str, partition: object, count: int, *, by: str = "the record") -> int:
+    """``partition`` as an int, if a topic of ``count`` partitions has it; else
+    PartitionOutOfRangeError (shared with MockProducer). An int subclass (an ``IntEnum``
+    member) stands for its value; a bool is not a partition."""
+    kind = type(partition)
+    if kind is bool or not issubclass(kind, int):
         raise PartitionOutOfRangeError(
-            f"partition {partition!r} given by {by} is not in the range "
+            f"partition given by {by} for topic {topic!r} must be an int from 0 to "
+            f"{count - 1} ({count} partitions) or None, got {kind.__qualname__} "
+            f"{safe_repr(partition)}"
+        )
+    number = int.__int__(cast(int, partition))  # an int subclass's value, not its __int__
+    if not 0 <= number < count:
+        raise PartitionOutOfRangeError(
+            f"partition {number} given by {by} is not in the range "
             f"[0...{count - 1}] of topic {topic!r} ({count} partitions)"
         )
+    return number
 
 
-def check_timestamp(topic: str, timestamp_ms: Any) -> int:
-    """A record's ``timestamp_ms`` as an int, if it is one from 0 to 2**63 - 1."""
-    is_int = isinstance(timestamp_ms, int) and not isinstance(timestamp_ms, bool)
-    if is_int and 0 <= timestamp_ms <= _MAX_TIMESTAMP:
-        return int(timestamp_ms)
+def check_timestamp(topic: str, timestamp_ms: object) -> int:
+    """A record's ``timestamp_ms`` as an int, if it is one from 0 to 2**63 - 1 (an int
+    subclass by its value; not a bool, a float or anything else)."""
+    kind = type(timestamp_ms)
+    if kind is not bool and issubclass(kind, int):
+        number = int.__int__(cast(int, timestamp_ms))  # its value, not its __int__
+        if 0 <= number <= _MAX_TIMESTAMP:
+            return number
     raise InvalidRecordTimestampError(
         f"timestamp_ms for topic {topic!r} must be an int from 0 to 2**63 - 1 "
-        f"(milliseconds since the epoch) or None, got {timestamp_ms!r}"
+        f"(milliseconds since the epoch) or None, got {safe_repr(timestamp_ms)}"
     )
 
 
@@ -210,29 +299,115 @@ def check_record_size(size: int, topic: str, config: ProducerConfig) -> None:
         )
 
 
-def check_headers(topic: str, headers: Sequence[Header]) -> tuple[Header, ...]:
-    """The headers as a tuple of ``(str, bytes | None)`` pairs, each value exactly
-    ``bytes`` (a subclass is copied): what the record encoder accepts, fixed at ``send()``
-    so that a caller changing its list afterwards cannot change the record."""
+_NOT_HEADERS = (str, bytes, bytearray, memoryview)
+"""Iterable, but not a sequence of header pairs (nor is a pair one of them)."""
+
+_PAIRS = "a sequence of (str, bytes | None) pairs"
+
+
+def check_headers(topic: str, headers: object) -> tuple[Header, ...]:
+    """The headers as a tuple of ``(str, bytes | None)`` pairs, each name exactly a str
+    that UTF-8 can encode and each value exactly ``bytes`` (a bytes-like value is copied,
+    see :func:`~asyncproducer.serializers.bytes_content`): what the record encoder
+    accepts, fixed at ``send()`` so that a caller changing its list afterwards cannot
+    change the record. SerializationError naming the header otherwise."""
+    kind = type(headers)
+    if kind is not list and kind is not tuple:
+        _check_headers_type(topic, kind)
     checked: list[Header] = []
     try:
-        items = iter(headers)
-    except TypeError:
+        for header in headers:  # type: ignore[attr-defined]
+            # The usual pair, kept as it is (immutable, and nothing in it runs code):
+            # the cost of this loop is most of what headers add to send().
+            if type(header) is tuple and len(header) == 2:
+                name, value = header
+                if type(name) is str and (value is None or type(value) is bytes) and name.isascii():
+                    checked.append(header)
+                    continue
+            checked.append(_check_header(topic, len(checked), header))
+    except SerializationError:
+        raise
+    except Exception as exc:  # not iterable, or its iterator raised
+        after = f" after {len(checked)} of them" if checked else ""
         raise SerializationError(
-            f"headers for topic {topic!r} must be a sequence of (str, bytes | None) pairs, "
-            f"got {type(headers).__name__}"
-        ) from None
-    for header in items:
-        try:
-            name, value = header
-        except (TypeError, ValueError):
-            raise SerializationError(
-                f"headers for topic {topic!r} must be (str, bytes | None) pairs, got {header!r}"
-            ) from None
-        if type(name) is not str or not (value is None or isinstance(value, bytes)):
-            raise SerializationError(
-                f"header {name!r} for topic {topic!r} must be (str, bytes | None), got "
-                f"({type(name).__name__}, {type(value).__name__})"
-            )
-        checked.append((name, value if value is None or type(value) is bytes else bytes(value)))
+            f"headers for topic {topic!r} must be {_PAIRS}, got {kind.__qualname__}: "
+            f"reading it raised {reason_of(exc)}{after}"
+        ) from exc
     return tuple(checked)
+
+
+def _check_headers_type(topic: str, kind: type) -> None:
+    """Refuse what iterates, but not as pairs: a str, bytes, or a mapping (its keys)."""
+    mapping = issubclass(kind, Mapping)
+    if mapping or issubclass(kind, _NOT_HEADERS):
+        hint = " (for a mapping, pass list(headers.items()))" if mapping else ""
+        raise SerializationError(
+            f"headers for topic {topic!r} must be {_PAIRS}, got {kind.__qualname__}{hint}"
+        )
+
+
+def _check_header(topic: str, index: int, header: object) -> Header:
+    """One pair of :func:`check_headers`, ``headers[index]``, that is not simply an
+    exact tuple of a str of ASCII and bytes or None."""
+    name: object
+    value: object
+    kind = type(header)
+    if kind is tuple or kind is list:  # its length and items run no code
+        if len(header) != 2:  # type: ignore[arg-type]
+            raise _header_error(
+                topic,
+                index,
+                None,
+                f"got {len(header)} items: {safe_repr(header)}",  # type: ignore[arg-type]
+            )
+        name, value = cast(Sequence[object], header)
+    elif issubclass(kind, _NOT_HEADERS):
+        raise _header_error(topic, index, None, f"got {kind.__qualname__} {safe_repr(header)}")
+    else:  # any other iterable of two (a NamedTuple, say)
+        try:
+            name, value = header  # type: ignore[misc]
+        except Exception as exc:
+            raise _header_error(
+                topic, index, None, f"got {kind.__qualname__}: reading it raised {reason_of(exc)}"
+            ) from exc
+    if type(name) is not str:
+        if not issubclass(type(name), str):
+            raise _header_error(
+                topic, index, None, f"its name is a {type(name).__qualname__}, not a str"
+            )
+        name = str.__str__(cast(str, name))
+    if not name.isascii():
+        try:
+            name.encode()
+        except UnicodeEncodeError as exc:  # a lone surrogate
+            raise _header_error(topic, index, name, f"its name is not UTF-8: {exc}") from exc
+    if value is None or type(value) is bytes:
+        return name, value
+    if not is_bytes_like(value):
+        raise _header_error(topic, index, name, f"got (str, {type(value).__qualname__})")
+    try:
+        return name, bytes_content(cast(bytes, value))
+    except Exception as exc:  # a released memoryview, say
+        raise _header_error(
+            topic, index, name, f"its value cannot be read: {reason_of(exc)}"
+        ) from exc
+
+
+def _header_error(topic: str, index: int, name: str | None, problem: str) -> SerializationError:
+    """``header 'name' (headers[i]) for topic 't' must be ...: problem``."""
+    which = f"headers[{index}]" if name is None else f"header {name!r} (headers[{index}])"
+    return SerializationError(
+        f"{which} for topic {topic!r} must be a (str, bytes | None) pair; {problem}"
+    )
+
+
+def safe_repr(value: object, limit: int = 80) -> str:
+    """``repr(value)``, shortened to ``limit`` characters, for an error message; what a
+    caller's object is when its ``__repr__`` raises (the message must not)."""
+    if type(value) in (str, bytes, bytearray) and len(value) > limit:  # type: ignore[arg-type]
+        value = value[:limit]  # type: ignore[index]  # not the repr of a huge one
+    try:
+        text = repr(value)
+    except Exception:
+        return f"<a {type(value).__qualname__} whose repr() raised>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -17,7 +17,7 @@ the producer must refresh its cluster metadata before retrying (Java's
 
 from __future__ import annotations
 
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from kio.schema.errors import ErrorCode
 
@@ -111,6 +111,26 @@ class PartitionOutOfRangeError(KafkaError, ValueError):
 class InvalidProducerRecordError(KafkaError, TypeError):
     """An item given to ``send_batch()`` is neither a ``ProducerRecord`` nor a tuple of
     2 to 6 of ``send()``'s arguments, in their order."""
+
+
+class PartitionerError(KafkaError):
+    """A custom partitioner's ``partition()`` or ``on_new_batch()`` raised: the record is
+    not sent (``send()`` raises this; in ``send_batch()`` the record fails alone). The
+    partitioner's own exception is the ``__cause__``. (Java's ``send()`` lets it through
+    unchanged; here every record that cannot be sent fails with a ``KafkaError``.)"""
+
+
+class SendBatchAbortedError(KafkaError):
+    """``send_batch()`` stopped before the end of its records: iterating them raised
+    (that exception is the ``__cause__``). ``results`` has one entry per record taken
+    before that, in order, each its ``RecordMetadata`` or the ``KafkaError`` it failed
+    with, all final (the call waited for them); no later record was read."""
+
+    def __init__(self, message: str, results: list[Any] | None = None) -> None:
+        # `results` optional: unpickling rebuilds an exception from its args (the
+        # message), then restores its __dict__.
+        super().__init__(message)
+        self.results: list[Any] = [] if results is None else results
 
 
 class InvalidRecordTimestampError(KafkaError, ValueError):

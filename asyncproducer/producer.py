@@ -16,7 +16,7 @@ import enum
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from types import MethodType
 from typing import Any
 
@@ -33,16 +33,17 @@ from asyncproducer._idempotence import IdempotenceState
 from asyncproducer._memory import BufferPool
 from asyncproducer._metadata import MetadataManager
 from asyncproducer._pool import ConnectionPool
+from asyncproducer._send_batch import aborted_message, send_arguments, send_each
 from asyncproducer._sender import Sender, SenderSettings
-from asyncproducer._staging import RecordStager, Staged
+from asyncproducer._staging import RecordStager, Staged, exact_topic
 from asyncproducer._types import Header, ProducerRecord, RecordMetadata, RecordTuple
 from asyncproducer.config import ProducerConfig
 from asyncproducer.errors import (
-    InvalidProducerRecordError,
     KafkaError,
     KafkaTimeoutError,
     ProducerClosedError,
     ProducerStateError,
+    SendBatchAbortedError,
     fresh_copy,
 )
 from asyncproducer.interceptors import InterceptorChain
@@ -319,8 +320,12 @@ class Producer:
         """Enqueue a record; return its future (``await`` it for the RecordMetadata).
 
         Waits only for the topic's first metadata or for buffer memory, at most
-        ``max_block_ms`` in all. A record that cannot be sent raises here (serialization,
-        size, partition); one that fails later fails its future (and ``on_delivery``).
+        ``max_block_ms`` in all, and yields once to the sender when the record opens a
+        batch behind a full one; every wait comes before the append, so a cancelled
+        ``send()`` has not enqueued its record. A record that cannot be sent raises a
+        ``KafkaError`` naming the argument (serialization, headers, size, partition,
+        timestamp, topic, the partitioner); one that fails later fails its future (and
+        ``on_delivery``).
         """
         if self._state is not State.RUNNING:
             self._check_running()
@@ -333,6 +338,8 @@ class Producer:
             topic, value, key = record.topic, record.value, record.key
             partition, timestamp_ms, headers = record.partition, record.timestamp_ms, record.headers
         try:
+            if type(topic) is not str:
+                topic = exact_topic(topic)
             staged = self._stager.stage(topic, value, key, partition, timestamp_ms, headers)
             batch = None
             if staged is not None:
@@ -361,11 +368,14 @@ class Producer:
         staged: Staged | None,
     ) -> ProducerBatch:
         """The slow path of ``send()`` and ``send_batch()``: wait for the topic's metadata
-        (``staged`` is None) and stage the record then, or open a new batch for it."""
+        (``staged`` is None) and stage the record then, or open a new batch for it.
+        ``topic`` is exactly a str (``exact_topic``)."""
         deadline = None  # max_block_ms runs from here; read the clock only if we wait
         if staged is None:
             deadline = time.monotonic() + self._max_block_s
             await self._metadata.wait_for_topic(topic, self._max_block_s * 1000)
+            if self._state is not State.RUNNING:  # closed (or failed) while we waited
+                self._check_running()
             staged = self._stager.stage(topic, value, key, partition, timestamp_ms, headers)
             assert staged is not None  # wait_for_topic raises unless the topic is known
             batch = self._accumulator.try_append(topic, staged[0], future, staged[2])
@@ -387,18 +397,32 @@ class Producer:
         record: Record,
         deadline: float | None,
     ) -> ProducerBatch:
-        """The slow path of an append: the record's partition has no batch with room."""
+        """The slow path of an append: the record's partition has no batch with room.
+
+        Every await (the checkpoint, the wait for memory) comes before the append, and
+        nothing awaits after it: a ``send()`` cancelled here has not enqueued its record
+        and holds no memory; one that returns has (docs/producer.md, "Cancellation")."""
         accumulator = self._accumulator
-        # A full batch is waiting to go: let the sender run (below) before going on.
-        full_waiting = accumulator.has_full_batch(topic, partition)
+        if accumulator.has_full_batch(topic, partition):
+            # Once per full batch, not per record (a full event-loop turn per record would
+            # cost more than the send itself): let the sender run, so a tight loop of
+            # sends cannot starve it until the buffer is full. Not when the record opens a
+            # batch only because the last one was sent already (linger_ms=0): the records
+            # a task sends before it yields then share one request, not one each. Trio's
+            # rule is a checkpoint on every call; this is the documented exception.
+            await self._checkpoint()
+            if self._state is not State.RUNNING:  # closed (or failed) meanwhile
+                self._check_running()
+            # Another task may have opened the partition's next batch meanwhile.
+            batch = accumulator.try_append(topic, partition, future, record)
+            if batch is not None:
+                return batch
         if chosen:
             moved = self._stager.next_partition(topic, partition, key, value, record)
             if moved is not None:
                 partition = moved
                 batch = accumulator.try_append(topic, partition, future, record)
                 if batch is not None:
-                    if full_waiting:
-                        await self._checkpoint()
                     return batch
         reserved, record_capacity = batch_reservation(self._batch_size, record, self._memory.total)
         if not self._memory.try_reserve(reserved):
@@ -418,14 +442,6 @@ class Producer:
             self._sender.batch_opened(now_ms, behind_another)
         else:
             self._memory.release(reserved)
-        # Once per full batch, not per record (a full event-loop turn per record would
-        # cost more than the send itself): let the sender run, so a tight loop of sends
-        # cannot starve it until the buffer is full. Not when the record opens a batch
-        # only because the last one was sent already (linger_ms=0): the records a task
-        # sends before it yields then share one request, not one each. Trio's rule is a
-        # checkpoint on every call; this is the documented exception.
-        if full_waiting:
-            await self._checkpoint()
         return batch
 
     async def send_and_wait(
@@ -457,15 +473,41 @@ class Producer:
         without waiting out ``linger_ms``, as ``flush()`` sends everything. Raises at
         once only if the producer is not running; cancelling it cancels only the
         waiting: records already enqueued are still delivered.
+
+        If iterating ``records`` raises midway (a generator that breaks, say), the call
+        reads no further: it waits for the records it took, then raises
+        :class:`SendBatchAbortedError` (chained from that exception) whose ``results``
+        are theirs, as this call would have returned them; a retry should resend only
+        the records after those.
         """
         if self._state is not State.RUNNING:
             self._check_running()
         if self._intercepting:  # interceptors see (and may replace) each record
             return await send_each(self.send, records)
-        # No future per record: each run of records that went into one batch reports to
-        # a slice of `results` when that batch completes (ProducerBatch.add_sink).
         results: list[Any] = []
         batches: dict[ProducerBatch, None] = {}
+        try:
+            await self._enqueue_each(records, results, batches)
+        except Exception as exc:
+            # The records taken so far are enqueued (or failed alone): the caller must
+            # get their results, or a retry would send them twice.
+            await self._await_batches(batches)
+            raise SendBatchAbortedError(aborted_message(len(results), exc), results) from exc
+        await self._await_batches(batches)
+        return results
+
+    async def _enqueue_each(
+        self,
+        records: Iterable[ProducerRecord | RecordTuple],
+        results: list[Any],
+        batches: dict[ProducerBatch, None],
+    ) -> None:
+        """send_batch()'s loop: a slot in ``results`` per record taken, holding its error
+        if it cannot be sent, else filled when its batch (a key of ``batches``)
+        completes. What iterating ``records`` raises goes through, ``results`` then
+        holding a slot for each record taken before (and each appended with its sink)."""
+        # No future per record: each run of records that went into one batch reports to
+        # a slice of `results` when that batch completes (ProducerBatch.add_sink).
         run_batch: ProducerBatch | None = None  # the batch the current run went into
         run_first = run_slot = 0
 
@@ -476,9 +518,9 @@ class Producer:
                 run_batch = None
 
         stager, accumulator, appender = self._stager, self._accumulator, self._appender
-        pending = iter(records)
         taken = 0  # the slots up to here have records appended (or their error)
         try:
+            pending = iter(records)
             while True:
                 if appender is not None:
                     # The records that need no Python code, in one C call (runs and sinks
@@ -496,6 +538,8 @@ class Producer:
                 results.append(None)
                 try:
                     topic, value, key, partition, timestamp_ms, headers = send_arguments(record)
+                    if type(topic) is not str:
+                        topic = exact_topic(topic)
                     staged = stager.stage(topic, value, key, partition, timestamp_ms, headers)
                     batch = None
                     if staged is not None:
@@ -511,6 +555,9 @@ class Producer:
                     results[slot] = exc
                     end_run(slot)
                     continue
+                except BaseException:
+                    del results[slot:]  # not taken: no result to wait for
+                    raise
                 if batch is not run_batch:
                     end_run(slot)
                     run_batch, run_first, run_slot = batch, batch.record_count - 1, slot
@@ -518,15 +565,17 @@ class Producer:
                 taken = slot + 1
         finally:
             # Every record appended reports to its slot, even if something raised (the
-            # iterator, say) with a slot given and its record not appended.
+            # iterator, say).
             end_run(taken)
+
+    async def _await_batches(self, batches: dict[ProducerBatch, None]) -> None:
+        """Wait until every batch a send_batch() call put records in has completed."""
         # Lingering would only keep this caller waiting: no record of its own is coming.
         for batch in batches:
             batch.awaited = True
         if batches:
             self._sender.wakeup()
         await self._wait_for(list(batches))
-        return results
 
     async def flush(self, timeout: float | None = None) -> None:
         """Send everything buffered now, ignoring ``linger_ms``, and wait until each of
@@ -580,53 +629,5 @@ class Producer:
 
 
 _NO_MORE = object()
-
-_NONES = [(None,) * (6 - n) for n in range(7)]
-"""By a record tuple's length, what pads it to send()'s six arguments."""
-
-
-def send_arguments(record: ProducerRecord | RecordTuple) -> tuple[Any, ...]:
-    """``send()``'s six arguments for a ``send_batch()`` record: a ProducerRecord's
-    fields, or a RecordTuple padded with None; InvalidProducerRecordError otherwise."""
-    if type(record) is tuple and 2 <= len(record) <= 6:
-        return record + _NONES[len(record)]
-    if isinstance(record, ProducerRecord):
-        return (
-            record.topic,
-            record.value,
-            record.key,
-            record.partition,
-            record.timestamp_ms,
-            record.headers,
-        )
-    shape = f"tuple of {len(record)}" if type(record) is tuple else type(record).__name__
-    raise InvalidProducerRecordError(
-        f"send_batch() takes ProducerRecords, or tuples of send()'s first 2 to 6 arguments "
-        f"(topic, value, key, partition, timestamp_ms, headers); got a {shape}: {record!r:.80}"
-    )
-
-
-async def send_each(
-    send: Callable[..., Awaitable[Any]], records: Iterable[ProducerRecord | RecordTuple]
-) -> list[RecordMetadata | KafkaError]:
-    """``send_batch()`` through ``send()``, one future per record: with interceptors
-    (they see each record), and in MockProducer. Each result as send_batch() gives it."""
-    slots: list[Any] = []
-    for record in records:
-        try:
-            slots.append(await send(*send_arguments(record)))
-        except KafkaError as exc:
-            slots.append(exc)
-    results: list[RecordMetadata | KafkaError] = []
-    for slot in slots:
-        if isinstance(slot, KafkaError):
-            results.append(slot)
-            continue
-        try:
-            results.append(await slot)
-        except KafkaError as exc:
-            results.append(exc)
-    return results
-
 
 __all__ = ["Producer", "State"]

@@ -6,7 +6,9 @@ every record. Accepted settings:
 
 * ``None``: no conversion. ``bytes`` pass through; ``bytearray`` and ``memoryview`` are
   copied to ``bytes`` (the record must not change after ``send()``); ``None`` stays ``None``
-  (no key, or a tombstone value); anything else fails.
+  (no key, or a tombstone value); anything else fails. A subclass of any of the three is
+  sent as the bytes its buffer holds (see :func:`bytes_content`), whatever its
+  ``__bytes__`` or ``__len__`` say.
 * ``"bytes"``: the same, named explicitly.
 * ``"str"`` / ``"string"``: ``str`` encoded as UTF-8 (Java's ``StringSerializer``).
 * ``"json"``: compact JSON (``separators=(",", ":")``), UTF-8; ``None`` stays ``None`` so
@@ -18,7 +20,8 @@ every record. Accepted settings:
 User serializers are called for ``None`` too, as Java and aiokafka do, so they decide what a
 tombstone looks like. Every failure, an exception inside or a result that is not bytes,
 raises :class:`~asyncproducer.errors.SerializationError` naming the topic, whether it was the
-key or the value, the data's type and the serializer, chained from the cause.
+key or the value, the data's type and the serializer, chained from the cause. (An exception
+that is not an ``Exception``, such as ``KeyboardInterrupt``, goes through unchanged.)
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from typing import Any, TypeAlias
 from asyncproducer._types import Header
 from asyncproducer.errors import SerializationError
 
-__all__ = ["Serializer", "resolve_serializer"]
+__all__ = ["Serializer", "bytes_content", "resolve_serializer"]
 
 Serializer: TypeAlias = Callable[[str, Sequence[Header] | None, Any], bytes | None]
 """``serialize(topic, headers, data) -> bytes | None``, as the producer calls it."""
@@ -55,16 +58,44 @@ def _error(role: str, topic: str, data: object, name: str, reason: str) -> Seria
     )
 
 
-def _reason(exc: BaseException) -> str:
-    text = str(exc)
+def reason_of(exc: BaseException) -> str:
+    """``exc`` in a few words for an error message: its type and text."""
+    try:
+        text = str(exc)
+    except Exception:  # the user's exception may not even print
+        text = "(its str() raised)"
     return f"{type(exc).__qualname__}: {text}" if text else type(exc).__qualname__
+
+
+def is_bytes_like(data: object) -> bool:
+    """``data`` is a bytes, bytearray or memoryview, or a subclass: by its type, which
+    runs no code of its own (``isinstance`` would consult a ``__class__`` property)."""
+    return issubclass(type(data), _BYTES_LIKE)
+
+
+def bytes_content(data: bytes | bytearray | memoryview) -> bytes:
+    """The bytes a bytes-like object's buffer holds, as exactly ``bytes`` (a copy, so that
+    later changes to ``data`` cannot reach the broker).
+
+    The buffer, not ``bytes(data)``: for a subclass that calls its ``__bytes__``, which
+    may raise, return a str, or differ from what the object holds and what its size was
+    measured by (a Java byte array has no such hook: what it holds is what is sent).
+    Raises what reading the buffer raises (ValueError for a released memoryview);
+    callers wrap it."""
+    if type(data) is bytearray or type(data) is memoryview:
+        return bytes(data)  # no subclass: no code of the caller's runs
+    with memoryview(data) as view:
+        return view.tobytes()
 
 
 def _as_bytes(result: object, role: str, topic: str, data: object, name: str) -> bytes:
     """A user serializer's result that is not exactly ``bytes`` or None: copy a bytes-like
     result (so later changes to it cannot reach the broker), reject anything else."""
-    if isinstance(result, _BYTES_LIKE):
-        return bytes(result)
+    if is_bytes_like(result):
+        try:
+            return bytes_content(result)  # type: ignore[arg-type]
+        except Exception as exc:
+            raise _error(role, topic, data, name, f"its result: {reason_of(exc)}") from exc
     raise _error(
         role,
         topic,
@@ -87,8 +118,11 @@ def _pass_through(role: str, name: str) -> Serializer:
         # The hot path of the default configuration: exact bytes or None, two identity tests.
         if data is None or type(data) is bytes:
             return data
-        if isinstance(data, _BYTES_LIKE):
-            return bytes(data)
+        if is_bytes_like(data):
+            try:
+                return bytes_content(data)
+            except Exception as exc:  # a released memoryview, say
+                raise _error(role, topic, data, name, reason_of(exc)) from exc
         raise _error(role, topic, data, name, hint)
 
     return serialize
@@ -98,12 +132,13 @@ def _utf8(role: str) -> Serializer:
     def serialize(topic: str, headers: Sequence[Header] | None, data: Any) -> bytes | None:
         if data is None:
             return None
-        if not isinstance(data, str):
+        if not issubclass(type(data), str):
             raise _error(role, topic, data, "str", "expected str or None")
         try:
-            return data.encode()
+            # str.encode, not data.encode: a subclass is sent as the text it holds.
+            return str.encode(data)
         except UnicodeEncodeError as exc:  # lone surrogates
-            raise _error(role, topic, data, "str", _reason(exc)) from exc
+            raise _error(role, topic, data, "str", reason_of(exc)) from exc
 
     return serialize
 
@@ -117,7 +152,7 @@ def _json(role: str) -> Serializer:
         try:
             return encode(data).encode()
         except Exception as exc:  # TypeError, ValueError (NaN, cycles), RecursionError, ...
-            raise _error(role, topic, data, "json", _reason(exc)) from exc
+            raise _error(role, topic, data, "json", reason_of(exc)) from exc
 
     return serialize
 
@@ -132,7 +167,7 @@ def _plain_callable(fn: Callable[[Any], object], role: str) -> Serializer:
         try:
             result = fn(data)
         except Exception as exc:
-            raise _error(role, topic, data, name, _reason(exc)) from exc
+            raise _error(role, topic, data, name, reason_of(exc)) from exc
         if result is None or type(result) is bytes:
             return result
         return _as_bytes(result, role, topic, data, name)
@@ -148,7 +183,7 @@ def _java_style(obj: object, role: str) -> Serializer:
         try:
             result = method(topic, headers, data)
         except Exception as exc:
-            raise _error(role, topic, data, name, _reason(exc)) from exc
+            raise _error(role, topic, data, name, reason_of(exc)) from exc
         if result is None or type(result) is bytes:
             return result
         return _as_bytes(result, role, topic, data, name)

@@ -55,6 +55,7 @@ from kio.serial.readers import tz_aware_from_i64
 from kio.static.constants import EntityType
 from kio.static.primitive import i32Timedelta, i64Timedelta
 
+from asyncproducer.protocol._varint import encode_uvarint
 from asyncproducer.protocol.messages import _module, _response_class_name
 from asyncproducer.protocol.versions import CLIENT_VERSIONS, ApiKey
 
@@ -207,15 +208,6 @@ class Encoded:
     spans: tuple[Span, ...]
 
 
-def _uvarint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 _INT_WIDTHS = {"int8": "b", "int16": "h", "int32": "i", "int64": "q", "error_code": "h"}
 
 
@@ -253,9 +245,9 @@ class _Writer:
         entries += extra
         entries.sort(key=lambda entry: entry[0])  # KIP-482: ascending tag order
         start = len(self.out)
-        self.out += _uvarint(len(entries))
+        self.out += encode_uvarint(len(entries))
         for tag, payload in entries:
-            self.out += _uvarint(tag) + _uvarint(len(payload)) + payload
+            self.out += encode_uvarint(tag) + encode_uvarint(len(payload)) + payload
         self.spans.append(Span("tags", start, len(self.out), len(self.out), True))
 
     def field(
@@ -269,7 +261,8 @@ class _Writer:
         if value is None:
             self.out += b"\x00" if flexible else struct.pack(">i", -1)
         else:
-            self.out += _uvarint(len(value) + 1) if flexible else struct.pack(">i", len(value))
+            count = len(value)
+            self.out += encode_uvarint(count + 1) if flexible else struct.pack(">i", count)
         prefix_end = len(self.out)
         for index, item in enumerate(value or ()):
             self.single(field, kind, item, flexible, f"{path}[{index}]", tagged=False)
@@ -446,14 +439,14 @@ def _structured_mutation(draw: st.DrawFn, encoded: Encoded) -> bytes:
             null = b"\x00" if flexible else struct.pack(">i", -1)
             return _replace(frame, span.start, span.end, null)
         count = draw(st.integers(-(2**31), 2**31 - 1))
-        prefix = _uvarint(count & 0xFFFFFFFF) if flexible else struct.pack(">i", count)
+        prefix = encode_uvarint(count & 0xFFFFFFFF) if flexible else struct.pack(">i", count)
         return _replace(frame, span.start, span.prefix_end, prefix)
     if span.kind == "string":
         length = draw(
             st.sampled_from([-1, -2, 0, 1, 32767, -32768]) | st.integers(-(2**15), 2**15 - 1)
         )
         if flexible:
-            prefix = _uvarint((length + 1) & 0xFFFFFFFF)
+            prefix = encode_uvarint((length + 1) & 0xFFFFFFFF)
         else:  # int16 for strings, int32 for bytes
             width = span.prefix_end - span.start
             prefix = struct.pack(">h" if width == 2 else ">i", length)
@@ -463,7 +456,7 @@ def _structured_mutation(draw: st.DrawFn, encoded: Encoded) -> bytes:
         return _replace(frame, span.start, span.end, struct.pack(">h", code))
     if span.kind == "tags":
         count = draw(st.integers(0, 2**32 - 1))
-        return _replace(frame, span.start, span.start + 1, _uvarint(count))
+        return _replace(frame, span.start, span.start + 1, encode_uvarint(count))
     width = span.end - span.start
     return _replace(frame, span.start, span.end, draw(st.binary(min_size=width, max_size=width)))
 

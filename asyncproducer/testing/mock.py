@@ -42,12 +42,14 @@ import anyio.lowlevel
 from asyncproducer._batch import DeliveryCallback
 from asyncproducer._cluster import BrokerInfo, ClusterSnapshot, PartitionInfo, TopicInfo
 from asyncproducer._futures import FutureFactory, complete, fail, future_factory
-from asyncproducer._metadata import check_topic_name
+from asyncproducer._send_batch import send_each
 from asyncproducer._staging import (
+    call_partitioner,
     check_headers,
     check_partition,
     check_record_size,
     check_timestamp,
+    exact_topic,
 )
 from asyncproducer._types import (
     Header,
@@ -66,7 +68,7 @@ from asyncproducer.errors import (
 )
 from asyncproducer.interceptors import InterceptorChain
 from asyncproducer.partitioners import DefaultPartitioner, partition_for_key, resolve_partitioner
-from asyncproducer.producer import _TRANSITIONS, State, send_each
+from asyncproducer.producer import _TRANSITIONS, State
 from asyncproducer.protocol.records import BATCH_HEADER_SIZE, record_size_upper_bound
 from asyncproducer.serializers import resolve_serializer
 
@@ -293,15 +295,15 @@ class MockProducer:
         """What the real send() does before the append, in its order; raises like it."""
         if self.send_exception is not None:
             raise fresh_copy(self.send_exception)
-        check_topic_name(topic)
-        checked = check_headers(topic, headers) if headers else ()
+        topic = exact_topic(topic)
+        checked = () if headers is None else check_headers(topic, headers)
         key_bytes = self._key_serializer(topic, checked, key)
         value_bytes = self._value_serializer(topic, checked, value)
         count = self._partition_count(topic)
         if partition is None:
             partition = self._choose_partition(topic, key, key_bytes, value, value_bytes, count)
         else:
-            check_partition(topic, partition, count)
+            partition = check_partition(topic, partition, count)
         size = record_size_upper_bound(key_bytes, value_bytes, checked) + BATCH_HEADER_SIZE
         check_record_size(size, topic, self._config)
         if timestamp_ms is None:
@@ -333,11 +335,16 @@ class MockProducer:
         count: int,
     ) -> int:
         if self._custom_partitioner:
-            chosen = self._partitioner.partition(
-                topic, key, key_bytes, value, value_bytes, self._snapshot(topic, count)
+            chosen = call_partitioner(
+                self._partitioner,
+                topic,
+                key,
+                key_bytes,
+                value,
+                value_bytes,
+                self._snapshot(topic, count),
             )
-            check_partition(topic, chosen, count, by="the partitioner")
-            return chosen
+            return check_partition(topic, chosen, count, by="the partitioner")
         if key_bytes is not None and not self._config.partitioner_ignore_keys:
             return partition_for_key(key_bytes, count)
         turn = self._round_robin.get(topic, 0)

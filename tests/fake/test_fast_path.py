@@ -16,6 +16,7 @@ import anyio
 import pytest
 
 from asyncproducer import Producer, ProducerRecord, RecordMetadata, _staging
+from asyncproducer._send_batch import send_arguments
 from asyncproducer.errors import (
     InvalidProducerRecordError,
     InvalidRecordTimestampError,
@@ -24,7 +25,6 @@ from asyncproducer.errors import (
     RecordTooLargeError,
 )
 from asyncproducer.partitioners import DefaultPartitioner
-from asyncproducer.producer import send_arguments
 from asyncproducer.testing.fake import FakeCluster
 from tests.pure_python import run_without_speedups
 

@@ -16,6 +16,7 @@ from asyncproducer.errors import (
     InvalidTopicError,
     PartitionOutOfRangeError,
     ProducerStateError,
+    SendBatchAbortedError,
     SerializationError,
     TopicAuthorizationFailedError,
 )
@@ -264,7 +265,8 @@ async def test_records_that_raise_midway_leave_the_producer_working(
     appender: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The records enqueued before the iterator raised are delivered, and their batch
-    completes as every other (before, it had no sink and killed the sender task)."""
+    completes as every other (before, it had no sink and killed the sender task); the
+    call raises SendBatchAbortedError with their results (issue 16)."""
     if not appender:
         monkeypatch.setattr(_staging, "Appender", None)
 
@@ -277,9 +279,11 @@ async def test_records_that_raise_midway_leave_the_producer_working(
         async with FakeCluster() as cluster:
             cluster.create_topic("t", 1)
             async with Producer(cluster.bootstrap_servers, linger_ms=5) as producer:
-                with pytest.raises(RuntimeError, match="generator broke"):
+                with pytest.raises(SendBatchAbortedError, match="generator broke") as raised:
                     await producer.send_batch(records())
                 after = await producer.send_and_wait("t", b"after")
+            assert isinstance(raised.value.__cause__, RuntimeError)
+            assert [r.offset for r in raised.value.results] == [0, 1, 2, 3, 4]  # type: ignore[union-attr]
             assert [r.value for r in cluster.records("t", 0)] == [
                 b"0", b"1", b"2", b"3", b"4", b"after"
             ]  # fmt: skip

@@ -18,6 +18,7 @@ from asyncproducer.errors import (
     InvalidTopicError,
     KafkaTimeoutError,
     NotLeaderOrFollowerError,
+    PartitionerError,
     PartitionOutOfRangeError,
     ProducerClosedError,
     ProducerStateError,
@@ -83,6 +84,37 @@ async def test_the_real_producers_checks_of_topic_headers_and_timestamp() -> Non
             await producer.send("orders", b"v", headers=5)  # type: ignore[arg-type]
         with pytest.raises(InvalidRecordTimestampError, match="got -1"):
             await producer.send("orders", b"v", timestamp_ms=-1)
+        assert producer.history() == []
+
+
+async def test_unusual_arguments_fail_as_in_the_real_producer() -> None:
+    """The same typed errors as Producer.send() for arguments whose own methods raise
+    (issue 16): nothing the caller's objects raise comes out raw."""
+
+    class Loud(str):
+        def __repr__(self) -> str:
+            raise RuntimeError("repr")
+
+    class NoTruth(list[Any]):
+        def __bool__(self) -> bool:
+            raise RuntimeError("bool")
+
+    class Refuses:
+        def partition(self, *args: object) -> int:
+            raise RuntimeError("no partition for you")
+
+    async with MockProducer() as producer:
+        metadata = await producer.send_and_wait(Loud("orders"), b"v")  # its text counts
+        assert metadata.topic == "orders"
+        assert type(metadata.topic) is str
+        with pytest.raises(InvalidTopicError, match="not a legal name"):
+            await producer.send(Loud("no spaces"), b"v")
+        stored = await producer.send_and_wait("orders", b"v", headers=NoTruth())
+        assert stored.topic == "orders"
+    async with MockProducer(partitioner=Refuses()) as producer:
+        with pytest.raises(PartitionerError, match="no partition for you") as caught:
+            await producer.send("orders", b"v")
+        assert isinstance(caught.value.__cause__, RuntimeError)
         assert producer.history() == []
 
 

@@ -701,15 +701,41 @@ def test_when_the_iterator_raises_the_records_appended_still_have_their_sink() -
     assert list(batches) == [setup.batch(1)]
 
 
-def test_a_record_whose_field_cannot_be_read_raises() -> None:
+def test_a_record_whose_field_cannot_be_read_is_handed_back() -> None:
+    """The Python path fails it alone (InvalidProducerRecordError): it does not end the
+    call (issue 16)."""
     setup = Setup()
     broken = ProducerRecord("t", b"v")
     del broken.headers  # a slots field left unset: reading it raises AttributeError
     results: list[Any] = []
-    with pytest.raises(AttributeError):
-        setup.appender.append_each(iter([("t", b"a"), broken]), results, {}, ProducerRecord)
+    records = iter([("t", b"a"), broken, ("t", b"after")])
+    outcome = setup.appender.append_each(records, results, {}, ProducerRecord)
+    assert outcome == (broken,)
     assert results == [None]
     assert sinks(setup.batch(1)) == [(0, 0, 1)]
+    assert next(records) == ("t", b"after")
+
+
+def test_a_record_that_fails_to_append_takes_no_slot() -> None:
+    """What raised goes through, and the results hold exactly the records appended:
+    send_batch() reports them on SendBatchAbortedError."""
+    calls = 0
+
+    def clock() -> float:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise RuntimeError("the clock broke")
+        return 1.0
+
+    setup = Setup(clock=clock)
+    results: list[Any] = []
+    records = [("t", b"a"), ("t", b"b"), ("t", b"c"), ("t", b"d")]
+    with pytest.raises(RuntimeError, match="clock broke"):
+        setup.appender.append_each(iter(records), results, {}, ProducerRecord)
+    assert results == [None, None]
+    assert sinks(setup.batch(1)) == [(0, 0, 2)]
+    assert setup.batch(1).record_count == 2
 
 
 @pytest.mark.parametrize(
