@@ -237,8 +237,7 @@ class BrokerConnection:
         a broker may drop requests it has not read yet when the connection resets. For
         acks=0, nothing else tells us the broker read them.
         """
-        transport = self._transport
-        assert transport is not None
+        transport = self._connected_transport()
         try:
             if self._closed_reason is None:
                 self._fail_pending(
@@ -248,6 +247,13 @@ class BrokerConnection:
         finally:  # also when the caller is cancelled meanwhile
             transport.abort()
             self._watchdog_wake.set()
+
+    def _connected_transport(self) -> Transport:
+        # open() sets the transport before anything can use the connection: None here is
+        # a bug, reported typed rather than by an assert (which `python -O` removes).
+        if self._transport is None:
+            raise KafkaConnectionError(f"the connection to broker {self.address} is not open")
+        return self._transport
 
     # ------------------------------------------------------------------ requests
 
@@ -266,8 +272,7 @@ class BrokerConnection:
         """
         if self._closed_reason is not None:
             raise fresh_copy(self._closed_reason)
-        transport = self._transport
-        assert transport is not None
+        transport = self._connected_transport()
         correlation_id = self._next_correlation_id
         self._next_correlation_id = (correlation_id + 1) & 0x7FFF_FFFF
         api_key, version = request.__api_key__, request.__version__

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, cast
 
 import anyio
 import anyio.abc
 
 from asyncproducer._futures import event_factory
 from asyncproducer._host import background_task
+from asyncproducer.errors import KafkaConnectionError
 
 Written = Callable[[], None]
 """Called once the bytes of one ``write()`` are handed to the operating system (the
@@ -78,8 +79,9 @@ class AsyncioTransport(asyncio.Protocol):
     # asyncio.Protocol callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # Not isinstance(transport, asyncio.Transport): uvloop's TCPTransport has the whole
+        # interface without subclassing it (and asserting so killed the sender on uvloop).
+        self._transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self._client.data_received(data)
@@ -104,8 +106,7 @@ class AsyncioTransport(asyncio.Protocol):
     # Transport
 
     def write(self, data: bytes, written: Written | None = None) -> None:
-        assert self._transport is not None
-        self._transport.write(data)
+        self._connected().write(data)
         if written is None:
             return
         if self._paused:  # above the high-water mark: wait until the socket takes it
@@ -114,8 +115,7 @@ class AsyncioTransport(asyncio.Protocol):
             self._loop.call_soon(written)  # never from inside the caller's own call
 
     async def aclose(self, grace_s: float) -> None:
-        transport = self._transport
-        assert transport is not None
+        transport = self._connected()
         try:
             if not transport.is_closing():
                 transport.write_eof()  # after what is buffered, as a stream's send_eof()
@@ -127,6 +127,13 @@ class AsyncioTransport(asyncio.Protocol):
     def abort(self) -> None:
         if self._transport is not None:
             self._transport.abort()
+
+    def _connected(self) -> asyncio.Transport:
+        # connect() returns only after connection_made(): None here is a bug, reported
+        # typed rather than by an assert (which `python -O` would remove).
+        if self._transport is None:
+            raise KafkaConnectionError("the asyncio transport is used before it connected")
+        return self._transport
 
 
 class StreamTransport:

@@ -153,8 +153,9 @@ def _abort_on_close(stream: anyio.abc.SocketStream | None) -> None:
     """Make the coming close of ``stream`` a reset (RST) rather than an orderly FIN."""
     if stream is None:
         return
-    # Already closed, or not a socket: then closing is all we can do.
-    with contextlib.suppress(OSError, anyio.TypedAttributeLookupError):
+    # Already closed, or not a socket: then closing is all we can do. (AnyIO's stream on
+    # uvloop has no socket left once the peer closed: AttributeError inside extra().)
+    with contextlib.suppress(OSError, AttributeError, anyio.TypedAttributeLookupError):
         stream.extra(SocketAttribute.raw_socket).setsockopt(
             socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ABORT
         )

@@ -113,7 +113,7 @@ async def test_cancelled_while_waiting_for_buffer_memory_nothing_is_enqueued_or_
 
 
 async def test_cancelling_the_wait_for_a_future_does_not_cancel_the_record(
-    anyio_backend: str,
+    anyio_backend_name: str,
 ) -> None:
     """The record's request is in flight when the waiting task is cancelled: the record
     is still acknowledged and on_delivery still runs. The future itself is left alone on
@@ -138,7 +138,7 @@ async def test_cancelling_the_wait_for_a_future_does_not_cancel_the_record(
             assert error is None
             assert metadata is not None
             assert metadata.offset == 0
-            if anyio_backend == "asyncio":
+            if anyio_backend_name == "asyncio":
                 assert future.cancelled()
             else:
                 assert not future.cancelled()

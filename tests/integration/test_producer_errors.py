@@ -22,6 +22,7 @@ from asyncproducer.errors import (
 )
 from asyncproducer.producer import Producer
 from asyncproducer.testing.tansu import TansuBroker
+from tests.conftest import ASYNCIO_BACKENDS
 from tests.integration.independent import create_topic
 from tests.network.servers import closed_port
 
@@ -165,7 +166,7 @@ async def test_close_timeout_fails_what_is_left() -> None:
         broker.stop()
 
 
-@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # asyncio-only API surface
+@pytest.mark.parametrize("anyio_backend", ASYNCIO_BACKENDS)  # asyncio-only API surface
 async def test_futures_work_with_asyncio_combinators(
     kafka_bootstrap_servers: str, topic_name: str
 ) -> None:
@@ -219,7 +220,7 @@ async def test_close_while_sends_wait_for_memory_releases_everything() -> None:
 
 
 async def test_cancelling_a_waiter_does_not_cancel_the_record(
-    kafka_bootstrap_servers: str, topic_name: str, anyio_backend: str
+    kafka_bootstrap_servers: str, topic_name: str, anyio_backend_name: str
 ) -> None:
     await anyio.to_thread.run_sync(create_topic, kafka_bootstrap_servers, topic_name, 1)
     delivered: list[int] = []
@@ -232,4 +233,4 @@ async def test_cancelling_a_waiter_does_not_cancel_the_record(
         await producer.flush()
     assert delivered == [0]  # sent, and reported, all the same
     # asyncio's rule: cancelling a task that awaits a Future cancels that Future.
-    assert future.cancelled() is (anyio_backend == "asyncio")
+    assert future.cancelled() is (anyio_backend_name == "asyncio")

@@ -264,10 +264,10 @@ async def test_lifecycle_errors() -> None:
         await producer.flush()
 
 
-async def test_futures_match_the_backend(anyio_backend: str) -> None:
+async def test_futures_match_the_backend(anyio_backend_name: str) -> None:
     async with MockProducer() as producer:
         future = await producer.send("t", b"v")
-    assert isinstance(future, asyncio.Future) == (anyio_backend == "asyncio")
+    assert isinstance(future, asyncio.Future) == (anyio_backend_name == "asyncio")
     seen: list[Any] = []
     future.add_done_callback(seen.append)
     await anyio.lowlevel.checkpoint()  # asyncio runs done-callbacks on the next loop turn
