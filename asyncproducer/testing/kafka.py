@@ -1,0 +1,419 @@
+"""Real Apache Kafka (KRaft) for tests, without Docker: 1 or 3 nodes on loopback.
+
+    with KafkaCluster(brokers=3) as cluster:
+        cluster.create_topic("orders", partitions=3, replication_factor=3,
+                             configs={"min.insync.replicas": "2"})
+        producer = Producer(bootstrap_servers=cluster.bootstrap_servers, acks="all")
+        cluster.nodes[0].kill()      # SIGKILL; .stop() is graceful; .start() brings it back
+
+    async with KafkaCluster() as cluster: ...   # the same, from asyncio or trio
+
+The broker is assembled from Maven Central with ``mvn`` (``org.apache.kafka:kafka_2.13``, its
+runtime dependencies and a log4j2 binding) into ``~/.cache/asyncproducer/kafka/<version>``
+(``$ASYNCPRODUCER_KAFKA_CACHE`` overrides the root) on first use. It needs Java 17+ and
+Maven (``apt-get install openjdk-17-jre-headless maven``).
+
+Everything here is synchronous (subprocesses and blocking sockets); the async context
+manager runs it in a worker thread, so one cluster can serve tests on any backend.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+
+import anyio.to_thread
+
+from asyncproducer.testing import _kafka_wire as wire
+from asyncproducer.testing._kafka_dist import (
+    DEFAULT_KAFKA_VERSION,
+    KafkaToolMissingError,
+    ensure_kafka_libs,
+    find_tool,
+)
+from asyncproducer.testing._kafka_node import (
+    DEFAULT_JVM_OPTIONS,
+    KafkaNode,
+    Watchdog,
+    _Launcher,
+    listener_properties,
+)
+
+__all__ = [
+    "DEFAULT_KAFKA_VERSION",
+    "KafkaCluster",
+    "KafkaClusterError",
+    "KafkaNode",
+    "KafkaToolMissingError",
+    "ensure_kafka_libs",
+]
+
+_HOST = "127.0.0.1"
+_FORMAT_TIMEOUT_S = 120.0
+_TOPIC_ALREADY_EXISTS = 36
+
+
+class KafkaClusterError(RuntimeError):
+    """The cluster could not be started, formatted or administered; the message says why."""
+
+
+def new_cluster_id() -> str:
+    """A KRaft cluster id: 16 random bytes, base64url without padding (Kafka's Uuid form).
+
+    Kafka refuses ids that start with ``-`` (they read as a command-line flag).
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
+def _free_ports(count: int) -> list[int]:
+    # All sockets stay open until every port is chosen, so the list has no duplicates.
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind((_HOST, 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+class KafkaCluster:
+    """``brokers`` combined broker+controller Kafka nodes; a sync and async context manager."""
+
+    def __init__(
+        self,
+        brokers: int = 1,
+        *,
+        version: str = DEFAULT_KAFKA_VERSION,
+        listener: str = "PLAINTEXT",
+        broker_config: Mapping[str, str] | None = None,
+        jvm_options: Sequence[str] = DEFAULT_JVM_OPTIONS,
+        startup_timeout: float = 120.0,
+        data_dir: Path | None = None,
+    ) -> None:
+        if brokers not in (1, 3):
+            # A KRaft quorum of 2 cannot lose a node, so it tests nothing 1 or 3 do not.
+            raise ValueError(f"KafkaCluster(brokers={brokers!r}): use 1 or 3")
+        self._listener_props = listener_properties(listener)  # refuses what is not there yet
+        self.brokers = brokers
+        self.version = version
+        self.listener = listener
+        self.cluster_id = new_cluster_id()
+        self._broker_config = dict(broker_config or {})
+        self._jvm_options = tuple(jvm_options)
+        self._startup_timeout = startup_timeout
+        self._given_data_dir = data_dir
+        self.data_dir: Path | None = None
+        self.nodes: tuple[KafkaNode, ...] = ()
+        self._watchdog: Watchdog | None = None
+
+    def __repr__(self) -> str:
+        return f"<KafkaCluster {self.version} {list(self.nodes)}>"
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """Every node's client listener, comma-separated (clients need only one to answer)."""
+        if not self.nodes:
+            raise KafkaClusterError("the KafkaCluster is not started")
+        return ",".join(node.bootstrap_server for node in self.nodes)
+
+    def node(self, node_id: int) -> KafkaNode:
+        """The node whose ``node.id`` (1-based, as in metadata responses) is ``node_id``."""
+        for candidate in self.nodes:
+            if candidate.node_id == node_id:
+                return candidate
+        raise KeyError(f"no node {node_id} in {self!r}")
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> KafkaCluster:
+        """Fetch Kafka if needed, format every node, start them together, wait for metadata."""
+        if self.nodes:
+            raise KafkaClusterError("the KafkaCluster is already started")
+        java = find_tool("java")
+        libs = ensure_kafka_libs(self.version)
+        owned = self._given_data_dir is None
+        self.data_dir = (
+            Path(tempfile.mkdtemp(prefix="asyncproducer-kafka-")) if owned else self._given_data_dir
+        )
+        try:
+            self._watchdog = Watchdog(self.data_dir if owned else None)
+            _live_clusters.add(self)
+            launcher = _Launcher(java, libs, self._jvm_options, self._watchdog)
+            self.nodes = self._make_nodes(launcher)
+            self._format()
+            for node in self.nodes:
+                node.launch()
+            self._wait_ready(self.nodes, time.monotonic() + self._startup_timeout)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        """SIGKILL every node and remove the data (unless it was given); idempotent.
+
+        No graceful shutdown: the data is thrown away, and the last member of a 3-node
+        quorum would wait out timeouts to shut down cleanly.
+        """
+        for node in self.nodes:
+            node.kill()
+        if self._watchdog is not None:
+            self._watchdog.close()
+            self._watchdog = None
+        if self._given_data_dir is None and self.data_dir is not None:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+        self.nodes = ()
+        _live_clusters.discard(self)
+
+    def start_node(self, node: KafkaNode, timeout: float | None = None) -> None:
+        """Start a stopped or killed ``node`` again; wait until every running node lists it."""
+        node.launch()
+        limit = self._startup_timeout if timeout is None else timeout
+        self._wait_ready((node,), time.monotonic() + limit)
+
+    def _make_nodes(self, launcher: _Launcher) -> tuple[KafkaNode, ...]:
+        if self.data_dir is None:
+            raise KafkaClusterError("no data directory")  # unreachable: start() sets it
+        ports = _free_ports(2 * self.brokers)
+        nodes = tuple(
+            KafkaNode(
+                node_id=i + 1,
+                directory=self.data_dir / f"node-{i + 1}",
+                host=_HOST,
+                port=ports[2 * i],
+                controller_port=ports[2 * i + 1],
+                launcher=launcher,
+                cluster=self,
+            )
+            for i in range(self.brokers)
+        )
+        voters = ",".join(f"{n.node_id}@{_HOST}:{n.controller_port}" for n in nodes)
+        for node in nodes:
+            node.write_config(self._properties(node, voters))
+        return nodes
+
+    def _properties(self, node: KafkaNode, voters: str) -> dict[str, str]:
+        replicas = str(min(3, self.brokers))
+        min_isr = str(min(2, self.brokers))
+        properties = {
+            "process.roles": "broker,controller",
+            "node.id": str(node.node_id),
+            "controller.quorum.voters": voters,
+            "listeners": f"CLIENT://{_HOST}:{node.port},CONTROLLER://{_HOST}:{node.controller_port}",
+            "advertised.listeners": f"CLIENT://{_HOST}:{node.port}",
+            "listener.security.protocol.map": f"CLIENT:{self.listener},CONTROLLER:PLAINTEXT",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "CLIENT",
+            "log.dirs": str(node.directory / "data"),
+            # Internal topics with one partition and as many replicas as the cluster has:
+            # creating 50 offsets partitions is most of a cold broker's first-use time.
+            "offsets.topic.num.partitions": "1",
+            "offsets.topic.replication.factor": replicas,
+            "transaction.state.log.num.partitions": "1",
+            "transaction.state.log.replication.factor": replicas,
+            "transaction.state.log.min.isr": min_isr,
+            "share.coordinator.state.topic.num.partitions": "1",
+            "share.coordinator.state.topic.replication.factor": replicas,
+            "share.coordinator.state.topic.min.isr": min_isr,
+            "default.replication.factor": "1",
+            "num.partitions": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            # Small segments and cleaner buffer: the 128 MiB dedupe default lives on the heap.
+            "log.segment.bytes": "1048576",
+            "log.cleaner.dedupe.buffer.size": "8388608",
+            "log.cleaner.threads": "1",
+            "num.network.threads": "2",
+            "num.io.threads": "2",
+            "background.threads": "2",
+            "num.replica.fetchers": "1",
+            "num.recovery.threads.per.data.dir": "1",
+            # A killed node is fenced (and leaves the ISRs) after the session timeout: 6 s
+            # instead of 9 keeps failover tests short without flapping under a busy CPU.
+            "broker.heartbeat.interval.ms": "1000",
+            "broker.session.timeout.ms": "6000",
+        }
+        properties.update(self._listener_props)
+        properties.update(self._broker_config)
+        return properties
+
+    def _format(self) -> None:
+        """``StorageTool format`` on every node at once (each is a JVM start: ~2 s)."""
+        running = [
+            (
+                node,
+                subprocess.Popen(
+                    node.java_command("kafka.tools.StorageTool", *self._format_arguments(node)),
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                ),
+            )
+            for node in self.nodes
+        ]
+        for node, process in running:
+            try:
+                output, _ = process.communicate(timeout=_FORMAT_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                output, _ = process.communicate(timeout=10)
+            if process.returncode != 0:
+                for _, other in running:
+                    other.kill()
+                    other.wait(timeout=10)
+                text = output.decode(errors="replace")[-3000:]
+                raise KafkaClusterError(
+                    f"formatting node {node.node_id} failed (exit {process.returncode}):\n{text}"
+                )
+
+    def _format_arguments(self, node: KafkaNode) -> list[str]:
+        # The seam for SASL/SCRAM: users are made at format time with
+        # --add-scram 'SCRAM-SHA-256=[name=alice,password=...]', one flag per user.
+        return ["format", "-t", self.cluster_id, "-c", str(node.config_path)]
+
+    def _wait_ready(self, starting: Sequence[KafkaNode], deadline: float) -> None:
+        """Until every running node's Metadata lists every running node (``starting`` too)."""
+        while True:
+            for node in starting:
+                if not node.running:
+                    raise KafkaClusterError(
+                        f"Kafka node {node.node_id} exited while starting; its log ends:\n"
+                        f"{node.log_tail()}"
+                    )
+            expected = {n.node_id for n in self.nodes if n.running}
+            lagging = [
+                n
+                for n in self.nodes
+                if n.running and wire.live_broker_ids(n.host, n.port) != expected
+            ]
+            if not lagging:
+                return
+            if time.monotonic() > deadline:
+                node = lagging[0]
+                raise KafkaClusterError(
+                    f"Kafka node {node.node_id} ({node.bootstrap_server}) did not list brokers "
+                    f"{sorted(expected)} within {self._startup_timeout:g} s; its log ends:\n"
+                    f"{node.log_tail()}"
+                )
+            time.sleep(0.2)
+
+    # ------------------------------------------------------------------ topics
+
+    def create_topic(
+        self,
+        name: str,
+        partitions: int = 1,
+        replication_factor: int = 1,
+        configs: Mapping[str, str] | None = None,
+        *,
+        exist_ok: bool = False,
+        timeout: float = 30.0,
+    ) -> None:
+        """Create ``name`` and wait until every running node knows a leader per partition."""
+        node = self._any_running_node()
+        code, message = wire.create_topic(
+            node.host,
+            node.port,
+            name,
+            partitions=partitions,
+            replication_factor=replication_factor,
+            configs=dict(configs or {}),
+            timeout=timeout,
+        )
+        if code != 0 and not (exist_ok and code == _TOPIC_ALREADY_EXISTS):
+            raise KafkaClusterError(
+                f"creating topic {name!r} ({partitions} partitions, replication factor "
+                f"{replication_factor}) failed with error code {code}: {message}"
+            )
+        deadline = time.monotonic() + timeout
+        while not self._topic_ready(name, partitions):
+            if time.monotonic() > deadline:
+                raise KafkaClusterError(
+                    f"topic {name!r} had no leader for every partition on every node "
+                    f"within {timeout:g} s"
+                )
+            time.sleep(0.1)
+
+    def _topic_ready(self, name: str, partitions: int) -> bool:
+        for node in self.nodes:
+            if not node.running:
+                continue
+            layout = wire.describe_topic(node.host, node.port, name)
+            if layout is None or len(layout) < partitions:
+                return False
+            if any(leader < 0 for leader, _ in layout.values()):
+                return False
+        return True
+
+    def leader_of(self, topic: str, partition: int = 0) -> KafkaNode:
+        """The node leading ``topic``/``partition`` now, as a running node reports it."""
+        node = self._any_running_node()
+        layout = wire.describe_topic(node.host, node.port, topic)
+        if layout is None or partition not in layout or layout[partition][0] < 0:
+            raise KafkaClusterError(f"{topic!r}/{partition} has no leader known to {node!r}")
+        return self.node(layout[partition][0])
+
+    def _any_running_node(self) -> KafkaNode:
+        for node in self.nodes:
+            if node.running:
+                return node
+        raise KafkaClusterError(f"no node of {self!r} is running")
+
+    # ------------------------------------------------------------------ context managers
+
+    def __enter__(self) -> KafkaCluster:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> KafkaCluster:
+        try:
+            return await anyio.to_thread.run_sync(self.start)
+        except BaseException:
+            # A cancel arriving while start() ran in its thread is raised only after the
+            # cluster is up, and __aexit__ will not run: close it here.
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self.close)
+            raise
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # Shielded: a cancelled test must still not leave JVMs running.
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(self.close)
+
+
+# Clusters still running when the interpreter exits normally (a test that forgot the
+# context manager, an exception escaping a fixture): atexit ends them. The watchdog covers
+# the exits atexit cannot see (SIGKILL, os._exit).
+_live_clusters: set[KafkaCluster] = set()
+
+
+@atexit.register
+def _close_live_clusters() -> None:
+    for cluster in list(_live_clusters):
+        cluster.close()
