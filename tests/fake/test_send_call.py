@@ -206,10 +206,14 @@ async def test_before_start_and_after_close_it_raises_when_awaited() -> None:
 
 
 async def test_it_holds_no_reference_to_its_arguments_after_it_is_awaited() -> None:
-    async with warm_producer(batch_size=1 << 20) as (_, producer, stages):
-        # Made at run time, so that only this test refers to them.
-        topic, value, key = "".join(["t"]), bytes(range(40)), bytes(range(5))
+    async with warm_producer(batch_size=1 << 20) as (cluster, producer, stages):
+        # Made at run time, so that only this test refers to them (not "t": a one-character
+        # str is CPython's shared cached object, whose count others change meanwhile).
+        topic, value, key = "-".join(["t", "refs"]), bytes(range(40)), bytes(range(5))
+        cluster.create_topic(topic, 1)
+        await producer.send(topic, value, key)  # opens its batch (the Python path)
         await producer.send(topic, value, key)  # the appender caches the topic it saw last
+        stages.count = 0
         before = [sys.getrefcount(obj) for obj in (topic, value, key)]
         futures = [await producer.send(topic, value, key) for _ in range(1_000)]
         assert stages.count == 0
