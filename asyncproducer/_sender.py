@@ -42,6 +42,7 @@ from asyncproducer._idempotence import IdempotenceState, ProducerIdAndEpoch
 from asyncproducer._memory import BufferPool
 from asyncproducer._metadata import MetadataManager
 from asyncproducer._pool import ConnectionPool
+from asyncproducer._types import TopicPartition
 from asyncproducer.errors import (
     ClusterAuthorizationFailedError,
     InvalidMetadataError,
@@ -131,6 +132,9 @@ class Sender:
         """Per broker being connected to, the requests (their batches) to write once it
         is, in order."""
         self._in_flight_batches: dict[ProducerBatch, None] = {}
+        self._partition_errors: dict[TopicPartition, KafkaError] = {}
+        """A partition's last error answer, until one of its batches succeeds: it says why
+        a batch that never left the queue (it waited behind retries) ran out of time."""
         self.stats = SenderStats()
         self._idempotence = idempotence
         self._init_started = False
@@ -241,6 +245,10 @@ class Sender:
         if batch.last_error is None and batch.base_sequence < 0:
             batch.last_error = self.producer_id_error  # never sent: it waited for an id
         last = f"; last error: {batch.last_error}" if batch.last_error else ""
+        if batch.last_error is None:  # never answered: why did its partition not move?
+            batch.last_error = self._partition_errors.get(batch.topic_partition)
+            if batch.last_error is not None:
+                last = f"; last error on {batch.topic_partition}: {batch.last_error}"
         error = KafkaTimeoutError(
             f"expiring {batch.record_count} record(s) for {batch.topic_partition}: "
             f"{waited:.0f} ms have passed since the batch was created "
@@ -470,6 +478,7 @@ class Sender:
             return  # already expired (and failed) while its request was out
         accumulator = self._accumulator
         batch.last_error = error
+        self._partition_errors[batch.topic_partition] = error
         if self._is_fatal(batch, error):
             logger.error("the producer cannot go on: %s", error)
             self.fatal_error = error
@@ -524,6 +533,8 @@ class Sender:
         if batch not in self._in_flight_batches:
             return  # already expired (and failed) while its request was out
         del self._in_flight_batches[batch]
+        if self._partition_errors:
+            self._partition_errors.pop(batch.topic_partition, None)
         if self._idempotence is not None:
             self._idempotence.acknowledged(batch, base_offset)
         batch.complete(base_offset, log_append_time, self._interceptors)

@@ -461,7 +461,11 @@ def fresh_copy(error: _E) -> _E:
     """
     twin = type(error).__new__(type(error))
     twin.args = error.args
-    twin.__dict__.update(error.__dict__)
+    twin.__dict__.update(error.__dict__)  # attributes, and notes (add_note)
+    # The chain: a delivery timeout's cause is the broker error it gave up after.
+    twin.__cause__ = error.__cause__
+    twin.__context__ = error.__context__
+    twin.__suppress_context__ = error.__suppress_context__
     return twin
 
 

@@ -79,3 +79,16 @@ def test_fresh_copy_is_equal_but_separate(error: errors.KafkaError) -> None:
     assert str(twin) == str(error)
     assert twin.__dict__ == error.__dict__
     assert twin.__traceback__ is None
+
+
+def test_fresh_copy_keeps_the_cause() -> None:
+    """A delivery timeout's cause is the broker error it gave up after; every record's
+    copy of the timeout must still name it."""
+    cause = errors.error_for_code(19, "orders-0")
+    timeout = errors.KafkaTimeoutError("expiring 3 record(s)")
+    timeout.__cause__ = cause
+    timeout.add_note("a note")
+    twin = errors.fresh_copy(timeout)
+    assert twin.__cause__ is cause
+    assert twin.__suppress_context__ is True  # set by assigning __cause__, as `raise from`
+    assert twin.__notes__ == ["a note"]
