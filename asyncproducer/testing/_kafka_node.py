@@ -88,7 +88,9 @@ class KafkaNode:
         directory: Path,
         host: str,
         port: int,
+        internal_port: int,
         controller_port: int,
+        advertised_port: int | None,
         launcher: _Launcher,
         cluster: KafkaCluster,
     ) -> None:
@@ -96,7 +98,10 @@ class KafkaNode:
         self.directory = directory
         self.host = host
         self.port = port
+        self.internal_port = internal_port  # broker-to-broker (replication): PLAINTEXT
         self.controller_port = controller_port
+        # Where metadata tells clients to connect: a FaultProxy's port, or the node's own.
+        self.advertised_port = port if advertised_port is None else advertised_port
         self._launcher = launcher
         self._cluster = cluster
         self._process: subprocess.Popen[bytes] | None = None

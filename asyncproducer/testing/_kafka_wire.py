@@ -1,4 +1,4 @@
-"""Blocking admin requests (Metadata, CreateTopics) for :class:`KafkaCluster`.
+"""Blocking admin requests (Metadata, CreateTopics, Fetch) for :class:`KafkaCluster`.
 
 Synchronous on purpose: the cluster is usable from any async backend, or none, and these
 run once per start or topic. They use the project's own protocol layer, pinned to versions
@@ -19,14 +19,16 @@ from asyncproducer.errors import KafkaConnectionError
 from asyncproducer.protocol.framing import FrameDecoder, encode_request
 from asyncproducer.protocol.messages import (
     create_topics_request,
+    fetch_request,
     metadata_request,
     response_decoder,
 )
 from asyncproducer.protocol.versions import ApiKey
 
-__all__ = ["TopicLayout", "create_topic", "describe_topic", "live_broker_ids"]
+__all__ = ["TopicLayout", "create_topic", "describe_topic", "live_broker_ids", "serves"]
 
 _METADATA_VERSION = 12
+_FETCH_VERSION = 12  # the last that names topics (v13 uses topic ids)
 _CREATE_TOPICS_VERSION = 7  # the CreatableTopicConfig import above is v7's
 _CLIENT_ID = "asyncproducer-kafkacluster"
 
@@ -80,6 +82,22 @@ def describe_topic(host: str, port: int, topic: str, timeout: float = 2.0) -> To
                 for p in entry.partitions
             }
     return None
+
+
+def serves(host: str, port: int, topic: str, partitions: list[int], timeout: float = 2.0) -> bool:
+    """Whether the node at ``host:port`` answers a Fetch for each of ``partitions`` (from
+    offset 0, returning at once) without an error: it acts as their leader."""
+    request = fetch_request(_FETCH_VERSION, {topic: dict.fromkeys(partitions, 0)}, max_wait_ms=0)
+    try:
+        response = _call(host, port, request, ApiKey.FETCH, _FETCH_VERSION, timeout)
+    except (OSError, KafkaConnectionError):
+        return False
+    answered = {
+        int(p.partition_index): int(p.error_code)
+        for entry in response.responses
+        for p in entry.partitions
+    }
+    return all(answered.get(partition) == 0 for partition in partitions)
 
 
 def create_topic(

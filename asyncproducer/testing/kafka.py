@@ -90,7 +90,13 @@ def _free_ports(count: int) -> list[int]:
 
 
 class KafkaCluster:
-    """``brokers`` combined broker+controller Kafka nodes; a sync and async context manager."""
+    """``brokers`` combined broker+controller Kafka nodes; a sync and async context manager.
+
+    ``advertised_ports`` maps node ids to the port that metadata names for the node's
+    client listener (on 127.0.0.1) instead of its own: a ``FaultProxy`` listening there and
+    forwarding to ``node.port`` then stands between every client and that node. The nodes
+    replicate over a listener of their own, which no proxy touches.
+    """
 
     def __init__(
         self,
@@ -102,6 +108,7 @@ class KafkaCluster:
         jvm_options: Sequence[str] = DEFAULT_JVM_OPTIONS,
         startup_timeout: float = 120.0,
         data_dir: Path | None = None,
+        advertised_ports: Mapping[int, int] | None = None,
     ) -> None:
         if brokers not in (1, 3):
             # A KRaft quorum of 2 cannot lose a node, so it tests nothing 1 or 3 do not.
@@ -115,6 +122,10 @@ class KafkaCluster:
         self._jvm_options = tuple(jvm_options)
         self._startup_timeout = startup_timeout
         self._given_data_dir = data_dir
+        self._advertised_ports = dict(advertised_ports or {})
+        unknown = sorted(set(self._advertised_ports) - set(range(1, brokers + 1)))
+        if unknown:
+            raise ValueError(f"advertised_ports names nodes {unknown}; the nodes are 1..{brokers}")
         self.data_dir: Path | None = None
         self.nodes: tuple[KafkaNode, ...] = ()
         self._watchdog: Watchdog | None = None
@@ -189,14 +200,16 @@ class KafkaCluster:
     def _make_nodes(self, launcher: _Launcher) -> tuple[KafkaNode, ...]:
         if self.data_dir is None:
             raise KafkaClusterError("no data directory")  # unreachable: start() sets it
-        ports = _free_ports(2 * self.brokers)
+        ports = iter(_free_ports(3 * self.brokers))
         nodes = tuple(
             KafkaNode(
                 node_id=i + 1,
                 directory=self.data_dir / f"node-{i + 1}",
                 host=_HOST,
-                port=ports[2 * i],
-                controller_port=ports[2 * i + 1],
+                port=next(ports),
+                internal_port=next(ports),
+                controller_port=next(ports),
+                advertised_port=self._advertised_ports.get(i + 1),
                 launcher=launcher,
                 cluster=self,
             )
@@ -214,11 +227,21 @@ class KafkaCluster:
             "process.roles": "broker,controller",
             "node.id": str(node.node_id),
             "controller.quorum.voters": voters,
-            "listeners": f"CLIENT://{_HOST}:{node.port},CONTROLLER://{_HOST}:{node.controller_port}",
-            "advertised.listeners": f"CLIENT://{_HOST}:{node.port}",
-            "listener.security.protocol.map": f"CLIENT:{self.listener},CONTROLLER:PLAINTEXT",
+            # Clients use CLIENT (the caller's security protocol, perhaps advertised at a
+            # proxy's port); replication and the quorum have listeners of their own, so a
+            # proxy's faults or a client's TLS settings never touch them.
+            "listeners": (
+                f"CLIENT://{_HOST}:{node.port},INTERNAL://{_HOST}:{node.internal_port},"
+                f"CONTROLLER://{_HOST}:{node.controller_port}"
+            ),
+            "advertised.listeners": (
+                f"CLIENT://{_HOST}:{node.advertised_port},INTERNAL://{_HOST}:{node.internal_port}"
+            ),
+            "listener.security.protocol.map": (
+                f"CLIENT:{self.listener},INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT"
+            ),
             "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "CLIENT",
+            "inter.broker.listener.name": "INTERNAL",
             "log.dirs": str(node.directory / "data"),
             # Internal topics with one partition and as many replicas as the cluster has:
             # creating 50 offsets partitions is most of a cold broker's first-use time.
@@ -323,7 +346,13 @@ class KafkaCluster:
         exist_ok: bool = False,
         timeout: float = 30.0,
     ) -> None:
-        """Create ``name`` and wait until every running node knows a leader per partition."""
+        """Create ``name`` and wait until every partition's leader serves it.
+
+        Kafka names a new partition's leader in metadata a moment before that node acts
+        as the leader (answering NOT_LEADER_OR_FOLLOWER meanwhile), so "ready" is: every
+        running node knows a leader for every partition, and each leader answers a Fetch
+        for its partitions without an error.
+        """
         node = self._any_running_node()
         code, message = wire.create_topic(
             node.host,
@@ -343,29 +372,43 @@ class KafkaCluster:
         while not self._topic_ready(name, partitions):
             if time.monotonic() > deadline:
                 raise KafkaClusterError(
-                    f"topic {name!r} had no leader for every partition on every node "
+                    f"topic {name!r}: not every partition had a leader that serves it "
                     f"within {timeout:g} s"
                 )
             time.sleep(0.1)
 
     def _topic_ready(self, name: str, partitions: int) -> bool:
+        leaders: dict[int, int] = {}  # partition -> leader, as every running node agrees
         for node in self.nodes:
             if not node.running:
                 continue
             layout = wire.describe_topic(node.host, node.port, name)
             if layout is None or len(layout) < partitions:
                 return False
-            if any(leader < 0 for leader, _ in layout.values()):
+            for partition, (leader, _) in layout.items():
+                if leader < 0 or leaders.setdefault(partition, leader) != leader:
+                    return False
+        led_by: dict[int, list[int]] = {}
+        for partition, leader in leaders.items():
+            led_by.setdefault(leader, []).append(partition)
+        for leader, led in led_by.items():
+            node = self.node(leader)
+            if not node.running or not wire.serves(node.host, node.port, name, led):
                 return False
-        return True
+        return bool(leaders)
+
+    def describe_topic(self, topic: str) -> dict[int, tuple[int, tuple[int, ...]]]:
+        """``{partition: (leader id, ISR ids)}`` as a running node reports it now (leader
+        -1 while there is none); empty when the topic is unknown."""
+        node = self._any_running_node()
+        return wire.describe_topic(node.host, node.port, topic) or {}
 
     def leader_of(self, topic: str, partition: int = 0) -> KafkaNode:
         """The node leading ``topic``/``partition`` now, as a running node reports it."""
-        node = self._any_running_node()
-        layout = wire.describe_topic(node.host, node.port, topic)
-        if layout is None or partition not in layout or layout[partition][0] < 0:
-            raise KafkaClusterError(f"{topic!r}/{partition} has no leader known to {node!r}")
-        return self.node(layout[partition][0])
+        leader, _ = self.describe_topic(topic).get(partition, (-1, ()))
+        if leader < 0:
+            raise KafkaClusterError(f"{topic!r}/{partition} has no leader known to the cluster")
+        return self.node(leader)
 
     def _any_running_node(self) -> KafkaNode:
         for node in self.nodes:

@@ -28,10 +28,39 @@ class ConsumedRecord:
     timestamp_type: int
 
 
-def create_topic(bootstrap_servers: str, name: str, partitions: int) -> None:
+def create_topic(
+    bootstrap_servers: str,
+    name: str,
+    partitions: int,
+    timeout: float = 30,
+    configs: dict[str, str] | None = None,
+) -> None:
+    """Create ``name`` and return once every partition's leader serves it.
+
+    Apache Kafka lists a new partition's leader in Metadata a moment before that broker
+    acts as its leader (it answers NOT_LEADER_OR_FOLLOWER meanwhile, and drops an acks=0
+    request's records with the connection), so creation alone is not readiness.
+    """
     admin = AdminClient({"bootstrap.servers": bootstrap_servers})
-    futures = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
-    futures[name].result(timeout=30)
+    new_topic = NewTopic(
+        name, num_partitions=partitions, replication_factor=1, config=configs or {}
+    )
+    futures = admin.create_topics([new_topic])
+    futures[name].result(timeout=timeout)
+    deadline = time.monotonic() + timeout
+    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": f"ready-{name}"})
+    try:
+        for partition in range(partitions):
+            while True:
+                try:  # a ListOffsets the partition's leader answers
+                    consumer.get_watermark_offsets(CkTopicPartition(name, partition), timeout=2)
+                    break
+                except KafkaException:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+    finally:
+        consumer.close()
 
 
 def consume(

@@ -6,7 +6,6 @@ Needs ``java`` and ``mvn`` (or a warm cache and ``java``). Without them these te
 
 from __future__ import annotations
 
-import os
 import select
 import shutil
 import signal
@@ -18,37 +17,21 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 
 from asyncproducer import RecordMetadata
 from asyncproducer.producer import Producer
 from asyncproducer.testing._kafka_dist import (
-    DEFAULT_KAFKA_VERSION,
     ensure_kafka_libs,
-    kafka_cache_dir,
 )
 from asyncproducer.testing.kafka import KafkaCluster, KafkaClusterError, KafkaToolMissingError
+from asyncproducer.testing.proxy import FaultProxy
+from tests.integration.brokers import require_kafka_tools
 from tests.integration.independent import consume
+from tests.network.servers import closed_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(240)]
-
-REQUIRE_ENV = "ASYNCPRODUCER_REQUIRE_KAFKA"
-
-
-def require_kafka_tools() -> None:
-    """Skip (or, with ASYNCPRODUCER_REQUIRE_KAFKA=1, fail) when Kafka cannot be started."""
-    missing = [tool for tool in ("java", "mvn") if shutil.which(tool) is None]
-    if "mvn" in missing and (kafka_cache_dir(DEFAULT_KAFKA_VERSION) / "libs").is_dir():
-        missing.remove("mvn")  # a warm cache needs only java
-    if not missing:
-        return
-    reason = (
-        f"Apache Kafka tests need {' and '.join(missing)}: apt-get install "
-        "openjdk-17-jre-headless maven"
-    )
-    if os.environ.get(REQUIRE_ENV) == "1":
-        pytest.fail(f"{reason} ({REQUIRE_ENV}=1 requires them)")
-    pytest.skip(f"{reason} (set {REQUIRE_ENV}=1 to make this a failure)")
 
 
 def jvms_marked(marker: str) -> list[str]:
@@ -78,6 +61,10 @@ def test_listeners_not_there_yet_are_refused_clearly() -> None:
         KafkaCluster(listener="HTTP")
     with pytest.raises(ValueError, match="use 1 or 3"):
         KafkaCluster(brokers=2)
+    with pytest.raises(
+        ValueError, match=r"advertised_ports names nodes \[0, 4\]; the nodes are 1..3"
+    ):
+        KafkaCluster(brokers=3, advertised_ports={0: 9000, 1: 9001, 4: 9004})
 
 
 def test_missing_java_names_what_to_install(
@@ -171,6 +158,34 @@ async def test_async_context_manager_starts_and_ends_the_cluster() -> None:
     assert wait_until_gone(data_dir, timeout=5) == []
     with pytest.raises(KafkaClusterError, match="not started"):
         _ = cluster.bootstrap_servers
+
+
+@pytest.mark.anyio
+async def test_a_node_advertised_at_a_proxy_is_reached_through_it() -> None:
+    """advertised_ports: clients bootstrapping at the node itself are sent to the proxy
+    by metadata, so the proxy's faults hold their records back until it heals."""
+    require_kafka_tools()
+    port = closed_port()  # free: the proxy will listen there
+    async with (
+        KafkaCluster(advertised_ports={1: port}) as cluster,
+        FaultProxy(cluster.nodes[0].bootstrap_server, port=port) as proxy,
+    ):
+        topic = topic_name()
+        cluster.create_topic(topic)
+        async with Producer(cluster.bootstrap_servers, linger_ms=0) as producer:
+            await producer.partitions_for(topic)  # metadata comes straight from the node
+            proxy.black_hole(True)
+            future = await producer.send(topic, b"held back")
+            await anyio.sleep(1.0)
+            assert not future.done()  # it can only go through the proxy
+            await proxy.heal()
+            with anyio.fail_after(30):
+                metadata = await future
+        assert metadata.offset == 0
+        (record,) = await anyio.to_thread.run_sync(
+            consume, cluster.bootstrap_servers, topic, [0], 1
+        )
+        assert record.value == b"held back"
 
 
 # --------------------------------------------------------------------------- round trips

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
+import time
 import warnings
 from collections import defaultdict
 
@@ -256,3 +258,38 @@ async def test_uniform_sticky_moves_on_for_keyed_records_too(
     # The same key everywhere, yet batches of ~12 records move between partitions.
     assert len(set(partitions)) > 1
     assert partitions[:10] == [partitions[0]] * 10
+
+
+async def test_log_append_time_topics_report_the_brokers_time(
+    kafka_bootstrap_servers: str, topic_name: str, broker_kind: str
+) -> None:
+    """With message.timestamp.type=LogAppendTime the broker stamps each batch; the
+    producer must report that time, not the one it sent. Tansu ignores the setting."""
+    await anyio.to_thread.run_sync(
+        functools.partial(
+            create_topic,
+            kafka_bootstrap_servers,
+            topic_name,
+            1,
+            configs={"message.timestamp.type": "LogAppendTime"},
+        )
+    )
+    before_ms = time.time() * 1000
+    async with Producer(kafka_bootstrap_servers, linger_ms=0) as producer:
+        with anyio.fail_after(30):
+            told = [
+                await producer.send_and_wait(topic_name, b"v", timestamp_ms=BASE_TS)
+                for _ in range(3)
+            ]
+    after_ms = time.time() * 1000
+    (stored, *_) = await anyio.to_thread.run_sync(
+        consume, kafka_bootstrap_servers, topic_name, [0], 3
+    )
+    if broker_kind == "tansu":
+        assert [md.timestamp for md in told] == [BASE_TS] * 3
+        assert (stored.timestamp_type, stored.timestamp) == (1, BASE_TS)  # CreateTime
+        return
+    for metadata in told:
+        assert before_ms - 1_000 <= metadata.timestamp <= after_ms + 1_000
+    assert stored.timestamp_type == 2  # LogAppendTime, as confluent-kafka reads it
+    assert stored.timestamp == told[0].timestamp

@@ -21,8 +21,8 @@ from asyncproducer.errors import (
     SerializationError,
 )
 from asyncproducer.producer import Producer
-from asyncproducer.testing.tansu import TansuBroker
 from tests.conftest import ASYNCIO_BACKENDS
+from tests.integration.brokers import KillableBroker
 from tests.integration.independent import create_topic
 from tests.network.servers import closed_port
 
@@ -98,72 +98,64 @@ async def test_no_broker_send_raises_within_max_block_ms() -> None:
         assert 0.45 <= anyio.current_time() - started < 2.0
 
 
-async def test_broker_stopped_bounds_send_and_delivery() -> None:
+async def test_broker_stopped_bounds_send_and_delivery(killable_broker: KillableBroker) -> None:
     """With the broker gone: once the buffer is full, send() raises within max_block_ms;
     every pending future fails within delivery_timeout_ms of its send; slack 1.5 s."""
     max_block_ms, delivery_timeout_ms, slack = 800, 2_500, 1.5
-    broker = TansuBroker().start()
-    try:
-        await anyio.to_thread.run_sync(create_topic, broker.bootstrap_servers, "down", 1)
-        async with Producer(
-            broker.bootstrap_servers,
-            buffer_memory=64 * 1024,
-            batch_size=16 * 1024,
-            linger_ms=0,
-            max_block_ms=max_block_ms,
-            request_timeout_ms=1_000,
-            delivery_timeout_ms=delivery_timeout_ms,
-            retry_backoff_ms=50,
-        ) as producer:
-            with anyio.fail_after(10):
-                await producer.send_and_wait("down", b"ok")
-            broker.kill()
-            sent_at: dict[int, float] = {}
-            outcomes: dict[int, tuple[float, BaseException | None]] = {}
-            with anyio.fail_after(20):
-                for i in range(10_000):
-                    started = anyio.current_time()
-                    try:
-                        future = await producer.send("down", b"x" * 1000)
-                    except BufferExhaustedError:
-                        blocked = anyio.current_time() - started
-                        assert max_block_ms / 1000 * 0.9 <= blocked < max_block_ms / 1000 + slack
-                        break
-                    sent_at[i] = anyio.current_time()
-                    future.add_done_callback(
-                        lambda f, i=i: outcomes.__setitem__(
-                            i, (anyio.current_time(), f.exception())
-                        )
-                    )
-                else:
-                    pytest.fail("the buffer never filled up")
-                while len(outcomes) < len(sent_at):
-                    await anyio.sleep(0.05)
-            for i, (finished, error) in outcomes.items():
-                assert isinstance(error, KafkaTimeoutError), error
-                assert finished - sent_at[i] < delivery_timeout_ms / 1000 + slack
-            assert "delivery_timeout_ms" in str(outcomes[0][1])
-    finally:
-        broker.stop()
-
-
-async def test_close_timeout_fails_what_is_left() -> None:
-    broker = TansuBroker().start()
-    try:
-        await anyio.to_thread.run_sync(create_topic, broker.bootstrap_servers, "closing", 1)
-        producer = Producer(broker.bootstrap_servers, linger_ms=0, delivery_timeout_ms=60_000)
-        await producer.start()
-        await producer.send_and_wait("closing", b"ok")
+    broker = killable_broker
+    await anyio.to_thread.run_sync(create_topic, broker.bootstrap_servers, "down", 1)
+    async with Producer(
+        broker.bootstrap_servers,
+        buffer_memory=64 * 1024,
+        batch_size=16 * 1024,
+        linger_ms=0,
+        max_block_ms=max_block_ms,
+        request_timeout_ms=1_000,
+        delivery_timeout_ms=delivery_timeout_ms,
+        retry_backoff_ms=50,
+    ) as producer:
+        with anyio.fail_after(10):
+            await producer.send_and_wait("down", b"ok")
         broker.kill()
-        futures = [await producer.send("closing", b"v") for _ in range(10)]
-        started = anyio.current_time()
-        with anyio.fail_after(5):
-            await producer.close(timeout=0.5)
-        assert anyio.current_time() - started < 2
-        for future in futures:
-            assert isinstance(future.exception(), ProducerClosedError)
-    finally:
-        broker.stop()
+        sent_at: dict[int, float] = {}
+        outcomes: dict[int, tuple[float, BaseException | None]] = {}
+        with anyio.fail_after(20):
+            for i in range(10_000):
+                started = anyio.current_time()
+                try:
+                    future = await producer.send("down", b"x" * 1000)
+                except BufferExhaustedError:
+                    blocked = anyio.current_time() - started
+                    assert max_block_ms / 1000 * 0.9 <= blocked < max_block_ms / 1000 + slack
+                    break
+                sent_at[i] = anyio.current_time()
+                future.add_done_callback(
+                    lambda f, i=i: outcomes.__setitem__(i, (anyio.current_time(), f.exception()))
+                )
+            else:
+                pytest.fail("the buffer never filled up")
+            while len(outcomes) < len(sent_at):
+                await anyio.sleep(0.05)
+        for i, (finished, error) in outcomes.items():
+            assert isinstance(error, KafkaTimeoutError), error
+            assert finished - sent_at[i] < delivery_timeout_ms / 1000 + slack
+        assert "delivery_timeout_ms" in str(outcomes[0][1])
+
+
+async def test_close_timeout_fails_what_is_left(killable_broker: KillableBroker) -> None:
+    broker = killable_broker
+    await anyio.to_thread.run_sync(create_topic, broker.bootstrap_servers, "closing", 1)
+    producer = Producer(broker.bootstrap_servers, linger_ms=0, delivery_timeout_ms=60_000)
+    await producer.start()
+    await producer.send_and_wait("closing", b"ok")
+    broker.kill()
+    futures = [await producer.send("closing", b"v") for _ in range(10)]
+    started = anyio.current_time()
+    with anyio.fail_after(5):
+        await producer.close(timeout=0.5)
+    assert anyio.current_time() - started < 2
+    for future in futures:
+        assert isinstance(future.exception(), ProducerClosedError)
 
 
 @pytest.mark.parametrize("anyio_backend", ASYNCIO_BACKENDS)  # asyncio-only API surface
@@ -185,38 +177,37 @@ async def test_futures_work_with_asyncio_combinators(
         assert len(offsets) == 10
 
 
-async def test_close_while_sends_wait_for_memory_releases_everything() -> None:
-    broker = TansuBroker().start()
-    try:
-        await anyio.to_thread.run_sync(create_topic, broker.bootstrap_servers, "squeeze", 1)
-        producer = Producer(
-            broker.bootstrap_servers, buffer_memory=32 * 1024, batch_size=16 * 1024, linger_ms=0
-        )
-        await producer.start()
-        await producer.send_and_wait("squeeze", b"ok")
-        broker.kill()
-        outcomes: list[BaseException] = []
-        futures: list[Any] = []
+async def test_close_while_sends_wait_for_memory_releases_everything(
+    killable_broker: KillableBroker,
+) -> None:
+    broker = killable_broker
+    await anyio.to_thread.run_sync(create_topic, broker.bootstrap_servers, "squeeze", 1)
+    producer = Producer(
+        broker.bootstrap_servers, buffer_memory=32 * 1024, batch_size=16 * 1024, linger_ms=0
+    )
+    await producer.start()
+    await producer.send_and_wait("squeeze", b"ok")
+    broker.kill()
+    outcomes: list[BaseException] = []
+    futures: list[Any] = []
 
-        async def sender() -> None:
-            try:
-                for _ in range(1_000):
-                    futures.append(await producer.send("squeeze", b"x" * 1_000))
-            except (ProducerClosedError, BufferExhaustedError) as exc:
-                outcomes.append(exc)
+    async def sender() -> None:
+        try:
+            for _ in range(1_000):
+                futures.append(await producer.send("squeeze", b"x" * 1_000))
+        except (ProducerClosedError, BufferExhaustedError) as exc:
+            outcomes.append(exc)
 
-        with anyio.fail_after(10):
-            async with anyio.create_task_group() as tg:
-                for _ in range(3):
-                    tg.start_soon(sender)
-                await anyio.sleep(0.3)  # the buffer is full and the senders wait
-                await producer.close(timeout=0.2)
-        assert [type(e) for e in outcomes] == [ProducerClosedError] * 3
-        assert futures  # the buffer filled before close
-        assert all(isinstance(f.exception(), ProducerClosedError) for f in futures)
-        assert producer.metrics()["buffer_available"] == 32 * 1024
-    finally:
-        broker.stop()
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            for _ in range(3):
+                tg.start_soon(sender)
+            await anyio.sleep(0.3)  # the buffer is full and the senders wait
+            await producer.close(timeout=0.2)
+    assert [type(e) for e in outcomes] == [ProducerClosedError] * 3
+    assert futures  # the buffer filled before close
+    assert all(isinstance(f.exception(), ProducerClosedError) for f in futures)
+    assert producer.metrics()["buffer_available"] == 32 * 1024
 
 
 async def test_cancelling_a_waiter_does_not_cancel_the_record(

@@ -1,4 +1,5 @@
-"""The same scenario against Tansu and against the FakeCluster: same offsets, same records.
+"""The same scenario against a real broker (Tansu, Apache Kafka) and the FakeCluster: same
+offsets, same records.
 
 Our Producer, then confluent-kafka's (an independent client; its ``murmur2_random``
 partitioner is Java's), write keyed records; what each target stores — read back by
@@ -63,12 +64,12 @@ async def run_scenario(
     return sorted(told), stored
 
 
-async def test_fake_and_tansu_agree(kafka_bootstrap_servers: str, topic_name: str) -> None:
+async def test_fake_and_real_broker_agree(kafka_bootstrap_servers: str, topic_name: str) -> None:
     with anyio.fail_after(60):
         await anyio.to_thread.run_sync(
             create_topic, kafka_bootstrap_servers, topic_name, PARTITIONS
         )
-        on_tansu = await run_scenario(kafka_bootstrap_servers, topic_name)
+        on_real = await run_scenario(kafka_bootstrap_servers, topic_name)
         async with FakeCluster(brokers=3) as cluster:
             cluster.create_topic(topic_name, PARTITIONS)
             on_fake = await run_scenario(cluster.bootstrap_servers, topic_name)
@@ -76,8 +77,8 @@ async def test_fake_and_tansu_agree(kafka_bootstrap_servers: str, topic_name: st
                 p: [(r.offset, r.key, r.value) for r in cluster.records(topic_name, p)]
                 for p in range(PARTITIONS)
             }
-    assert on_fake[0] == on_tansu[0]  # every client was told the same partition and offset
-    assert on_fake[1] == on_tansu[1]  # and the same records are stored there
+    assert on_fake[0] == on_real[0]  # every client was told the same partition and offset
+    assert on_fake[1] == on_real[1]  # and the same records are stored there
     assert len(on_fake[1]) == 120
     consumed = {
         p: [(r.offset, r.key, r.value) for r in on_fake[1] if r.partition == p]
