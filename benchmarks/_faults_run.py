@@ -6,9 +6,12 @@ up, which faults exist and how the log is read back.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections import Counter
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -18,6 +21,10 @@ from asyncproducer import Producer
 from benchmarks._faults_ledger import Ledger, Stored
 
 Env = TypeVar("Env")
+
+RETRY_LOG_MESSAGE = "retry %d of %s: %s"
+"""The sender's debug line for each retry (asyncproducer/_sender.py); its last argument
+is the error retried after."""
 
 RECOVERY_PER_PARTITION = 2
 """Records sent to every partition after the faults ended: they must all be acknowledged."""
@@ -74,6 +81,10 @@ class Scenario(Generic[Env]):
     spread_s: float = 1.5
     expected_errors: tuple[type[BaseException], ...] = ()
     """Exception types the failures of this scenario must have (empty: any)."""
+    tasks: int = 1
+    """How many tasks share the traffic (each sends its part, paced over ``spread_s``)."""
+    idempotence: tuple[bool, ...] = (True, False)
+    """The idempotence settings it runs with, one row each."""
 
 
 def time_budget(scenario: Scenario[Any], settings: Settings) -> float:
@@ -108,15 +119,23 @@ async def traffic(
     count: int,
     spread_s: float,
     rng: random.Random,
+    tasks: int = 1,
 ) -> None:
-    """Send ``count`` records to random partitions, paced over about ``spread_s`` seconds
-    so the faults strike while batches are being built and are in flight."""
-    steps = 100
-    burst = max(1, count // steps)
-    for index in range(count):
-        await ledger.send(producer, topic, rng.randrange(partitions))
-        if index % burst == burst - 1:
-            await anyio.sleep(spread_s / steps)
+    """Send ``count`` records to random partitions from ``tasks`` tasks, each paced over
+    about ``spread_s`` seconds so the faults strike while batches are being built and
+    are in flight."""
+
+    async def one_task(share: int) -> None:
+        steps = 100
+        burst = max(1, share // steps)
+        for index in range(share):
+            await ledger.send(producer, topic, rng.randrange(partitions))
+            if index % burst == burst - 1:
+                await anyio.sleep(spread_s / steps)
+
+    async with anyio.create_task_group() as group:
+        for task in range(tasks):
+            group.start_soon(one_task, count // tasks + (task < count % tasks))
 
 
 async def recovery(producer: Producer, ledger: Ledger, topic: str, partitions: int) -> None:
@@ -148,6 +167,7 @@ class Run:
     inject: Callable[[], Coroutine[Any, Any, None]]
     heal: Callable[[], Awaitable[None]]
     ledger: Ledger
+    tasks: int = 1
     metrics: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -155,9 +175,41 @@ class Run:
         return self.settings.delivery_timeout_ms / 1000
 
 
+@contextlib.contextmanager
+def retry_causes(ledger: Ledger) -> Iterator[None]:
+    """Count the errors the producer retried after (its debug log names each), and note
+    them in the ledger: the report then shows which broker answers the faults caused.
+    Only the counting needs the debug records; they go no further than the level the
+    sender's logger had."""
+    sender_log = logging.getLogger("asyncproducer.sender")
+    own_level, shown_from = sender_log.level, sender_log.getEffectiveLevel()
+    causes: Counter[str] = Counter()
+
+    def count(record: logging.LogRecord) -> bool:
+        if record.msg == RETRY_LOG_MESSAGE and len(record.args or ()) == 3:
+            causes[type(record.args[2]).__name__] += 1  # type: ignore[index]
+        return record.levelno >= shown_from
+
+    sender_log.addFilter(count)
+    sender_log.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        sender_log.setLevel(own_level)
+        sender_log.removeFilter(count)
+        if causes:
+            listed = ", ".join(f"{name} x{n}" for name, n in causes.most_common())
+            ledger.notes.append(f"retried after: {listed}")
+
+
 async def execute(run: Run, budget_s: float) -> None:
     """Produce through the faults, then recover; every step bounded. A run that overruns
     ``budget_s`` is abandoned and recorded as a problem (the engine hung somewhere)."""
+    with retry_causes(run.ledger):
+        await _execute(run, budget_s)
+
+
+async def _execute(run: Run, budget_s: float) -> None:
     producer = Producer(run.bootstrap_servers, **run.config)
     with anyio.move_on_after(10) as starting:
         await producer.start()
@@ -188,6 +240,7 @@ async def _produce(run: Run, producer: Producer) -> None:
             run.settings.records,
             run.spread_s,
             run.traffic_rng,
+            run.tasks,
         )
     await run.heal()  # a no-op when the scenario healed itself, as it should
     if not await ledger.wait(run.delivery_timeout_s + WAIT_SLACK_S):

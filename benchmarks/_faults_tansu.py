@@ -2,15 +2,13 @@
 
 Tansu advertises the proxy's address, so every connection the producer makes goes
 through the proxy. What the broker stored is read back with confluent-kafka
-(librdkafka), a client this project did not write. One broker and one proxy serve every
+(librdkafka, see _faults_readback.py). One broker and one proxy serve every
 Tansu run; each run has a topic of its own.
 """
 
 from __future__ import annotations
 
 import random
-import socket
-import time
 import uuid
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -21,7 +19,8 @@ import anyio
 from asyncproducer.protocol.versions import ApiKey
 from asyncproducer.testing.proxy import FaultProxy
 from asyncproducer.testing.tansu import TansuBroker, find_tansu_binary
-from benchmarks._faults_ledger import Ledger, Stored
+from benchmarks._faults_ledger import Ledger
+from benchmarks._faults_readback import free_port, read_log
 from benchmarks._faults_run import (
     Clock,
     Outcome,
@@ -32,8 +31,6 @@ from benchmarks._faults_run import (
     fault_times,
     time_budget,
 )
-
-READ_TIMEOUT_S = 30.0
 
 
 @dataclass
@@ -122,18 +119,11 @@ def tansu_unavailable() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 class TansuBehindProxy:
     """A Tansu broker advertising the port of a FaultProxy in front of it."""
 
     def __init__(self) -> None:
-        self.broker = TansuBroker(advertised_port=_free_port())
+        self.broker = TansuBroker(advertised_port=free_port())
         self.proxy: FaultProxy | None = None
 
     async def __aenter__(self) -> TansuBehindProxy:
@@ -174,50 +164,6 @@ def create_topic(bootstrap_servers: str, topic: str, partitions: int) -> None:
         [new_topic(topic, num_partitions=partitions, replication_factor=1)]
     )
     futures[topic].result(timeout=30)
-
-
-def read_log(bootstrap_servers: str, topic: str, partitions: int) -> tuple[list[Stored], str]:
-    """Every record stored in ``topic``, read with confluent-kafka until each partition
-    reports its end; and which partitions did not get there in time.
-
-    The end is the partition EOF that librdkafka reports from a Fetch response's high
-    watermark, not ``get_watermark_offsets``: Tansu answers ListOffsets(latest) with the
-    last batch's base offset + 1, which hides all but the first record of that batch.
-    """
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException
-    from confluent_kafka import TopicPartition as CkTopicPartition
-
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": f"faults-{topic}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "log_level": 4,
-        }
-    )
-    try:
-        consumer.assign([CkTopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
-        stored: list[Stored] = []
-        behind = set(range(partitions))
-        deadline = time.monotonic() + READ_TIMEOUT_S
-        while behind and time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is None:
-                continue
-            error = message.error()
-            if error is not None and error.code() != KafkaError._PARTITION_EOF:
-                raise KafkaException(error)
-            partition, offset = message.partition(), message.offset()
-            assert partition is not None  # set on every record and EOF, None on errors
-            assert offset is not None
-            if error is not None:  # nothing is produced any more: the end is the end
-                behind.discard(partition)
-            else:
-                stored.append(Stored(partition, offset, message.value()))
-        return stored, ", ".join(f"partition {p}" for p in sorted(behind))
-    finally:
-        consumer.close()
 
 
 async def run_tansu(
@@ -262,5 +208,5 @@ async def run_tansu(
         read_log, proxy.bootstrap_servers, topic, scenario.partitions
     )
     if missing:
-        ledger.problems.append(f"read back incomplete after {READ_TIMEOUT_S:g} s: {missing}")
+        ledger.problems.append(f"read back incomplete: {missing}")
     return Outcome(stored, run.metrics, env.injected)

@@ -1,10 +1,13 @@
 """Fault matrix: do the delivery guarantees hold when brokers and connections misbehave?
 
     python -m benchmarks.faults [--seed N] [--scenario NAME ...] [--records N]
-                                [--tansu | --no-tansu] [--markdown] [--backend trio]
+                                [--tansu | --no-tansu] [--kafka | --no-kafka]
+                                [--kafka-records N] [--markdown]
+                                [--backend asyncio|uvloop|trio]
 
-Every scenario runs twice, with idempotence on (5 requests in flight) and off (1 in
-flight unless the scenario says otherwise), acks=all both times. Records go to random
+Every FakeCluster and Tansu scenario runs twice, with idempotence on (5 requests in
+flight) and off (1 in flight unless the scenario says otherwise), acks=all both times;
+the Apache Kafka failovers run with idempotence on, from 20 tasks. Records go to random
 partitions, paced over ~1.5 s, while the scenario's faults strike at random moments (the
 seed decides: the same seed replays the same schedule); then a few more records go to
 every partition, to show the producer works again. Each record's value is unique, so
@@ -12,7 +15,9 @@ what the broker stored can be matched with what each future said:
 
 * the FakeCluster scenarios read the cluster's partition logs;
 * the Tansu scenarios put a FaultProxy in front of a real broker and read the log back
-  with confluent-kafka, a client this project did not write.
+  with confluent-kafka, a client this project did not write;
+* the Kafka scenarios kill, stop and cut off nodes of a 3-node Apache Kafka cluster
+  (replication factor 3, min.insync.replicas=2) and read back with confluent-kafka.
 
 Exit status 1 when a guarantee broke (see docs/reliability.md for which, and why).
 """
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import faulthandler
 import logging
 import random
@@ -31,7 +37,9 @@ from typing import Any
 
 import anyio
 
+from asyncproducer.testing._kafka_dist import DEFAULT_KAFKA_VERSION
 from benchmarks import _faults_fake as fake
+from benchmarks import _faults_kafka as kafka
 from benchmarks import _faults_tansu as tansu
 from benchmarks._faults_ledger import Ledger, Row, analyse, error_summary
 
@@ -46,7 +54,12 @@ from benchmarks._faults_run import (
 
 Runner = Callable[[Scenario[Any], Settings, dict[str, object], int, Ledger], Awaitable[Outcome]]
 
-ALL_NAMES = [s.name for s in fake.SCENARIOS] + [s.name for s in tansu.SCENARIOS]
+ALL_NAMES = [s.name for group in (fake.SCENARIOS, tansu.SCENARIOS, kafka.SCENARIOS) for s in group]
+BACKENDS: dict[str, tuple[str, dict[str, Any]]] = {
+    "asyncio": ("asyncio", {}),
+    "uvloop": ("asyncio", {"use_uvloop": True}),
+    "trio": ("trio", {}),
+}
 WATCHDOG_SLACK_S = 60
 """A run that overruns its own bounded waits by this much is hung in a way no timeout
 could cancel (a shielded wait): the process dumps every stack and exits."""
@@ -67,8 +80,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=True,
         help="also run the scenarios against Tansu behind a FaultProxy",
     )
+    parser.add_argument(
+        "--kafka",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run the failovers on a 3-node Apache Kafka cluster (needs java)",
+    )
+    parser.add_argument(
+        "--kafka-records",
+        type=int,
+        default=kafka.SETTINGS.records,
+        help="records per Apache Kafka run",
+    )
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
-    parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
+    parser.add_argument("--backend", choices=sorted(BACKENDS), default="asyncio")
     parser.add_argument(
         "--verbose", action="store_true", help="show the producer's warnings (retries, refreshes)"
     )
@@ -102,6 +127,7 @@ def watchdog(seconds: float) -> Iterator[None]:
 
 
 async def run_one(
+    broker: str,
     scenario: Scenario[Any],
     idempotence: bool,
     runner: Runner,
@@ -119,7 +145,8 @@ async def run_one(
     with watchdog(time_budget(scenario, settings) + WATCHDOG_SLACK_S):
         outcome = await runner(scenario, settings, dict(config), seed, ledger)
     injected.setdefault(scenario.name, outcome.injected)
-    row = Row(scenario.name, idempotence, max_in_flight, settings.delivery_timeout_ms / 1000)
+    delivery_timeout_s = int(config["delivery_timeout_ms"]) / 1000  # the scenario's own
+    row = Row(scenario.name, idempotence, max_in_flight, delivery_timeout_s, broker=broker)
     row.retries = outcome.metrics.get("retries", 0)
     analyse(ledger, outcome.stored, row)
     row.violations += unexpected_errors(ledger, scenario.expected_errors)
@@ -130,6 +157,7 @@ async def run_one(
 
 
 async def run_scenarios(
+    broker: str,
     scenarios: Sequence[Scenario[Any]],
     runner: Runner,
     settings: Settings,
@@ -138,8 +166,10 @@ async def run_scenarios(
 ) -> list[Row]:
     rows = []
     for scenario in scenarios:
-        for idempotence in (True, False):
-            rows.append(await run_one(scenario, idempotence, runner, settings, seed, injected))
+        for idempotence in scenario.idempotence:
+            rows.append(
+                await run_one(broker, scenario, idempotence, runner, settings, seed, injected)
+            )
     return rows
 
 
@@ -151,28 +181,73 @@ async def run_matrix(
     fake_scenarios = [s for s in fake.SCENARIOS if s.name in chosen]
     if fake_scenarios:
         progress("FakeCluster scenarios:")
-        rows += await run_scenarios(fake_scenarios, fake.run_fake, settings, args.seed, injected)
-    tansu_scenarios = [s for s in tansu.SCENARIOS if s.name in chosen]
-    if tansu_scenarios and args.tansu:
-        reason = tansu.tansu_unavailable()
-        if reason is not None:
-            progress(f"Tansu scenarios skipped: {reason}")
-            rows += [_skipped(s, reason, settings) for s in tansu_scenarios]
-        else:
-            progress("Tansu scenarios (behind a FaultProxy):")
-            async with tansu.TansuBehindProxy() as session:
-
-                async def runner(*a: Any) -> Outcome:
-                    return await tansu.run_tansu(session, *a)
-
-                rows += await run_scenarios(tansu_scenarios, runner, settings, args.seed, injected)
-    elif tansu_scenarios:
-        progress("Tansu scenarios skipped: --no-tansu")
+        rows += await run_scenarios(
+            "fake", fake_scenarios, fake.run_fake, settings, args.seed, injected
+        )
+    rows += await _on_a_real_broker(
+        "Tansu",
+        "Tansu scenarios (behind a FaultProxy)",
+        [s for s in tansu.SCENARIOS if s.name in chosen],
+        args.tansu,
+        "--no-tansu",
+        tansu.tansu_unavailable,
+        tansu.TansuBehindProxy,
+        tansu.run_tansu,
+        settings,
+        args.seed,
+        injected,
+    )
+    rows += await _on_a_real_broker(
+        f"Kafka {DEFAULT_KAFKA_VERSION}",
+        "Apache Kafka scenarios (3 nodes, each behind a FaultProxy)",
+        [s for s in kafka.SCENARIOS if s.name in chosen],
+        args.kafka,
+        "--no-kafka",
+        kafka.kafka_unavailable,
+        kafka.KafkaBehindProxies,
+        kafka.run_kafka,
+        dataclasses.replace(kafka.SETTINGS, records=args.kafka_records),
+        args.seed,
+        injected,
+    )
     return rows
 
 
-def _skipped(scenario: Scenario[Any], reason: str, settings: Settings) -> Row:
-    row = Row(scenario.name, True, 5, settings.delivery_timeout_ms / 1000)
+async def _on_a_real_broker(
+    broker: str,
+    title: str,
+    scenarios: list[Scenario[Any]],
+    wanted: bool,
+    flag: str,
+    unavailable: Callable[[], str | None],
+    session_type: Callable[[], Any],
+    run: Callable[..., Awaitable[Outcome]],
+    settings: Settings,
+    seed: int,
+    injected: dict[str, list[str]],
+) -> list[Row]:
+    """Run ``scenarios`` on one broker session (started once for all of them), or skip
+    them with the reason."""
+    if not scenarios:
+        return []
+    if not wanted:
+        progress(f"{title} skipped: {flag}")
+        return []
+    reason = unavailable()
+    if reason is not None:
+        progress(f"{title} skipped: {reason}")
+        return [_skipped(broker, s, reason, settings) for s in scenarios]
+    progress(f"{title}:")
+    async with session_type() as session:
+
+        async def runner(*a: Any) -> Outcome:
+            return await run(session, *a)
+
+        return await run_scenarios(broker, scenarios, runner, settings, seed, injected)
+
+
+def _skipped(broker: str, scenario: Scenario[Any], reason: str, settings: Settings) -> Row:
+    row = Row(scenario.name, True, 5, settings.delivery_timeout_ms / 1000, broker=broker)
     row.skipped = reason
     return row
 
@@ -181,6 +256,7 @@ def _skipped(scenario: Scenario[Any], reason: str, settings: Settings) -> Row:
 
 HEADERS = [
     "scenario",
+    "broker",
     "idempotence (in flight)",
     "sent",
     "acked",
@@ -202,7 +278,7 @@ HEADERS = [
 
 def cells(row: Row) -> list[str]:
     if row.skipped is not None:
-        return [row.scenario, "-", *["-"] * (len(HEADERS) - 3), "skipped"]
+        return [row.scenario, row.broker, "-", *["-"] * (len(HEADERS) - 4), "skipped"]
     counts = [
         row.sent,
         row.acked,
@@ -220,6 +296,7 @@ def cells(row: Row) -> list[str]:
     ]
     return [
         row.scenario,
+        row.broker,
         f"{'on' if row.idempotence else 'off'} ({row.max_in_flight})",
         *(str(c) for c in counts),
         f"{row.max_latency_s:.2f} s / {row.delivery_timeout_s:g} s",
@@ -232,13 +309,13 @@ def table(rows: Sequence[Row], markdown: bool) -> str:
     if markdown:
         lines = ["| " + " | ".join(r) + " |" for r in grid]
         lines.insert(
-            1, "|" + "|".join("---" if i < 2 else "--:" for i in range(len(HEADERS))) + "|"
+            1, "|" + "|".join("---" if i < 3 else "--:" for i in range(len(HEADERS))) + "|"
         )
         return "\n".join(lines)
     widths = [max(len(r[i]) for r in grid) for i in range(len(HEADERS))]
     return "\n".join(
         "  ".join(
-            c.ljust(w) if i < 2 else c.rjust(w)
+            c.ljust(w) if i < 3 else c.rjust(w)
             for i, (c, w) in enumerate(zip(r, widths, strict=True))
         )
         for r in grid
@@ -274,15 +351,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings(records=args.records)
     print(f"seed {args.seed} (replay: python -m benchmarks.faults --seed {args.seed})")
     print(
-        f"{args.records} records per run on {args.backend}; acks=all, "
+        f"{args.records} records per run ({args.kafka_records} on Apache Kafka) on "
+        f"{args.backend}; acks=all, "
         f"delivery_timeout_ms={settings.delivery_timeout_ms}, "
         f"request_timeout_ms={settings.request_timeout_ms} (500 where noted), "
-        f"linger_ms={settings.linger_ms}, retry_backoff_ms={settings.retry_backoff_ms}",
+        f"linger_ms={settings.linger_ms}, retry_backoff_ms={settings.retry_backoff_ms}; "
+        f"on Apache Kafka from {kafka.TASKS} tasks, "
+        f"delivery_timeout_ms={kafka.SETTINGS.delivery_timeout_ms} (unless noted), "
+        f"request_timeout_ms={kafka.SETTINGS.request_timeout_ms}",
         flush=True,
     )
     started = time.monotonic()
     injected: dict[str, list[str]] = {}
-    rows = anyio.run(run_matrix, args, settings, injected, backend=args.backend)
+    backend, options = BACKENDS[args.backend]
+    rows = anyio.run(run_matrix, args, settings, injected, backend=backend, backend_options=options)
     print()
     print(table(rows, args.markdown))
     print(details(rows, injected, args.markdown))
