@@ -60,7 +60,6 @@ class KafkaEnv:
     topic: str
     rng: random.Random
     spread_s: float
-    delivery_timeout_s: float
     clock: Clock = field(default_factory=Clock)
     injected: list[str] = field(default_factory=list)
 
@@ -302,14 +301,12 @@ async def run_kafka(
             configs={"min.insync.replicas": str(MIN_INSYNC)},
         )
     )
-    delivery_timeout_s = float(config["delivery_timeout_ms"]) / 1000  # type: ignore[arg-type]
     env = KafkaEnv(
         cluster,
         session.proxies,
         topic,
         random.Random(f"{seed}:{scenario.name}:faults"),
         scenario.spread_s,
-        delivery_timeout_s,
     )
 
     async def inject() -> None:
@@ -323,6 +320,7 @@ async def run_kafka(
         if down:  # the scenario failed half-way: leave a healthy cluster for the next
             ledger.problems.append(f"nodes {[n.node_id for n in down]} were left down")
             await env.start(*down)
+            await env.fully_replicated()
 
     run = Run(
         settings,
