@@ -258,6 +258,10 @@ class KafkaCluster:
             "group.initial.rebalance.delay.ms": "0",
             # Small segments and cleaner buffer: the 128 MiB dedupe default lives on the heap.
             "log.segment.bytes": "1048576",
+            # No time retention: tests send fixed, old timestamps, and with Kafka's 7 days
+            # the retention check (every 5 minutes) deletes the rolled segments holding
+            # them, so records vanish under a test that has produced them.
+            "log.retention.ms": "-1",
             "log.cleaner.dedupe.buffer.size": "8388608",
             "log.cleaner.threads": "1",
             "num.network.threads": "2",
