@@ -42,7 +42,6 @@ def failovers() -> Iterator[dict[str, Row]]:
     """Every scenario on one cluster, each on its event loop (with proxies of its own)."""
     require_kafka_tools()
     seed = random.SystemRandom().randrange(1, 1_000_000)
-    print(f"fault seed {seed} (replay: python -m benchmarks.faults --seed {seed})")
     rows: dict[str, Row] = {}
 
     async def run_on_this_loop(cluster: Any, scenario: Any) -> None:
@@ -54,6 +53,7 @@ def failovers() -> Iterator[dict[str, Row]]:
             (row,) = await run_scenarios(
                 "Kafka", [scenario], runner, kafka.SETTINGS, seed, injected={}
             )
+        row.notes.append(f"replay: python -m benchmarks.faults --seed {seed}")  # in failures
         rows[scenario.name] = row
 
     with kafka.cluster_for_proxies() as cluster:
