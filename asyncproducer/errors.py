@@ -84,6 +84,22 @@ class ProtocolError(KafkaConnectionError):
     """
 
 
+class AuthenticationError(KafkaError):
+    """A broker refused this client's credentials (SASL), or the client refused the
+    broker's identity (TLS). The message names the broker and why; it never holds a secret.
+
+    Not retriable with the same settings: the producer tries a broker again only after its
+    reconnect backoff, and ``send()`` / ``partitions_for()`` raise this error (rather than
+    a timeout) once ``max_block_ms`` runs out with no broker accepting the client.
+    """
+
+
+class SslAuthenticationError(AuthenticationError):
+    """The TLS handshake with a broker failed: its certificate is expired, signed by an
+    unknown CA, or names another host; the TLS versions or ciphers do not match; or the
+    port does not speak TLS. The message names the broker and the cause."""
+
+
 class SerializationError(KafkaError):
     """A key or value serializer failed, or returned something other than bytes."""
 
@@ -260,11 +276,11 @@ class InvalidTimestampError(BrokerResponseError):
     """A record's timestamp is outside the topic's allowed range."""
 
 
-class UnsupportedSaslMechanismError(BrokerResponseError):
+class UnsupportedSaslMechanismError(BrokerResponseError, AuthenticationError):
     """The broker does not support the requested SASL mechanism."""
 
 
-class IllegalSaslStateError(BrokerResponseError):
+class IllegalSaslStateError(BrokerResponseError, AuthenticationError):
     """A SASL request arrived in the wrong state."""
 
 
@@ -324,7 +340,7 @@ class KafkaStorageError(InvalidMetadataError):
     """The broker's disk for the partition failed; the leader will move."""
 
 
-class SaslAuthenticationFailedError(BrokerResponseError):
+class SaslAuthenticationFailedError(BrokerResponseError, AuthenticationError):
     """SASL authentication failed (bad credentials or mechanism)."""
 
 
