@@ -94,17 +94,33 @@ _NOT_YET: Final = frozenset(
     {
         "metadata.recovery.strategy",
         "metadata.recovery.rebootstrap.trigger.ms",
-        "security.protocol",
         "transaction.two.phase.commit.enable",
+        # Security keys not implemented yet (the implemented ones are fields).
+        "ssl.protocol",
+        "ssl.provider",
+        "ssl.keymanager.algorithm",
+        "ssl.trustmanager.algorithm",
+        "ssl.secure.random.implementation",
+        "ssl.engine.factory.class",
+        "sasl.client.callback.handler.class",
+        "sasl.login.callback.handler.class",
+        "sasl.login.class",
+        "sasl.kerberos.service.name",
     }
 )
-_NOT_YET_PREFIXES: Final = ("ssl.", "sasl.")
+_NOT_YET_PREFIXES: Final = ("sasl.login.", "sasl.kerberos.", "sasl.oauthbearer.")
+_PEM_ONLY_KEYS: Final = frozenset({"ssl.truststore.password", "ssl.keystore.password"})
 
 
 def unsupported_reason(java_key: str) -> str | None:
     """Why a known Java producer key is not accepted here, or None if it is not one."""
     if java_key in _JVM_ONLY:
         return "is a Java-client setting with no equivalent in asyncproducer; remove it"
+    if java_key in _PEM_ONLY_KEYS:
+        return (
+            "is for JKS and PKCS12 stores; asyncproducer reads PEM (ssl.truststore.location, "
+            "ssl.keystore.location, ssl.key.password): see docs/security.md to convert"
+        )
     if java_key in _NOT_YET or java_key.startswith(_NOT_YET_PREFIXES):
         return "is a Java producer setting this version of asyncproducer does not support yet"
     return None

@@ -21,10 +21,10 @@ Failure rules (all typed, all immediate):
   It is done once its bytes are in the socket (the transport reports that), which bounds
   what acks=0 can queue in memory.
 
-The seams for TLS and SASL: ``ConnectionSettings.connector``, if set, opens the byte
-stream (a TLS-wrapping connector later; None is plain TCP), and
-``ConnectionSettings.handshake`` runs after version negotiation and before the connection
-is handed out (SASL authentication later).
+TLS and SASL: ``ConnectionSettings.ssl_context`` makes the connection TLS (on asyncio's
+protocol transport or an AnyIO TLS stream); ``ConnectionSettings.connector``, if set,
+opens the byte stream itself; ``ConnectionSettings.handshake`` runs after version
+negotiation and before the connection is handed out (SASL authentication, ``_sasl``).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import logging
 import math
 import os
 import socket
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
@@ -46,6 +47,7 @@ from kio.static.protocol import RequestPayload, ResponsePayload
 from asyncproducer._cluster import BrokerAddress, address_problem
 from asyncproducer._futures import event_factory, loop_clock
 from asyncproducer._host import background_task
+from asyncproducer._tls import tls_failure
 from asyncproducer._transport import AsyncioTransport, StreamTransport, Transport
 from asyncproducer.errors import (
     ConnectionSetupTimeoutError,
@@ -53,6 +55,7 @@ from asyncproducer.errors import (
     KafkaError,
     ProtocolError,
     RequestTimeoutError,
+    SslAuthenticationError,
     UnsupportedVersionError,
     error_for_code,
     fresh_copy,
@@ -105,6 +108,13 @@ async def connect_tcp(host: str, port: int) -> anyio.abc.ByteStream:
     return await anyio.connect_tcp(host, port)
 
 
+async def connect_tls(context: ssl.SSLContext, host: str, port: int) -> anyio.abc.ByteStream:
+    # Kafka brokers close without a TLS close_notify often enough: not standard compatible.
+    return await anyio.connect_tcp(
+        host, port, ssl_context=context, tls_hostname=host, tls_standard_compatible=False
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectionSettings:
     client_id: str | None = "asyncproducer"
@@ -112,7 +122,9 @@ class ConnectionSettings:
     socket_connection_setup_timeout_ms: int = 10_000
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
     connector: StreamConnector | None = None
-    """Opens the byte stream; None: plain TCP (through the protocol transport on asyncio)."""
+    """Opens the byte stream; None: TCP (through the protocol transport on asyncio), with
+    TLS when ``ssl_context`` is set."""
+    ssl_context: ssl.SSLContext | None = None
     handshake: Handshake | None = None
 
 
@@ -394,16 +406,30 @@ class BrokerConnection:
         """From the transport: bytes as they arrive."""
         if self._closed_reason is not None:
             return  # closing: read (and drop) what is left, until the broker closes
+        first = self._versions is None  # nothing answered yet: this may be a TLS port
         try:
             for frame in self._decoder.feed(data):
                 self._dispatch(frame)
         except ProtocolError as exc:
+            if first and self._settings.ssl_context is None and _looks_like_tls(data):
+                self._shut_down(
+                    SslAuthenticationError(
+                        f"broker {self.address} answered with TLS: this listener wants "
+                        "security_protocol='SSL' or 'SASL_SSL'"
+                    )
+                )
+                return
             self._shut_down(ProtocolError(f"broker {self.address}: {exc}"))
 
     def connection_lost(self, error: BaseException | None) -> None:
         """From the transport: the stream ended."""
+        reason: KafkaError
         if error is None:
             reason = KafkaConnectionError(f"broker {self.address} closed the connection")
+        elif isinstance(error, ssl.SSLError) and self._versions is None:
+            # Refused while opening (the broker wanted a client certificate, say): not a
+            # network fault to retry through, unlike a TLS error in an established session.
+            reason = tls_failure(self.address, error)
         else:
             reason = KafkaConnectionError(f"connection to broker {self.address} broke: {error!r}")
         self._shut_down(reason)
@@ -484,6 +510,18 @@ async def _connect(
             f"connecting to broker {address} took longer than "
             f"socket_connection_setup_timeout_ms={setup_ms}"
         ) from None
+    except ssl.SSLError as exc:  # an OSError too: TLS refused, not the network
+        raise tls_failure(address, exc) from exc
+    except (ConnectionResetError, anyio.EndOfStream) as exc:
+        # Closed during the TLS handshake (asyncio says so with an errno-less reset,
+        # AnyIO with EndOfStream): what a PLAINTEXT listener does with a ClientHello.
+        if settings.ssl_context is None or getattr(exc, "errno", None) is not None:
+            why = _os_reason(exc) if isinstance(exc, OSError) else _describe(exc)
+            raise KafkaConnectionError(f"cannot connect to broker {address}: {why}") from exc
+        raise SslAuthenticationError(
+            f"TLS with broker {address} failed: the broker closed the connection during the "
+            "handshake (does this port speak TLS? a PLAINTEXT listener answers this way)"
+        ) from exc
     except OSError as exc:
         raise KafkaConnectionError(
             f"cannot connect to broker {address}: {_os_reason(exc)}"
@@ -501,15 +539,21 @@ async def _open_transport(
     task_group: anyio.abc.TaskGroup,
 ) -> Transport:
     """A protocol-driven transport on asyncio with plain TCP; a stream's otherwise."""
-    connector = settings.connector
+    connector, tls = settings.connector, settings.ssl_context
     if connector is None:
         if sniffio.current_async_library() == "asyncio":
-            return await AsyncioTransport.connect(address.host, address.port, connection)
-        connector = connect_tcp
+            return await AsyncioTransport.connect(address.host, address.port, connection, tls)
+        connector = connect_tcp if tls is None else functools.partial(connect_tls, tls)
     stream = await connector(address.host, address.port)
     transport = StreamTransport(stream, connection)
     transport.start(task_group, name=f"asyncproducer connection {address}")
     return transport
+
+
+def _looks_like_tls(data: bytes) -> bool:
+    """A TLS record header (alert or handshake, version 3.x) where a Kafka response's size
+    was expected: the broker's TLS listener refusing a plaintext client."""
+    return len(data) >= 3 and data[0] in (0x15, 0x16) and data[1] == 0x03 and data[2] <= 0x04
 
 
 _PRODUCER_APIS = (ApiKey.METADATA, ApiKey.PRODUCE)

@@ -32,6 +32,7 @@ from asyncproducer._connection import BrokerConnection
 from asyncproducer._host import background_task
 from asyncproducer._pool import ConnectionPool
 from asyncproducer.errors import (
+    AuthenticationError,
     InvalidTopicError,
     KafkaError,
     NoBrokersAvailableError,
@@ -305,6 +306,8 @@ class MetadataManager:
             while True:
                 try:
                     snapshot = await self.refresh()
+                except AuthenticationError:
+                    raise  # every broker refused us (or we them): waiting will not help
                 except KafkaError as exc:
                     last_problem = str(exc)
                 else:
@@ -381,6 +384,7 @@ class MetadataManager:
 
     async def _fetch(self, topics: Sequence[str]) -> ClusterSnapshot:
         failures: list[str] = []
+        refusals: list[AuthenticationError] = []
         for address in self._candidates():
             self._waiting_on = address
             try:
@@ -395,10 +399,15 @@ class MetadataManager:
             except KafkaError as exc:  # down, timed out, too old, impossible: ask the next one
                 self._waiting_on = None
                 failures.append(self._failed(address, exc))
+                if isinstance(exc, AuthenticationError):
+                    refusals.append(exc)
                 continue
             self._waiting_on = None
             self._last_failures.pop((address.host, address.port), None)
             return snapshot
+        if refusals and len(refusals) == len(failures):
+            # As Java: an authentication failure is reported as such, at once.
+            raise fresh_copy(refusals[0])
         raise NoBrokersAvailableError(
             "no broker answered the metadata request: " + "; ".join(failures)
         )

@@ -21,6 +21,7 @@ half-written frame cannot desynchronize the stream.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Callable
 from typing import Protocol, cast
 
@@ -69,10 +70,21 @@ class AsyncioTransport(asyncio.Protocol):
         self._closed = asyncio.Event()
 
     @classmethod
-    async def connect(cls, host: str, port: int, client: TransportClient) -> AsyncioTransport:
-        """Open a TCP connection (asyncio sets TCP_NODELAY, as AnyIO does)."""
+    async def connect(
+        cls,
+        host: str,
+        port: int,
+        client: TransportClient,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> AsyncioTransport:
+        """Open a TCP connection (asyncio sets TCP_NODELAY, as AnyIO does), with TLS when
+        ``ssl_context`` is given (the handshake is done when this returns)."""
         _, protocol = await asyncio.get_running_loop().create_connection(
-            lambda: cls(client), host, port
+            lambda: cls(client),
+            host,
+            port,
+            ssl=ssl_context,
+            server_hostname=host if ssl_context is not None else None,
         )
         return protocol
 
@@ -118,7 +130,10 @@ class AsyncioTransport(asyncio.Protocol):
         transport = self._connected()
         try:
             if not transport.is_closing():
-                transport.write_eof()  # after what is buffered, as a stream's send_eof()
+                if transport.can_write_eof():
+                    transport.write_eof()  # after what is buffered, as a stream's send_eof()
+                else:
+                    transport.close()  # TLS: flushes, then close_notify
                 with anyio.move_on_after(grace_s):
                     await self._closed.wait()
         finally:
@@ -189,7 +204,11 @@ class StreamTransport:
                     for callback in written:
                         callback()
                 if self._eof_requested:
-                    await self._stream.send_eof()
+                    try:
+                        await self._stream.send_eof()
+                    except NotImplementedError:
+                        # TLS streams cannot half-close: all is written, so end it all.
+                        self._scope.cancel()
                     return
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
             self._report_lost(exc)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import getpass
 import importlib.util
 import logging
 import os
@@ -29,6 +30,7 @@ import anyio.abc
 from asyncproducer._cli_demo import DemoPlan, run_demo
 from asyncproducer._cli_produce import ProduceJob, run_produce
 from asyncproducer._config_keys import java_name, unknown_key_message
+from asyncproducer._properties import read_properties
 from asyncproducer.config import KNOWN_KEYS, ProducerConfig
 from asyncproducer.errors import ConfigError, KafkaError, PartitionOutOfRangeError
 from asyncproducer.protocol.compression import CompressionType
@@ -79,7 +81,35 @@ def _add_producer_options(parser: argparse.ArgumentParser, bootstrap_help: str) 
         help="any producer setting, Java style (linger.ms=5) or snake_case (linger_ms=5); "
         "repeatable, the last one wins",
     )
+    parser.add_argument(
+        "--security-protocol",
+        choices=["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"],
+        type=str.upper,
+        help="security.protocol (default: PLAINTEXT)",
+    )
+    parser.add_argument(
+        "--sasl-mechanism",
+        choices=["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"],
+        type=str.upper,
+        help="sasl.mechanism",
+    )
+    parser.add_argument(
+        "--sasl-username",
+        metavar="NAME",
+        help=f"the password comes from ${PASSWORD_ENV}, else a prompt on the terminal",
+    )
+    parser.add_argument(
+        "--command-config",
+        metavar="FILE",
+        help="a Java client .properties file (as Kafka's console tools take); -X and the "
+        "flags above override its settings",
+    )
     parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
+
+
+PASSWORD_ENV = "ASYNCPRODUCER_SASL_PASSWORD"
+"""Where --sasl-username's password comes from (never from the command line, which other
+users of the machine can read in the process list)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -165,6 +195,10 @@ def producer_properties(
 ) -> dict[str, str]:
     """Java-style producer properties from the command line, checked by ProducerConfig."""
     properties: dict[str, str] = {}
+    if args.command_config is not None:
+        properties.update(
+            (java_key(key), value) for key, value in read_properties(args.command_config).items()
+        )
     for text in args.config:
         key, value = parse_assignment(text, "-X")
         properties[java_key(key)] = value
@@ -173,6 +207,9 @@ def producer_properties(
         "acks": ("--acks", args.acks),
         "compression.type": ("--compression", args.compression),
         "linger.ms": ("--linger-ms", args.linger_ms),
+        "security.protocol": ("--security-protocol", args.security_protocol),
+        "sasl.mechanism": ("--sasl-mechanism", args.sasl_mechanism),
+        "sasl.username": ("--sasl-username", args.sasl_username),
     }
     for key, (flag, value) in flags.items():
         if value is None:
@@ -182,12 +219,30 @@ def producer_properties(
             # Two different values for one setting: refuse rather than guess which wins.
             raise UsageError(f"{flag} {value} conflicts with -X {key}={given}; give one of them")
         properties[key] = str(value)
+    if args.sasl_username is not None and not properties.keys() & {
+        "sasl.password",
+        "sasl.jaas.config",
+    }:
+        properties["sasl.password"] = sasl_password(args.sasl_username)
     if default_bootstrap is not None:
         properties.setdefault("bootstrap.servers", default_bootstrap)
     properties.setdefault("client.id", client_id)
     # Check everything now, before any I/O (the demo may not know its broker yet).
     ProducerConfig.from_java_properties({"bootstrap.servers": DEFAULT_BOOTSTRAP, **properties})
     return properties
+
+
+def sasl_password(username: str) -> str:
+    """--sasl-username's password: from the environment, else asked on the terminal."""
+    password = os.environ.get(PASSWORD_ENV)
+    if password:
+        return password
+    if not sys.stderr.isatty():
+        raise UsageError(
+            f"--sasl-username {username} needs a password: set {PASSWORD_ENV} (no terminal "
+            "to ask on)"
+        )
+    return getpass.getpass(f"SASL password for {username}: ")
 
 
 # --------------------------------------------------------------------------- commands

@@ -37,6 +37,7 @@ from asyncproducer._config_keys import (
     java_name,
     unknown_key_message,
 )
+from asyncproducer._config_security import check_security, is_secret
 from asyncproducer.errors import ConfigError
 from asyncproducer.protocol.compression import CompressionType, validate_level
 
@@ -47,7 +48,6 @@ logger = logging.getLogger("asyncproducer.config")
 # Java's MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION_FOR_IDEMPOTENCE: the broker keeps sequence
 # state for the last 5 batches of each producer (ProducerStateEntry.NUM_BATCHES_TO_RETAIN).
 _MAX_IN_FLIGHT_FOR_IDEMPOTENCE = 5
-_SECRET_MARKERS = ("password", "secret")
 _JAVA_INT = re.compile(r"[+-]?[0-9]+")
 
 # Construction context, read by __post_init__ (the dataclass __init__ cannot pass it):
@@ -66,14 +66,9 @@ def _next_client_id_number() -> int:
         return next(_client_id_sequence)
 
 
-def _is_secret(key: str) -> bool:
-    lowered = key.lower()
-    return any(marker in lowered for marker in _SECRET_MARKERS)
-
-
 def _shown(key: str, value: object) -> str:
     """``repr(value)``, unless the key holds a credential: those never reach a message."""
-    if value is not None and _is_secret(key):
+    if value is not None and is_secret(key):
         return "'***'"
     return repr(value)
 
@@ -332,6 +327,26 @@ class ProducerConfig:
     transactional_id: str | None = None
     transaction_timeout_ms: int = 60_000
 
+    # Security (docs/security.md). TLS keys act only with SSL / SASL_SSL, SASL keys only
+    # with SASL_*: given otherwise they are refused, not ignored (_config_security).
+    security_protocol: str = "PLAINTEXT"
+    ssl_context: object | None = None  # an ssl.SSLContext, used as given
+    ssl_truststore_location: str | None = None  # PEM file of CA certificates
+    ssl_truststore_certificates: str | None = None  # PEM text; neither: the system CAs
+    ssl_truststore_type: str = "PEM"
+    ssl_keystore_location: str | None = None  # PEM file: certificate chain and key
+    ssl_keystore_certificate_chain: str | None = None  # PEM text
+    ssl_keystore_key: str | None = None  # PEM text
+    ssl_keystore_type: str = "PEM"
+    ssl_key_password: str | None = None
+    ssl_endpoint_identification_algorithm: str = "https"  # "": no hostname check
+    ssl_enabled_protocols: tuple[str, ...] = ("TLSv1.2", "TLSv1.3")
+    ssl_cipher_suites: tuple[str, ...] = ()  # OpenSSL's defaults
+    sasl_mechanism: str | None = None  # Java's default is GSSAPI, not supported here
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    sasl_jaas_config: str | None = None  # Java's way to give the two above
+
     # ------------------------------------------------------------------ construction
 
     @classmethod
@@ -411,6 +426,10 @@ class ProducerConfig:
         put("interceptors", _check_interceptors(label("interceptors"), self.interceptors))
 
     def _apply_java_rules(self, given: frozenset[str], label: Callable[[str], str]) -> None:
+        check_security(self, given, label)
+        self._apply_producer_rules(given, label)
+
+    def _apply_producer_rules(self, given: frozenset[str], label: Callable[[str], str]) -> None:
         put = functools.partial(object.__setattr__, self)
         if "reconnect_backoff_ms" in given and "reconnect_backoff_max_ms" not in given:
             put("reconnect_backoff_max_ms", self.reconnect_backoff_ms)

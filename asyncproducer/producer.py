@@ -33,9 +33,11 @@ from asyncproducer._idempotence import IdempotenceState
 from asyncproducer._memory import BufferPool
 from asyncproducer._metadata import MetadataManager
 from asyncproducer._pool import ConnectionPool
+from asyncproducer._sasl import SaslSettings
 from asyncproducer._send_batch import aborted_message, send_arguments, send_each
 from asyncproducer._sender import Sender, SenderSettings
 from asyncproducer._staging import RecordStager, Staged, exact_topic
+from asyncproducer._tls import client_tls_context
 from asyncproducer._types import Header, ProducerRecord, RecordMetadata, RecordTuple
 from asyncproducer.config import ProducerConfig
 from asyncproducer.errors import (
@@ -124,6 +126,8 @@ class Producer:
                 client_id=config.client_id,
                 request_timeout_ms=config.request_timeout_ms,
                 socket_connection_setup_timeout_ms=config.socket_connection_setup_timeout_ms,
+                ssl_context=client_tls_context(config),
+                handshake=sasl.handshake() if (sasl := SaslSettings.from_config(config)) else None,
             ),
             reconnect_backoff_ms=config.reconnect_backoff_ms,
             reconnect_backoff_max_ms=config.reconnect_backoff_max_ms,

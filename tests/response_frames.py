@@ -65,6 +65,8 @@ RESPONSE_APIS: tuple[ApiKey, ...] = (
     ApiKey.METADATA,
     ApiKey.PRODUCE,
     ApiKey.INIT_PRODUCER_ID,
+    ApiKey.SASL_HANDSHAKE,
+    ApiKey.SASL_AUTHENTICATE,
 )
 
 # Sizes around the uvarint boundary (127 fits one byte, 128 needs two) and beyond.

@@ -125,6 +125,28 @@ def _uvarint(buffer: memoryview, offset: int) -> tuple[int, int]:
             raise _Bad("", "unsigned varint longer than 10 bytes")
 
 
+def _compact_string(buffer: memoryview, offset: int) -> int:
+    """Skip one compact (uvarint length + 1) string: an item of a string array."""
+    length, offset = _uvarint(buffer, offset)
+    return _skip_string(buffer, offset, length - 1)
+
+
+def _classic_string(buffer: memoryview, offset: int) -> int:
+    """Skip one int16-length string: an item of a string array."""
+    if len(buffer) - offset < 2:
+        raise _Bad("", "string length cut off")
+    length = int.from_bytes(buffer[offset : offset + 2], "big", signed=True)
+    return _skip_string(buffer, offset + 2, length)
+
+
+def _skip_string(buffer: memoryview, offset: int, length: int) -> int:
+    if length > len(buffer) - offset:
+        raise _Bad("", f"length {length} with {len(buffer) - offset} bytes left")
+    if length < -1:
+        raise _Bad("", f"negative length {length}")
+    return offset + max(length, 0)
+
+
 def _join(head: str, tail: str) -> str:
     if not head or not tail:
         return head or tail
@@ -306,6 +328,11 @@ class _Generator:
         kafka_type = get_schema_field_type(field)
         width = _FIXED_WIDTHS.get(kafka_type)
         if kind.is_array:
+            if kafka_type == "string":  # SaslHandshake's mechanisms
+                walk, size = ("_compact_string", 1) if self._flexible else ("_classic_string", 2)
+                self._refs[walk] = globals()[walk]
+                self._array(name, nullable, walk, size, indent)
+                return
             if width is None:
                 raise NotImplementedError(f"{name}: arrays of {kafka_type} are not planned for")
             self._array(name, nullable, width, width, indent)

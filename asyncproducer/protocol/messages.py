@@ -176,6 +176,18 @@ def create_topics_request(
     return built
 
 
+def sasl_handshake_request(version: int, mechanism: str) -> RequestPayload:
+    cls = _request_class(ApiKey.SASL_HANDSHAKE, version, "SaslHandshakeRequest")
+    built: RequestPayload = _build(cls, mechanism=mechanism)
+    return built
+
+
+def sasl_authenticate_request(version: int, auth_bytes: bytes) -> RequestPayload:
+    cls = _request_class(ApiKey.SASL_AUTHENTICATE, version, "SaslAuthenticateRequest")
+    built: RequestPayload = _build(cls, auth_bytes=auth_bytes)
+    return built
+
+
 def fetch_request(
     version: int,
     partitions: Mapping[str, Mapping[int, int]],
@@ -337,4 +349,6 @@ def _response_class_name(api: ApiKey) -> str:
         ApiKey.CREATE_TOPICS: "CreateTopicsResponse",
         ApiKey.API_VERSIONS: "ApiVersionsResponse",
         ApiKey.INIT_PRODUCER_ID: "InitProducerIdResponse",
+        ApiKey.SASL_HANDSHAKE: "SaslHandshakeResponse",
+        ApiKey.SASL_AUTHENTICATE: "SaslAuthenticateResponse",
     }[api]

@@ -20,8 +20,10 @@ class ApiKey(enum.IntEnum):
     FETCH = 1
     METADATA = 3
     CREATE_TOPICS = 19
+    SASL_HANDSHAKE = 17
     API_VERSIONS = 18
     INIT_PRODUCER_ID = 22
+    SASL_AUTHENTICATE = 36
 
 
 # (min, max) this client implements. Why these bounds:
@@ -31,6 +33,9 @@ class ApiKey(enum.IntEnum):
 # - Metadata v4 is the first with allow_auto_topic_creation (Kafka 0.11, like Produce v3).
 # - ApiVersions: kio models v0-v4; v3+ sends the client software name and version.
 # - InitProducerId v3+ can bump the epoch of an existing producer id (KIP-360).
+# - SaslHandshake v1 / SaslAuthenticate (KIP-152): every SASL message in SaslAuthenticate
+#   frames (v0's raw tokens are gone from Kafka 4.0); v1+ reports session_lifetime_ms
+#   (KIP-368 re-authentication).
 # - Fetch is not the producer's: the demo and the test harness read back with it. v4 is
 #   the first returning record batches v2; v13+ addresses topics by id.
 CLIENT_VERSIONS: Mapping[ApiKey, tuple[int, int]] = {
@@ -40,6 +45,8 @@ CLIENT_VERSIONS: Mapping[ApiKey, tuple[int, int]] = {
     ApiKey.CREATE_TOPICS: (2, 7),
     ApiKey.API_VERSIONS: (0, 4),
     ApiKey.INIT_PRODUCER_ID: (0, 5),
+    ApiKey.SASL_HANDSHAKE: (1, 1),
+    ApiKey.SASL_AUTHENTICATE: (0, 2),
 }
 
 

@@ -64,15 +64,22 @@ def create_topic(
 
 
 def consume(
-    bootstrap_servers: str, topic: str, partitions: list[int], expected: int, timeout: float = 30
+    bootstrap_servers: str,
+    topic: str,
+    partitions: list[int],
+    expected: int,
+    timeout: float = 30,
+    extra: dict[str, str] | None = None,
 ) -> list[ConsumedRecord]:
-    """Read ``expected`` records from offset 0 of ``partitions``; fail if fewer arrive."""
+    """Read ``expected`` records from offset 0 of ``partitions``; fail if fewer arrive.
+    ``extra``: more consumer settings (security.protocol, ...)."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap_servers,
             "group.id": f"verify-{topic}",
             "enable.auto.commit": False,
             "enable.partition.eof": False,
+            **(extra or {}),
         }
     )
     try:

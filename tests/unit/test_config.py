@@ -70,6 +70,23 @@ JAVA_DEFAULTS = [
     ("interceptors", "interceptor.classes", ()),
     ("transactional_id", "transactional.id", None),
     ("transaction_timeout_ms", "transaction.timeout.ms", 60_000),
+    ("security_protocol", "security.protocol", "PLAINTEXT"),
+    ("ssl_context", "ssl.context", None),  # not a Java key: a Python ssl.SSLContext
+    ("ssl_truststore_location", "ssl.truststore.location", None),
+    ("ssl_truststore_certificates", "ssl.truststore.certificates", None),
+    ("ssl_truststore_type", "ssl.truststore.type", "PEM"),  # Java: JKS (not read here)
+    ("ssl_keystore_location", "ssl.keystore.location", None),
+    ("ssl_keystore_certificate_chain", "ssl.keystore.certificate.chain", None),
+    ("ssl_keystore_key", "ssl.keystore.key", None),
+    ("ssl_keystore_type", "ssl.keystore.type", "PEM"),  # Java: JKS (not read here)
+    ("ssl_key_password", "ssl.key.password", None),
+    ("ssl_endpoint_identification_algorithm", "ssl.endpoint.identification.algorithm", "https"),
+    ("ssl_enabled_protocols", "ssl.enabled.protocols", ("TLSv1.2", "TLSv1.3")),
+    ("ssl_cipher_suites", "ssl.cipher.suites", ()),
+    ("sasl_mechanism", "sasl.mechanism", None),  # Java: GSSAPI (not supported here)
+    ("sasl_username", "sasl.username", None),  # not Java keys: Java puts these two in
+    ("sasl_password", "sasl.password", None),  # sasl.jaas.config
+    ("sasl_jaas_config", "sasl.jaas.config", None),
 ]
 
 
@@ -331,8 +348,9 @@ def test_unknown_key_without_a_close_match() -> None:
     ("key", "reason"),
     [
         ("metric.reporters", "no equivalent"),
-        ("ssl.truststore.location", "does not support yet"),
-        ("security.protocol", "does not support yet"),
+        ("ssl.protocol", "does not support yet"),
+        ("sasl.login.class", "does not support yet"),
+        ("ssl.truststore.password", "asyncproducer reads PEM"),
     ],
 )
 def test_known_java_keys_we_do_not_support_say_why(key: str, reason: str) -> None:
@@ -682,21 +700,26 @@ def test_equal_configs_compare_and_hash_equal() -> None:
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class _ConfigWithCredentials(ProducerConfig):
-    """Stands in for the SASL settings a later release adds."""
+    """Stands in for credential settings a later release adds."""
 
-    sasl_password: str | None = None
     oauth_client_secret: str | None = None
 
 
 def test_repr_hides_fields_named_password_or_secret() -> None:
     config = _ConfigWithCredentials(
-        bootstrap_servers=(BOOT,), sasl_password="hunter2", oauth_client_secret="s3cr3t"
+        bootstrap_servers=(BOOT,),
+        security_protocol="SASL_SSL",
+        sasl_mechanism="PLAIN",
+        sasl_username="alice",
+        sasl_password="hunter2",
+        oauth_client_secret="s3cr3t",
     )
     text = repr(config)
     assert "hunter2" not in text
     assert "s3cr3t" not in text
     assert "sasl_password='***'" in text
     assert "oauth_client_secret='***'" in text
+    assert "sasl_username='alice'" in text
     assert "linger_ms=5" in text
     assert "sasl_password=None" in repr(_ConfigWithCredentials(bootstrap_servers=(BOOT,)))
 

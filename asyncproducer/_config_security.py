@@ -1,0 +1,289 @@
+"""The security settings: which keys there are, how they are checked, and Java's JAAS line.
+
+Kept apart from :mod:`asyncproducer.config` (which holds the fields) because the rules
+are their own: TLS keys only mean something with ``SSL`` / ``SASL_SSL``, SASL keys only
+with ``SASL_*``, and a key that would not act is refused rather than ignored (Java logs
+"unused config" and carries on; a user who set a truststore on a plaintext producer has
+been misled). Secrets never reach a message: see :func:`is_secret`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import ssl
+from collections.abc import Callable
+from typing import Any, Final
+
+from asyncproducer.errors import ConfigError
+
+SECURITY_PROTOCOLS: Final = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS: Final = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+"""The mechanisms this version implements (OAUTHBEARER and GSSAPI are not there yet)."""
+
+TLS_PROTOCOLS: Final = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
+
+SECRET_KEYS: Final = frozenset(
+    {"ssl_keystore_key", "ssl_key_password", "sasl_password", "sasl_jaas_config"}
+)
+_SECRET_MARKERS: Final = ("password", "secret")
+
+# The security fields of ProducerConfig and their defaults (Java's, where Java has one).
+TLS_KEYS: Final = (
+    "ssl_context",
+    "ssl_truststore_location",
+    "ssl_truststore_certificates",
+    "ssl_truststore_type",
+    "ssl_keystore_location",
+    "ssl_keystore_certificate_chain",
+    "ssl_keystore_key",
+    "ssl_keystore_type",
+    "ssl_key_password",
+    "ssl_endpoint_identification_algorithm",
+    "ssl_enabled_protocols",
+    "ssl_cipher_suites",
+)
+SASL_KEYS: Final = ("sasl_mechanism", "sasl_username", "sasl_password", "sasl_jaas_config")
+
+_PEM_ONLY = (
+    "only PEM stores are supported; convert a JKS or PKCS12 store with "
+    "`keytool -importkeystore -srckeystore store.jks -destkeystore store.p12 "
+    "-deststoretype PKCS12` and then `openssl pkcs12 -in store.p12 -out store.pem` "
+    "(add -nodes to leave the key unencrypted, or keep it encrypted and give "
+    "ssl_key_password)"
+)
+
+
+def is_secret(key: str) -> bool:
+    """Whether ``key`` (either style) holds a credential, never to be shown."""
+    snake = key.replace(".", "_").lower()
+    return snake in SECRET_KEYS or any(marker in snake for marker in _SECRET_MARKERS)
+
+
+def check_security(config: Any, given: frozenset[str], label: Callable[[str], str]) -> None:
+    """Validate and normalize the security fields of ``config`` (a ProducerConfig, whose
+    fields are set with ``object.__setattr__``: it is frozen)."""
+
+    def put(key: str, value: object) -> None:
+        object.__setattr__(config, key, value)
+
+    protocol = _one_of(label("security_protocol"), config.security_protocol, SECURITY_PROTOCOLS)
+    put("security_protocol", protocol)
+    for key in TLS_KEYS + SASL_KEYS:
+        if key not in ("ssl_context", "ssl_enabled_protocols", "ssl_cipher_suites"):
+            _check_optional_text(label(key), getattr(config, key))
+    uses_tls = protocol in ("SSL", "SASL_SSL")
+    uses_sasl = protocol.startswith("SASL_")
+    # "Set" is given with a value other than the default (dataclasses.replace gives all).
+    defaults = {f.name: f.default for f in dataclasses.fields(config)}
+    set_keys = frozenset(k for k in given if getattr(config, k) != defaults.get(k))
+    _refuse_unused(set_keys, TLS_KEYS, uses_tls, "SSL or SASL_SSL", protocol, label)
+    _refuse_unused(set_keys, SASL_KEYS, uses_sasl, "SASL_PLAINTEXT or SASL_SSL", protocol, label)
+    if uses_tls:
+        _check_tls(config, set_keys, label, put)
+    if uses_sasl:
+        _check_sasl(config, set_keys, label, put)
+
+
+# --------------------------------------------------------------------------- TLS
+
+
+def _check_tls(
+    config: Any, given: frozenset[str], label: Callable[[str], str], put: Callable[..., None]
+) -> None:
+    if config.ssl_context is not None:
+        if not isinstance(config.ssl_context, ssl.SSLContext):
+            raise ConfigError(
+                f"{label('ssl_context')} must be an ssl.SSLContext "
+                f"(got {type(config.ssl_context).__name__})"
+            )
+        others = sorted(k for k in given & set(TLS_KEYS) if k != "ssl_context")
+        if others:
+            raise ConfigError(
+                f"{label('ssl_context')} is used as given, so "
+                f"{', '.join(label(k) for k in others)} would not act; "
+                "set them on the context instead, or drop ssl_context"
+            )
+    for key in ("ssl_truststore_type", "ssl_keystore_type"):
+        if str(getattr(config, key)).upper() != "PEM":
+            raise ConfigError(f"{label(key)}={getattr(config, key)!r}: {_PEM_ONLY}")
+        put(key, "PEM")
+    if config.ssl_truststore_location and config.ssl_truststore_certificates:
+        raise ConfigError(
+            f"give {label('ssl_truststore_location')} or "
+            f"{label('ssl_truststore_certificates')}, not both"
+        )
+    chain, key = config.ssl_keystore_certificate_chain, config.ssl_keystore_key
+    if config.ssl_keystore_location and (chain or key):
+        raise ConfigError(
+            f"give {label('ssl_keystore_location')} or {label('ssl_keystore_certificate_chain')}"
+            f" + {label('ssl_keystore_key')}, not both"
+        )
+    if bool(chain) != bool(key):
+        raise ConfigError(
+            f"{label('ssl_keystore_certificate_chain')} and {label('ssl_keystore_key')} go "
+            "together: the client certificate and its private key"
+        )
+    has_key = bool(config.ssl_keystore_location or key)
+    if config.ssl_key_password is not None and not has_key:
+        raise ConfigError(
+            f"{label('ssl_key_password')} decrypts the keystore's key, but no keystore is set"
+        )
+    algorithm = config.ssl_endpoint_identification_algorithm
+    if algorithm.lower() not in ("https", ""):
+        raise ConfigError(
+            f"{label('ssl_endpoint_identification_algorithm')}={algorithm!r}: must be "
+            "'https' (check the broker's hostname, the default) or '' (do not)"
+        )
+    put("ssl_endpoint_identification_algorithm", algorithm.lower())
+    put("ssl_enabled_protocols", _protocols(label("ssl_enabled_protocols"), config))
+    put("ssl_cipher_suites", _cipher_suites(label("ssl_cipher_suites"), config))
+
+
+def _protocols(label: str, config: Any) -> tuple[str, ...]:
+    value = config.ssl_enabled_protocols
+    items = _as_list(label, value)
+    unknown = [p for p in items if p not in TLS_PROTOCOLS]
+    if unknown or not items:
+        allowed = " and ".join(TLS_PROTOCOLS)
+        raise ConfigError(
+            f"{label}={value!r}: list some of {allowed} (older versions are insecure and "
+            "Kafka 4.x does not offer them)"
+        )
+    return tuple(items)
+
+
+def _cipher_suites(label: str, config: Any) -> tuple[str, ...]:
+    items = _as_list(label, config.ssl_cipher_suites)
+    if items:
+        probe = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        try:
+            probe.set_ciphers(":".join(items))
+        except ssl.SSLError:
+            raise ConfigError(
+                f"{label}={config.ssl_cipher_suites!r}: OpenSSL knows none of these (use "
+                "OpenSSL's names, e.g. ECDHE-RSA-AES128-GCM-SHA256; TLS 1.3 suites are "
+                "not configurable)"
+            ) from None
+    return tuple(items)
+
+
+# --------------------------------------------------------------------------- SASL
+
+
+def _check_sasl(
+    config: Any, given: frozenset[str], label: Callable[[str], str], put: Callable[..., None]
+) -> None:
+    if config.sasl_jaas_config is not None:
+        if given & {"sasl_username", "sasl_password"}:
+            raise ConfigError(
+                f"give {label('sasl_jaas_config')} or {label('sasl_username')} + "
+                f"{label('sasl_password')}, not both"
+            )
+        username, password = parse_jaas_config(label("sasl_jaas_config"), config.sasl_jaas_config)
+        put("sasl_username", username)
+        put("sasl_password", password)
+    mechanism = config.sasl_mechanism
+    if mechanism is None:
+        raise ConfigError(
+            f"{label('security_protocol')}={config.security_protocol!r} needs "
+            f"{label('sasl_mechanism')}: one of {', '.join(SASL_MECHANISMS)} (Java's default, "
+            "GSSAPI, is not supported)"
+        )
+    if mechanism.upper() in ("GSSAPI", "OAUTHBEARER"):
+        raise ConfigError(
+            f"{label('sasl_mechanism')}={mechanism!r} is not supported by this version of "
+            f"asyncproducer yet; use one of {', '.join(SASL_MECHANISMS)}"
+        )
+    put("sasl_mechanism", _one_of(label("sasl_mechanism"), mechanism, SASL_MECHANISMS))
+    for key in ("sasl_username", "sasl_password"):
+        if not getattr(config, key):
+            raise ConfigError(
+                f"{label('sasl_mechanism')}={config.sasl_mechanism!r} needs {label(key)} "
+                f"(or {label('sasl_jaas_config')})"
+            )
+
+
+# Java's JAAS line: `<LoginModule class> required key="value" key2="value2";`
+_JAAS = re.compile(
+    r"^\s*([\w.$]+)\s+(required|requisite|sufficient|optional)\s*(.*?)\s*;\s*$", re.S
+)
+_JAAS_OPTION = re.compile(r'\s*([\w.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|(\S+?))(?=\s|$)', re.S)
+_LOGIN_MODULES: Final = {
+    "org.apache.kafka.common.security.plain.PlainLoginModule",
+    "org.apache.kafka.common.security.scram.ScramLoginModule",
+}
+
+
+def parse_jaas_config(label: str, text: str) -> tuple[str, str]:
+    """``(username, password)`` from a ``sasl.jaas.config`` line of the Plain or Scram
+    login module. Errors never quote the line (it holds the password)."""
+    matched = _JAAS.match(text)
+    if matched is None:
+        raise ConfigError(
+            f'{label} is not a JAAS line (`<LoginModule> required username="..." '
+            'password="...";`, ending with a semicolon)'
+        )
+    module, _, rest = matched.groups()
+    if module not in _LOGIN_MODULES:
+        shown = module if "." in module else "(unreadable)"
+        raise ConfigError(
+            f"{label} names {shown}; this version reads the Plain and Scram login "
+            "modules (org.apache.kafka.common.security.plain.PlainLoginModule, "
+            "...scram.ScramLoginModule)"
+        )
+    options: dict[str, str] = {}
+    position = 0
+    while position < len(rest):
+        option = _JAAS_OPTION.match(rest, position)
+        if option is None:
+            raise ConfigError(f"{label}: cannot read the options after {module}")
+        name, quoted, bare = option.groups()
+        options[name] = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else bare
+        position = option.end()
+    missing = [name for name in ("username", "password") if name not in options]
+    if missing:
+        raise ConfigError(f"{label}: {module} needs {' and '.join(missing)}")
+    return options["username"], options["password"]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _refuse_unused(
+    given: frozenset[str],
+    keys: tuple[str, ...],
+    used: bool,
+    needs: str,
+    protocol: str,
+    label: Callable[[str], str],
+) -> None:
+    unused = sorted(k for k in given & set(keys) if not used)
+    if unused:
+        names = ", ".join(label(k) for k in unused)
+        raise ConfigError(
+            f"{names} would not act with {label('security_protocol')}={protocol!r}: they "
+            f"need {needs}; set {label('security_protocol')}, or remove them"
+        )
+
+
+def _one_of(label: str, value: object, allowed: tuple[str, ...]) -> str:
+    if isinstance(value, str) and value.strip().upper() in allowed:
+        return value.strip().upper()
+    raise ConfigError(f"{label}={value!r}: must be one of {', '.join(allowed)}")
+
+
+def _check_optional_text(label: str, value: object) -> None:
+    if value is not None and not isinstance(value, str):
+        shown = "'***'" if is_secret(label) else repr(value)
+        raise ConfigError(f"{label}={shown}: must be a str (got {type(value).__name__})")
+
+
+def _as_list(label: str, value: object) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return [v.strip() for v in value if v.strip()]
+    raise ConfigError(f"{label}={value!r}: must be a list of str (or a comma-separated str)")
