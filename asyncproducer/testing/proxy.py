@@ -481,7 +481,7 @@ class FaultProxy:
                     data = await link.client.receive(_CHUNK)
                 except anyio.EndOfStream:
                     # Pass the client's orderly close on; its responses may still come.
-                    await link.upstream.send_eof()
+                    await _send_eof(link.upstream)
                     link.direction_done()
                     return
                 if self._black_holed:
@@ -533,7 +533,7 @@ class FaultProxy:
                 try:
                     data = await link.upstream.receive(_CHUNK)
                 except anyio.EndOfStream:
-                    await link.client.send_eof()
+                    await _send_eof(link.client)
                     link.direction_done()
                     return
                 if self._black_holed:
@@ -595,3 +595,12 @@ def _parse_address(address: str | tuple[str, int]) -> tuple[str, int]:
     if not sep or not host or not port.isdigit():
         raise ValueError(f"FaultProxy upstream must be 'host:port', got {address!r}")
     return host.strip("[]"), int(port)
+
+
+async def _send_eof(stream: anyio.abc.SocketStream) -> None:
+    """Half-close ``stream``; one already closed is a broken link (uvloop raises
+    RuntimeError, "the handler is closed", where asyncio's transport says nothing)."""
+    try:
+        await stream.send_eof()
+    except RuntimeError:
+        raise anyio.BrokenResourceError from None

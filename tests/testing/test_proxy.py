@@ -392,3 +392,17 @@ async def test_a_producer_through_the_proxy_survives_a_lost_response_and_a_reset
     # Tansu answers the retry DUPLICATE_SEQUENCE_NUMBER without the original offset
     # (Kafka gives the offset); the producer then reports -1, as Java's does.
     assert second.offset in (first.offset + 1, -1)
+
+
+async def test_a_half_close_on_a_transport_uvloop_already_closed_is_a_broken_link() -> None:
+    """uvloop raises RuntimeError("... the handler is closed") from send_eof() on a
+    closed transport; the proxy must treat that link as broken, not crash its task group
+    (seen in CI: the Kafka failover run on uvloop)."""
+    from asyncproducer.testing.proxy import _send_eof
+
+    class ClosedUnderUs:
+        async def send_eof(self) -> None:
+            raise RuntimeError("unable to perform operation on <TCPTransport closed=True>")
+
+    with pytest.raises(anyio.BrokenResourceError):
+        await _send_eof(ClosedUnderUs())  # type: ignore[arg-type]
