@@ -6,7 +6,10 @@
 * :class:`FaultProxy` (``testing.proxy``): a TCP proxy that breaks or rewrites a real
   broker's traffic on command.
 * :class:`TansuBroker` (``testing.tansu``): a Kafka-compatible broker (Tansu) in a subprocess.
-* :class:`KafkaCluster` (``testing.kafka``): Apache Kafka itself, 1 or 3 KRaft nodes.
+* :class:`KafkaCluster` (``testing.kafka``): Apache Kafka itself, 1 or 3 KRaft nodes, with
+  a PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL client listener.
+* :func:`make_tls_files` / :class:`TlsFiles` (``testing.certs``): a CA and certificates
+  made at run time (valid, wrong name, expired, client, an unrelated CA), as PEM files.
 
 docs/testing.md shows each. The names load lazily: the pytest plugin
 (``testing.pytest_plugin``) is imported by every pytest run in a project that installs
@@ -19,6 +22,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from asyncproducer.testing.certs import TlsFiles, make_tls_files
     from asyncproducer.testing.fake import FakeCluster
     from asyncproducer.testing.kafka import KafkaCluster
     from asyncproducer.testing.mock import MockProducer
@@ -31,6 +35,8 @@ _EXPORTS = {
     "KafkaCluster": "asyncproducer.testing.kafka",
     "MockProducer": "asyncproducer.testing.mock",
     "TansuBroker": "asyncproducer.testing.tansu",
+    "TlsFiles": "asyncproducer.testing.certs",
+    "make_tls_files": "asyncproducer.testing.certs",
 }
 
 
@@ -44,4 +50,12 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__all__ = ["FakeCluster", "FaultProxy", "KafkaCluster", "MockProducer", "TansuBroker"]
+__all__ = [
+    "FakeCluster",
+    "FaultProxy",
+    "KafkaCluster",
+    "MockProducer",
+    "TansuBroker",
+    "TlsFiles",
+    "make_tls_files",
+]

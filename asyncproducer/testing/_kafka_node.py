@@ -19,7 +19,7 @@ from typing import IO, TYPE_CHECKING
 if TYPE_CHECKING:
     from asyncproducer.testing.kafka import KafkaCluster
 
-__all__ = ["KafkaNode", "Watchdog", "listener_properties"]
+__all__ = ["KafkaNode", "Watchdog", "properties_text"]
 
 # Fastest start and smallest footprint measured on 2 cores: SerialGC (G1 starts more
 # threads and reserves more), C1 only (the broker never runs long enough here for C2 to pay
@@ -33,29 +33,31 @@ DEFAULT_JVM_OPTIONS: tuple[str, ...] = (
     "-Djava.awt.headless=true",
 )
 
-_SUPPORTED_LISTENERS = ("PLAINTEXT",)
-# The security issue adds these: TLS with PEM files (ssl.keystore.type=PEM), SASL with
-# SCRAM users made at format time (StorageTool --add-scram). Named here so a caller asking
-# for one gets "not yet" rather than "unknown".
-_PLANNED_LISTENERS = ("SSL", "SASL_PLAINTEXT", "SASL_SSL")
+
+def properties_text(properties: Mapping[str, str]) -> str:
+    """``properties`` in ``java.util.Properties`` file syntax, each value escaped, so a
+    PEM certificate (newlines) or a password (backslashes) arrives as written."""
+    return "".join(f"{key}={_escape_property(value)}\n" for key, value in properties.items())
 
 
-def listener_properties(listener: str) -> dict[str, str]:
-    """Broker properties for the client listener named ``listener``.
+def _escape_property(value: str) -> str:
+    out: list[str] = []
+    for char in value:
+        if char == "\\":
+            out.append("\\\\")
+        elif char in _CONTROL_ESCAPES:
+            out.append(_CONTROL_ESCAPES[char])
+        elif " " <= char <= "~":
+            out.append(char)
+        else:  # Properties.load reads Latin-1: anything else as UTF-16 \uXXXX escapes
+            units = char.encode("utf-16-be")
+            out.extend(f"\\u{units[i]:02x}{units[i + 1]:02x}" for i in range(0, len(units), 2))
+    if out and out[0] == " ":
+        out[0] = "\\ "  # a leading blank would be skipped as the key/value separator's
+    return "".join(out)
 
-    The seam for security listeners: an SSL / SASL_* branch returns its ``ssl.*`` /
-    ``sasl.*`` / ``listener.name.*`` properties here, and the cluster passes the SCRAM
-    users to ``StorageTool format --add-scram`` (see ``KafkaCluster._format_arguments``).
-    The readiness and admin probes speak plaintext, so they would need TLS/SASL too.
-    """
-    if listener in _SUPPORTED_LISTENERS:
-        return {}
-    if listener in _PLANNED_LISTENERS:
-        raise NotImplementedError(
-            f"KafkaCluster listener {listener!r} is not supported yet; only PLAINTEXT is"
-        )
-    allowed = ", ".join(_SUPPORTED_LISTENERS + _PLANNED_LISTENERS)
-    raise ValueError(f"unknown Kafka listener {listener!r}; the listener types are {allowed}")
+
+_CONTROL_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\f": "\\f"}
 
 
 _LOG4J2 = """\
@@ -98,7 +100,9 @@ class KafkaNode:
         self.directory = directory
         self.host = host
         self.port = port
-        self.internal_port = internal_port  # broker-to-broker (replication): PLAINTEXT
+        # PLAINTEXT, whatever the client listener speaks: replication, and the cluster's
+        # own admin probes (readiness, create_topic, describe_topic).
+        self.internal_port = internal_port
         self.controller_port = controller_port
         # Where metadata tells clients to connect: a FaultProxy's port, or the node's own.
         self.advertised_port = port if advertised_port is None else advertised_port
@@ -133,8 +137,9 @@ class KafkaNode:
 
     def write_config(self, properties: Mapping[str, str]) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        lines = [f"{key}={value}" for key, value in properties.items()]
-        self.config_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        # Owner-only: it may hold SASL passwords and TLS keys.
+        self.config_path.touch(mode=0o600)
+        self.config_path.write_text(properties_text(properties), encoding="ascii")
         log4j = _LOG4J2.format(path=str(self.log_path).replace("\\", "/"))
         (self.directory / "log4j2.properties").write_text(log4j, encoding="utf-8")
 

@@ -1,5 +1,8 @@
 """Blocking admin requests (Metadata, CreateTopics, Fetch) for :class:`KafkaCluster`.
 
+They speak PLAINTEXT only, so the cluster sends them to each node's INTERNAL listener,
+whatever security its client listener has.
+
 Synchronous on purpose: the cluster is usable from any async backend, or none, and these
 run once per start or topic. They use the project's own protocol layer, pinned to versions
 inside Kafka 4.x's floor (KIP-896), so no ApiVersions round trip is needed.
@@ -25,7 +28,14 @@ from asyncproducer.protocol.messages import (
 )
 from asyncproducer.protocol.versions import ApiKey
 
-__all__ = ["TopicLayout", "create_topic", "describe_topic", "live_broker_ids", "serves"]
+__all__ = [
+    "TopicLayout",
+    "accepts",
+    "create_topic",
+    "describe_topic",
+    "live_broker_ids",
+    "serves",
+]
 
 _METADATA_VERSION = 12
 _FETCH_VERSION = 12  # the last that names topics (v13 uses topic ids)
@@ -58,6 +68,15 @@ def _metadata(host: str, port: int, topic: str | None, timeout: float) -> Any:
         _METADATA_VERSION, None if topic is None else [topic], allow_auto_topic_creation=False
     )
     return _call(host, port, request, ApiKey.METADATA, _METADATA_VERSION, timeout)
+
+
+def accepts(host: str, port: int, timeout: float = 2.0) -> bool:
+    """Whether a TCP connection to ``host:port`` succeeds (a listener of any protocol)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def live_broker_ids(host: str, port: int, timeout: float = 2.0) -> set[int] | None:

@@ -8,6 +8,13 @@
 
     async with KafkaCluster() as cluster: ...   # the same, from asyncio or trio
 
+    with KafkaCluster(listener="SASL_SSL", users={"alice": "alice-secret"}) as cluster:
+        cluster.tls.ca               # the CA of the certificates made for this cluster
+
+The client listener speaks PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (PLAIN, SCRAM-SHA-256,
+SCRAM-SHA-512 and unsecured-JWS OAUTHBEARER); replication, the KRaft quorum and this
+module's own admin requests stay on PLAINTEXT listeners of their own.
+
 The broker is assembled from Maven Central with ``mvn`` (``org.apache.kafka:kafka_2.13``, its
 runtime dependencies and a log4j2 binding) into ``~/.cache/asyncproducer/kafka/<version>``
 (``$ASYNCPRODUCER_KAFKA_CACHE`` overrides the root) on first use. It needs Java 17+ and
@@ -30,6 +37,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import anyio.to_thread
 
@@ -45,11 +53,23 @@ from asyncproducer.testing._kafka_node import (
     KafkaNode,
     Watchdog,
     _Launcher,
-    listener_properties,
 )
+from asyncproducer.testing._kafka_security import (
+    DEFAULT_USERS,
+    SASL_MECHANISMS,
+    ClientAuth,
+    ClientListener,
+    redact,
+)
+
+if TYPE_CHECKING:
+    # Imported when a TLS listener starts: cryptography comes with the test extra, and
+    # a PLAINTEXT cluster should not need it.
+    from asyncproducer.testing.certs import ServerCertificate, TlsFiles
 
 __all__ = [
     "DEFAULT_KAFKA_VERSION",
+    "SASL_MECHANISMS",
     "KafkaCluster",
     "KafkaClusterError",
     "KafkaNode",
@@ -96,6 +116,23 @@ class KafkaCluster:
     client listener (on 127.0.0.1) instead of its own: a ``FaultProxy`` listening there and
     forwarding to ``node.port`` then stands between every client and that node. The nodes
     replicate over a listener of their own, which no proxy touches.
+
+    ``listener`` is the client listener's security protocol:
+
+    * ``"SSL"`` / ``"SASL_SSL"``: TLS with certificates made at start in
+      ``data_dir/tls`` (see :mod:`asyncproducer.testing.certs`; :attr:`tls` names the
+      files), or the ``tls`` given. ``client_auth="required"`` asks clients for a
+      certificate signed by the same CA (``"requested"``: asks, does not insist);
+      ``server_certificate="wrong-name"`` or ``"expired"`` serves a certificate a client
+      must refuse.
+    * ``"SASL_PLAINTEXT"`` / ``"SASL_SSL"``: ``sasl_mechanisms`` (default all of PLAIN,
+      SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER) for ``users`` (name -> password, default
+      ``{"alice": "alice-secret"}``); SCRAM users are made when the nodes are formatted.
+      OAUTHBEARER accepts any unsecured JWS (``alg: none``) with a ``sub`` and an ``exp``.
+
+    Anything else about a listener (``connections.max.reauth.ms``, say) goes in
+    ``broker_config``. No password appears in the cluster's ``repr`` or its exceptions;
+    the nodes' ``server.properties`` (mode 0600) and logs are not redacted.
     """
 
     def __init__(
@@ -109,11 +146,33 @@ class KafkaCluster:
         startup_timeout: float = 120.0,
         data_dir: Path | None = None,
         advertised_ports: Mapping[int, int] | None = None,
+        client_auth: ClientAuth = "none",
+        server_certificate: ServerCertificate = "valid",
+        tls: TlsFiles | None = None,
+        users: Mapping[str, str] | None = None,
+        sasl_mechanisms: Sequence[str] = SASL_MECHANISMS,
     ) -> None:
         if brokers not in (1, 3):
             # A KRaft quorum of 2 cannot lose a node, so it tests nothing 1 or 3 do not.
             raise ValueError(f"KafkaCluster(brokers={brokers!r}): use 1 or 3")
-        self._listener_props = listener_properties(listener)  # refuses what is not there yet
+        self._client_listener = ClientListener(
+            listener,
+            client_auth,
+            server_certificate,
+            tuple(sasl_mechanisms),
+            DEFAULT_USERS if users is None else users,
+        )
+        if not self._client_listener.sasl and (
+            users is not None or tuple(sasl_mechanisms) != SASL_MECHANISMS
+        ):
+            raise ValueError(
+                f"users and sasl_mechanisms need a SASL listener (SASL_PLAINTEXT or SASL_SSL), "
+                f"not {listener}"
+            )
+        if tls is not None and not self._client_listener.tls:
+            raise ValueError(f"tls= needs a TLS listener (SSL or SASL_SSL), not {listener}")
+        self._given_tls = tls
+        self._tls = tls  # made at start when not given
         self.brokers = brokers
         self.version = version
         self.listener = listener
@@ -131,7 +190,7 @@ class KafkaCluster:
         self._watchdog: Watchdog | None = None
 
     def __repr__(self) -> str:
-        return f"<KafkaCluster {self.version} {list(self.nodes)}>"
+        return f"<KafkaCluster {self.version} {self.listener} {list(self.nodes)}>"
 
     # ------------------------------------------------------------------ properties
 
@@ -141,6 +200,21 @@ class KafkaCluster:
         if not self.nodes:
             raise KafkaClusterError("the KafkaCluster is not started")
         return ",".join(node.bootstrap_server for node in self.nodes)
+
+    @property
+    def tls(self) -> TlsFiles:
+        """The TLS files of an SSL or SASL_SSL cluster (made at start unless given): point
+        clients at ``tls.ca``, and at ``tls.client_chain``/``tls.client_key`` for mTLS."""
+        if not self._client_listener.tls:
+            raise KafkaClusterError(f"a {self.listener} listener has no TLS files")
+        if self._tls is None:
+            raise KafkaClusterError("the KafkaCluster is not started (its TLS files are made then)")
+        return self._tls
+
+    @property
+    def users(self) -> Mapping[str, str]:
+        """The SASL users (name -> password); empty unless the listener is SASL_*."""
+        return self._client_listener.users if self._client_listener.sasl else {}
 
     def node(self, node_id: int) -> KafkaNode:
         """The node whose ``node.id`` (1-based, as in metadata responses) is ``node_id``."""
@@ -158,13 +232,20 @@ class KafkaCluster:
         java = find_tool("java")
         libs = ensure_kafka_libs(self.version)
         owned = self._given_data_dir is None
-        self.data_dir = (
-            Path(tempfile.mkdtemp(prefix="asyncproducer-kafka-")) if owned else self._given_data_dir
+        data_dir = (
+            Path(tempfile.mkdtemp(prefix="asyncproducer-kafka-"))
+            if self._given_data_dir is None
+            else self._given_data_dir
         )
+        self.data_dir = data_dir
         try:
-            self._watchdog = Watchdog(self.data_dir if owned else None)
+            self._watchdog = Watchdog(data_dir if owned else None)
             _live_clusters.add(self)
             launcher = _Launcher(java, libs, self._jvm_options, self._watchdog)
+            if self._client_listener.tls and self._tls is None:
+                from asyncproducer.testing.certs import make_tls_files
+
+                self._tls = make_tls_files(data_dir / "tls")
             self.nodes = self._make_nodes(launcher)
             self._format()
             for node in self.nodes:
@@ -189,6 +270,7 @@ class KafkaCluster:
         if self._given_data_dir is None and self.data_dir is not None:
             shutil.rmtree(self.data_dir, ignore_errors=True)
         self.nodes = ()
+        self._tls = self._given_tls  # files made at start went with the data directory
         _live_clusters.discard(self)
 
     def start_node(self, node: KafkaNode, timeout: float | None = None) -> None:
@@ -274,7 +356,7 @@ class KafkaCluster:
             "broker.heartbeat.interval.ms": "1000",
             "broker.session.timeout.ms": "6000",
         }
-        properties.update(self._listener_props)
+        properties.update(self._client_listener.properties(self._tls))
         properties.update(self._broker_config)
         return properties
 
@@ -302,30 +384,54 @@ class KafkaCluster:
                 for _, other in running:
                     other.kill()
                     other.wait(timeout=10)
-                text = output.decode(errors="replace")[-3000:]
+                text = self._redact(output.decode(errors="replace")[-3000:])
                 raise KafkaClusterError(
                     f"formatting node {node.node_id} failed (exit {process.returncode}):\n{text}"
                 )
 
     def _format_arguments(self, node: KafkaNode) -> list[str]:
-        # The seam for SASL/SCRAM: users are made at format time with
-        # --add-scram 'SCRAM-SHA-256=[name=alice,password=...]', one flag per user.
-        return ["format", "-t", self.cluster_id, "-c", str(node.config_path)]
+        # SCRAM users are metadata records: --add-scram 'SCRAM-SHA-256=[name=alice,...]'
+        # writes them into every node's bootstrap checkpoint, one flag per user.
+        return [
+            "format",
+            "-t",
+            self.cluster_id,
+            "-c",
+            str(node.config_path),
+            *self._client_listener.format_arguments(),
+        ]
+
+    def _redact(self, text: str) -> str:
+        """``text`` (a log tail, a tool's output) without the passwords it may echo."""
+        secrets = self._client_listener.passwords()
+        if self._tls is not None and self._tls.key_password is not None:
+            secrets.append(self._tls.key_password)
+        return redact(text, secrets)
 
     def _wait_ready(self, starting: Sequence[KafkaNode], deadline: float) -> None:
-        """Until every running node's Metadata lists every running node (``starting`` too)."""
+        """Until every running node's Metadata lists every running node (``starting`` too),
+        and every running node's client listener accepts connections.
+
+        The Metadata probe goes to the PLAINTEXT INTERNAL listener (it speaks neither TLS
+        nor SASL); Kafka opens all its data-plane listeners at once, and the TCP connect
+        to the client listener checks that one too.
+        """
         while True:
             for node in starting:
                 if not node.running:
                     raise KafkaClusterError(
                         f"Kafka node {node.node_id} exited while starting; its log ends:\n"
-                        f"{node.log_tail()}"
+                        f"{self._redact(node.log_tail())}"
                     )
             expected = {n.node_id for n in self.nodes if n.running}
             lagging = [
                 n
                 for n in self.nodes
-                if n.running and wire.live_broker_ids(n.host, n.port) != expected
+                if n.running
+                and (
+                    wire.live_broker_ids(n.host, n.internal_port) != expected
+                    or not wire.accepts(n.host, n.port)
+                )
             ]
             if not lagging:
                 return
@@ -334,7 +440,7 @@ class KafkaCluster:
                 raise KafkaClusterError(
                     f"Kafka node {node.node_id} ({node.bootstrap_server}) did not list brokers "
                     f"{sorted(expected)} within {self._startup_timeout:g} s; its log ends:\n"
-                    f"{node.log_tail()}"
+                    f"{self._redact(node.log_tail())}"
                 )
             time.sleep(0.2)
 
@@ -360,7 +466,7 @@ class KafkaCluster:
         node = self._any_running_node()
         code, message = wire.create_topic(
             node.host,
-            node.port,
+            node.internal_port,
             name,
             partitions=partitions,
             replication_factor=replication_factor,
@@ -386,7 +492,7 @@ class KafkaCluster:
         for node in self.nodes:
             if not node.running:
                 continue
-            layout = wire.describe_topic(node.host, node.port, name)
+            layout = wire.describe_topic(node.host, node.internal_port, name)
             if layout is None or len(layout) < partitions:
                 return False
             for partition, (leader, _) in layout.items():
@@ -397,7 +503,7 @@ class KafkaCluster:
             led_by.setdefault(leader, []).append(partition)
         for leader, led in led_by.items():
             node = self.node(leader)
-            if not node.running or not wire.serves(node.host, node.port, name, led):
+            if not node.running or not wire.serves(node.host, node.internal_port, name, led):
                 return False
         return bool(leaders)
 
@@ -405,7 +511,7 @@ class KafkaCluster:
         """``{partition: (leader id, ISR ids)}`` as a running node reports it now (leader
         -1 while there is none); empty when the topic is unknown."""
         node = self._any_running_node()
-        return wire.describe_topic(node.host, node.port, topic) or {}
+        return wire.describe_topic(node.host, node.internal_port, topic) or {}
 
     def leader_of(self, topic: str, partition: int = 0) -> KafkaNode:
         """The node leading ``topic``/``partition`` now, as a running node reports it."""

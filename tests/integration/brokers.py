@@ -21,6 +21,11 @@ from asyncproducer.testing.kafka import KafkaCluster
 from asyncproducer.testing.tansu import TansuBroker
 
 REQUIRE_ENV = "ASYNCPRODUCER_REQUIRE_KAFKA"
+
+SECURE_USERS = {"alice": "alice-secret", "bob": "b0b~pass!"}
+"""The SASL users of the session's secured clusters (conftest.py)."""
+KEY_PASSWORD = "keystore-pw"
+"""What the mTLS cluster's key files are encrypted with."""
 EXTERNAL_ENV = "KAFKA_BOOTSTRAP_SERVERS"
 
 TANSU, KAFKA, EXTERNAL = "tansu", "kafka", "external"

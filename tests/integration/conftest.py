@@ -8,12 +8,17 @@ from collections.abc import Iterator
 
 import pytest
 
+from asyncproducer.testing.certs import make_tls_files
+from asyncproducer.testing.kafka import KafkaCluster
 from tests.integration.brokers import (
     BROKER_KINDS,
     EXTERNAL,
     EXTERNAL_ENV,
+    KEY_PASSWORD,
+    SECURE_USERS,
     KillableBroker,
     RealBroker,
+    require_kafka_tools,
     running_broker,
 )
 
@@ -57,3 +62,54 @@ def killable_broker(request: pytest.FixtureRequest) -> Iterator[KillableBroker]:
 @pytest.fixture
 def topic_name() -> str:
     return f"t-{uuid.uuid4().hex[:12]}"
+
+
+# --------------------------------------------------------------------------- secured Kafka
+# Started once per session and shared by test_kafka_security_rig.py (KafkaCluster itself,
+# checked with confluent-kafka) and test_security.py (the producer): ~5 s per JVM start.
+
+
+@pytest.fixture(scope="session")
+def ssl_cluster() -> Iterator[KafkaCluster]:
+    """TLS; asks for a client certificate without insisting (plain TLS and mTLS both)."""
+    require_kafka_tools()
+    with KafkaCluster(listener="SSL", client_auth="requested") as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def mtls_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
+    """TLS with client certificates required; the keys are encrypted (KEY_PASSWORD)."""
+    require_kafka_tools()
+    tls = make_tls_files(tmp_path_factory.mktemp("mtls"), key_password=KEY_PASSWORD)
+    with KafkaCluster(listener="SSL", client_auth="required", tls=tls) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def sasl_ssl_cluster() -> Iterator[KafkaCluster]:
+    require_kafka_tools()
+    with KafkaCluster(listener="SASL_SSL", users=SECURE_USERS) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def sasl_plaintext_cluster() -> Iterator[KafkaCluster]:
+    """Three nodes: the SCRAM users made at format time must exist on each, and replicas
+    follow over INTERNAL while clients authenticate on CLIENT."""
+    require_kafka_tools()
+    with KafkaCluster(
+        brokers=3,
+        listener="SASL_PLAINTEXT",
+        users=SECURE_USERS,
+        broker_config={"connections.max.reauth.ms": "60000"},
+    ) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session", params=["expired", "wrong-name"])
+def bad_certificate_cluster(request: pytest.FixtureRequest) -> Iterator[KafkaCluster]:
+    """TLS serving a certificate every client must refuse."""
+    require_kafka_tools()
+    with KafkaCluster(listener="SSL", server_certificate=request.param) as cluster:
+        yield cluster

@@ -54,9 +54,8 @@ def topic_name() -> str:
 # --------------------------------------------------------------------------- no JVM needed
 
 
-def test_listeners_not_there_yet_are_refused_clearly() -> None:
-    with pytest.raises(NotImplementedError, match="'SASL_SSL' is not supported yet"):
-        KafkaCluster(listener="SASL_SSL")
+def test_unknown_listeners_and_sizes_are_refused_clearly() -> None:
+    # SSL and SASL_* are tested in test_kafka_security_rig.py.
     with pytest.raises(ValueError, match="unknown Kafka listener 'HTTP'"):
         KafkaCluster(listener="HTTP")
     with pytest.raises(ValueError, match="use 1 or 3"):
