@@ -162,8 +162,17 @@ def test_sha512_matches_an_independent_computation() -> None:
 @settings(max_examples=30, deadline=None)
 @given(
     mechanism=st.sampled_from(["SCRAM-SHA-256", "SCRAM-SHA-512"]),
-    username=st.text(st.characters(blacklist_characters="\0"), min_size=1, max_size=20),
-    password=st.text(st.characters(blacklist_characters="\0"), min_size=1, max_size=20),
+    # Any text UTF-8 can carry: no NUL (refused), no lone surrogate (refused, below).
+    username=st.text(
+        st.characters(blacklist_characters="\0", blacklist_categories=("Cs",)),
+        min_size=1,
+        max_size=20,
+    ),
+    password=st.text(
+        st.characters(blacklist_characters="\0", blacklist_categories=("Cs",)),
+        min_size=1,
+        max_size=20,
+    ),
     salt=st.binary(min_size=1, max_size=32),
 )
 def test_an_independent_server_accepts_any_credential(
@@ -421,3 +430,11 @@ async def test_driven_from_async_code_with_the_derivation_in_a_worker_thread() -
         salted = await anyio.to_thread.run_sync(request.compute)
     assert client.evaluate(await exchange("final", client.provide(salted))) is None
     assert client.complete
+
+
+@pytest.mark.parametrize("field", ["username", "password"])
+def test_a_lone_surrogate_in_a_credential_is_a_config_error(field: str) -> None:
+    credentials = {"username": "alice", "password": "pencil", field: "a\ud800b"}
+    with pytest.raises(ConfigError, match=f"the {field} is not valid Unicode") as raised:
+        ScramClient("SCRAM-SHA-256", credentials["username"], credentials["password"])
+    assert "\ud800" not in str(raised.value)

@@ -9,7 +9,9 @@ lives in its mechanism's module and is tested without a broker.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from typing import TypeAlias
 
 from asyncproducer.errors import AuthenticationError, ConfigError
@@ -37,6 +39,12 @@ def check_credential(value: object, what: str, mechanism: str) -> str:
         raise ConfigError(f"SASL {mechanism}: the {what} is empty")
     if "\0" in value:
         raise ConfigError(f"SASL {mechanism}: the {what} contains a NUL character, not allowed")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: no bytes can carry it
+        raise ConfigError(
+            f"SASL {mechanism}: the {what} is not valid Unicode text (a lone surrogate)"
+        ) from None
     return value
 
 
@@ -76,3 +84,33 @@ class SaslMechanism(ABC):
     def provide(self, salted_password: bytes) -> bytes:
         """The next message, once the key a :class:`NeedsDerivation` asked for is derived."""
         raise SaslError(f"SASL {self.name} never asks for a key derivation; provide() is misused")
+
+
+_EXTENSION_NAME = re.compile(r"[A-Za-z]+")
+
+
+def check_extensions(
+    extensions: Mapping[str, str],
+    mechanism: str,
+    *,
+    reserved: frozenset[str],
+    value_pattern: re.Pattern[str],
+    value_rule: str,
+) -> dict[str, str]:
+    """SASL extensions as a mechanism may send them: names of letters only and not
+    ``reserved``; values matching ``value_pattern`` (``value_rule`` says it in words).
+    Values may be secrets: an error names the key, never the value."""
+    checked: dict[str, str] = {}
+    for key, value in extensions.items():
+        if not isinstance(key, str) or not _EXTENSION_NAME.fullmatch(key) or key in reserved:
+            names = ", ".join(repr(name) for name in sorted(reserved))
+            raise ConfigError(
+                f"SASL {mechanism}: extension name {key!r} is not allowed: letters only, and "
+                f"none of {names}"
+            )
+        if not isinstance(value, str) or not value_pattern.fullmatch(value):
+            raise ConfigError(
+                f"SASL {mechanism}: the value of extension {key!r} must be {value_rule}"
+            )
+        checked[key] = value
+    return checked

@@ -20,16 +20,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from asyncproducer.errors import ConfigError
-from asyncproducer.protocol.sasl._base import SaslError, SaslMechanism
+from asyncproducer.protocol.sasl._base import SaslError, SaslMechanism, check_extensions
 
 _SEPARATOR = "\x01"
 # RFC 6750 b64token; Kafka's broker accepts a subset ([-_.a-zA-Z0-9]+, what JWTs use).
 _TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
-_KEY = re.compile(r"[A-Za-z]+")
 # RFC 7628 value: *(VCHAR / SP / HTAB / CR / LF). Kafka's broker parses "+", not "*", so
 # an empty value is refused here rather than by the broker's parser.
 _VALUE = re.compile(r"[\x21-\x7e \t\r\n]+")
-_RESERVED_KEY = "auth"  # the token's own key
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,24 +64,6 @@ class OAuthBearerToken:
             f"principal_name={self.principal_name!r}, start_time_ms={self.start_time_ms}, "
             f"scope={sorted(self.scope)})"
         )
-
-
-def _check_extensions(extensions: Mapping[str, str]) -> dict[str, str]:
-    checked: dict[str, str] = {}
-    for key, value in extensions.items():
-        if not isinstance(key, str) or not _KEY.fullmatch(key) or key == _RESERVED_KEY:
-            raise ConfigError(
-                f"SASL OAUTHBEARER: extension name {key!r} is not allowed: letters only, "
-                f"and not 'auth' (reserved for the token)"
-            )
-        # Extension values may be secrets: name the key, never repeat the value.
-        if not isinstance(value, str) or not _VALUE.fullmatch(value):
-            raise ConfigError(
-                f"SASL OAUTHBEARER: the value of extension {key!r} must be non-empty printable "
-                f"ASCII (spaces, tabs and line breaks allowed)"
-            )
-        checked[key] = value
-    return checked
 
 
 def _summarize_error(challenge: bytes, token: str) -> str:
@@ -123,7 +103,13 @@ class OAuthBearerClient(SaslMechanism):
                 f"SASL OAUTHBEARER needs an OAuthBearerToken, not {type(token).__name__}"
             )
         self._token = token
-        self._extensions = _check_extensions(extensions or {})
+        self._extensions = check_extensions(
+            extensions or {},
+            "OAUTHBEARER",
+            reserved=frozenset({"auth"}),  # the token's own key
+            value_pattern=_VALUE,
+            value_rule="non-empty printable ASCII (spaces, tabs and line breaks allowed)",
+        )
         self._state = _State.INITIAL
         self._server_error: str | None = None
 

@@ -38,7 +38,12 @@ import secrets
 from collections.abc import Mapping
 
 from asyncproducer.errors import ConfigError
-from asyncproducer.protocol.sasl._base import SaslError, SaslMechanism, check_credential
+from asyncproducer.protocol.sasl._base import (
+    SaslError,
+    SaslMechanism,
+    check_credential,
+    check_extensions,
+)
 from asyncproducer.protocol.sasl._derivation import NeedsDerivation, digest_size
 
 HASHES = {"SCRAM-SHA-256": "sha256", "SCRAM-SHA-512": "sha512"}
@@ -57,7 +62,6 @@ _NONCE_BYTES = 24
 _PRINTABLE = re.compile(r"[\x21-\x2b\x2d-\x7e]+")  # RFC 5802 "printable": ASCII but ','
 _ITERATIONS = re.compile(r"[1-9][0-9]{0,9}")
 _ATTRIBUTE = re.compile(r"([A-Za-z])=(.*)", re.DOTALL)
-_EXTENSION_KEY = re.compile(r"[A-Za-z]+")
 _EXTENSION_VALUE = re.compile(r"[\x21-\x2b\x2d-\x7e]+")
 # Single letters are RFC 5802's own attributes: an extension named so would be misread.
 _RESERVED_KEYS = frozenset("aceimnprsv")
@@ -80,24 +84,6 @@ def _escape_username(username: str) -> str:
     # RFC 5802 saslname: '=' first, or the '=' of "=2C" would be escaped again. No SASLprep:
     # Kafka's ScramFormatter does not apply it, so the broker stores the name unnormalized.
     return username.replace("=", "=3D").replace(",", "=2C")
-
-
-def _check_extensions(extensions: Mapping[str, str], mechanism: str) -> dict[str, str]:
-    checked: dict[str, str] = {}
-    for key, value in extensions.items():
-        if not isinstance(key, str) or not _EXTENSION_KEY.fullmatch(key) or key in _RESERVED_KEYS:
-            raise ConfigError(
-                f"SASL {mechanism}: extension name {key!r} is not allowed: use letters only, "
-                f"and not one of SCRAM's own attribute letters"
-            )
-        # The value may be a secret: name the key, never repeat the value.
-        if not isinstance(value, str) or not _EXTENSION_VALUE.fullmatch(value):
-            raise ConfigError(
-                f"SASL {mechanism}: the value of extension {key!r} must be non-empty printable "
-                f"ASCII without ','"
-            )
-        checked[key] = value
-    return checked
 
 
 def _decode(message: bytes, what: str) -> str:
@@ -164,7 +150,13 @@ class ScramClient(SaslMechanism):
         self._hash_name = HASHES[mechanism]
         self._username = check_credential(username, "username", mechanism)
         self._password = check_credential(password, "password", mechanism).encode("utf-8")
-        self._extensions = _check_extensions(extensions or {}, mechanism)
+        self._extensions = check_extensions(
+            extensions or {},
+            mechanism,
+            reserved=_RESERVED_KEYS,  # SCRAM's own attribute letters
+            value_pattern=_EXTENSION_VALUE,
+            value_rule="non-empty printable ASCII without ','",
+        )
         self._min_iterations = min_iterations
         self._max_iterations = max_iterations
         if _client_nonce is None:
