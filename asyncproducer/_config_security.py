@@ -18,13 +18,19 @@ from typing import Any, Final
 from asyncproducer.errors import ConfigError
 
 SECURITY_PROTOCOLS: Final = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-SASL_MECHANISMS: Final = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
-"""The mechanisms this version implements (OAUTHBEARER and GSSAPI are not there yet)."""
+SASL_MECHANISMS: Final = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
+"""The mechanisms this version implements (GSSAPI is not there yet)."""
 
 TLS_PROTOCOLS: Final = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
 
 SECRET_KEYS: Final = frozenset(
-    {"ssl_keystore_key", "ssl_key_password", "sasl_password", "sasl_jaas_config"}
+    {
+        "ssl_keystore_key",
+        "ssl_key_password",
+        "sasl_password",
+        "sasl_jaas_config",
+        "sasl_oauth_token_provider",  # may carry a client secret in its repr
+    }
 )
 _SECRET_MARKERS: Final = ("password", "secret")
 
@@ -43,7 +49,13 @@ TLS_KEYS: Final = (
     "ssl_enabled_protocols",
     "ssl_cipher_suites",
 )
-SASL_KEYS: Final = ("sasl_mechanism", "sasl_username", "sasl_password", "sasl_jaas_config")
+SASL_KEYS: Final = (
+    "sasl_mechanism",
+    "sasl_username",
+    "sasl_password",
+    "sasl_jaas_config",
+    "sasl_oauth_token_provider",
+)
 
 _PEM_ONLY = (
     "only PEM stores are supported; convert a JKS or PKCS12 store with "
@@ -70,7 +82,12 @@ def check_security(config: Any, given: frozenset[str], label: Callable[[str], st
     protocol = _one_of(label("security_protocol"), config.security_protocol, SECURITY_PROTOCOLS)
     put("security_protocol", protocol)
     for key in TLS_KEYS + SASL_KEYS:
-        if key not in ("ssl_context", "ssl_enabled_protocols", "ssl_cipher_suites"):
+        if key not in (
+            "ssl_context",
+            "ssl_enabled_protocols",
+            "ssl_cipher_suites",
+            "sasl_oauth_token_provider",
+        ):
             _check_optional_text(label(key), getattr(config, key))
     uses_tls = protocol in ("SSL", "SASL_SSL")
     uses_sasl = protocol.startswith("SASL_")
@@ -190,18 +207,52 @@ def _check_sasl(
             f"{label('sasl_mechanism')}: one of {', '.join(SASL_MECHANISMS)} (Java's default, "
             "GSSAPI, is not supported)"
         )
-    if mechanism.upper() in ("GSSAPI", "OAUTHBEARER"):
+    if mechanism.upper() == "GSSAPI":
         raise ConfigError(
             f"{label('sasl_mechanism')}={mechanism!r} is not supported by this version of "
             f"asyncproducer yet; use one of {', '.join(SASL_MECHANISMS)}"
         )
-    put("sasl_mechanism", _one_of(label("sasl_mechanism"), mechanism, SASL_MECHANISMS))
+    mechanism = _one_of(label("sasl_mechanism"), mechanism, SASL_MECHANISMS)
+    put("sasl_mechanism", mechanism)
+    provider = config.sasl_oauth_token_provider
+    if mechanism == "OAUTHBEARER":
+        _check_token_provider(config, given, label, provider)
+        return
+    if provider is not None:
+        raise ConfigError(
+            f"{label('sasl_oauth_token_provider')} would not act with "
+            f"{label('sasl_mechanism')}={mechanism!r}: it is for OAUTHBEARER"
+        )
     for key in ("sasl_username", "sasl_password"):
         if not getattr(config, key):
             raise ConfigError(
                 f"{label('sasl_mechanism')}={config.sasl_mechanism!r} needs {label(key)} "
                 f"(or {label('sasl_jaas_config')})"
             )
+
+
+def _check_token_provider(
+    config: Any, given: frozenset[str], label: Callable[[str], str], provider: object
+) -> None:
+    """OAUTHBEARER takes its tokens from a provider: a callable, or an object with a
+    ``token()`` method, sync or async (see asyncproducer._sasl.TokenSource)."""
+    if provider is None:
+        raise ConfigError(
+            f"{label('sasl_mechanism')}='OAUTHBEARER' needs {label('sasl_oauth_token_provider')}: "
+            "a callable (or an object with a token() method), sync or async, returning an "
+            "OAuthBearerToken or a (token, expires_at_ms) pair"
+        )
+    if not callable(provider) and not callable(getattr(provider, "token", None)):
+        raise ConfigError(
+            f"{label('sasl_oauth_token_provider')} must be a callable or an object with a "
+            f"token() method (got {type(provider).__name__})"
+        )
+    unused = sorted(given & {"sasl_username", "sasl_password", "sasl_jaas_config"})
+    if unused:
+        raise ConfigError(
+            f"{', '.join(label(k) for k in unused)} would not act with OAUTHBEARER: its "
+            f"credential is the token from {label('sasl_oauth_token_provider')}"
+        )
 
 
 # Java's JAAS line: `<LoginModule class> required key="value" key2="value2";`

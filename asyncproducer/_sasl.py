@@ -10,11 +10,16 @@ thread, once per password and salt.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import inspect
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import anyio.to_thread
 
 from asyncproducer.errors import (
@@ -25,6 +30,7 @@ from asyncproducer.errors import (
 from asyncproducer.protocol.messages import sasl_authenticate_request, sasl_handshake_request
 from asyncproducer.protocol.sasl import (
     NeedsDerivation,
+    OAuthBearerToken,
     SaslCredentials,
     SaslError,
     mechanism_factory,
@@ -42,22 +48,116 @@ _UNSUPPORTED_SASL_MECHANISM = 33
 @dataclass(frozen=True, slots=True)
 class SaslSettings:
     """The mechanism and credentials every connection authenticates with (repr hides the
-    password: SaslCredentials' does)."""
+    password: SaslCredentials' does); OAUTHBEARER's credential is the current token of
+    ``tokens``."""
 
     mechanism: str
     credentials: SaslCredentials
+    tokens: TokenSource | None = None
 
     @classmethod
     def from_config(cls, config: Any) -> SaslSettings | None:
         """From a ProducerConfig; None unless its security protocol is SASL_*."""
         if not config.security_protocol.startswith("SASL_"):
             return None
+        if config.sasl_mechanism == "OAUTHBEARER":
+            return cls(
+                "OAUTHBEARER", SaslCredentials(), TokenSource(config.sasl_oauth_token_provider)
+            )
         credentials = SaslCredentials(username=config.sasl_username, password=config.sasl_password)
         mechanism_factory(config.sasl_mechanism)(credentials)  # refuses what it cannot use
         return cls(config.sasl_mechanism, credentials)
 
     def handshake(self) -> Handshake:
         return functools.partial(authenticate, self)
+
+    async def current_credentials(self) -> SaslCredentials:
+        if self.tokens is None:
+            return self.credentials
+        return dataclasses.replace(self.credentials, token=await self.tokens.current())
+
+
+REFRESH_AT = 0.8
+"""Of a token's lifetime, the part after which a new one is fetched (Java's
+``sasl.login.refresh.window.factor``): connections opened later get a fresh token."""
+
+
+class TokenSource:
+    """OAUTHBEARER tokens from the user's provider, fetched when needed and reused until
+    ``REFRESH_AT`` of their lifetime has passed.
+
+    The provider is a callable, or an object with a ``token()`` method; sync (run in a
+    worker thread: it may do blocking HTTP) or async. It returns an
+    :class:`OAuthBearerToken`, or a ``(token, expires_at_ms)`` pair. Its failures are
+    AuthenticationErrors naming it, never the token.
+    """
+
+    def __init__(self, provider: object) -> None:
+        # The config checked that it is one or the other.
+        method = provider if callable(provider) else getattr(provider, "token", None)
+        if not callable(method):
+            raise TypeError(f"not a token provider: {type(provider).__name__}")
+        self._call: Callable[[], object] = method
+        self._token: OAuthBearerToken | None = None
+        self._fetched_at_ms = 0
+        self._lock: anyio.Lock | None = None  # made on first use, in the producer's loop
+        self.fetches = 0
+
+    async def current(self) -> OAuthBearerToken:
+        if self._lock is None:
+            self._lock = anyio.Lock()
+        async with self._lock:  # one fetch for the connections opening together
+            token = self._token
+            if token is None or _now_ms() >= self._refresh_at_ms(token):
+                token = self._token = await self._fetch()
+            return token
+
+    def _refresh_at_ms(self, token: OAuthBearerToken) -> float:
+        start = token.start_time_ms if token.start_time_ms is not None else self._fetched_at_ms
+        return start + REFRESH_AT * (token.lifetime_ms - start)
+
+    async def _fetch(self) -> OAuthBearerToken:
+        try:
+            if inspect.iscoroutinefunction(self._call):
+                produced = await self._call()
+            else:
+                produced = await anyio.to_thread.run_sync(self._call)
+                if inspect.isawaitable(produced):  # a sync callable returning a coroutine
+                    produced = await produced
+        except Exception as exc:
+            raise AuthenticationError(
+                f"sasl_oauth_token_provider failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        token = _as_token(produced)
+        self.fetches += 1
+        self._fetched_at_ms = _now_ms()
+        if token.lifetime_ms <= self._fetched_at_ms:
+            raise AuthenticationError(
+                f"sasl_oauth_token_provider returned a token that expired at "
+                f"{token.lifetime_ms} (epoch ms), {self._fetched_at_ms - token.lifetime_ms} ms ago"
+            )
+        logger.debug("OAUTHBEARER token fetched, valid for %d ms", token.lifetime_ms - _now_ms())
+        return token
+
+
+def _as_token(produced: object) -> OAuthBearerToken:
+    if isinstance(produced, OAuthBearerToken):
+        return produced
+    if (
+        isinstance(produced, tuple)
+        and len(produced) == 2
+        and isinstance(produced[0], str)
+        and isinstance(produced[1], int)
+    ):
+        return OAuthBearerToken(produced[0], produced[1])
+    raise AuthenticationError(
+        "sasl_oauth_token_provider must return an OAuthBearerToken or a "
+        f"(token, expires_at_ms) pair, not {type(produced).__name__}"
+    )
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)  # token expiries are wall-clock epoch times
 
 
 async def authenticate(settings: SaslSettings, connection: BrokerConnection) -> None:
@@ -89,7 +189,7 @@ async def authenticate(settings: SaslSettings, connection: BrokerConnection) -> 
 
 async def _exchange(settings: SaslSettings, connection: BrokerConnection) -> None:
     """The SaslAuthenticate rounds, until the mechanism is complete (and verified)."""
-    mechanism = mechanism_factory(settings.mechanism)(settings.credentials)
+    mechanism = mechanism_factory(settings.mechanism)(await settings.current_credentials())
     version = connection.versions.version_for(ApiKey.SASL_AUTHENTICATE)
     token = mechanism.initial_response()
     while True:

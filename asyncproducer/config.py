@@ -346,6 +346,7 @@ class ProducerConfig:
     sasl_username: str | None = None
     sasl_password: str | None = None
     sasl_jaas_config: str | None = None  # Java's way to give the two above
+    sasl_oauth_token_provider: object | None = None  # OAUTHBEARER: tokens, sync or async
 
     # ------------------------------------------------------------------ construction
 

@@ -8,7 +8,10 @@ uvloop and trio.
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -23,6 +26,7 @@ from asyncproducer.errors import (
     SslAuthenticationError,
     UnsupportedSaslMechanismError,
 )
+from asyncproducer.protocol.sasl import OAuthBearerToken
 from asyncproducer.testing.kafka import KafkaCluster
 from tests.integration.brokers import SECURE_USERS, require_kafka_tools
 from tests.integration.independent import consume
@@ -121,6 +125,68 @@ async def test_sasl_plaintext(sasl_plaintext_cluster: KafkaCluster, mechanism: s
         sasl_username=USER,
         sasl_password=PASSWORD,
     )
+
+
+def unsecured_jws(subject: str, expires_in_s: float) -> str:
+    """A token Kafka's unsecured OAUTHBEARER validator accepts: ``alg: none``, no signature."""
+
+    def part(claims: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+
+    now = int(time.time())
+    return (
+        part({"alg": "none"})
+        + "."
+        + part({"sub": subject, "iat": now, "exp": now + int(expires_in_s)})
+        + "."
+    )
+
+
+def token_provider(expires_in_s: float = 3600) -> Any:
+    """A sync provider (as one calling a token endpoint over HTTP would be)."""
+
+    def provide() -> tuple[str, int]:
+        return unsecured_jws(USER, expires_in_s), int((time.time() + 3600) * 1000)
+
+    return provide
+
+
+async def test_oauthbearer(
+    sasl_plaintext_cluster: KafkaCluster, sasl_ssl_cluster: KafkaCluster
+) -> None:
+    await round_trip(
+        sasl_plaintext_cluster,
+        "SASL_PLAINTEXT",
+        sasl_mechanism="OAUTHBEARER",
+        sasl_oauth_token_provider=token_provider(),
+    )
+
+    async def provide() -> OAuthBearerToken:  # an async provider, on TLS
+        expires = int((time.time() + 3600) * 1000)
+        return OAuthBearerToken(unsecured_jws(USER, 3600), expires, principal_name=USER)
+
+    await round_trip(
+        sasl_ssl_cluster,
+        "SASL_SSL",
+        sasl_mechanism="OAUTHBEARER",
+        sasl_oauth_token_provider=provide,
+        **tls_settings(sasl_ssl_cluster),
+    )
+
+
+async def test_an_expired_token_is_refused_by_the_broker(
+    sasl_plaintext_cluster: KafkaCluster,
+) -> None:
+    # The provider claims an hour; the token itself expired a minute ago.
+    error, _ = await expect_failure(
+        sasl_plaintext_cluster.bootstrap_servers,
+        SaslAuthenticationFailedError,
+        r"refused SASL OAUTHBEARER",
+        security_protocol="SASL_PLAINTEXT",
+        sasl_mechanism="OAUTHBEARER",
+        sasl_oauth_token_provider=token_provider(expires_in_s=-60),
+    )
+    assert "eyJ" not in str(error)  # no token in the message
 
 
 async def test_a_java_jaas_line_works(sasl_plaintext_cluster: KafkaCluster) -> None:
@@ -318,3 +384,76 @@ async def test_no_secret_in_any_log_record_or_repr(
     assert any("authenticated to broker" in text for text in seen)  # DEBUG was on
     for text in seen:
         assert PASSWORD not in text
+
+
+# --------------------------------------------------------------------------- session expiry
+
+
+@pytest.fixture(scope="module")
+def short_session_cluster() -> Iterator[KafkaCluster]:
+    """Sessions last 2 s (KIP-368): the broker closes a connection whose session ran out
+    at its next request."""
+    require_kafka_tools()
+    with KafkaCluster(
+        listener="SASL_PLAINTEXT",
+        users=SECURE_USERS,
+        broker_config={"connections.max.reauth.ms": "2000"},
+    ) as kafka:
+        yield kafka
+
+
+async def test_an_expired_session_costs_a_reconnect_not_a_record(
+    short_session_cluster: KafkaCluster,
+) -> None:
+    """Until re-authentication (KIP-368) is implemented, the broker closes connections
+    whose session ran out; the producer reconnects, authenticates again and retries what
+    was in flight: every record lands once, in order."""
+    kafka = short_session_cluster
+    topic = topic_name()
+    kafka.create_topic(topic, partitions=1)
+    opened = _Opened()
+    log = logging.getLogger("asyncproducer.connection")
+    level = log.level
+    log.addHandler(opened)
+    log.setLevel(logging.DEBUG)
+    try:
+        with anyio.fail_after(60):
+            async with Producer(
+                kafka.bootstrap_servers,
+                security_protocol="SASL_PLAINTEXT",
+                sasl_mechanism="SCRAM-SHA-256",
+                sasl_username=USER,
+                sasl_password=PASSWORD,
+                linger_ms=5,
+            ) as producer:
+                futures = []
+                for i in range(600):  # 6 s: three sessions' worth
+                    futures.append(await producer.send(topic, b"%d" % i))
+                    await anyio.sleep(0.01)
+                offsets = [(await f).offset for f in futures]
+    finally:
+        log.removeHandler(opened)
+        log.setLevel(level)
+    assert opened.count >= 3, f"{opened.count} connections: no session expired?"
+    assert offsets == list(range(600))
+    stored = await anyio.to_thread.run_sync(
+        lambda: consume(
+            kafka.bootstrap_servers,
+            topic,
+            [0],
+            600,
+            extra=confluent_settings(kafka, "SASL_PLAINTEXT"),
+        )
+    )
+    assert [r.value for r in stored] == [b"%d" % i for i in range(600)]
+
+
+class _Opened(logging.Handler):
+    """Counts connections opened (the connection logs each at DEBUG)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += str(record.msg).startswith("connected to broker")

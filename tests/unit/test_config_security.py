@@ -84,8 +84,6 @@ def test_sasl_needs_a_mechanism_and_gssapi_is_not_there() -> None:
         make(security_protocol="SASL_SSL", sasl_username="u", sasl_password="p")
     with pytest.raises(ConfigError, match=r"'GSSAPI' is not supported by this version"):
         sasl(sasl_mechanism="GSSAPI")
-    with pytest.raises(ConfigError, match=r"'OAUTHBEARER' is not supported by this version"):
-        sasl(sasl_mechanism="OAUTHBEARER")
     with pytest.raises(ConfigError, match=r"must be one of PLAIN, SCRAM-SHA-256"):
         sasl(sasl_mechanism="DIGEST-MD5")
 
@@ -232,3 +230,49 @@ def test_unreadable_files_are_config_errors(tmp_path: Path) -> None:
     garbage.write_text("not a certificate")
     with pytest.raises(ConfigError, match="cannot load the client certificate and key"):
         Producer(BOOT, security_protocol="SSL", ssl_keystore_location=str(garbage))
+
+
+# --------------------------------------------------------------------------- OAUTHBEARER
+
+
+def oauth(**kwargs: object) -> ProducerConfig:
+    options: dict[str, object] = {
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "OAUTHBEARER",
+        "sasl_oauth_token_provider": lambda: ("a.b.c", 2**62),
+    }
+    options.update(kwargs)
+    return make(**options)
+
+
+def test_oauthbearer_needs_a_token_provider_and_nothing_else() -> None:
+    assert oauth().sasl_mechanism == "OAUTHBEARER"
+
+    class Provider:
+        async def token(self) -> tuple[str, int]:
+            return "a.b.c", 2**62
+
+    assert isinstance(
+        oauth(sasl_oauth_token_provider=Provider()).sasl_oauth_token_provider, Provider
+    )
+    with pytest.raises(ConfigError, match="needs sasl_oauth_token_provider"):
+        oauth(sasl_oauth_token_provider=None)
+    with pytest.raises(ConfigError, match="must be a callable or an object with a token"):
+        oauth(sasl_oauth_token_provider="https://issuer/token")
+    with pytest.raises(
+        ConfigError, match="sasl_password, sasl_username would not act with OAUTHBEARER"
+    ):
+        oauth(sasl_username="alice", sasl_password=SECRET)
+    with pytest.raises(ConfigError, match=r"token_provider would not act .* OAUTHBEARER"):
+        sasl(sasl_oauth_token_provider=lambda: ("a.b.c", 2**62))
+
+
+def test_a_token_provider_is_never_shown() -> None:
+    class Provider:
+        def __repr__(self) -> str:
+            return f"Provider(client_secret={SECRET!r})"
+
+        def token(self) -> tuple[str, int]:
+            return "a.b.c", 2**62
+
+    assert SECRET not in repr(oauth(sasl_oauth_token_provider=Provider()))
