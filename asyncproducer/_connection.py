@@ -33,6 +33,7 @@ import functools
 import logging
 import math
 import os
+import random
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
@@ -89,8 +90,10 @@ _CLIENT_SOFTWARE_VERSION = "0.1.0.dev0"
 StreamConnector = Callable[[str, int], Awaitable[anyio.abc.ByteStream]]
 """Opens the byte stream to ``(host, port)``; raise OSError when that fails."""
 
-Handshake = Callable[["BrokerConnection"], Awaitable[None]]
-"""Runs on a fresh connection after version negotiation (e.g. SASL authentication)."""
+Handshake = Callable[["BrokerConnection"], Awaitable[float | None]]
+"""Runs on a fresh connection after version negotiation (SASL authentication), and
+returns how long the session it opened lasts, in ms (None or 0: for ever). A session
+that ends is renewed by running the handshake again on the same connection (KIP-368)."""
 
 
 class OutgoingRequest(Protocol):
@@ -161,6 +164,16 @@ class _Pending:
         return f"{ApiKey(self.api_key).name} v{self.version}"
 
 
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """A request submitted while the session was being renewed."""
+
+    request: OutgoingRequest
+    on_done: Done
+    expect_response: bool
+    timeout_ms: float | None
+
+
 class BrokerConnection:
     """A connection to one broker. Create it with :meth:`open`."""
 
@@ -186,6 +199,11 @@ class BrokerConnection:
         self._watchdog_at = math.inf
         self._versions: NegotiatedVersions | None = None
         self.closed_at: float | None = None
+        self._held: list[_Held] | None = None
+        """Requests submitted while the session is being renewed: written after it."""
+        self._renewal = anyio.CancelScope()
+        self.renewals = 0
+        """Sessions renewed on this connection (SASL re-authentications)."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -213,8 +231,9 @@ class BrokerConnection:
         try:
             await connection._negotiate_versions()
             _check_producer_apis(connection)
+            lifetime_ms = None
             if settings.handshake is not None:
-                await settings.handshake(connection)
+                lifetime_ms = await settings.handshake(connection)
         except BaseException as exc:
             # Nothing worth flushing on a connection still opening, and the caller may be
             # cancelled: close at once, so none of its tasks outlives it.
@@ -224,6 +243,10 @@ class BrokerConnection:
                 raise KafkaConnectionError(f"{failed}: {_describe(exc)}") from exc
             raise
         logger.debug("connected to broker %s", address)
+        if lifetime_ms:
+            task_group.start_soon(
+                connection._keep_session, lifetime_ms, name=f"asyncproducer session {address}"
+            )
         return connection
 
     @property
@@ -276,14 +299,19 @@ class BrokerConnection:
         *,
         expect_response: bool = True,
         timeout_ms: float | None = None,
+        urgent: bool = False,
     ) -> None:
         """Write ``request`` now (never waits) and tell ``on_done`` how it ended, once.
 
         Raises the connection's error at once if it is closed. ``on_done`` runs from the
-        event loop later, never from inside this call.
+        event loop later, never from inside this call. While the session is being renewed
+        the request is held and written after it, unless ``urgent`` (the renewal's own).
         """
         if self._closed_reason is not None:
             raise fresh_copy(self._closed_reason)
+        if self._held is not None and not urgent:
+            self._held.append(_Held(request, on_done, expect_response, timeout_ms))
+            return
         transport = self._connected_transport()
         correlation_id = self._next_correlation_id
         self._next_correlation_id = (correlation_id + 1) & 0x7FFF_FFFF
@@ -320,10 +348,12 @@ class BrokerConnection:
         *,
         expect_response: bool = True,
         timeout_ms: float | None = None,
+        urgent: bool = False,
     ) -> ResponsePayload | None:
         """Send ``request`` and return its response (None when ``expect_response`` is False,
         as for Produce with acks=0, where the broker does not answer). A caller cancelled
-        while waiting abandons the request; the connection stays usable."""
+        while waiting abandons the request; the connection stays usable. ``urgent``: as
+        for :meth:`submit`."""
         done = self._new_event()
         outcome: list[tuple[ResponsePayload | None, KafkaError | None]] = []
 
@@ -331,12 +361,53 @@ class BrokerConnection:
             outcome.append((response, error))
             done.set()
 
-        self.submit(request, on_done, expect_response=expect_response, timeout_ms=timeout_ms)
+        self.submit(
+            request, on_done, expect_response=expect_response, timeout_ms=timeout_ms, urgent=urgent
+        )
         await done.wait()
         response, error = outcome[0]
         if error is not None:
             raise error
         return response
+
+    @background_task
+    async def _keep_session(self, lifetime_ms: float) -> None:
+        """Renew the session at a random moment in 85-95 % of its lifetime (KIP-368), on
+        this connection: requests submitted meanwhile wait, those already written are
+        answered first (a broker answers in order), nothing is lost or reordered. A failed
+        renewal closes the connection (its requests fail retriably; the next connection
+        authenticates afresh)."""
+        handshake = self._settings.handshake
+        with self._renewal:
+            while lifetime_ms and handshake is not None:
+                await anyio.sleep(lifetime_ms * random.uniform(0.85, 0.95) / 1000)
+                self._held = []
+                try:
+                    lifetime_ms = await handshake(self) or 0
+                except Exception as exc:  # a KafkaError, or the token provider's failure
+                    self._shut_down(
+                        KafkaConnectionError(
+                            f"renewing the session with broker {self.address} failed: {exc}"
+                        )
+                    )
+                    return
+                finally:
+                    self._release_held()
+                self.renewals += 1
+                logger.debug("renewed the session with broker %s", self.address)
+
+    def _release_held(self) -> None:
+        held, self._held = self._held or [], None
+        for request in held:
+            try:
+                self.submit(
+                    request.request,
+                    request.on_done,
+                    expect_response=request.expect_response,
+                    timeout_ms=request.timeout_ms,
+                )
+            except KafkaError as exc:  # closed meanwhile
+                request.on_done(None, exc)
 
     def _written(self, correlation_id: int) -> None:
         pending = self._unwritten.pop(correlation_id, None)
@@ -480,6 +551,10 @@ class BrokerConnection:
         self._pending, self._unwritten = {}, {}
         for pending in failed:
             pending.on_done(None, fresh_copy(reason))
+        held, self._held = self._held or [], None
+        for request in held:
+            request.on_done(None, fresh_copy(reason))
+        self._renewal.cancel()
         if failed:
             logger.info(
                 "connection to %s closed with %d pending: %s", self.address, len(failed), reason

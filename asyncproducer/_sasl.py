@@ -160,8 +160,12 @@ def _now_ms() -> int:
     return int(time.time() * 1000)  # token expiries are wall-clock epoch times
 
 
-async def authenticate(settings: SaslSettings, connection: BrokerConnection) -> None:
-    """Authenticate ``connection`` with ``settings``; raise AuthenticationError if not."""
+async def authenticate(settings: SaslSettings, connection: BrokerConnection) -> float | None:
+    """Authenticate ``connection`` with ``settings``; raise AuthenticationError if not.
+
+    Returns the session's lifetime in ms, as the broker set it (``connections.max.reauth.ms``,
+    capped by a token's expiry): the connection authenticates again before it ends
+    (KIP-368). Its requests are urgent: they pass the requests held meanwhile."""
     name, address = settings.mechanism, connection.address
     versions = connection.versions
     if not versions.supports(ApiKey.SASL_HANDSHAKE):
@@ -170,7 +174,7 @@ async def authenticate(settings: SaslSettings, connection: BrokerConnection) -> 
             "cannot authenticate with SASL"
         )
     response: Any = await connection.send(
-        sasl_handshake_request(versions.version_for(ApiKey.SASL_HANDSHAKE), name)
+        sasl_handshake_request(versions.version_for(ApiKey.SASL_HANDSHAKE), name), urgent=True
     )
     code = int(response.error_code)
     if code == _UNSUPPORTED_SASL_MECHANISM:
@@ -181,19 +185,21 @@ async def authenticate(settings: SaslSettings, connection: BrokerConnection) -> 
     if code:
         raise error_for_code(code, f"SaslHandshake for {name} with broker {address}")
     try:
-        await _exchange(settings, connection)
+        lifetime_ms = await _exchange(settings, connection)
     except SaslError as exc:
         raise AuthenticationError(f"SASL {name} with broker {address} failed: {exc}") from None
     logger.debug("authenticated to broker %s with %s", address, name)
+    return lifetime_ms
 
 
-async def _exchange(settings: SaslSettings, connection: BrokerConnection) -> None:
-    """The SaslAuthenticate rounds, until the mechanism is complete (and verified)."""
+async def _exchange(settings: SaslSettings, connection: BrokerConnection) -> float:
+    """The SaslAuthenticate rounds, until the mechanism is complete (and verified);
+    returns the session lifetime the last answer gave (v1+; 0: none)."""
     mechanism = mechanism_factory(settings.mechanism)(await settings.current_credentials())
     version = connection.versions.version_for(ApiKey.SASL_AUTHENTICATE)
     token = mechanism.initial_response()
     while True:
-        answer: Any = await connection.send(sasl_authenticate_request(version, token))
+        answer: Any = await connection.send(sasl_authenticate_request(version, token), urgent=True)
         code = int(answer.error_code)
         if code:
             user = settings.credentials.username
@@ -203,8 +209,10 @@ async def _exchange(settings: SaslSettings, connection: BrokerConnection) -> Non
                 code,
                 f"broker {connection.address} refused SASL {settings.mechanism}{who}: {detail}",
             )
+        lifetime = getattr(answer, "session_lifetime", None)  # a timedelta, from v1
+        lifetime_ms = lifetime.total_seconds() * 1000 if lifetime is not None else 0.0
         if mechanism.complete:
-            return
+            return lifetime_ms
         step = mechanism.evaluate(bytes(answer.auth_bytes))
         if isinstance(step, NeedsDerivation):
             salted = step.cached()
@@ -212,5 +220,5 @@ async def _exchange(settings: SaslSettings, connection: BrokerConnection) -> Non
                 salted = await anyio.to_thread.run_sync(step.compute)
             step = mechanism.provide(salted)
         if step is None:
-            return
+            return lifetime_ms
         token = step

@@ -9,6 +9,7 @@ uvloop and trio.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import time
@@ -386,74 +387,102 @@ async def test_no_secret_in_any_log_record_or_repr(
         assert PASSWORD not in text
 
 
-# --------------------------------------------------------------------------- session expiry
+# --------------------------------------------------------------------------- re-authentication
+
+SESSION_MS = 2_000
+STREAM_S = 8.0
 
 
 @pytest.fixture(scope="module")
 def short_session_cluster() -> Iterator[KafkaCluster]:
-    """Sessions last 2 s (KIP-368): the broker closes a connection whose session ran out
-    at its next request."""
+    """Sessions last SESSION_MS (KIP-368): a client must authenticate again on the same
+    connection before then, or the broker closes it."""
     require_kafka_tools()
     with KafkaCluster(
         listener="SASL_PLAINTEXT",
         users=SECURE_USERS,
-        broker_config={"connections.max.reauth.ms": "2000"},
+        broker_config={"connections.max.reauth.ms": str(SESSION_MS)},
     ) as kafka:
         yield kafka
 
 
-async def test_an_expired_session_costs_a_reconnect_not_a_record(
-    short_session_cluster: KafkaCluster,
-) -> None:
-    """Until re-authentication (KIP-368) is implemented, the broker closes connections
-    whose session ran out; the producer reconnects, authenticates again and retries what
-    was in flight: every record lands once, in order."""
-    kafka = short_session_cluster
-    topic = topic_name()
-    kafka.create_topic(topic, partitions=1)
-    opened = _Opened()
-    log = logging.getLogger("asyncproducer.connection")
-    level = log.level
-    log.addHandler(opened)
-    log.setLevel(logging.DEBUG)
-    try:
-        with anyio.fail_after(60):
-            async with Producer(
-                kafka.bootstrap_servers,
-                security_protocol="SASL_PLAINTEXT",
-                sasl_mechanism="SCRAM-SHA-256",
-                sasl_username=USER,
-                sasl_password=PASSWORD,
-                linger_ms=5,
-            ) as producer:
-                futures = []
-                for i in range(600):  # 6 s: three sessions' worth
-                    futures.append(await producer.send(topic, b"%d" % i))
-                    await anyio.sleep(0.01)
-                offsets = [(await f).offset for f in futures]
-    finally:
-        log.removeHandler(opened)
-        log.setLevel(level)
-    assert opened.count >= 3, f"{opened.count} connections: no session expired?"
-    assert offsets == list(range(600))
-    stored = await anyio.to_thread.run_sync(
-        lambda: consume(
-            kafka.bootstrap_servers,
-            topic,
-            [0],
-            600,
-            extra=confluent_settings(kafka, "SASL_PLAINTEXT"),
-        )
-    )
-    assert [r.value for r in stored] == [b"%d" % i for i in range(600)]
+class _Counting(logging.Handler):
+    """Counts the connection log's DEBUG lines that start with ``prefix``."""
 
-
-class _Opened(logging.Handler):
-    """Counts connections opened (the connection logs each at DEBUG)."""
-
-    def __init__(self) -> None:
+    def __init__(self, prefix: str) -> None:
         super().__init__(logging.DEBUG)
+        self.prefix = prefix
         self.count = 0
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.count += str(record.msg).startswith("connected to broker")
+        self.count += str(record.msg).startswith(self.prefix)
+
+
+async def stream(kafka: KafkaCluster, topic: str, **settings: Any) -> list[int]:
+    """Records for STREAM_S seconds, one every 10 ms; their offsets."""
+    async with Producer(
+        kafka.bootstrap_servers, security_protocol="SASL_PLAINTEXT", linger_ms=5, **settings
+    ) as producer:
+        futures = []
+        for i in range(int(STREAM_S * 100)):
+            futures.append(await producer.send(topic, b"%d" % i))
+            await anyio.sleep(0.01)
+        return [(await f).offset for f in futures]
+
+
+async def test_sessions_are_renewed_on_the_same_connection(
+    short_session_cluster: KafkaCluster,
+) -> None:
+    """A SCRAM and an OAUTHBEARER producer stream for four sessions' worth: each renews
+    its session on its one connection, no connection drops, and every record lands once,
+    in order."""
+    kafka = short_session_cluster
+    topics = {"SCRAM-SHA-256": topic_name(), "OAUTHBEARER": topic_name()}
+    for topic in topics.values():
+        kafka.create_topic(topic, partitions=1)
+    log = logging.getLogger("asyncproducer.connection")
+    renewed, opened = _Counting("renewed the session"), _Counting("connected to broker")
+    level = log.level
+    log.addHandler(renewed)
+    log.addHandler(opened)
+    log.setLevel(logging.DEBUG)
+    offsets: dict[str, list[int]] = {}
+
+    async def run(mechanism: str, **settings: Any) -> None:
+        offsets[mechanism] = await stream(
+            kafka, topics[mechanism], sasl_mechanism=mechanism, **settings
+        )
+
+    try:
+        with anyio.fail_after(STREAM_S + 30):
+            async with anyio.create_task_group() as group:
+                group.start_soon(
+                    functools.partial(
+                        run, "SCRAM-SHA-256", sasl_username=USER, sasl_password=PASSWORD
+                    )
+                )
+                group.start_soon(
+                    functools.partial(
+                        run, "OAUTHBEARER", sasl_oauth_token_provider=token_provider()
+                    )
+                )
+    finally:
+        for handler in (renewed, opened):
+            log.removeHandler(handler)
+        log.setLevel(level)
+    count = int(STREAM_S * 100)
+    assert opened.count == 2, f"{opened.count} connections opened: one dropped"
+    sessions = STREAM_S * 1000 / SESSION_MS
+    assert renewed.count >= 2 * (sessions - 1), f"{renewed.count} renewals"
+    for mechanism, topic in topics.items():
+        assert offsets[mechanism] == list(range(count)), mechanism
+        stored = await anyio.to_thread.run_sync(
+            lambda topic=topic: consume(
+                kafka.bootstrap_servers,
+                topic,
+                [0],
+                count,
+                extra=confluent_settings(kafka, "SASL_PLAINTEXT"),
+            )
+        )
+        assert [r.value for r in stored] == [b"%d" % i for i in range(count)]
