@@ -106,9 +106,18 @@ _NOT_YET: Final = frozenset(
         "sasl.login.callback.handler.class",
         "sasl.login.class",
         "sasl.kerberos.service.name",
+        "sasl.oauthbearer.jwks.endpoint.url",
+        "sasl.oauthbearer.expected.audience",
+        "sasl.oauthbearer.expected.issuer",
+        "sasl.oauthbearer.scope.claim.name",
+        "sasl.oauthbearer.sub.claim.name",
+        "sasl.oauthbearer.header.urlencode",
+        "sasl.oauthbearer.assertion.algorithm",
     }
 )
-_NOT_YET_PREFIXES: Final = ("sasl.login.", "sasl.kerberos.", "sasl.oauthbearer.")
+_NOT_YET_PREFIXES: Final = ("sasl.login.", "sasl.kerberos.")
+# Java's other sasl.oauthbearer.* keys (JWKS, claim names, ...): this client reads the
+# token endpoint ones (fields) and validates nothing itself (the broker does).
 _PEM_ONLY_KEYS: Final = frozenset({"ssl.truststore.password", "ssl.keystore.password"})
 
 

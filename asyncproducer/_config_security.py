@@ -49,12 +49,19 @@ TLS_KEYS: Final = (
     "ssl_enabled_protocols",
     "ssl_cipher_suites",
 )
+OIDC_KEYS: Final = (
+    "sasl_oauthbearer_token_endpoint_url",
+    "sasl_oauthbearer_client_id",
+    "sasl_oauthbearer_client_secret",
+    "sasl_oauthbearer_scope",
+)
 SASL_KEYS: Final = (
     "sasl_mechanism",
     "sasl_username",
     "sasl_password",
     "sasl_jaas_config",
     "sasl_oauth_token_provider",
+    *OIDC_KEYS,
 )
 
 _PEM_ONLY = (
@@ -197,9 +204,15 @@ def _check_sasl(
                 f"give {label('sasl_jaas_config')} or {label('sasl_username')} + "
                 f"{label('sasl_password')}, not both"
             )
-        username, password = parse_jaas_config(label("sasl_jaas_config"), config.sasl_jaas_config)
-        put("sasl_username", username)
-        put("sasl_password", password)
+        module, options = parse_jaas_config(label("sasl_jaas_config"), config.sasl_jaas_config)
+        if module == _OAUTH_MODULE:  # KIP-768's client credentials
+            for option, key in _OAUTH_OPTIONS.items():
+                if option in options and getattr(config, key) is None:
+                    put(key, options[option])
+            given = given - {"sasl_jaas_config"}  # it acted: it gave the client
+        else:
+            put("sasl_username", options["username"])
+            put("sasl_password", options["password"])
     mechanism = config.sasl_mechanism
     if mechanism is None:
         raise ConfigError(
@@ -216,12 +229,22 @@ def _check_sasl(
     put("sasl_mechanism", mechanism)
     provider = config.sasl_oauth_token_provider
     if mechanism == "OAUTHBEARER":
+        if provider is None and config.sasl_oauthbearer_token_endpoint_url is not None:
+            provider = _oidc_provider(config, label)
+            put("sasl_oauth_token_provider", provider)
+        elif given & set(OIDC_KEYS):
+            raise ConfigError(
+                f"{', '.join(label(k) for k in sorted(given & set(OIDC_KEYS)))} would not act: "
+                f"give {label('sasl_oauthbearer_token_endpoint_url')} (and the client) or "
+                f"{label('sasl_oauth_token_provider')}, not both or a part"
+            )
         _check_token_provider(config, given, label, provider)
         return
-    if provider is not None:
+    unused = sorted(given & {"sasl_oauth_token_provider", *OIDC_KEYS})
+    if unused:
         raise ConfigError(
-            f"{label('sasl_oauth_token_provider')} would not act with "
-            f"{label('sasl_mechanism')}={mechanism!r}: it is for OAUTHBEARER"
+            f"{', '.join(label(k) for k in unused)} would not act with "
+            f"{label('sasl_mechanism')}={mechanism!r}: they are for OAUTHBEARER"
         )
     for key in ("sasl_username", "sasl_password"):
         if not getattr(config, key):
@@ -229,6 +252,23 @@ def _check_sasl(
                 f"{label('sasl_mechanism')}={config.sasl_mechanism!r} needs {label(key)} "
                 f"(or {label('sasl_jaas_config')})"
             )
+
+
+def _oidc_provider(config: Any, label: Callable[[str], str]) -> object:
+    """KIP-768's client-credentials provider from the ``sasl_oauthbearer_*`` keys."""
+    from asyncproducer.oauth import OidcClientCredentials
+
+    for key in ("sasl_oauthbearer_client_id", "sasl_oauthbearer_client_secret"):
+        if not getattr(config, key):
+            raise ConfigError(
+                f"{label('sasl_oauthbearer_token_endpoint_url')} needs {label(key)} too"
+            )
+    return OidcClientCredentials(
+        config.sasl_oauthbearer_token_endpoint_url,
+        config.sasl_oauthbearer_client_id,
+        config.sasl_oauthbearer_client_secret,
+        scope=config.sasl_oauthbearer_scope,
+    )
 
 
 def _check_token_provider(
@@ -260,15 +300,23 @@ _JAAS = re.compile(
     r"^\s*([\w.$]+)\s+(required|requisite|sufficient|optional)\s*(.*?)\s*;\s*$", re.S
 )
 _JAAS_OPTION = re.compile(r'\s*([\w.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|(\S+?))(?=\s|$)', re.S)
+_OAUTH_MODULE: Final = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule"
+_OAUTH_OPTIONS: Final = {
+    "clientId": "sasl_oauthbearer_client_id",
+    "clientSecret": "sasl_oauthbearer_client_secret",
+    "scope": "sasl_oauthbearer_scope",
+}
 _LOGIN_MODULES: Final = {
     "org.apache.kafka.common.security.plain.PlainLoginModule",
     "org.apache.kafka.common.security.scram.ScramLoginModule",
+    _OAUTH_MODULE,
 }
 
 
-def parse_jaas_config(label: str, text: str) -> tuple[str, str]:
-    """``(username, password)`` from a ``sasl.jaas.config`` line of the Plain or Scram
-    login module. Errors never quote the line (it holds the password)."""
+def parse_jaas_config(label: str, text: str) -> tuple[str, dict[str, str]]:
+    """``(login module, options)`` from a ``sasl.jaas.config`` line of the Plain, Scram
+    or OAuthBearer login module (the first two need a username and a password). Errors
+    never quote the line (it holds a secret)."""
     matched = _JAAS.match(text)
     if matched is None:
         raise ConfigError(
@@ -279,9 +327,9 @@ def parse_jaas_config(label: str, text: str) -> tuple[str, str]:
     if module not in _LOGIN_MODULES:
         shown = module if "." in module else "(unreadable)"
         raise ConfigError(
-            f"{label} names {shown}; this version reads the Plain and Scram login "
-            "modules (org.apache.kafka.common.security.plain.PlainLoginModule, "
-            "...scram.ScramLoginModule)"
+            f"{label} names {shown}; this version reads the Plain, Scram and OAuthBearer "
+            "login modules (org.apache.kafka.common.security.plain.PlainLoginModule, "
+            "...scram.ScramLoginModule, ...oauthbearer.OAuthBearerLoginModule)"
         )
     options: dict[str, str] = {}
     position = 0
@@ -292,10 +340,11 @@ def parse_jaas_config(label: str, text: str) -> tuple[str, str]:
         name, quoted, bare = option.groups()
         options[name] = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else bare
         position = option.end()
-    missing = [name for name in ("username", "password") if name not in options]
+    needed = () if module == _OAUTH_MODULE else ("username", "password")
+    missing = [name for name in needed if name not in options]
     if missing:
         raise ConfigError(f"{label}: {module} needs {' and '.join(missing)}")
-    return options["username"], options["password"]
+    return module, options
 
 
 # --------------------------------------------------------------------------- helpers

@@ -347,6 +347,11 @@ class ProducerConfig:
     sasl_password: str | None = None
     sasl_jaas_config: str | None = None  # Java's way to give the two above
     sasl_oauth_token_provider: object | None = None  # OAUTHBEARER: tokens, sync or async
+    # KIP-768: OAUTHBEARER tokens from an OAuth 2 token endpoint (asyncproducer.oauth).
+    sasl_oauthbearer_token_endpoint_url: str | None = None
+    sasl_oauthbearer_client_id: str | None = None
+    sasl_oauthbearer_client_secret: str | None = None
+    sasl_oauthbearer_scope: str | None = None
 
     # ------------------------------------------------------------------ construction
 

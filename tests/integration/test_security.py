@@ -8,9 +8,7 @@ uvloop and trio.
 
 from __future__ import annotations
 
-import base64
 import functools
-import json
 import logging
 import time
 import uuid
@@ -31,6 +29,7 @@ from asyncproducer.protocol.sasl import OAuthBearerToken
 from asyncproducer.testing.kafka import KafkaCluster
 from tests.integration.brokers import SECURE_USERS, require_kafka_tools
 from tests.integration.independent import consume
+from tests.testing.token_endpoint import token_endpoint, unsecured_jws
 
 pytestmark = [pytest.mark.kafka, pytest.mark.anyio, pytest.mark.timeout(240)]
 
@@ -128,21 +127,6 @@ async def test_sasl_plaintext(sasl_plaintext_cluster: KafkaCluster, mechanism: s
     )
 
 
-def unsecured_jws(subject: str, expires_in_s: float) -> str:
-    """A token Kafka's unsecured OAUTHBEARER validator accepts: ``alg: none``, no signature."""
-
-    def part(claims: dict[str, Any]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
-
-    now = int(time.time())
-    return (
-        part({"alg": "none"})
-        + "."
-        + part({"sub": subject, "iat": now, "exp": now + int(expires_in_s)})
-        + "."
-    )
-
-
 def token_provider(expires_in_s: float = 3600) -> Any:
     """A sync provider (as one calling a token endpoint over HTTP would be)."""
 
@@ -173,6 +157,38 @@ async def test_oauthbearer(
         sasl_oauth_token_provider=provide,
         **tls_settings(sasl_ssl_cluster),
     )
+
+
+async def test_oauthbearer_tokens_from_a_token_endpoint(
+    sasl_plaintext_cluster: KafkaCluster,
+) -> None:
+    """KIP-768 as a Java properties file configures it: the producer fetches its tokens
+    from an OAuth 2 endpoint with client credentials."""
+
+    def issue(form: dict[str, str]) -> tuple[int, dict[str, object]]:
+        return 200, {"access_token": unsecured_jws(USER, 3600), "expires_in": 3600}
+
+    with token_endpoint("producer-app", "app-secret", issue) as endpoint:
+        jaas = (
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required "
+            'clientId="producer-app" clientSecret="app-secret";'
+        )
+        producer = Producer.from_config(
+            {
+                "bootstrap.servers": sasl_plaintext_cluster.bootstrap_servers,
+                "security.protocol": "SASL_PLAINTEXT",
+                "sasl.mechanism": "OAUTHBEARER",
+                "sasl.oauthbearer.token.endpoint.url": endpoint["url"],
+                "sasl.jaas.config": jaas,
+            }
+        )
+        topic = topic_name()
+        sasl_plaintext_cluster.create_topic(topic)
+        with anyio.fail_after(30):
+            async with producer:
+                metadata = await producer.send_and_wait(topic, b"with an OIDC token")
+    assert metadata.offset == 0
+    assert endpoint["requests"] == [{"grant_type": "client_credentials"}]  # one token
 
 
 async def test_an_expired_token_is_refused_by_the_broker(

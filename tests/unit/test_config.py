@@ -87,6 +87,11 @@ JAVA_DEFAULTS = [
     ("sasl_username", "sasl.username", None),  # not Java keys: Java puts these two in
     ("sasl_password", "sasl.password", None),  # sasl.jaas.config
     ("sasl_jaas_config", "sasl.jaas.config", None),
+    ("sasl_oauth_token_provider", "sasl.oauth.token.provider", None),  # not a Java key
+    ("sasl_oauthbearer_token_endpoint_url", "sasl.oauthbearer.token.endpoint.url", None),
+    ("sasl_oauthbearer_client_id", "sasl.oauthbearer.client.id", None),  # Java: JAAS option
+    ("sasl_oauthbearer_client_secret", "sasl.oauthbearer.client.secret", None),  # likewise
+    ("sasl_oauthbearer_scope", "sasl.oauthbearer.scope", None),  # likewise
 ]
 
 

@@ -136,7 +136,8 @@ def test_the_jaas_line_of_the_plain_and_scram_modules_is_read(
     [
         ('org.apache.kafka.common.security.plain.PlainLoginModule required username="a" '
          f'password="{SECRET}"', "ending with a semicolon"),
-        (f'com.example.Other required username="a" password="{SECRET}";', "Plain and Scram"),
+        (f'com.example.Other required username="a" password="{SECRET}";',
+         "Plain, Scram and OAuthBearer"),
         ('org.apache.kafka.common.security.plain.PlainLoginModule required username="a";',
          "needs password"),
     ],
