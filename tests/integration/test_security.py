@@ -159,6 +159,16 @@ async def test_oauthbearer(
     )
 
 
+async def send_one_from_properties(kafka: KafkaCluster, properties: dict[str, str]) -> Any:
+    """One record to a new topic through a producer made from Java-style properties."""
+    producer = Producer.from_config({"bootstrap.servers": kafka.bootstrap_servers, **properties})
+    topic = topic_name()
+    kafka.create_topic(topic)
+    with anyio.fail_after(30):
+        async with producer:
+            return await producer.send_and_wait(topic, b"configured as in Java")
+
+
 async def test_oauthbearer_tokens_from_a_token_endpoint(
     sasl_plaintext_cluster: KafkaCluster,
 ) -> None:
@@ -173,20 +183,15 @@ async def test_oauthbearer_tokens_from_a_token_endpoint(
             "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required "
             'clientId="producer-app" clientSecret="app-secret";'
         )
-        producer = Producer.from_config(
+        metadata = await send_one_from_properties(
+            sasl_plaintext_cluster,
             {
-                "bootstrap.servers": sasl_plaintext_cluster.bootstrap_servers,
                 "security.protocol": "SASL_PLAINTEXT",
                 "sasl.mechanism": "OAUTHBEARER",
-                "sasl.oauthbearer.token.endpoint.url": endpoint["url"],
+                "sasl.oauthbearer.token.endpoint.url": str(endpoint["url"]),
                 "sasl.jaas.config": jaas,
-            }
+            },
         )
-        topic = topic_name()
-        sasl_plaintext_cluster.create_topic(topic)
-        with anyio.fail_after(30):
-            async with producer:
-                metadata = await producer.send_and_wait(topic, b"with an OIDC token")
     assert metadata.offset == 0
     assert endpoint["requests"] == [{"grant_type": "client_credentials"}]  # one token
 
@@ -211,19 +216,14 @@ async def test_a_java_jaas_line_works(sasl_plaintext_cluster: KafkaCluster) -> N
         "org.apache.kafka.common.security.scram.ScramLoginModule required "
         f'username="{USER}" password="{PASSWORD}";'
     )
-    producer = Producer.from_config(
+    metadata = await send_one_from_properties(
+        sasl_plaintext_cluster,
         {
-            "bootstrap.servers": sasl_plaintext_cluster.bootstrap_servers,
             "security.protocol": "SASL_PLAINTEXT",
             "sasl.mechanism": "SCRAM-SHA-256",
             "sasl.jaas.config": jaas,
-        }
+        },
     )
-    topic = topic_name()
-    sasl_plaintext_cluster.create_topic(topic)
-    with anyio.fail_after(30):
-        async with producer:
-            metadata = await producer.send_and_wait(topic, b"from a JAAS line")
     assert metadata.offset == 0
 
 
