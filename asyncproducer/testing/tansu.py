@@ -90,6 +90,7 @@ class TansuBroker:
         startup_timeout: float = 30.0,
         binary: Path | None = None,
         advertised_port: int | None = None,
+        authentication: bool = False,
     ) -> None:
         self.host = "127.0.0.1"
         self.port = 0
@@ -97,6 +98,10 @@ class TansuBroker:
         # one they bootstrapped from: a proxy in front of the broker (FaultProxy) must be
         # what it advertises, or only the first connection would go through the proxy.
         self.advertised_port = advertised_port
+        # Tansu's --authentication: SCRAM required on every connection. Its users can only be
+        # made through a running broker, which then refuses the unauthenticated maker, and
+        # this build keeps them in memory: no user can exist (see docs/development.md).
+        self.authentication = authentication
         self._startup_timeout = startup_timeout
         self._binary = binary
         self._process: subprocess.Popen[bytes] | None = None
@@ -128,6 +133,7 @@ class TansuBroker:
                 url,
                 "--advertised-listener-url",
                 advertised,
+                *(["--authentication"] if self.authentication else []),
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
