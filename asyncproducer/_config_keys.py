@@ -102,10 +102,7 @@ _NOT_YET: Final = frozenset(
         "ssl.trustmanager.algorithm",
         "ssl.secure.random.implementation",
         "ssl.engine.factory.class",
-        "sasl.client.callback.handler.class",
-        "sasl.login.callback.handler.class",
         "sasl.login.class",
-        "sasl.kerberos.service.name",
         "sasl.oauthbearer.jwks.endpoint.url",
         "sasl.oauthbearer.expected.audience",
         "sasl.oauthbearer.expected.issuer",
@@ -115,9 +112,13 @@ _NOT_YET: Final = frozenset(
         "sasl.oauthbearer.assertion.algorithm",
     }
 )
-_NOT_YET_PREFIXES: Final = ("sasl.login.", "sasl.kerberos.")
 # Java's other sasl.oauthbearer.* keys (JWKS, claim names, ...): this client reads the
 # token endpoint ones (fields) and validates nothing itself (the broker does).
+_NOT_YET_PREFIXES: Final = ("sasl.login.", "sasl.kerberos.", "sasl.oauthbearer.")
+# Java plugs token sources in as classes; here they are Python objects.
+_CALLBACK_HANDLER_KEYS: Final = frozenset(
+    {"sasl.client.callback.handler.class", "sasl.login.callback.handler.class"}
+)
 _PEM_ONLY_KEYS: Final = frozenset({"ssl.truststore.password", "ssl.keystore.password"})
 
 
@@ -129,6 +130,12 @@ def unsupported_reason(java_key: str) -> str | None:
         return (
             "is for JKS and PKCS12 stores; asyncproducer reads PEM (ssl.truststore.location, "
             "ssl.keystore.location, ssl.key.password): see docs/security.md to convert"
+        )
+    if java_key in _CALLBACK_HANDLER_KEYS:
+        return (
+            "names a Java class; give a Python token provider as sasl_oauth_token_provider "
+            "instead (for AWS MSK IAM's IAMOAuthBearerLoginCallbackHandler: "
+            "asyncproducer.aws.MskIamTokenProvider; see docs/security.md)"
         )
     if java_key in _NOT_YET or java_key.startswith(_NOT_YET_PREFIXES):
         return "is a Java producer setting this version of asyncproducer does not support yet"

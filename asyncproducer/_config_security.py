@@ -10,6 +10,7 @@ been misled). Secrets never reach a message: see :func:`is_secret`.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import ssl
 from collections.abc import Callable
@@ -18,8 +19,8 @@ from typing import Any, Final
 from asyncproducer.errors import ConfigError
 
 SECURITY_PROTOCOLS: Final = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-SASL_MECHANISMS: Final = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
-"""The mechanisms this version implements (GSSAPI is not there yet)."""
+SASL_MECHANISMS: Final = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI")
+"""The mechanisms this version implements (GSSAPI with the gssapi extra)."""
 
 TLS_PROTOCOLS: Final = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
 
@@ -55,6 +56,11 @@ OIDC_KEYS: Final = (
     "sasl_oauthbearer_client_secret",
     "sasl_oauthbearer_scope",
 )
+KERBEROS_KEYS: Final = (
+    "sasl_kerberos_service_name",
+    "sasl_kerberos_principal",
+    "sasl_kerberos_keytab",
+)
 SASL_KEYS: Final = (
     "sasl_mechanism",
     "sasl_username",
@@ -62,6 +68,7 @@ SASL_KEYS: Final = (
     "sasl_jaas_config",
     "sasl_oauth_token_provider",
     *OIDC_KEYS,
+    *KERBEROS_KEYS,
 )
 
 _PEM_ONLY = (
@@ -205,7 +212,9 @@ def _check_sasl(
                 f"{label('sasl_password')}, not both"
             )
         module, options = parse_jaas_config(label("sasl_jaas_config"), config.sasl_jaas_config)
-        if module == _OAUTH_MODULE:  # KIP-768's client credentials
+        if module == _KRB5_MODULE:
+            given = _put_krb5_options(config, options, given, label, put)
+        elif module == _OAUTH_MODULE:  # KIP-768's client credentials
             for option, key in _OAUTH_OPTIONS.items():
                 if option in options and getattr(config, key) is None:
                     put(key, options[option])
@@ -217,16 +226,20 @@ def _check_sasl(
     if mechanism is None:
         raise ConfigError(
             f"{label('security_protocol')}={config.security_protocol!r} needs "
-            f"{label('sasl_mechanism')}: one of {', '.join(SASL_MECHANISMS)} (Java's default, "
-            "GSSAPI, is not supported)"
-        )
-    if mechanism.upper() == "GSSAPI":
-        raise ConfigError(
-            f"{label('sasl_mechanism')}={mechanism!r} is not supported by this version of "
-            f"asyncproducer yet; use one of {', '.join(SASL_MECHANISMS)}"
+            f"{label('sasl_mechanism')}: one of {', '.join(SASL_MECHANISMS)} (Java defaults "
+            "to GSSAPI; here it is named, not assumed)"
         )
     mechanism = _one_of(label("sasl_mechanism"), mechanism, SASL_MECHANISMS)
     put("sasl_mechanism", mechanism)
+    if mechanism == "GSSAPI":
+        _check_gssapi(config, given, label)
+        return
+    unused_kerberos = sorted(given & set(KERBEROS_KEYS))
+    if unused_kerberos:
+        raise ConfigError(
+            f"{', '.join(label(k) for k in unused_kerberos)} would not act with "
+            f"{label('sasl_mechanism')}={mechanism!r}: they are for GSSAPI"
+        )
     provider = config.sasl_oauth_token_provider
     if mechanism == "OAUTHBEARER":
         if provider is None and config.sasl_oauthbearer_token_endpoint_url is not None:
@@ -252,6 +265,82 @@ def _check_sasl(
                 f"{label('sasl_mechanism')}={config.sasl_mechanism!r} needs {label(key)} "
                 f"(or {label('sasl_jaas_config')})"
             )
+
+
+def _put_krb5_options(
+    config: Any,
+    options: dict[str, str],
+    given: frozenset[str],
+    label: Callable[[str], str],
+    put: Callable[..., None],
+) -> frozenset[str]:
+    """Java's Krb5LoginModule options as the sasl_kerberos_* keys; returns ``given`` with
+    the keys the line gave (so that GSSAPI's checks see them, and others refuse them)."""
+    jaas = label("sasl_jaas_config")
+    unknown = sorted(set(options) - _KRB5_OPTIONS)
+    if unknown:
+        raise ConfigError(
+            f"{jaas}: Krb5LoginModule option(s) {', '.join(unknown)} not supported; this "
+            f"version reads {', '.join(sorted(_KRB5_OPTIONS))}"
+        )
+    flags = {name: options.get(name, "false").lower() for name in ("useKeyTab", "useTicketCache")}
+    if flags["useKeyTab"] == "true":
+        if "keyTab" not in options or "principal" not in options:
+            raise ConfigError(f"{jaas}: useKeyTab=true needs keyTab and principal")
+        keys = {"sasl_kerberos_keytab": options["keyTab"]}
+    elif flags["useTicketCache"] == "true":
+        keys = {}
+    else:
+        raise ConfigError(
+            f"{jaas}: Krb5LoginModule needs useKeyTab=true (with keyTab and principal) or "
+            "useTicketCache=true (the ticket cache of kinit, $KRB5CCNAME); it cannot prompt"
+        )
+    if "principal" in options:
+        keys["sasl_kerberos_principal"] = options["principal"]
+    if "serviceName" in options:
+        keys["sasl_kerberos_service_name"] = options["serviceName"]
+    for key, value in keys.items():
+        if key in given and getattr(config, key) != value:
+            # Java refuses a serviceName that differs from sasl.kerberos.service.name too.
+            raise ConfigError(f"{label(key)} and {jaas} disagree: give it once")
+        put(key, value)
+    return (given - {"sasl_jaas_config"}) | set(keys)
+
+
+def _check_gssapi(config: Any, given: frozenset[str], label: Callable[[str], str]) -> None:
+    """GSSAPI logs in with Kerberos: a principal and keytab, or the ticket cache."""
+    unused = sorted(
+        given
+        & {
+            "sasl_username",
+            "sasl_password",
+            "sasl_jaas_config",
+            "sasl_oauth_token_provider",
+            *OIDC_KEYS,
+        }
+    )
+    if unused:
+        raise ConfigError(
+            f"{', '.join(label(k) for k in unused)} would not act with "
+            f"{label('sasl_mechanism')}='GSSAPI': it logs in with Kerberos "
+            f"({label('sasl_kerberos_principal')} + {label('sasl_kerberos_keytab')}, a "
+            f"Krb5LoginModule line in {label('sasl_jaas_config')}, or the ticket cache)"
+        )
+    service = config.sasl_kerberos_service_name
+    if not service or any(c in service for c in "@/ "):
+        raise ConfigError(
+            f"{label('sasl_kerberos_service_name')}={service!r}: the broker principal's "
+            "first part, such as 'kafka' (for kafka/<broker host>@REALM)"
+        )
+    keytab = config.sasl_kerberos_keytab
+    if keytab is not None:
+        if not config.sasl_kerberos_principal:
+            raise ConfigError(
+                f"{label('sasl_kerberos_keytab')} needs {label('sasl_kerberos_principal')}: "
+                "the principal to log in as"
+            )
+        if not os.path.isfile(keytab):
+            raise ConfigError(f"{label('sasl_kerberos_keytab')}={keytab!r}: no such file")
 
 
 def _oidc_provider(config: Any, label: Callable[[str], str]) -> object:
@@ -301,6 +390,12 @@ _JAAS = re.compile(
 )
 _JAAS_OPTION = re.compile(r'\s*([\w.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|(\S+?))(?=\s|$)', re.S)
 _OAUTH_MODULE: Final = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule"
+_KRB5_MODULE: Final = "com.sun.security.auth.module.Krb5LoginModule"
+# Read: useKeyTab, keyTab, principal, useTicketCache, serviceName. Accepted and moot here:
+# storeKey (a server's need) and doNotPrompt (this client never prompts).
+_KRB5_OPTIONS: Final = frozenset(
+    {"useKeyTab", "keyTab", "principal", "useTicketCache", "serviceName", "storeKey", "doNotPrompt"}
+)
 _OAUTH_OPTIONS: Final = {
     "clientId": "sasl_oauthbearer_client_id",
     "clientSecret": "sasl_oauthbearer_client_secret",
@@ -310,7 +405,11 @@ _LOGIN_MODULES: Final = {
     "org.apache.kafka.common.security.plain.PlainLoginModule",
     "org.apache.kafka.common.security.scram.ScramLoginModule",
     _OAUTH_MODULE,
+    _KRB5_MODULE,
 }
+
+
+_MSK_IAM_MODULE: Final = "software.amazon.msk.auth.iam.IAMLoginModule"
 
 
 def parse_jaas_config(label: str, text: str) -> tuple[str, dict[str, str]]:
@@ -324,12 +423,18 @@ def parse_jaas_config(label: str, text: str) -> tuple[str, dict[str, str]]:
             'password="...";`, ending with a semicolon)'
         )
     module, _, rest = matched.groups()
+    if module == _MSK_IAM_MODULE:
+        raise ConfigError(
+            f"{label} names AWS's {module}: for MSK IAM, use sasl_mechanism='OAUTHBEARER' with "
+            "sasl_oauth_token_provider=asyncproducer.aws.MskIamTokenProvider(region)"
+        )
     if module not in _LOGIN_MODULES:
         shown = module if "." in module else "(unreadable)"
         raise ConfigError(
-            f"{label} names {shown}; this version reads the Plain, Scram and OAuthBearer "
-            "login modules (org.apache.kafka.common.security.plain.PlainLoginModule, "
-            "...scram.ScramLoginModule, ...oauthbearer.OAuthBearerLoginModule)"
+            f"{label} names {shown}; this version reads the Plain, Scram, OAuthBearer and "
+            "Krb5 login modules (org.apache.kafka.common.security.plain.PlainLoginModule, "
+            "...scram.ScramLoginModule, ...oauthbearer.OAuthBearerLoginModule, "
+            "com.sun.security.auth.module.Krb5LoginModule)"
         )
     options: dict[str, str] = {}
     position = 0
@@ -340,7 +445,7 @@ def parse_jaas_config(label: str, text: str) -> tuple[str, dict[str, str]]:
         name, quoted, bare = option.groups()
         options[name] = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else bare
         position = option.end()
-    needed = () if module == _OAUTH_MODULE else ("username", "password")
+    needed = () if module in (_OAUTH_MODULE, _KRB5_MODULE) else ("username", "password")
     missing = [name for name in needed if name not in options]
     if missing:
         raise ConfigError(f"{label}: {module} needs {' and '.join(missing)}")

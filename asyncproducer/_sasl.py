@@ -4,8 +4,9 @@ driven by a sans-I/O mechanism (``protocol.sasl``).
 It runs as the connection's handshake (``ConnectionSettings.handshake``), after version
 negotiation and before the connection carries anything else, within the request timeout
 of each round. Every failure is an :class:`AuthenticationError` naming the broker and the
-mechanism (and the user, never the password); SCRAM's key derivation runs in a worker
-thread, once per password and salt.
+mechanism (and the user, never the password); slow steps run in a worker thread: SCRAM's
+key derivation (once per password and salt), GSSAPI's context steps (they may wait on the
+Kerberos KDC).
 """
 
 from __future__ import annotations
@@ -24,15 +25,19 @@ import anyio.to_thread
 
 from asyncproducer.errors import (
     AuthenticationError,
+    KafkaConnectionError,
     UnsupportedSaslMechanismError,
     error_for_code,
 )
 from asyncproducer.protocol.messages import sasl_authenticate_request, sasl_handshake_request
 from asyncproducer.protocol.sasl import (
-    NeedsDerivation,
+    KerberosSettings,
+    NeedsComputation,
     OAuthBearerToken,
     SaslCredentials,
     SaslError,
+    SaslMechanism,
+    SaslStep,
     mechanism_factory,
 )
 from asyncproducer.protocol.versions import ApiKey
@@ -64,6 +69,14 @@ class SaslSettings:
             return cls(
                 "OAUTHBEARER", SaslCredentials(), TokenSource(config.sasl_oauth_token_provider)
             )
+        if config.sasl_mechanism == "GSSAPI":
+            kerberos = KerberosSettings(
+                config.sasl_kerberos_service_name,
+                config.sasl_kerberos_principal,
+                config.sasl_kerberos_keytab,
+            )
+            mechanism_factory("GSSAPI")(SaslCredentials(kerberos=kerberos))  # gssapi there?
+            return cls("GSSAPI", SaslCredentials(kerberos=kerberos))
         credentials = SaslCredentials(username=config.sasl_username, password=config.sasl_password)
         mechanism_factory(config.sasl_mechanism)(credentials)  # refuses what it cannot use
         return cls(config.sasl_mechanism, credentials)
@@ -173,9 +186,18 @@ async def authenticate(settings: SaslSettings, connection: BrokerConnection) -> 
             f"broker {address} does not offer SaslHandshake v1 (Kafka 1.0 and later do); "
             "cannot authenticate with SASL"
         )
-    response: Any = await connection.send(
-        sasl_handshake_request(versions.version_for(ApiKey.SASL_HANDSHAKE), name), urgent=True
-    )
+    try:
+        response: Any = await connection.send(
+            sasl_handshake_request(versions.version_for(ApiKey.SASL_HANDSHAKE), name), urgent=True
+        )
+    except KafkaConnectionError as exc:
+        if type(exc) is not KafkaConnectionError:  # a timeout, TLS: already specific
+            raise
+        # Some brokers (Tansu) close the connection rather than answer
+        # UNSUPPORTED_SASL_MECHANISM; still a connection error (retriable), but say where.
+        raise KafkaConnectionError(
+            f"{exc} in answer to SaslHandshake for {name}: it may not enable {name}"
+        ) from exc
     code = int(response.error_code)
     if code == _UNSUPPORTED_SASL_MECHANISM:
         enabled = ", ".join(response.mechanisms or ()) or "none"
@@ -195,14 +217,22 @@ async def authenticate(settings: SaslSettings, connection: BrokerConnection) -> 
 async def _exchange(settings: SaslSettings, connection: BrokerConnection) -> float:
     """The SaslAuthenticate rounds, until the mechanism is complete (and verified);
     returns the session lifetime the last answer gave (v1+; 0: none)."""
-    mechanism = mechanism_factory(settings.mechanism)(await settings.current_credentials())
+    credentials = dataclasses.replace(
+        await settings.current_credentials(), server_host=connection.address.host
+    )
+    mechanism = mechanism_factory(settings.mechanism)(credentials)
     version = connection.versions.version_for(ApiKey.SASL_AUTHENTICATE)
-    token = mechanism.initial_response()
+    token = await _resolve(mechanism, mechanism.initial_response())
+    if token is None:
+        raise SaslError(f"SASL {settings.mechanism}: the mechanism made no initial response")
     while True:
         answer: Any = await connection.send(sasl_authenticate_request(version, token), urgent=True)
         code = int(answer.error_code)
         if code:
             user = settings.credentials.username
+            kerberos = settings.credentials.kerberos
+            if user is None and kerberos is not None:
+                user = kerberos.principal
             who = f" as user {user!r}" if user else ""
             detail = answer.error_message or "no reason given"
             raise error_for_code(
@@ -213,12 +243,20 @@ async def _exchange(settings: SaslSettings, connection: BrokerConnection) -> flo
         lifetime_ms = lifetime.total_seconds() * 1000 if lifetime is not None else 0.0
         if mechanism.complete:
             return lifetime_ms
-        step = mechanism.evaluate(bytes(answer.auth_bytes))
-        if isinstance(step, NeedsDerivation):
-            salted = step.cached()
-            if salted is None:  # PBKDF2: thousands of HMACs, not on the event loop
-                salted = await anyio.to_thread.run_sync(step.compute)
-            step = mechanism.provide(salted)
+        step = await _resolve(mechanism, mechanism.evaluate(bytes(answer.auth_bytes)))
         if step is None:
             return lifetime_ms
         token = step
+
+
+async def _resolve(mechanism: SaslMechanism, step: SaslStep) -> bytes | None:
+    """``step``, with the work it asks for done first in a worker thread: SCRAM's PBKDF2
+    (thousands of HMACs; cached: no thread hop) or a GSSAPI context step (it may wait on
+    the KDC). Never on the event loop."""
+    if not isinstance(step, NeedsComputation):
+        return step
+    result = step.cached()
+    if result is None:
+        # Abandoned on cancel: a KDC that does not answer must not hold up close().
+        result = await anyio.to_thread.run_sync(step.compute, abandon_on_cancel=True)
+    return mechanism.provide(result)

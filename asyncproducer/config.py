@@ -342,7 +342,7 @@ class ProducerConfig:
     ssl_endpoint_identification_algorithm: str = "https"  # "": no hostname check
     ssl_enabled_protocols: tuple[str, ...] = ("TLSv1.2", "TLSv1.3")
     ssl_cipher_suites: tuple[str, ...] = ()  # OpenSSL's defaults
-    sasl_mechanism: str | None = None  # Java's default is GSSAPI, not supported here
+    sasl_mechanism: str | None = None  # Java's default is GSSAPI; here it must be named
     sasl_username: str | None = None
     sasl_password: str | None = None
     sasl_jaas_config: str | None = None  # Java's way to give the two above
@@ -352,6 +352,11 @@ class ProducerConfig:
     sasl_oauthbearer_client_id: str | None = None
     sasl_oauthbearer_client_secret: str | None = None
     sasl_oauthbearer_scope: str | None = None
+    # GSSAPI (Kerberos; the gssapi extra). Principal and keytab are librdkafka's keys;
+    # Java gives them in sasl.jaas.config's Krb5LoginModule line. Neither: the ticket cache.
+    sasl_kerberos_service_name: str = "kafka"  # Java: no default (and fails without one)
+    sasl_kerberos_principal: str | None = None
+    sasl_kerberos_keytab: str | None = None
 
     # ------------------------------------------------------------------ construction
 

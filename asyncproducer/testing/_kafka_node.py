@@ -95,6 +95,7 @@ class KafkaNode:
         advertised_port: int | None,
         launcher: _Launcher,
         cluster: KafkaCluster,
+        client_host: str | None = None,
     ) -> None:
         self.node_id = node_id
         self.directory = directory
@@ -106,6 +107,8 @@ class KafkaNode:
         self.controller_port = controller_port
         # Where metadata tells clients to connect: a FaultProxy's port, or the node's own.
         self.advertised_port = port if advertised_port is None else advertised_port
+        # The name clients connect to: the host unless Kerberos needs a name (localhost).
+        self.client_host = host if client_host is None else client_host
         self._launcher = launcher
         self._cluster = cluster
         self._process: subprocess.Popen[bytes] | None = None
@@ -117,7 +120,7 @@ class KafkaNode:
 
     @property
     def bootstrap_server(self) -> str:
-        return f"{self.host}:{self.port}"
+        return f"{self.client_host}:{self.port}"
 
     @property
     def config_path(self) -> Path:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal
 
@@ -30,6 +31,10 @@ __all__ = [
 
 LISTENERS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
+"""The default mechanisms; GSSAPI is enabled only when asked for (it needs a KDC)."""
+KNOWN_SASL_MECHANISMS = (*SASL_MECHANISMS, "GSSAPI")
+KERBEROS_SERVICE = "kafka"
+"""The broker's Kerberos service name (``sasl.kerberos.service.name``)."""
 ClientAuth = Literal["none", "requested", "required"]
 CLIENT_AUTH: tuple[ClientAuth, ...] = ("none", "requested", "required")
 SERVER_CERTIFICATES = ("valid", "wrong-name", "expired")
@@ -46,6 +51,7 @@ _JAAS = {
     "SCRAM-SHA-256": "org.apache.kafka.common.security.scram.ScramLoginModule",
     "SCRAM-SHA-512": "org.apache.kafka.common.security.scram.ScramLoginModule",
     "OAUTHBEARER": "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule",
+    "GSSAPI": "com.sun.security.auth.module.Krb5LoginModule",
 }
 
 
@@ -58,6 +64,9 @@ class ClientListener:
     server_certificate: ServerCertificate = "valid"
     sasl_mechanisms: tuple[str, ...] = SASL_MECHANISMS
     users: Mapping[str, str] = field(default_factory=lambda: DEFAULT_USERS)
+    kerberos_keytab: Path | None = None
+    """GSSAPI: the keytab of the broker's principal, :attr:`kerberos_principal`."""
+    kerberos_principal: str | None = None
 
     def __post_init__(self) -> None:
         if self.protocol not in LISTENERS:
@@ -79,16 +88,20 @@ class ClientListener:
             )
         if self.sasl:
             self._check_sasl()
+        elif self.kerberos_principal is not None:
+            raise ValueError(f"kerberos needs a SASL listener with GSSAPI, not {self.protocol}")
         object.__setattr__(self, "users", MappingProxyType(dict(self.users)))
 
     def _check_sasl(self) -> None:
-        unknown = [m for m in self.sasl_mechanisms if m not in SASL_MECHANISMS]
+        unknown = [m for m in self.sasl_mechanisms if m not in KNOWN_SASL_MECHANISMS]
         if unknown or not self.sasl_mechanisms:
             raise ValueError(
                 f"sasl_mechanisms={list(self.sasl_mechanisms)!r}: use some of "
-                f"{', '.join(SASL_MECHANISMS)}"
+                f"{', '.join(KNOWN_SASL_MECHANISMS)}"
             )
-        if not self.users and set(self.sasl_mechanisms) - {"OAUTHBEARER"}:
+        if ("GSSAPI" in self.sasl_mechanisms) != (self.kerberos_principal is not None):
+            raise ValueError("GSSAPI needs a Kerberos realm (kerberos=), and only GSSAPI does")
+        if not self.users and set(self.sasl_mechanisms) - {"OAUTHBEARER", "GSSAPI"}:
             raise ValueError("users: PLAIN and SCRAM need at least one user")
         for name, password in self.users.items():
             if not _NAME.fullmatch(name):
@@ -155,6 +168,16 @@ class ClientListener:
                 # its unsecured-JWS handler (alg "none", any "sub" with an "exp"); the
                 # broker's own login needs a token too, so it makes an unsecured one.
                 options = ' unsecuredLoginStringClaim_sub="broker"'
+            elif mechanism == "GSSAPI":
+                if self.kerberos_keytab is None:
+                    raise ValueError("a GSSAPI listener needs the broker's keytab")
+                # The broker logs in from its keytab; clients must ask for a ticket to
+                # kafka/<the host they connect to>, which is the principal's host part.
+                options = (
+                    f' useKeyTab=true storeKey=true keyTab="{self.kerberos_keytab}"'
+                    f' principal="{self.kerberos_principal}"'
+                )
+                properties["sasl.kerberos.service.name"] = KERBEROS_SERVICE
             jaas = f"{_JAAS[mechanism]} required{options};"
             properties[f"{mechanism.lower()}.sasl.jaas.config"] = jaas
         return {_PREFIX + key: value for key, value in properties.items()}

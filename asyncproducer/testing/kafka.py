@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import atexit
 import base64
+import dataclasses
 import shutil
 import socket
 import subprocess
@@ -66,6 +67,7 @@ if TYPE_CHECKING:
     # Imported when a TLS listener starts: cryptography comes with the test extra, and
     # a PLAINTEXT cluster should not need it.
     from asyncproducer.testing.certs import ServerCertificate, TlsFiles
+    from asyncproducer.testing.kerberos import KerberosRealm
 
 __all__ = [
     "DEFAULT_KAFKA_VERSION",
@@ -78,6 +80,8 @@ __all__ = [
 ]
 
 _HOST = "127.0.0.1"
+_KERBEROS_HOST = "kafka/localhost"
+"""The broker's Kerberos principal (without the realm)."""
 _FORMAT_TIMEOUT_S = 120.0
 _TOPIC_ALREADY_EXISTS = 36
 
@@ -129,6 +133,10 @@ class KafkaCluster:
       SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER) for ``users`` (name -> password, default
       ``{"alice": "alice-secret"}``); SCRAM users are made when the nodes are formatted.
       OAUTHBEARER accepts any unsecured JWS (``alg: none``) with a ``sub`` and an ``exp``.
+      ``sasl_mechanisms=["GSSAPI"]`` needs ``kerberos``, a started
+      :class:`~asyncproducer.testing.kerberos.KerberosRealm`: the cluster makes the
+      principal ``kafka/localhost`` there and advertises its client listener as
+      ``localhost`` (a Kerberos client asks for a ticket to the host it connects to).
 
     Anything else about a listener (``connections.max.reauth.ms``, say) goes in
     ``broker_config``. No password appears in the cluster's ``repr`` or its exceptions;
@@ -151,6 +159,7 @@ class KafkaCluster:
         tls: TlsFiles | None = None,
         users: Mapping[str, str] | None = None,
         sasl_mechanisms: Sequence[str] = SASL_MECHANISMS,
+        kerberos: KerberosRealm | None = None,
     ) -> None:
         if brokers not in (1, 3):
             # A KRaft quorum of 2 cannot lose a node, so it tests nothing 1 or 3 do not.
@@ -161,7 +170,11 @@ class KafkaCluster:
             server_certificate,
             tuple(sasl_mechanisms),
             DEFAULT_USERS if users is None else users,
+            kerberos_principal=None if kerberos is None else kerberos.principal(_KERBEROS_HOST),
         )
+        self._kerberos = kerberos
+        # Kerberos service principals name a host: clients must connect to that name.
+        self._client_host = _HOST if kerberos is None else _KERBEROS_HOST.split("/")[1]
         if not self._client_listener.sasl and (
             users is not None or tuple(sasl_mechanisms) != SASL_MECHANISMS
         ):
@@ -241,7 +254,7 @@ class KafkaCluster:
         try:
             self._watchdog = Watchdog(data_dir if owned else None)
             _live_clusters.add(self)
-            launcher = _Launcher(java, libs, self._jvm_options, self._watchdog)
+            launcher = _Launcher(java, libs, self._jvm_options_for_start(), self._watchdog)
             if self._client_listener.tls and self._tls is None:
                 from asyncproducer.testing.certs import make_tls_files
 
@@ -255,6 +268,15 @@ class KafkaCluster:
             self.close()
             raise
         return self
+
+    def _jvm_options_for_start(self) -> tuple[str, ...]:
+        """The JVM options; with Kerberos, the broker's keytab is made now and the JVM
+        pointed at the realm's krb5.conf."""
+        if self._kerberos is None:
+            return self._jvm_options
+        keytab = self._kerberos.add_principal(_KERBEROS_HOST)
+        self._client_listener = dataclasses.replace(self._client_listener, kerberos_keytab=keytab)
+        return (*self._jvm_options, f"-Djava.security.krb5.conf={self._kerberos.krb5_conf}")
 
     def close(self) -> None:
         """SIGKILL every node and remove the data (unless it was given); idempotent.
@@ -292,6 +314,7 @@ class KafkaCluster:
                 internal_port=next(ports),
                 controller_port=next(ports),
                 advertised_port=self._advertised_ports.get(i + 1),
+                client_host=self._client_host,
                 launcher=launcher,
                 cluster=self,
             )
@@ -317,7 +340,8 @@ class KafkaCluster:
                 f"CONTROLLER://{_HOST}:{node.controller_port}"
             ),
             "advertised.listeners": (
-                f"CLIENT://{_HOST}:{node.advertised_port},INTERNAL://{_HOST}:{node.internal_port}"
+                f"CLIENT://{self._client_host}:{node.advertised_port},"
+                f"INTERNAL://{_HOST}:{node.internal_port}"
             ),
             "listener.security.protocol.map": (
                 f"CLIENT:{self.listener},INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT"

@@ -53,6 +53,8 @@ def test_listener_arguments_are_checked_without_echoing_passwords() -> None:
     with pytest.raises(ValueError, match="client_auth='maybe'"):
         KafkaCluster(listener="SSL", client_auth="maybe")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="use some of PLAIN"):
+        KafkaCluster(listener="SASL_SSL", sasl_mechanisms=["DIGEST-MD5"])
+    with pytest.raises(ValueError, match="GSSAPI needs a Kerberos realm"):
         KafkaCluster(listener="SASL_SSL", sasl_mechanisms=["GSSAPI"])
     with pytest.raises(ValueError, match="at least one user"):
         KafkaCluster(listener="SASL_SSL", users={})

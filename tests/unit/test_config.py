@@ -92,6 +92,9 @@ JAVA_DEFAULTS = [
     ("sasl_oauthbearer_client_id", "sasl.oauthbearer.client.id", None),  # Java: JAAS option
     ("sasl_oauthbearer_client_secret", "sasl.oauthbearer.client.secret", None),  # likewise
     ("sasl_oauthbearer_scope", "sasl.oauthbearer.scope", None),  # likewise
+    ("sasl_kerberos_service_name", "sasl.kerberos.service.name", "kafka"),  # Java: none
+    ("sasl_kerberos_principal", "sasl.kerberos.principal", None),  # librdkafka's keys;
+    ("sasl_kerberos_keytab", "sasl.kerberos.keytab", None),  # Java: in sasl.jaas.config
 ]
 
 
@@ -355,6 +358,9 @@ def test_unknown_key_without_a_close_match() -> None:
         ("metric.reporters", "no equivalent"),
         ("ssl.protocol", "does not support yet"),
         ("sasl.login.class", "does not support yet"),
+        ("sasl.oauthbearer.jwks.endpoint.refresh.ms", "does not support yet"),
+        ("sasl.oauthbearer.jwt.retriever.class", "does not support yet"),
+        ("sasl.login.callback.handler.class", "asyncproducer.aws.MskIamTokenProvider"),
         ("ssl.truststore.password", "asyncproducer reads PEM"),
     ],
 )

@@ -12,16 +12,20 @@ requests, a new object per authentication::
         if mechanism.complete:
             break                                  # PLAIN: nothing more to verify
         step = mechanism.evaluate(reply)
-        if isinstance(step, NeedsDerivation):      # SCRAM: PBKDF2 off the event loop
-            salted = step.cached()                 # re-authentication: no thread hop
-            if salted is None:
-                salted = await anyio.to_thread.run_sync(step.compute)
-            step = mechanism.provide(salted)
+        if isinstance(step, NeedsComputation):     # SCRAM's PBKDF2, a GSSAPI context step:
+            result = step.cached()                 # off the event loop (cached: SCRAM's
+            if result is None:                     # re-authentication, no thread hop)
+                result = await anyio.to_thread.run_sync(step.compute)
+            step = mechanism.provide(result)
         if step is None:
             break                                  # complete, server verified
         token = step
 
-Built in: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER. A violation of a mechanism's
+``initial_response()`` may return a NeedsComputation too (GSSAPI's first context step),
+resolved the same way.
+
+Built in: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER, and GSSAPI (Kerberos) when
+the ``gssapi`` package is installed (the ``gssapi`` extra). A violation of a mechanism's
 rules raises :class:`SaslError`; credentials a mechanism cannot use raise
 :class:`~asyncproducer.errors.ConfigError`. Neither ever carries a secret.
 """
@@ -35,16 +39,26 @@ from dataclasses import dataclass, field
 from asyncproducer.errors import ConfigError
 from asyncproducer.protocol.sasl._base import SaslError, SaslMechanism, SaslStep
 from asyncproducer.protocol.sasl._derivation import (
+    NeedsComputation,
     NeedsDerivation,
     clear_derivation_cache,
     derive_salted_password,
+)
+from asyncproducer.protocol.sasl.gssapi import (
+    GssapiClient,
+    KerberosSettings,
+    python_gssapi_context,
+    require_gssapi,
 )
 from asyncproducer.protocol.sasl.oauthbearer import OAuthBearerClient, OAuthBearerToken
 from asyncproducer.protocol.sasl.plain import PlainClient
 from asyncproducer.protocol.sasl.scram import ScramClient
 
 __all__ = [
+    "GssapiClient",
+    "KerberosSettings",
     "MechanismFactory",
+    "NeedsComputation",
     "NeedsDerivation",
     "OAuthBearerClient",
     "OAuthBearerToken",
@@ -72,12 +86,18 @@ class SaslCredentials:
     token: OAuthBearerToken | None = None
     extensions: Mapping[str, str] = field(default_factory=dict)
     """SASL extensions: OAUTHBEARER's (KIP-342) or SCRAM's (``tokenauth=true``)."""
+    kerberos: KerberosSettings | None = None
+    """GSSAPI's: the client principal, keytab and the broker's service name."""
+    server_host: str | None = None
+    """The broker's host as the client connects to it, set per connection (GSSAPI names
+    the broker's principal after it); not a setting, so no mechanism refuses it."""
 
     def __repr__(self) -> str:
         password = None if self.password is None else "<hidden>"
         return (
             f"SaslCredentials(username={self.username!r}, password={password}, "
-            f"token={self.token!r}, extensions={list(self.extensions)})"
+            f"token={self.token!r}, extensions={list(self.extensions)}, "
+            f"kerberos={self.kerberos!r}, server_host={self.server_host!r})"
         )
 
 
@@ -134,13 +154,13 @@ def _user_password(mechanism: str, credentials: SaslCredentials) -> tuple[str, s
 
 
 def _plain(credentials: SaslCredentials) -> SaslMechanism:
-    _refuse("PLAIN", credentials, "token", "extensions")
+    _refuse("PLAIN", credentials, "token", "extensions", "kerberos")
     return PlainClient(*_user_password("PLAIN", credentials))
 
 
 def _scram(mechanism: str) -> MechanismFactory:
     def factory(credentials: SaslCredentials) -> SaslMechanism:
-        _refuse(mechanism, credentials, "token")
+        _refuse(mechanism, credentials, "token", "kerberos")
         username, password = _user_password(mechanism, credentials)
         return ScramClient(mechanism, username, password, extensions=credentials.extensions)
 
@@ -148,13 +168,27 @@ def _scram(mechanism: str) -> MechanismFactory:
 
 
 def _oauthbearer(credentials: SaslCredentials) -> SaslMechanism:
-    _refuse("OAUTHBEARER", credentials, "username", "password")
+    _refuse("OAUTHBEARER", credentials, "username", "password", "kerberos")
     if credentials.token is None:
         raise ConfigError("SASL OAUTHBEARER needs a token (an OAuthBearerToken)")
     return OAuthBearerClient(credentials.token, credentials.extensions)
+
+
+def _gssapi(credentials: SaslCredentials) -> SaslMechanism:
+    _refuse("GSSAPI", credentials, "username", "password", "token", "extensions")
+    require_gssapi()
+    kerberos = credentials.kerberos or KerberosSettings()
+    if kerberos.keytab is not None and kerberos.principal is None:
+        raise ConfigError("SASL GSSAPI: a keytab needs the principal to log in as")
+    # Until a connection names its broker: the factory is also called to check settings.
+    host = credentials.server_host or "localhost"
+    return GssapiClient(
+        lambda: python_gssapi_context(kerberos, host), f"{kerberos.service_name}@{host}"
+    )
 
 
 register_mechanism("PLAIN", _plain)
 register_mechanism("SCRAM-SHA-256", _scram("SCRAM-SHA-256"))
 register_mechanism("SCRAM-SHA-512", _scram("SCRAM-SHA-512"))
 register_mechanism("OAUTHBEARER", _oauthbearer)
+register_mechanism("GSSAPI", _gssapi)

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import TypeAlias
 
 from asyncproducer.errors import AuthenticationError, ConfigError
-from asyncproducer.protocol.sasl._derivation import NeedsDerivation
+from asyncproducer.protocol.sasl._derivation import NeedsComputation
 
 
 class SaslError(AuthenticationError):
@@ -48,9 +48,10 @@ def check_credential(value: object, what: str, mechanism: str) -> str:
     return value
 
 
-SaslStep: TypeAlias = bytes | NeedsDerivation | None
-"""What ``evaluate()`` returns: the next message to send; a key derivation to run first
-(SCRAM only); or None when the client has nothing more to send and has verified the server."""
+SaslStep: TypeAlias = bytes | NeedsComputation | None
+"""What ``evaluate()`` returns: the next message to send; work to run first, off the event
+loop (SCRAM's key derivation, a GSSAPI context step), whose result goes to ``provide()``;
+or None when the client has nothing more to send and has verified the server."""
 
 
 class SaslMechanism(ABC):
@@ -58,7 +59,7 @@ class SaslMechanism(ABC):
 
     The caller's loop (the package docstring shows it): send ``initial_response()``; for
     each server reply, stop if ``complete``, else ``evaluate(reply)`` and send what it
-    returns, running a :class:`NeedsDerivation` first and giving its result to ``provide()``.
+    returns, running a :class:`NeedsComputation` first and giving its result to ``provide()``.
     A :class:`SaslError` about a server message leaves the object failed, so every later
     call raises too; a call out of turn raises and changes nothing.
     """
@@ -74,16 +75,20 @@ class SaslMechanism(ABC):
         """True once the client has nothing more to send or verify."""
 
     @abstractmethod
-    def initial_response(self) -> bytes:
-        """The first SaslAuthenticate ``auth_bytes``; callable once."""
+    def initial_response(self) -> bytes | NeedsComputation:
+        """The first SaslAuthenticate ``auth_bytes`` (or, GSSAPI, the work that makes
+        them: ``provide()`` takes its result and returns them); callable once."""
 
     @abstractmethod
     def evaluate(self, challenge: bytes) -> SaslStep:
         """The client's answer to the server's reply ``challenge`` (see :data:`SaslStep`)."""
 
-    def provide(self, salted_password: bytes) -> bytes:
-        """The next message, once the key a :class:`NeedsDerivation` asked for is derived."""
-        raise SaslError(f"SASL {self.name} never asks for a key derivation; provide() is misused")
+    def provide(self, result: bytes) -> bytes:
+        """The next message, once the work a :class:`NeedsComputation` asked for is done."""
+        raise SaslError(
+            f"SASL {self.name} never asks for a key derivation (or any computation); "
+            "provide() is misused"
+        )
 
 
 _EXTENSION_NAME = re.compile(r"[A-Za-z]+")

@@ -1,4 +1,9 @@
-"""SCRAM's key derivation (PBKDF2): the one expensive step of a SASL exchange.
+"""Work a SASL mechanism cannot do on an event loop, and SCRAM's key derivation (PBKDF2).
+
+A mechanism that needs slow work (CPU, or a blocking call such as GSSAPI's ticket request
+to the KDC) returns a :class:`NeedsComputation` instead of its next message; the caller
+runs ``compute()`` where it likes (a worker thread) and hands the result to the
+mechanism's ``provide()``. :class:`NeedsDerivation` is SCRAM's.
 
 RFC 5802's ``SaltedPassword := Hi(password, salt, i)`` is PBKDF2-HMAC with the hash's own
 output size. At 4096 iterations it costs milliseconds of CPU, and the server chooses the
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -89,8 +95,25 @@ def clear_derivation_cache() -> None:
     _cache.clear()
 
 
+class NeedsComputation(ABC):
+    """A mechanism's request for work to be done before it can go on: ``compute()`` may be
+    slow or block, so run it in a worker thread (``await
+    anyio.to_thread.run_sync(request.compute)``) and give its result to the mechanism's
+    ``provide()``. ``cached()`` answers at once when the result is already known."""
+
+    __slots__ = ()
+
+    def cached(self) -> bytes | None:
+        """The result if it is known without computing, else None."""
+        return None
+
+    @abstractmethod
+    def compute(self) -> bytes:
+        """The result; may take CPU time or block, never touches an event loop."""
+
+
 @dataclass(frozen=True, slots=True)
-class NeedsDerivation:
+class NeedsDerivation(NeedsComputation):
     """The SCRAM client's request to derive the salted password before it can go on.
 
     ``compute()`` is pure and thread-safe: run it in a worker thread
