@@ -42,6 +42,17 @@ TopicPartitionKey = tuple[str, int]
 
 
 @dataclass(frozen=True, slots=True)
+class SequenceVerdict:
+    """The idempotence rules' judgement of an error for a stamped batch."""
+
+    retriable: bool
+    bump_epoch: bool = False
+    lost_acknowledged: bool = False
+    """The broker refused the sequence right after the last acknowledged one: it lost
+    records it had acknowledged."""
+
+
+@dataclass(frozen=True, slots=True)
 class ProducerIdAndEpoch:
     producer_id: int
     epoch: int
@@ -231,41 +242,40 @@ class IdempotenceState:
             return partition
         return None
 
-    def can_retry(self, batch: ProducerBatch, error: KafkaError, log_start_offset: int) -> bool:
-        """Whether to retry after ``error`` (Java's ``TransactionManager.canRetry`` for an
-        idempotent producer); may request an epoch bump for the batch's partition."""
-        key = (batch.topic, batch.partition)
-        partition = self._partitions.get(key)
+    def judge(
+        self, batch: ProducerBatch, error: KafkaError, log_start_offset: int
+    ) -> SequenceVerdict:
+        """Whether a stamped batch may be retried after ``error``, and whether its
+        partition must start over under a new epoch (Java's ``TransactionManager.canRetry``
+        for an idempotent producer). Pure: the sender carries out a bump through
+        :meth:`request_bump`."""
+        partition = self._partitions.get((batch.topic, batch.partition))
         if partition is None:
-            return error.retriable
+            return SequenceVerdict(error.retriable)
         if isinstance(error, UnknownProducerIdError):
             # The broker lost our state (retention removed our last batch, or it was never
             # replicated). -1: the broker does not know the log start yet; just retry. A
             # re-stamped batch is answering for its old stamp: the bump already happened.
-            if log_start_offset >= 0 and not batch.sequence_reset:
-                self._request_bump(key)
-            return True
+            return SequenceVerdict(True, log_start_offset >= 0 and not batch.sequence_reset)
         if isinstance(error, OutOfOrderSequenceNumberError):
-            unresolved = self._unresolved.get(key)
+            unresolved = self._unresolved.get((batch.topic, batch.partition))
             if unresolved is None and (
                 batch.sequence_reset or not partition.is_next(batch.base_sequence)
             ):
-                return True  # an earlier batch failed: this one follows it once it is in
+                return SequenceVerdict(True)  # an earlier batch failed: this one follows it
             if unresolved is None:
-                logger.warning(
-                    "%s-%s: the broker expected another sequence than %d, which follows "
-                    "the last acknowledged batch: it lost acknowledged records (e.g. an "
-                    "unclean leader election); bumping the epoch",
-                    batch.topic,
-                    batch.partition,
-                    batch.base_sequence,
-                )
-            if unresolved is None or unresolved == batch.base_sequence:
-                # The batch right after an unknown outcome is refused: that outcome
-                # was "not written"; start the partition's sequences over.
-                self._request_bump(key)
-            return True
-        return error.retriable
+                # The batch right after the last acknowledged one is refused: the broker
+                # lost acknowledged records (e.g. an unclean leader election).
+                return SequenceVerdict(True, True, lost_acknowledged=True)
+            # The batch right after an unknown outcome is refused: that outcome was "not
+            # written"; start the partition's sequences over.
+            return SequenceVerdict(True, unresolved == batch.base_sequence)
+        return SequenceVerdict(error.retriable)
+
+    def request_bump(self, batch: ProducerBatch) -> None:
+        """Start ``batch``'s partition over under a new epoch at the next
+        :meth:`bump_epoch_if_needed`."""
+        self._request_bump((batch.topic, batch.partition))
 
     def resolve_sequences(self) -> None:
         """Partitions whose unknown outcomes the acknowledgements since have settled

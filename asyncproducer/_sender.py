@@ -9,17 +9,9 @@ sleeps until something changes: a new or full batch, a response, a metadata refr
 flush, or the next linger/backoff/expiry deadline. The accumulator decides; this module
 does the awaiting.
 
-Per-partition outcomes (Java's ``Sender.completeBatch``):
-
-* success: every record's future gets its offset (base + index) and timestamp;
-* retriable error (``NOT_LEADER_OR_FOLLOWER``, a dropped connection, a request timeout,
-  ...): back in its queue after exponential backoff with jitter, while ``retries`` and
-  the delivery timeout allow; the leader hint of a v10+ response (KIP-951) is applied, or
-  metadata refreshed, when the error says the leader moved; the idempotence rules decide
-  for sequence errors (see ``_idempotence``);
-* MESSAGE_TOO_LARGE for a batch of several records: split in two and re-enqueued;
-* a fatal error (authorization, fencing): the producer stops, failing everything;
-* anything else: the records fail with the typed error.
+What becomes of each batch after its answer (complete, retry, refresh metadata and
+retry, split, fail, stop the producer, expire) is decided by ``_outcome.decide``, whose
+docstring holds the rules as a table; ``_settle`` carries the decision out.
 """
 
 from __future__ import annotations
@@ -41,19 +33,15 @@ from asyncproducer._host import background_task
 from asyncproducer._idempotence import IdempotenceState, ProducerIdAndEpoch
 from asyncproducer._memory import BufferPool
 from asyncproducer._metadata import MetadataManager
+from asyncproducer._outcome import FATAL_ERRORS, BatchFacts, Outcome, decide
 from asyncproducer._pool import ConnectionPool
 from asyncproducer._types import TopicPartition
 from asyncproducer.errors import (
-    ClusterAuthorizationFailedError,
-    InvalidMetadataError,
     InvalidProducerEpochError,
     KafkaConnectionError,
     KafkaError,
     KafkaTimeoutError,
     NotLeaderOrFollowerError,
-    ProducerFencedError,
-    RecordTooLargeError,
-    TransactionalIdAuthorizationFailedError,
     error_for_code,
 )
 from asyncproducer.interceptors import InterceptorChain
@@ -95,14 +83,6 @@ class SenderSettings:
 # Java's idempotent (non-transactional) producer asks for the longest transaction timeout:
 # it has no transactions to time out.
 _NO_TRANSACTION_TIMEOUT_MS = 2**31 - 1
-_DUPLICATE_SEQUENCE_NUMBER = 46
-# Errors after which the producer cannot go on (Java's fatal errors): it stops, and every
-# pending and later send fails with the error.
-_FATAL_ERRORS = (
-    ClusterAuthorizationFailedError,
-    TransactionalIdAuthorizationFailedError,
-    ProducerFencedError,
-)
 
 
 class Sender:
@@ -295,7 +275,7 @@ class Sender:
                     return
                 raise error_for_code(code, f"InitProducerId on broker {connection.address}")
             except KafkaError as exc:
-                if isinstance(exc, (*_FATAL_ERRORS, InvalidProducerEpochError)):
+                if isinstance(exc, (*FATAL_ERRORS, InvalidProducerEpochError)):
                     self.fatal_error = exc
                     self.wakeup()
                     return
@@ -405,7 +385,7 @@ class Sender:
             self._metadata.request_update()
         now = self._clock()
         for batch in batches:
-            self._retry_or_fail(batch, error, now)
+            self._settle(batch, error, now)
 
     def _handle_response(self, node: int, batches: list[ProducerBatch], response: object) -> None:
         if response is None:  # acks=0: written to the socket is all we will ever know
@@ -421,28 +401,31 @@ class Sender:
         for batch in batches:
             result = results.get((batch.topic, batch.partition))
             if result is None:
-                error: KafkaError = KafkaConnectionError(
+                error: KafkaError | None = KafkaConnectionError(
                     f"broker {node} answered without a result for {batch.topic_partition}"
                 )
-                self._retry_or_fail(batch, error, now)
-            elif int(result.error_code) in (0, _DUPLICATE_SEQUENCE_NUMBER):
-                # A duplicate was written before (a retry of a batch whose response was
-                # lost): for an idempotent producer that is success, as in Java.
-                self._complete(batch, int(result.base_offset), _log_append_time(result))
+                self._settle(batch, error, now)
+                continue
+            code = int(result.error_code)
+            if code == 0:
+                error = None
             else:
                 message = getattr(result, "error_message", None)
                 error = error_for_code(
-                    int(result.error_code),
+                    code,
                     f"producing to {batch.topic_partition} on broker {node}"
                     + (f": {message}" if message else ""),
                 )
-                leader_known = isinstance(
-                    error, NotLeaderOrFollowerError
-                ) and self._apply_leader_hint(batch, result, response)
-                log_start = getattr(result, "log_start_offset", None)
-                self._retry_or_fail(
-                    batch, error, now, -1 if log_start is None else int(log_start), leader_known
-                )
+            log_start = getattr(result, "log_start_offset", None)
+            self._settle(
+                batch,
+                error,
+                now,
+                answer=result,
+                log_start_offset=-1 if log_start is None else int(log_start),
+                leader_known=isinstance(error, NotLeaderOrFollowerError)
+                and self._apply_leader_hint(batch, result, response),
+            )
 
     def _apply_leader_hint(self, batch: ProducerBatch, result: object, response: object) -> bool:
         """Use the new leader a v10+ response names (KIP-951), instead of waiting for a
@@ -464,56 +447,72 @@ class Sender:
 
     # ------------------------------------------------------------------ outcomes
 
-    def _retry_or_fail(
+    def _settle(
         self,
         batch: ProducerBatch,
-        error: KafkaError,
+        error: KafkaError | None,
         now: float,
+        *,
+        answer: object = None,
         log_start_offset: int = -1,
         leader_known: bool = False,
     ) -> None:
-        """Retry the batch or fail it; ``leader_known``: a leader hint was applied, so
-        stale metadata needs no refresh."""
+        """Carry out ``_outcome.decide``'s verdict on ``batch`` after ``error`` (None:
+        success; ``answer``: the partition's result, for its offset)."""
         if batch not in self._in_flight_batches:
             return  # already expired (and failed) while its request was out
-        accumulator = self._accumulator
+        idempotence = self._idempotence
+        verdict = None
+        if error is not None and idempotence is not None and batch.base_sequence >= 0:
+            verdict = idempotence.judge(batch, error, log_start_offset)
+        decision = decide(
+            error,
+            BatchFacts(
+                batch.record_count,
+                batch.attempts,
+                now < self._accumulator.delivery_deadline_ms(batch),
+                batch.sequence_reset,
+            ),
+            retries=self._settings.retries,
+            sequence_verdict=verdict,
+            leader_known=leader_known,
+        )
+        outcome = decision.outcome
+        if outcome is Outcome.COMPLETE:
+            base_offset = -1 if answer is None else int(answer.base_offset)  # type: ignore[attr-defined]
+            self._complete(batch, base_offset, _log_append_time(answer))
+            return
+        assert error is not None
         batch.last_error = error
         self._partition_errors[batch.topic_partition] = error
-        if self._is_fatal(batch, error):
+        if decision.bump_epoch:
+            assert idempotence is not None
+            if verdict is not None and verdict.lost_acknowledged:
+                logger.warning(
+                    "%s: the broker expected another sequence than %d, which follows the "
+                    "last acknowledged batch: it lost acknowledged records (e.g. an unclean "
+                    "leader election); bumping the epoch",
+                    batch.topic_partition,
+                    batch.base_sequence,
+                )
+            idempotence.request_bump(batch)
+        if outcome is Outcome.FATAL:
             logger.error("the producer cannot go on: %s", error)
             self.fatal_error = error
             self._fail(batch, error)
-            return
-        in_time = now < accumulator.delivery_deadline_ms(batch)
-        if isinstance(error, RecordTooLargeError) and batch.record_count > 1 and in_time:
+        elif outcome is Outcome.SPLIT:
             self._split(batch)
-            return
-        idempotence = self._idempotence
-        if idempotence is not None and batch.base_sequence >= 0:
-            retriable = idempotence.can_retry(batch, error, log_start_offset)
-        else:
-            retriable = error.retriable
-        # As Java: retry while delivery time is left. A batch that runs out of it, while
-        # waiting or with this answer, expires with a timeout that names this error:
-        # which of the two comes first is a race, and must not change the error.
-        if retriable and batch.attempts < self._settings.retries and in_time:
-            if isinstance(error, InvalidMetadataError) and not leader_known:
+        elif outcome in (Outcome.RETRY, Outcome.REFRESH_METADATA_AND_RETRY):
+            if outcome is Outcome.REFRESH_METADATA_AND_RETRY:
                 self._metadata.request_update()
             logger.debug("retry %d of %s: %s", batch.attempts + 1, batch.topic_partition, error)
             del self._in_flight_batches[batch]
             self.stats.retries += 1
-            accumulator.reenqueue(batch, now)
-        elif retriable and not in_time:
+            self._accumulator.reenqueue(batch, now)
+        elif outcome is Outcome.EXPIRE:
             self._expire_batch(batch, now)
         else:
             self._fail(batch, error)
-
-    def _is_fatal(self, batch: ProducerBatch, error: KafkaError) -> bool:
-        if isinstance(error, _FATAL_ERRORS):
-            return True
-        # A stale epoch for a batch carrying our current epoch: another producer took our
-        # id. A re-stamped batch is only answering for the epoch it was sent with.
-        return isinstance(error, InvalidProducerEpochError) and not batch.sequence_reset
 
     def _split(self, batch: ProducerBatch) -> None:
         """MESSAGE_TOO_LARGE for several records: send them in two halves (Java splits too;

@@ -10,6 +10,7 @@ from asyncproducer._idempotence import (
     increment_sequence,
 )
 from asyncproducer.errors import (
+    KafkaError,
     NotLeaderOrFollowerError,
     OutOfOrderSequenceNumberError,
     UnknownProducerIdError,
@@ -17,6 +18,16 @@ from asyncproducer.errors import (
 from asyncproducer.protocol.records import decode_batches
 
 PRODUCER = ProducerIdAndEpoch(7, 0)
+
+
+def can_retry(
+    state: IdempotenceState, batch: ProducerBatch, error: KafkaError, log_start_offset: int
+) -> bool:
+    """The verdict, with its epoch bump carried out as the sender does."""
+    verdict = state.judge(batch, error, log_start_offset)
+    if verdict.bump_epoch:
+        state.request_bump(batch)
+    return verdict.retriable
 
 
 def batch(records: int = 2, partition: int = 0) -> ProducerBatch:
@@ -76,9 +87,9 @@ def test_out_of_order_behind_a_failed_batch_is_retried_without_a_bump() -> None:
     state = new_state()
     a, b, c = sent(state, batch(), batch(), batch())
     oos = OutOfOrderSequenceNumberError("gap")
-    assert state.can_retry(a, NotLeaderOrFollowerError("moved"), 0)
-    assert state.can_retry(b, oos, 0)
-    assert state.can_retry(c, oos, 0)
+    assert can_retry(state, a, NotLeaderOrFollowerError("moved"), 0)
+    assert can_retry(state, b, oos, 0)
+    assert can_retry(state, c, oos, 0)
     state.bump_epoch_if_needed()
     assert state.epoch_bumps == 0
     assert [on_the_wire(x) for x in (a, b, c)] == [(7, 0, 0), (7, 0, 2), (7, 0, 4)]
@@ -90,14 +101,14 @@ def test_out_of_order_for_the_next_sequence_bumps_and_restamps_in_flight() -> No
     state.acknowledged(a, base_offset=0)
     # b follows the last acknowledged batch, yet the broker wants another sequence: it
     # lost state. The epoch is bumped and b, c start over from 0.
-    assert state.can_retry(b, OutOfOrderSequenceNumberError("lost"), 0)
+    assert can_retry(state, b, OutOfOrderSequenceNumberError("lost"), 0)
     state.bump_epoch_if_needed()
     assert state.producer == ProducerIdAndEpoch(7, 1)
     assert [on_the_wire(x) for x in (b, c)] == [(7, 1, 0), (7, 1, 2)]
     assert b.sequence_reset
     assert c.sequence_reset
     # c's answer for its old stamp must not bump again.
-    assert state.can_retry(c, OutOfOrderSequenceNumberError("old stamp"), 0)
+    assert can_retry(state, c, OutOfOrderSequenceNumberError("old stamp"), 0)
     state.bump_epoch_if_needed()
     assert state.epoch_bumps == 1
     (d,) = sent(state, batch())
@@ -107,10 +118,10 @@ def test_out_of_order_for_the_next_sequence_bumps_and_restamps_in_flight() -> No
 def test_unknown_producer_id_bumps_unless_the_log_start_is_unknown() -> None:
     state = new_state()
     (a,) = sent(state, batch())
-    assert state.can_retry(a, UnknownProducerIdError("?"), -1)
+    assert can_retry(state, a, UnknownProducerIdError("?"), -1)
     state.bump_epoch_if_needed()
     assert state.epoch_bumps == 0
-    assert state.can_retry(a, UnknownProducerIdError("lost"), 0)
+    assert can_retry(state, a, UnknownProducerIdError("lost"), 0)
     state.bump_epoch_if_needed()
     assert on_the_wire(a) == (7, 1, 0)
 
@@ -118,7 +129,7 @@ def test_unknown_producer_id_bumps_unless_the_log_start_is_unknown() -> None:
 def test_other_partitions_move_to_a_new_epoch_once_nothing_is_in_flight() -> None:
     state = new_state()
     a, other = sent(state, batch(), batch(partition=1))
-    state.can_retry(a, UnknownProducerIdError("lost"), 0)
+    can_retry(state, a, UnknownProducerIdError("lost"), 0)
     state.bump_epoch_if_needed()
     later = batch(partition=1)
     assert not state.may_drain(later)  # partition 1 still has an epoch-0 batch out
@@ -169,7 +180,7 @@ def test_refused_right_after_an_unknown_outcome_bumps() -> None:
     a.possibly_written = True
     state.failed(a)
     # b's sequence is the one after a: being refused, a was not written.
-    assert state.can_retry(b, OutOfOrderSequenceNumberError("gap"), 0)
+    assert can_retry(state, b, OutOfOrderSequenceNumberError("gap"), 0)
     state.bump_epoch_if_needed()
     assert on_the_wire(b) == (7, 1, 0)
 
@@ -178,7 +189,7 @@ def test_an_exhausted_epoch_asks_for_a_new_producer_id() -> None:
     state = IdempotenceState()
     state.set_producer(ProducerIdAndEpoch(7, 2**15 - 1))
     (a,) = sent(state, batch())
-    state.can_retry(a, UnknownProducerIdError("lost"), 0)
+    can_retry(state, a, UnknownProducerIdError("lost"), 0)
     state.bump_epoch_if_needed()
     assert state.producer is None
     assert not state.may_drain(a)
