@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -33,7 +32,6 @@ from asyncproducer._host import background_task
 from asyncproducer._pool import ConnectionPool
 from asyncproducer.errors import (
     AuthenticationError,
-    InvalidTopicError,
     KafkaError,
     NoBrokersAvailableError,
     ProtocolError,
@@ -43,6 +41,7 @@ from asyncproducer.errors import (
     fresh_copy,
 )
 from asyncproducer.protocol.messages import metadata_request
+from asyncproducer.protocol.topics import check_topic_name
 from asyncproducer.protocol.versions import ApiKey
 
 logger = logging.getLogger("asyncproducer.metadata")
@@ -166,30 +165,6 @@ def _ids(value: object, what: str) -> tuple[int, ...]:
 
 # Topic-level errors after which waiting longer cannot help (Java fails the send at once).
 _FATAL_TOPIC_ERRORS = frozenset({17, 29})  # INVALID_TOPIC_EXCEPTION, TOPIC_AUTHORIZATION_FAILED
-
-_LEGAL_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
-"""Kafka's rule for topic names (``org.apache.kafka.common.internals.Topic``)."""
-
-
-def topic_name_problem(topic: object) -> str | None:
-    """What makes ``topic`` a name Kafka refuses (None: it accepts it)."""
-    if not isinstance(topic, str):
-        return f"a topic name is a str, got {type(topic).__name__} {topic!r}"
-    if not _LEGAL_TOPIC_NAME.fullmatch(topic) or topic in (".", ".."):
-        return (
-            f"topic {topic!r} is not a legal name: 1 to 249 characters from "
-            "[a-zA-Z0-9._-], and not '.' or '..'"
-        )
-    return None
-
-
-def check_topic_name(topic: object) -> None:
-    """Raise InvalidTopicError unless ``topic`` is a name Kafka accepts. Checked before a
-    topic joins the metadata requests: a name the request cannot encode (not a str) would
-    break every later refresh, and one the broker refuses fails clearer here."""
-    problem = topic_name_problem(topic)
-    if problem is not None:
-        raise InvalidTopicError(problem)
 
 
 class MetadataManager:

@@ -35,7 +35,7 @@ from typing import Any, cast
 
 from asyncproducer._batch import ProducerBatch, Record
 from asyncproducer._cluster import ClusterSnapshot
-from asyncproducer._metadata import MetadataManager, check_topic_name
+from asyncproducer._metadata import MetadataManager
 from asyncproducer._native import speedups
 from asyncproducer._types import Header
 from asyncproducer.config import ProducerConfig
@@ -54,6 +54,7 @@ from asyncproducer.protocol.records import (
     BATCH_HEADER_SIZE,
     record_size_upper_bound,
 )
+from asyncproducer.protocol.topics import check_topic_name
 from asyncproducer.serializers import (
     bytes_content,
     is_bytes_like,

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from asyncproducer._metadata import topic_name_problem
+from asyncproducer.protocol.topics import topic_name_problem
 
 # Kafka keeps the metadata of the last five batches per producer and partition, which is
 # why max.in.flight.requests.per.connection may be at most 5 with idempotence.

@@ -7,7 +7,7 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
-from asyncproducer._metadata import topic_name_problem
+from asyncproducer.protocol.topics import topic_name_problem
 from asyncproducer.testing.fake.cluster import ClusterState, PartitionState, TopicState
 from asyncproducer.testing.fake.handlers import Request, build, response_module
 
