@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from asyncproducer._backoff import ExponentialBackoff
-from asyncproducer._batch import Charge, ProducerBatch, Record
+from asyncproducer._batch import BatchState, Charge, ProducerBatch, Record
 from asyncproducer._cluster import ClusterSnapshot
 from asyncproducer._idempotence import IdempotenceState
 from asyncproducer.protocol.compression import CompressionType
@@ -204,7 +204,7 @@ class RecordAccumulator:
                         idempotence.stamp(batch)
                 if self._guarantee_order:
                     self._muted.add(tp)
-                batch.in_flight = True
+                batch.move_to(BatchState.SENDING)
                 batch.sequence_reset = False
                 batches.append(batch)
                 size += len(batch.close())
@@ -220,12 +220,12 @@ class RecordAccumulator:
     def reenqueue(self, batch: ProducerBatch, now_ms: float) -> None:
         """Put a batch that failed retriably back in its queue, after backoff: ahead of
         every batch not yet sent, behind the retries of batches sent before it."""
+        batch.move_to(BatchState.REQUEUED)
         batch.retry_at_ms = now_ms + self._retry_backoff.delay_ms(batch.attempts)
         batch.attempts += 1
         self._put_back(batch)
 
     def _put_back(self, batch: ProducerBatch) -> None:
-        batch.in_flight = False
         queue = self.queues.setdefault((batch.topic, batch.partition), deque())
         assert batch.order is not None
         at = 0
@@ -239,6 +239,7 @@ class RecordAccumulator:
         and queue the halves in its place, to go at once; they replace it in
         ``incomplete``."""
         halves = batch.split(self.batch_size)
+        batch.move_to(BatchState.SPLIT)
         del self.incomplete[batch]
         for half in halves:
             self.incomplete[half] = None
@@ -247,7 +248,6 @@ class RecordAccumulator:
 
     def finished(self, batch: ProducerBatch) -> None:
         """The batch completed (acknowledged or failed for good)."""
-        batch.in_flight = False
         self._muted.discard((batch.topic, batch.partition))
         self.incomplete.pop(batch, None)
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Final
 
 from asyncproducer._futures import complete, fail, set_results
 from asyncproducer._native import speedups
@@ -59,6 +60,50 @@ Charge = Callable[[int], bool]
 """Reserves more bytes of ``buffer_memory`` if it can, at once (``BufferPool.try_reserve``)."""
 
 
+class BatchState(enum.Enum):
+    """Where a batch is in its life. Facts that outlive a state are kept beside it:
+    ``possibly_written`` (an attempt ended without a definite answer), ``sequence_reset``
+    (re-stamped since it was sent), ``awaited`` (a send_batch() call waits for it)."""
+
+    QUEUED = "queued"
+    """In its partition's queue, never sent; it takes records until it is closed."""
+    SENDING = "sending"
+    """Drained into a request that is not written yet (its connection may be opening)."""
+    AWAITING_RESPONSE = "awaiting response"
+    """Its request is written (or being written) and not yet answered."""
+    REQUEUED = "requeued"
+    """Back in its queue after an attempt, waiting out its backoff (halves of a split too)."""
+    SPLIT = "split"
+    """Replaced by two halves (final)."""
+    COMPLETE = "complete"
+    """Every record acknowledged (final)."""
+    FAILED = "failed"
+    """Every record failed: an error, its delivery timeout, or the producer stopping (final)."""
+
+
+BATCH_TRANSITIONS: Final[dict[BatchState, frozenset[BatchState]]] = {
+    BatchState.QUEUED: frozenset({BatchState.SENDING, BatchState.FAILED}),
+    BatchState.SENDING: frozenset(
+        {BatchState.AWAITING_RESPONSE, BatchState.REQUEUED, BatchState.FAILED}
+    ),
+    BatchState.AWAITING_RESPONSE: frozenset(
+        {
+            BatchState.SENDING,  # the write failed before a byte left: not sent after all
+            BatchState.REQUEUED,
+            BatchState.SPLIT,
+            BatchState.COMPLETE,
+            BatchState.FAILED,
+        }
+    ),
+    BatchState.REQUEUED: frozenset({BatchState.SENDING, BatchState.FAILED}),
+    BatchState.SPLIT: frozenset(),
+    BatchState.COMPLETE: frozenset(),
+    BatchState.FAILED: frozenset(),
+}
+"""From each state, the states a batch may move to (``ProducerBatch.move_to``)."""
+_FINAL: Final = frozenset({BatchState.SPLIT, BatchState.COMPLETE, BatchState.FAILED})
+
+
 def batch_reservation(batch_size: int, first: Record, buffer_memory: int) -> tuple[int, int]:
     """What a new batch reserves, and for how many records' overhead: room for its encoded
     records, and the overhead of as many records as fit if they are like its ``first``
@@ -90,16 +135,13 @@ class ProducerBatch(BatchRecords):
     __slots__ = (
         "attempts",
         "awaited",
-        "awaiting_response",
         "base_sequence",
         "charge",
         "compression",
         "compression_level",
         "created_ms",
-        "done",
         "done_callbacks",
         "hooks",
-        "in_flight",
         "last_error",
         "order",
         "partition",
@@ -112,6 +154,7 @@ class ProducerBatch(BatchRecords):
         "retry_at_ms",
         "sequence_reset",
         "sinks",
+        "state",
         "topic",
     )
 
@@ -154,19 +197,15 @@ class ProducerBatch(BatchRecords):
         self.awaited = False
         """A send_batch() call that put records in it waits for it, with all its records
         enqueued: it is sendable at once, not after linger_ms (as in a flush)."""
+        self.state = BatchState.QUEUED
         self.attempts = 0
         self.retry_at_ms = 0.0
-        self.in_flight = False
         self.last_error: BaseException | None = None
         """Why the last attempt failed (reported if the batch then expires)."""
-        self.done = False
-        """Every record's future is complete."""
         self.done_callbacks: list[Callable[[], object]] | None = None
         self.order: tuple[int, int] | None = None
         """(drain number, index of its first record in the batch first drained): the
         partition order of batches already sent once, kept by retries and splits."""
-        self.awaiting_response = False
-        """Its Produce request is written (or being written) and not yet answered."""
         self.possibly_written = False
         """An attempt ended without a definite answer (connection lost after the write,
         request timed out, expired in flight): the broker may hold these records."""
@@ -177,6 +216,20 @@ class ProducerBatch(BatchRecords):
         self.sequence_reset = False
         """Re-stamped (epoch bump, or a gap closed) since it was last sent: an error for
         that send answers for the old stamp (Java's "reopened")."""
+
+    def move_to(self, state: BatchState) -> None:
+        """The one way a batch changes state: by :data:`BATCH_TRANSITIONS`."""
+        if state not in BATCH_TRANSITIONS[self.state]:
+            raise AssertionError(
+                f"batch of {self.topic_partition}: no transition from {self.state.value} "
+                f"to {state.value}"
+            )
+        self.state = state
+
+    @property
+    def done(self) -> bool:
+        """Every record's future is complete (or, split, its halves took them over)."""
+        return self.state in _FINAL
 
     @property
     def topic_partition(self) -> TopicPartition:
@@ -315,6 +368,7 @@ class ProducerBatch(BatchRecords):
                 if low < high:
                     half.add_sink(low - start, results, slot + low - first, high - low)
             half._encode_records()
+            half.state = BatchState.REQUEUED  # it was sent, as this batch
             half.attempts = self.attempts
             half.possibly_written = self.possibly_written
             half.last_error = self.last_error
@@ -350,6 +404,7 @@ class ProducerBatch(BatchRecords):
     def complete(self, base_offset: int, log_append_time: int, chain: InterceptorChain) -> None:
         """Complete every record, in order: offset base+i (-1 if unknown, as for acks=0),
         and the broker's LogAppendTime when the topic uses it (-1 otherwise)."""
+        self.move_to(BatchState.COMPLETE)
         metadata = self.metadata(
             RecordMetadata, self.topic, self.partition, base_offset, log_append_time
         )
@@ -358,6 +413,7 @@ class ProducerBatch(BatchRecords):
 
     def fail(self, error: BaseException, chain: InterceptorChain) -> None:
         """Fail every record with (a fresh copy of) ``error``, in order."""
+        self.move_to(BatchState.FAILED)
         errors = []
         for _ in self.futures:
             exception = fresh_copy(error)
@@ -389,7 +445,6 @@ class ProducerBatch(BatchRecords):
     ) -> None:
         # Every future is done before any user code runs: a callback or interceptor that
         # raises (even KeyboardInterrupt) cannot leave a record's future pending.
-        self.done = True
         waiters, self.done_callbacks = self.done_callbacks, None
         for waiter in waiters or ():
             waiter()

@@ -27,8 +27,10 @@ and retried after it. This module is the client half, Java's ``TransactionManage
 
 from __future__ import annotations
 
+import enum
 import logging
 from dataclasses import dataclass
+from typing import Final
 
 from asyncproducer._batch import ProducerBatch
 from asyncproducer.errors import KafkaError, OutOfOrderSequenceNumberError, UnknownProducerIdError
@@ -103,8 +105,38 @@ class _PartitionSequences:
         return sequence == increment_sequence(self.last_acked_sequence, 1)
 
 
+class ProducerIdState(enum.Enum):
+    """The producer id's life (the first states of Java's ``TransactionManager.State``;
+    transactions add theirs after READY)."""
+
+    UNINITIALIZED = "uninitialized"
+    """No producer id: the sender asks for one."""
+    INITIALIZING = "initializing"
+    """InitProducerId is out (failures are retried in this state)."""
+    READY = "ready"
+    """Batches are stamped with the id and epoch."""
+    BUMPING_EPOCH = "bumping epoch"
+    """A partition lost its sequences: the epoch goes up at the sender's next turn (or,
+    exhausted, the id is dropped for a new one)."""
+    FATAL = "fatal"
+    """A fatal error: nothing more is sent."""
+
+
+PRODUCER_ID_TRANSITIONS: Final[dict[ProducerIdState, frozenset[ProducerIdState]]] = {
+    ProducerIdState.UNINITIALIZED: frozenset({ProducerIdState.INITIALIZING, ProducerIdState.FATAL}),
+    ProducerIdState.INITIALIZING: frozenset({ProducerIdState.READY, ProducerIdState.FATAL}),
+    ProducerIdState.READY: frozenset({ProducerIdState.BUMPING_EPOCH, ProducerIdState.FATAL}),
+    ProducerIdState.BUMPING_EPOCH: frozenset(
+        {ProducerIdState.READY, ProducerIdState.UNINITIALIZED, ProducerIdState.FATAL}
+    ),
+    ProducerIdState.FATAL: frozenset(),
+}
+"""From each state, where the producer id may go (``IdempotenceState._move_to``)."""
+
+
 class IdempotenceState:
     def __init__(self) -> None:
+        self.state = ProducerIdState.UNINITIALIZED
         self.producer: ProducerIdAndEpoch | None = None
         self._partitions: dict[TopicPartitionKey, _PartitionSequences] = {}
         self._unresolved: dict[TopicPartitionKey, int] = {}
@@ -114,22 +146,46 @@ class IdempotenceState:
 
     # ------------------------------------------------------------------ producer id
 
+    def _move_to(self, state: ProducerIdState) -> None:
+        """The one way the producer id's state changes: by :data:`PRODUCER_ID_TRANSITIONS`,
+        each change logged at DEBUG."""
+        if state not in PRODUCER_ID_TRANSITIONS[self.state]:
+            raise AssertionError(
+                f"producer id: no transition from {self.state.value} to {state.value}"
+            )
+        logger.debug("producer id: %s -> %s", self.state.value, state.value)
+        self.state = state
+
+    def initializing(self) -> None:
+        """The sender sent InitProducerId."""
+        self._move_to(ProducerIdState.INITIALIZING)
+
     def set_producer(self, producer: ProducerIdAndEpoch) -> None:
         """A producer id from InitProducerId (the first, or a new one after the epoch ran
         out); partitions waiting for a bump start over under it."""
+        self._move_to(ProducerIdState.READY)
         self.producer = producer
+        logger.debug("producer id %s", producer)
         self._start_over_bumped_partitions()
+
+    def fatal(self) -> None:
+        """A fatal error: the producer stops (no-op if it already has)."""
+        if self.state is not ProducerIdState.FATAL:
+            self._move_to(ProducerIdState.FATAL)
 
     def bump_epoch_if_needed(self) -> None:
         """Bump the epoch if a partition asked for it (Java's
         ``bumpIdempotentEpochAndResetIdIfNeeded``). When the epoch is exhausted the
         producer id is dropped: the sender then asks for a new one."""
-        if not self._bump_partitions or self.producer is None:
+        if self.state is not ProducerIdState.BUMPING_EPOCH:
             return
         producer = self.producer
+        assert producer is not None
         if producer.epoch >= _EPOCH_MAX:
+            self._move_to(ProducerIdState.UNINITIALIZED)
             self.producer = None
             return
+        self._move_to(ProducerIdState.READY)
         self.producer = ProducerIdAndEpoch(producer.producer_id, producer.epoch + 1)
         self._start_over_bumped_partitions()
 
@@ -149,7 +205,10 @@ class IdempotenceState:
         self._bump_partitions.clear()
 
     def _request_bump(self, key: TopicPartitionKey) -> None:
+        # Without an id (one is coming), the partitions start over under the new id.
         self._bump_partitions.add(key)
+        if self.state is ProducerIdState.READY:
+            self._move_to(ProducerIdState.BUMPING_EPOCH)
 
     # ------------------------------------------------------------------ draining
 

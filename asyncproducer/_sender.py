@@ -26,11 +26,11 @@ import anyio
 import anyio.abc
 
 from asyncproducer._accumulator import RecordAccumulator
-from asyncproducer._batch import ProducerBatch
+from asyncproducer._batch import BatchState, ProducerBatch
 from asyncproducer._connection import BrokerConnection
 from asyncproducer._futures import event_factory, timed_wait_factory
 from asyncproducer._host import background_task
-from asyncproducer._idempotence import IdempotenceState, ProducerIdAndEpoch
+from asyncproducer._idempotence import IdempotenceState, ProducerIdAndEpoch, ProducerIdState
 from asyncproducer._memory import BufferPool
 from asyncproducer._metadata import MetadataManager
 from asyncproducer._outcome import FATAL_ERRORS, BatchFacts, Outcome, decide
@@ -117,7 +117,6 @@ class Sender:
         a batch that never left the queue (it waited behind retries) ran out of time."""
         self.stats = SenderStats()
         self._idempotence = idempotence
-        self._init_started = False
         self.producer_id_error: KafkaError | None = None
         """Why the last InitProducerId failed, while records wait for a producer id."""
         self.fatal_error: KafkaError | None = None
@@ -171,9 +170,9 @@ class Sender:
             idempotence.resolve_sequences()
             idempotence.bump_epoch_if_needed()
             self.stats.epoch_bumps = idempotence.epoch_bumps
-            if idempotence.producer is None:
-                if not self._init_started:
-                    self._init_started = True
+            if idempotence.state is not ProducerIdState.READY:
+                if idempotence.state is ProducerIdState.UNINITIALIZED:
+                    idempotence.initializing()
                     requests.start_soon(self._init_producer_id)
                 return accumulator.next_expiry_ms(now)
         check = accumulator.ready(self._metadata.snapshot, now, self._memory.waiting > 0)
@@ -213,7 +212,7 @@ class Sender:
         expired = self._accumulator.expired(now)
         for batch in self._in_flight_batches:
             if now >= self._accumulator.delivery_deadline_ms(batch):
-                batch.possibly_written |= batch.awaiting_response
+                batch.possibly_written |= batch.state is BatchState.AWAITING_RESPONSE
                 expired.append(batch)
         for batch in expired:
             self._expire_batch(batch, now)
@@ -268,14 +267,13 @@ class Sender:
                             int(response.producer_epoch),  # type: ignore[union-attr]
                         )
                     )
-                    logger.debug("producer id %s", self._idempotence.producer)
                     self.producer_id_error = None
-                    self._init_started = False  # a new id may be needed when the epoch runs out
                     self.wakeup()
                     return
                 raise error_for_code(code, f"InitProducerId on broker {connection.address}")
             except KafkaError as exc:
                 if isinstance(exc, (*FATAL_ERRORS, InvalidProducerEpochError)):
+                    self._idempotence.fatal()
                     self.fatal_error = exc
                     self.wakeup()
                     return
@@ -329,7 +327,7 @@ class Sender:
         for batch in batches:
             assert batch.payload is not None
             topic_data.setdefault(batch.topic, {})[batch.partition] = batch.payload
-            batch.awaiting_response = True
+            batch.move_to(BatchState.AWAITING_RESPONSE)
         settings = self._settings
         try:
             request = ProduceRequest(
@@ -346,7 +344,7 @@ class Sender:
             )
         except KafkaError as exc:  # closed since looked up, or no Produce version: not written
             for batch in batches:
-                batch.awaiting_response = False
+                batch.move_to(BatchState.SENDING)
             self._request_failed(batches, exc)
             self._request_ended(node)
 
@@ -356,8 +354,6 @@ class Sender:
         """The connection's report on a Produce request: its response, None for acks=0
         once written, or the error that failed it."""
         try:
-            for batch in batches:
-                batch.awaiting_response = False
             if error is not None:
                 # Sent, or perhaps sent: the broker may have stored these batches.
                 for batch in batches:
@@ -498,6 +494,8 @@ class Sender:
             idempotence.request_bump(batch)
         if outcome is Outcome.FATAL:
             logger.error("the producer cannot go on: %s", error)
+            if idempotence is not None:
+                idempotence.fatal()
             self.fatal_error = error
             self._fail(batch, error)
         elif outcome is Outcome.SPLIT:

@@ -153,6 +153,7 @@ def test_expiry_takes_queued_batches_past_delivery_timeout() -> None:
 
 def test_idempotent_stamps_are_contiguous_per_partition_and_wrap() -> None:
     state = IdempotenceState()
+    state.initializing()
     state.set_producer(ProducerIdAndEpoch(7, 3))
     acc = accumulator(linger_ms=0, guarantee_order=False)
     for _ in range(3):

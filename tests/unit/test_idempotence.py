@@ -53,6 +53,7 @@ def on_the_wire(each: ProducerBatch) -> tuple[int, int, int]:
 
 def new_state() -> IdempotenceState:
     state = IdempotenceState()
+    state.initializing()
     state.set_producer(PRODUCER)
     return state
 
@@ -187,12 +188,14 @@ def test_refused_right_after_an_unknown_outcome_bumps() -> None:
 
 def test_an_exhausted_epoch_asks_for_a_new_producer_id() -> None:
     state = IdempotenceState()
+    state.initializing()
     state.set_producer(ProducerIdAndEpoch(7, 2**15 - 1))
     (a,) = sent(state, batch())
     can_retry(state, a, UnknownProducerIdError("lost"), 0)
     state.bump_epoch_if_needed()
     assert state.producer is None
     assert not state.may_drain(a)
+    state.initializing()
     state.set_producer(ProducerIdAndEpoch(8, 0))
     assert on_the_wire(a) == (8, 0, 0)
     assert state.may_drain(a)

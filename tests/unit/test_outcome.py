@@ -53,6 +53,7 @@ FRESH = BatchFacts(record_count=3, attempts=0, in_time=True)
 def stamped_batch() -> tuple[IdempotenceState, ProducerBatch]:
     """One batch in flight, right after the last acknowledged sequence."""
     state = IdempotenceState()
+    state.initializing()
     state.set_producer(ProducerIdAndEpoch(7, 0))
     batch = ProducerBatch("t", 0, 0, 0, batch_size=10_000)
     for index in range(3):
