@@ -4,12 +4,18 @@
                          [--records 100000] [--rate 5000] [--clients NAME,...]
                          [--json PATH] [--markdown] [--charts DIR]
                          [--bootstrap-servers HOST:PORT]
+                         [--tls-bootstrap-servers HOST:PORT --tls-ca PEM
+                          [--tls-plaintext-bootstrap-servers HOST:PORT]]
 
 Starts one Tansu broker (unless --bootstrap-servers is given), then for each scenario
 runs every client in a process of its own, interleaved (A B C D, A B C D, ...) for
 --rounds rounds with the same settings and records. Reports medians and spread over the
 rounds and ratios against aiokafka (docs/benchmarks.md explains every column). Compare
 ratios rather than absolute numbers: the machines are shared and noisy.
+
+The ``tls`` scenario runs on a broker with a TLS listener: one Apache Kafka node
+(``KafkaCluster(listener="SSL")``, certificates made at start; Tansu 0.6.0 takes
+``--cert``/``--key`` but serves plaintext), or the cluster --tls-bootstrap-servers names.
 """
 
 from __future__ import annotations
@@ -23,8 +29,21 @@ from pathlib import Path
 
 from benchmarks import _bench_report as report
 from benchmarks._bench_clients import CLIENTS
-from benchmarks._bench_run import Plan, machine, run_plan, tansu_version
+from benchmarks._bench_run import (
+    Plan,
+    TlsBroker,
+    java_version,
+    machine,
+    negotiated_tls,
+    run_plan,
+    tansu_version,
+    warm_up,
+)
 from benchmarks._bench_scenarios import DEFAULT, QUICK, SCENARIOS, Scenario
+
+WARM_UP_RECORDS = 1_000_000
+"""Records sent over each listener of the TLS broker before the first round (at most
+twice ``--records``): Apache Kafka is a JVM, slow until its JIT has compiled its paths."""
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -44,6 +63,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--timeout", type=float, default=120.0, help="per run, seconds")
     parser.add_argument("--bootstrap-servers", help="use this cluster instead of Tansu")
+    parser.add_argument(
+        "--tls-bootstrap-servers",
+        help="TLS scenarios: this cluster's TLS listener instead of a fresh Apache Kafka node",
+    )
+    parser.add_argument(
+        "--tls-ca", type=Path, help="the PEM CA that listener's certificate chains to"
+    )
+    parser.add_argument(
+        "--tls-plaintext-bootstrap-servers",
+        help="the same cluster's plaintext listener, for the TLS-to-plaintext ratios",
+    )
     parser.add_argument("--json", type=Path, help="write every run and the summary here")
     parser.add_argument("--markdown", action="store_true", help="print the report as Markdown")
     parser.add_argument("--charts", type=Path, help="write PNG charts to this directory")
@@ -51,6 +81,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     unknown = set(args.clients.split(",")) - set(CLIENTS)
     if unknown:
         parser.error(f"unknown clients {sorted(unknown)}; choose from {CLIENTS}")
+    if (args.tls_bootstrap_servers is None) != (args.tls_ca is None):
+        parser.error("--tls-bootstrap-servers and --tls-ca go together")
+    if args.tls_plaintext_bootstrap_servers and not args.tls_bootstrap_servers:
+        parser.error("--tls-plaintext-bootstrap-servers needs --tls-bootstrap-servers")
     return args
 
 
@@ -64,8 +98,12 @@ def progress(text: str) -> None:
 
 
 @contextlib.contextmanager
-def broker(bootstrap_servers: str | None) -> Iterator[tuple[str, str]]:
-    """The cluster's address and a description of it: the given one, or a fresh Tansu."""
+def broker(bootstrap_servers: str | None, needed: bool = True) -> Iterator[tuple[str, str]]:
+    """The cluster's address and a description of it: the given one, or a fresh Tansu
+    (none if ``needed`` is false: every scenario chosen runs on the TLS broker)."""
+    if not needed:
+        yield "", "none (every scenario chosen runs on the TLS broker)"
+        return
     if bootstrap_servers:
         yield bootstrap_servers, f"external cluster at {bootstrap_servers}"
         return
@@ -75,12 +113,73 @@ def broker(bootstrap_servers: str | None) -> Iterator[tuple[str, str]]:
         yield tansu.bootstrap_servers, f"{tansu_version()} (memory storage, one broker, loopback)"
 
 
+@contextlib.contextmanager
+def tls_broker(args: argparse.Namespace, needed: bool) -> Iterator[TlsBroker | str]:
+    """Where TLS scenarios run, or why they cannot: the cluster the options name, or a
+    fresh single-node Apache Kafka with an SSL listener (certificates made at start).
+
+    Not Tansu: its 0.6.0 takes ``--cert`` and ``--key`` but refuses them together (one
+    clap argument group) and, given ``--cert`` alone, still serves plaintext (it builds
+    a TLS acceptor it never uses). The Kafka node's plaintext twin listener is its PLAINTEXT
+    INTERNAL one: the same broker, the same JVM and settings, only without TLS.
+    """
+    if not needed:
+        yield "no TLS scenario chosen"
+        return
+    if args.tls_bootstrap_servers:
+        servers, ca = args.tls_bootstrap_servers, str(args.tls_ca)
+        yield TlsBroker(
+            servers,
+            ca,
+            args.tls_plaintext_bootstrap_servers,
+            f"external cluster at {servers}, {negotiated_tls(servers, ca)}",
+        )
+        return
+    from asyncproducer.testing.kafka import KafkaCluster, KafkaToolMissingError
+
+    cluster = KafkaCluster(listener="SSL")
+    try:
+        cluster.start()
+    except KafkaToolMissingError as exc:
+        yield f"no Apache Kafka broker for TLS: {exc}"
+        return
+    try:
+        node, ca = cluster.nodes[0], str(cluster.tls.ca)
+        yield TlsBroker(
+            cluster.bootstrap_servers,
+            ca,
+            f"{node.host}:{node.internal_port}",
+            f"Apache Kafka {cluster.version} (KRaft, one node, loopback; {java_version()}; "
+            f"SSL listener, {negotiated_tls(cluster.bootstrap_servers, ca)}, EC P-256 "
+            "certificate; plaintext twin on the same node's PLAINTEXT listener)",
+        )
+    finally:
+        cluster.close()
+
+
+def warm_up_tls_broker(tls: TlsBroker, records: int) -> None:
+    """Warm each listener of the TLS broker up before the first round (it is a JVM)."""
+    started = time.monotonic()
+    warm_up(tls.bootstrap_servers, records, ssl_cafile=tls.cafile)
+    if tls.plaintext_servers:
+        warm_up(tls.plaintext_servers, records)
+    took = time.monotonic() - started
+    progress(f"TLS broker warmed up: {records:,} records per listener in {took:.1f} s")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.monotonic()
-    with broker(args.bootstrap_servers) as (servers, description):
+    scenarios = chosen_scenarios(args)
+    with (
+        broker(args.bootstrap_servers, not all(s.tls_broker for s in scenarios)) as (
+            servers,
+            description,
+        ),
+        tls_broker(args, any(s.tls_broker for s in scenarios)) as tls,
+    ):
         plan = Plan(
-            scenarios=chosen_scenarios(args),
+            scenarios=scenarios,
             clients=args.clients.split(","),
             rounds=args.rounds,
             records=args.records,
@@ -88,21 +187,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             latency_seconds=args.latency_seconds,
             timeout_s=args.timeout,
             bootstrap_servers=servers,
+            tls_broker=tls if isinstance(tls, TlsBroker) else None,
+            no_tls_broker=tls if isinstance(tls, str) else "",
         )
         progress(f"broker: {description}")
+        if plan.tls_broker is not None:
+            progress(f"TLS broker: {plan.tls_broker.description}")
+            warm_up_tls_broker(plan.tls_broker, min(WARM_UP_RECORDS, 2 * args.records))
         runs, skipped = run_plan(plan, progress)
     settings = {
         "records": args.records,
         "rounds": args.rounds,
         "rate": args.rate,
         "latency_seconds": args.latency_seconds,
-        "scenarios": {s.name: s.description for s in plan.scenarios},
+        "scenarios": {v.name: v.description for s in plan.scenarios for v in plan.variants(s)},
     }
     doc = report.document(
         runs=runs,
         skipped=skipped,
         settings=settings,
-        machine=machine(description),
+        machine=machine(description, plan.tls_broker.description if plan.tls_broker else None),
         duration_s=time.monotonic() - started,
     )
     if args.json:

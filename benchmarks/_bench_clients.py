@@ -4,6 +4,10 @@ Settings that exist in every client are set to the same value: acks, linger, bat
 in bytes (librdkafka's default is 1 MB, Java's and aiokafka's 16 KiB), compression,
 idempotence, and murmur2 partitioning for keyed records (librdkafka's ``murmur2_random``
 is Java's). Everything else keeps each client's defaults.
+
+Over TLS (``spec.ssl_cafile`` set) every client trusts that CA only and checks the
+broker's certificate and host name against it: each library's own way of saying so,
+and nothing else about TLS (versions, ciphers) is set, so each negotiates its default.
 """
 
 from __future__ import annotations
@@ -67,6 +71,13 @@ def asyncproducer_config(scenario: Scenario) -> dict[str, Any]:
     }
 
 
+def asyncproducer_tls(spec: RunSpec) -> dict[str, Any]:
+    """The Java names (docs/security.md): a PEM truststore; host names are checked."""
+    if spec.ssl_cafile is None:
+        return {}
+    return {"security_protocol": "SSL", "ssl_truststore_location": spec.ssl_cafile}
+
+
 @contextlib.asynccontextmanager
 async def open_asyncproducer(spec: RunSpec) -> AsyncIterator[tuple[AsyncClient, Producer]]:
     """The client, and the producer itself (for ``send_batch``)."""
@@ -74,7 +85,8 @@ async def open_asyncproducer(spec: RunSpec) -> AsyncIterator[tuple[AsyncClient, 
     # its peak RSS is its own.
     from asyncproducer import Producer
 
-    producer = Producer(spec.bootstrap_servers, **asyncproducer_config(spec.scenario))
+    config = asyncproducer_config(spec.scenario) | asyncproducer_tls(spec)
+    producer = Producer(spec.bootstrap_servers, **config)
     await producer.start()
     try:
         yield AsyncClient(functools.partial(producer.send, spec.topic), producer.flush), producer
@@ -98,6 +110,16 @@ def batch_api(producer: Producer, spec: RunSpec, data: Payloads) -> tuple[SendBa
 # --------------------------------------------------------------------------- aiokafka
 
 
+def aiokafka_tls(spec: RunSpec) -> dict[str, Any]:
+    """aiokafka takes TLS as an ``ssl_context``; its helper builds one that trusts the CA
+    and checks host names."""
+    if spec.ssl_cafile is None:
+        return {}
+    from aiokafka.helpers import create_ssl_context
+
+    return {"security_protocol": "SSL", "ssl_context": create_ssl_context(cafile=spec.ssl_cafile)}
+
+
 @contextlib.asynccontextmanager
 async def open_aiokafka(spec: RunSpec) -> AsyncIterator[AsyncClient]:
     from aiokafka import AIOKafkaProducer
@@ -110,6 +132,7 @@ async def open_aiokafka(spec: RunSpec) -> AsyncIterator[AsyncClient]:
         max_batch_size=s.batch_size,
         compression_type=None if s.compression == "none" else s.compression,
         enable_idempotence=s.idempotence,
+        **aiokafka_tls(spec),
     )
     await producer.start()
     try:
@@ -132,7 +155,15 @@ def confluent_config(spec: RunSpec) -> dict[str, Any]:
         "compression.type": s.compression,
         "enable.idempotence": s.idempotence,
         "partitioner": "murmur2_random",
-    }
+    } | confluent_tls(spec.ssl_cafile)
+
+
+def confluent_tls(ssl_cafile: str | None) -> dict[str, Any]:
+    """librdkafka checks host names by default (``ssl.endpoint.identification.algorithm``
+    is ``https`` since 2.0)."""
+    if ssl_cafile is None:
+        return {}
+    return {"security.protocol": "SSL", "ssl.ca.location": ssl_cafile}
 
 
 @contextlib.asynccontextmanager

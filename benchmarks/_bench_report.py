@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from benchmarks._bench_scenarios import PLAINTEXT_SUFFIX
+
 REFERENCE = "aiokafka"
 """Ratios are against this client: the asyncio producer most users would migrate from."""
 
@@ -60,6 +62,12 @@ class Summary:
     """Median msg/s divided by the reference client's (above 1: faster)."""
     cpu_vs_reference: float | None = None
     """Median CPU per record divided by the reference client's (below 1: cheaper)."""
+    throughput_vs_plaintext: float | None = None
+    """A TLS scenario: median msg/s divided by the same client's in the plaintext twin,
+    on the same broker (below 1: what TLS costs in throughput)."""
+    cpu_vs_plaintext: float | None = None
+    """A TLS scenario: median CPU per record divided by the same client's in the
+    plaintext twin (above 1: what TLS costs the client in CPU)."""
     notes: list[str] = field(default_factory=list)
 
 
@@ -98,7 +106,12 @@ def _summary(scenario: str, client: str, group: Sequence[Mapping[str, Any]]) -> 
 
 def _add_ratios(summaries: Sequence[Summary]) -> None:
     reference = {s.scenario: s for s in summaries if s.client == REFERENCE}
+    by_key = {(s.scenario, s.client): s for s in summaries}
     for summary in summaries:
+        twin = by_key.get((summary.scenario + PLAINTEXT_SUFFIX, summary.client))
+        if twin is not None:
+            summary.throughput_vs_plaintext = _ratio(summary.msgs_per_s, twin.msgs_per_s)
+            summary.cpu_vs_plaintext = _ratio(summary.cpu_s_per_million, twin.cpu_s_per_million)
         ref = reference.get(summary.scenario)
         if ref is None:
             continue
@@ -179,6 +192,26 @@ def latency_table(summaries: Sequence[Summary]) -> list[str]:
     return lines
 
 
+def tls_table(summaries: Sequence[Summary]) -> list[str]:
+    """Each client's TLS figures against its plaintext ones on the same broker."""
+    by_key = {(s.scenario, s.client): s for s in summaries}
+    lines = [
+        "| scenario | client | msg/s TLS | msg/s plaintext | msg/s TLS / plaintext "
+        "| CPU s per M TLS | CPU s per M plaintext | CPU TLS / plaintext |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for s in summaries:
+        twin = by_key.get((s.scenario + PLAINTEXT_SUFFIX, s.client))
+        if twin is None:
+            continue
+        lines.append(
+            f"| {s.scenario} | {s.client} | {_median(s.msgs_per_s)} | {_median(twin.msgs_per_s)} "
+            f"| {_times(s.throughput_vs_plaintext)} | {_median(s.cpu_s_per_million)} "
+            f"| {_median(twin.cpu_s_per_million)} | {_times(s.cpu_vs_plaintext)} |"
+        )
+    return lines if len(lines) > 2 else []
+
+
 def notes_lines(summaries: Sequence[Summary], skipped: Sequence[Mapping[str, str]]) -> list[str]:
     lines = [f"- {s.scenario} / {s.client}: {'; '.join(s.notes)}" for s in summaries if s.notes]
     # One line per client and reason, not one per scenario.
@@ -203,16 +236,25 @@ def markdown(document: Mapping[str, Any]) -> str:
     """The whole report: settings, machine, both tables, notes."""
     summaries = [summary_from_dict(s) for s in document["summary"]]
     settings = document["settings"]
+    latency = any(s.p50_ms is not None for s in summaries)
+    offered = (
+        f"; latency at {settings['rate']:,} msg/s offered for {settings['latency_seconds']:g} s"
+        if latency
+        else ""
+    )
     parts = [
         f"{settings['records']:,} records per throughput run, median of {settings['rounds']} "
-        f"interleaved rounds (spread: min-max); latency at {settings['rate']:,} msg/s offered "
-        f"for {settings['latency_seconds']:g} s. Took {document['duration_s'] / 60:.1f} min.",
+        f"interleaved rounds (spread: min-max){offered}. "
+        f"Took {document['duration_s'] / 60:.1f} min.",
         "",
         *machine_lines(document["machine"]),
     ]
     if any(s.p50_ms is None for s in summaries):
         parts += ["", "Throughput:", "", *throughput_table(summaries)]
-    if any(s.p50_ms is not None for s in summaries):
+    tls = tls_table(summaries)
+    if tls:
+        parts += ["", "TLS against plaintext (each client, the same broker):", "", *tls]
+    if latency:
         parts += ["", "Latency (due → acknowledged):", "", *latency_table(summaries)]
     notes = notes_lines(summaries, document.get("skipped", []))
     if notes:

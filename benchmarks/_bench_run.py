@@ -5,6 +5,10 @@ D, A B C D, ...): whatever the noisy machine does during a round falls on all of
 Every run writes to a topic of its own (a log only it wrote), created before its round
 and deleted after it: Tansu's memory storage keeps every record, and a whole run's
 records (some 80 million) do not fit in the machine's memory.
+
+A TLS scenario runs on the TLS broker, and so does its plaintext twin: each client runs
+both back to back in every round (the twin first in even rounds), so the ratio of its
+TLS figure to its plaintext figure compares runs seconds apart, not a round apart.
 """
 
 from __future__ import annotations
@@ -13,8 +17,12 @@ import dataclasses
 import json
 import os
 import platform
+import shutil
+import socket
+import ssl
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,13 +31,25 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import _bench_clients as clients
-from benchmarks._bench_scenarios import RunSpec, Scenario
+from benchmarks._bench_scenarios import RunSpec, Scenario, plaintext_twin
 
 ROOT = Path(__file__).resolve().parent.parent
 KILL_SLACK_S = 30.0
 """How long past its own timeout a client process may take (closing, exiting) before it
 is killed and the run recorded as failed."""
 TOPIC_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class TlsBroker:
+    """Where TLS scenarios run: a TLS listener and the CA its certificate chains to, and
+    the same cluster's plaintext listener for the plaintext twins (None: no twins, no
+    TLS-to-plaintext ratios)."""
+
+    bootstrap_servers: str
+    cafile: str
+    plaintext_servers: str | None
+    description: str
 
 
 @dataclass(frozen=True)
@@ -42,6 +62,9 @@ class Plan:
     latency_seconds: float
     timeout_s: float
     bootstrap_servers: str
+    tls_broker: TlsBroker | None = None
+    no_tls_broker: str = "no TLS broker"
+    """Why TLS scenarios are skipped when there is no ``tls_broker``."""
 
     def spec(self, scenario: Scenario, topic: str) -> RunSpec:
         if scenario.is_latency:
@@ -49,24 +72,53 @@ class Plan:
             records = max(1, round(self.rate * self.latency_seconds))
         else:
             records = self.records
-        return RunSpec(scenario, self.bootstrap_servers, topic, records, self.timeout_s)
+        servers, cafile = self.target(scenario)
+        return RunSpec(scenario, servers, topic, records, self.timeout_s, cafile)
+
+    def target(self, scenario: Scenario) -> tuple[str, str | None]:
+        """Where ``scenario`` runs: the bootstrap servers, and the CA file if over TLS."""
+        if not scenario.tls_broker:
+            return self.bootstrap_servers, None
+        tls = self.tls_broker
+        if tls is None:
+            raise ValueError(f"scenario {scenario.name} needs a TLS broker: {self.no_tls_broker}")
+        if scenario.tls:
+            return tls.bootstrap_servers, tls.cafile
+        if tls.plaintext_servers is None:
+            raise ValueError(f"scenario {scenario.name} needs the TLS broker's plaintext listener")
+        return tls.plaintext_servers, None
+
+    def variants(self, scenario: Scenario) -> list[Scenario]:
+        """``scenario``, and its plaintext twin if it is over TLS and the TLS broker has a
+        plaintext listener: what each client runs in each round."""
+        if scenario.tls and self.tls_broker and self.tls_broker.plaintext_servers:
+            return [scenario, plaintext_twin(scenario)]
+        return [scenario]
+
+    def skip_reason(self, client: str, scenario: Scenario) -> str | None:
+        if scenario.tls_broker and self.tls_broker is None:
+            return self.no_tls_broker
+        return clients.unavailable(client, scenario)
 
 
-def _admin(bootstrap_servers: str) -> Any:
+def _admin(bootstrap_servers: str, ssl_cafile: str | None = None) -> Any:
     """confluent-kafka's AdminClient (a client this project did not write, as the
     integration tests use)."""
     from confluent_kafka.admin import AdminClient
 
     # log_level 4: warnings and worse; librdkafka's info lines would interleave with the
     # progress lines.
-    return AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 4})
+    config: dict[str, Any] = {"bootstrap.servers": bootstrap_servers, "log_level": 4}
+    return AdminClient(config | clients.confluent_tls(ssl_cafile))
 
 
-def create_topics(bootstrap_servers: str, topics: dict[str, int]) -> None:
-    """Create ``{name: partitions}``."""
+def create_topics(
+    bootstrap_servers: str, topics: dict[str, int], *, ssl_cafile: str | None = None
+) -> None:
+    """Create ``{name: partitions}`` (over TLS, trusting ``ssl_cafile``, if given)."""
     from confluent_kafka.cimpl import NewTopic  # what .admin re-exports, typed here
 
-    admin = _admin(bootstrap_servers)  # alive until the futures are done
+    admin = _admin(bootstrap_servers, ssl_cafile)  # alive until the futures are done
     futures = admin.create_topics(
         [NewTopic(name, num_partitions=n, replication_factor=1) for name, n in topics.items()],
         operation_timeout=TOPIC_TIMEOUT_S,
@@ -75,12 +127,44 @@ def create_topics(bootstrap_servers: str, topics: dict[str, int]) -> None:
         future.result(timeout=TOPIC_TIMEOUT_S)
 
 
-def delete_topics(bootstrap_servers: str, names: Sequence[str]) -> None:
+def delete_topics(
+    bootstrap_servers: str, names: Sequence[str], *, ssl_cafile: str | None = None
+) -> None:
     """Delete these topics, and with them the records the broker holds in memory."""
-    admin = _admin(bootstrap_servers)  # alive until the futures are done
+    admin = _admin(bootstrap_servers, ssl_cafile)  # alive until the futures are done
     futures = admin.delete_topics(list(names), operation_timeout=TOPIC_TIMEOUT_S)
     for future in futures.values():
         future.result(timeout=TOPIC_TIMEOUT_S)
+
+
+def warm_up(
+    bootstrap_servers: str, records: int, *, ssl_cafile: str | None = None, timeout_s: float = 120
+) -> None:
+    """Send ``records`` 100-byte records with confluent-kafka to a topic of their own,
+    then delete it: a fresh JVM broker (Apache Kafka) runs its hot paths interpreted
+    until the JIT has compiled them, so the first client measured would pay for that."""
+    from confluent_kafka import Producer
+
+    deadline = time.monotonic() + timeout_s
+    topic = f"bench-warm-up-{uuid.uuid4().hex[:8]}"
+    create_topics(bootstrap_servers, {topic: 6}, ssl_cafile=ssl_cafile)
+    config = {"bootstrap.servers": bootstrap_servers, "linger.ms": 5, "log_level": 4}
+    producer = Producer(config | clients.confluent_tls(ssl_cafile))
+    value = b"w" * 100
+    for _ in range(records):
+        while True:
+            try:
+                producer.produce(topic, value)
+                break
+            except BufferError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"warming up {bootstrap_servers}: queue full") from None
+                producer.poll(0.1)
+        producer.poll(0)
+    left = producer.flush(max(0.0, deadline - time.monotonic()))
+    if left:
+        raise TimeoutError(f"warming up {bootstrap_servers}: {left} records undelivered")
+    delete_topics(bootstrap_servers, [topic], ssl_cafile=ssl_cafile)
 
 
 def run_client(client: str, spec: RunSpec) -> dict[str, Any]:
@@ -131,23 +215,36 @@ def run_plan(
     for scenario in plan.scenarios:
         chosen = []
         for client in plan.clients:
-            reason = clients.unavailable(client, scenario)
+            reason = plan.skip_reason(client, scenario)
             if reason is None:
                 chosen.append(client)
             else:
                 progress(f"{scenario.name}: {client} skipped: {reason}")
                 skipped.append({"scenario": scenario.name, "client": client, "reason": reason})
+        if not chosen:
+            continue
+        variants = plan.variants(scenario)
         run_id = uuid.uuid4().hex[:8]
         for round_ in range(1, plan.rounds + 1):
-            topics = {c: f"bench-{scenario.name}-{c}-{run_id}-{round_}" for c in chosen}
-            create_topics(
-                plan.bootstrap_servers, dict.fromkeys(topics.values(), scenario.partitions)
-            )
+            topics = {
+                v.name: {c: f"bench-{v.name}-{c}-{run_id}-{round_}" for c in chosen}
+                for v in variants
+            }
+            for variant in variants:
+                servers, cafile = plan.target(variant)
+                names = topics[variant.name].values()
+                create_topics(servers, dict.fromkeys(names, variant.partitions), ssl_cafile=cafile)
+            # A twin first in even rounds: neither always runs right after another client.
+            order = variants if round_ % 2 else variants[::-1]
             for client in chosen:
-                run = run_client(client, plan.spec(scenario, topics[client])) | {"round": round_}
-                progress(f"{scenario.name} round {round_} {client}: {describe(run)}")
-                runs.append(run)
-            delete_topics(plan.bootstrap_servers, list(topics.values()))
+                for variant in order:
+                    spec = plan.spec(variant, topics[variant.name][client])
+                    run = run_client(client, spec) | {"round": round_}
+                    progress(f"{variant.name} round {round_} {client}: {describe(run)}")
+                    runs.append(run)
+            for variant in variants:
+                servers, cafile = plan.target(variant)
+                delete_topics(servers, list(topics[variant.name].values()), ssl_cafile=cafile)
     return runs, skipped
 
 
@@ -183,6 +280,36 @@ def tansu_version() -> str:
     return done.stdout.strip() or "unknown"
 
 
+def java_version() -> str:
+    """The first line of ``java -version`` (the JVM an Apache Kafka broker runs on)."""
+    java = shutil.which("java")
+    if java is None:
+        return "unknown"
+    try:
+        done = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    lines = (done.stderr or done.stdout).strip().splitlines()
+    return lines[0] if lines else "unknown"
+
+
+def negotiated_tls(bootstrap_servers: str, cafile: str, timeout_s: float = 10.0) -> str:
+    """The TLS version and cipher the first bootstrap server agrees on with a default
+    client context of Python's ssl module (OpenSSL), as asyncproducer's and aiokafka's
+    connections are made."""
+    host, _, port = bootstrap_servers.split(",")[0].rpartition(":")
+    context = ssl.create_default_context(cafile=cafile)
+    try:
+        with (
+            socket.create_connection((host, int(port)), timeout=timeout_s) as raw,
+            context.wrap_socket(raw, server_hostname=host) as tls,
+        ):
+            cipher = tls.cipher()
+            return f"{tls.version()} {cipher[0] if cipher else 'unknown cipher'}"
+    except (OSError, ValueError) as exc:
+        return f"unknown ({type(exc).__name__}: {exc})"
+
+
 def git_commit() -> str:
     try:
         head = subprocess.run(
@@ -199,8 +326,8 @@ def git_commit() -> str:
     return f"{head}{' + uncommitted changes' if dirty else ''}" if head else "unknown"
 
 
-def machine(broker: str) -> dict[str, Any]:
-    """What the numbers were measured on."""
+def machine(broker: str, tls_broker: str | None = None) -> dict[str, Any]:
+    """What the numbers were measured on (``tls_broker``: where TLS scenarios ran)."""
     librdkafka = "not installed"
     try:
         import confluent_kafka
@@ -209,6 +336,7 @@ def machine(broker: str) -> dict[str, Any]:
     except ImportError:
         pass
     packages = ["asyncproducer", "aiokafka", "confluent-kafka", "anyio", "kio"]
+    tls = {"tls_broker": tls_broker} if tls_broker else {}
     return {
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
@@ -216,5 +344,6 @@ def machine(broker: str) -> dict[str, Any]:
         "os": platform.platform(),
         "packages": {name: _version(name) for name in packages} | {"librdkafka": librdkafka},
         "broker": broker,
+        **tls,
         "commit": git_commit(),
     }

@@ -2,7 +2,8 @@
 
 A base scenario, then variations that each change one factor of it (the full cross
 product would take hours on a small machine and say little more), then a latency
-scenario at a fixed offered rate. Every client gets the same settings and the same
+scenario at a fixed offered rate, and the base over TLS (on a broker of its own, with its
+plaintext twin on the same broker). Every client gets the same settings and the same
 records; a :class:`RunSpec` carries one scenario to one client process as JSON.
 """
 
@@ -16,6 +17,9 @@ from typing import Any
 
 BASE = "base"
 LATENCY = "latency"
+TLS = "tls"
+PLAINTEXT_SUFFIX = "-plaintext"
+"""A TLS scenario's plaintext twin is named after it with this suffix."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,10 @@ class Scenario:
     batch_size: int = 16_384
     rate: int = 0
     """Offered records per second; 0 means as fast as the client goes (throughput)."""
+    tls: bool = False
+    """Over TLS: on the TLS broker's TLS listener (see :func:`plaintext_twin`)."""
+    tls_broker: bool = False
+    """On the TLS broker (a TLS scenario, or its plaintext twin), not the main one."""
 
     @property
     def is_latency(self) -> bool:
@@ -72,13 +80,32 @@ SCENARIOS: dict[str, Scenario] = {
             linger_ms=0,
             rate=5_000,
         ),
+        _vary(
+            TLS,
+            "base over TLS, on the TLS broker (one Apache Kafka node unless "
+            f"--tls-bootstrap-servers); each client also runs {TLS}{PLAINTEXT_SUFFIX}: the "
+            "same on the same broker without TLS",
+            tls=True,
+            tls_broker=True,
+        ),
     ]
 }
 QUICK = [BASE, "tasks-1000", LATENCY]
 """``--quick``: the base, many tasks, and latency."""
 DEFAULT = list(SCENARIOS)
-"""What runs without ``--scenario``/``--quick``: every scenario (about 5 minutes with 3
-rounds on 2 cores)."""
+"""What runs without ``--scenario``/``--quick``: every scenario (about 7-8 minutes with
+3 rounds on 2 cores)."""
+
+
+def plaintext_twin(scenario: Scenario) -> Scenario:
+    """A TLS scenario without TLS, on the same broker: what each client's TLS figures are
+    divided by (the TLS broker is not the main one, so the base scenario will not do)."""
+    return dataclasses.replace(
+        scenario,
+        name=scenario.name + PLAINTEXT_SUFFIX,
+        description=f"{scenario.name} without TLS, on the same broker's PLAINTEXT listener",
+        tls=False,
+    )
 
 
 @dataclass(frozen=True)
@@ -90,6 +117,9 @@ class RunSpec:
     topic: str
     records: int
     timeout_s: float
+    ssl_cafile: str | None = None
+    """TLS: the PEM file of the CA to trust (clients check the broker's certificate and
+    host name against it); None: plaintext."""
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
