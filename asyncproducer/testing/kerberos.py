@@ -34,6 +34,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from asyncproducer.testing._process import end_process
+
 __all__ = ["DEFAULT_REALM", "KerberosRealm", "KerberosToolMissingError"]
 
 DEFAULT_REALM = "ASYNCPRODUCER.TEST"
@@ -149,12 +151,7 @@ class KerberosRealm:
         """Stop the KDC and remove the directory (keytabs included); idempotent."""
         process, self._process = self._process, None
         if process is not None:
-            process.terminate()
-            try:
-                process.wait(timeout=10.0)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10.0)
+            end_process(process)
         output, self._output = self._output, None
         if output is not None:
             output.close()

@@ -27,6 +27,7 @@ from asyncproducer.errors import KafkaConnectionError
 from asyncproducer.protocol.framing import FrameDecoder, encode_request
 from asyncproducer.protocol.messages import api_versions_request, response_decoder
 from asyncproducer.protocol.versions import ApiKey
+from asyncproducer.testing._process import end_process
 
 __all__ = ["TansuBroker", "find_tansu_binary"]
 
@@ -165,15 +166,7 @@ class TansuBroker:
     def _end(self, *, graceful: bool) -> None:
         process, self._process = self._process, None
         if process is not None:
-            if graceful:
-                process.terminate()
-            else:
-                process.kill()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+            end_process(process, graceful=graceful)
         log, self._log = self._log, None
         if log is not None:
             log.close()
