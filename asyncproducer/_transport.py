@@ -210,6 +210,11 @@ class StreamTransport:
                         # TLS streams cannot half-close: all is written, so end it all.
                         self._scope.cancel()
                     return
+        except anyio.EndOfStream:
+            # A TLS stream's send() meets the peer's close (no close_notify: a crashed
+            # broker) this way, on trio: the connection is lost, not the producer.
+            self._report_lost(None)
+            self._scope.cancel()
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
             self._report_lost(exc)
             self._scope.cancel()
