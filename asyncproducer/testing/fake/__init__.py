@@ -7,7 +7,18 @@ client cannot be mirrored by the fake.
 
 from __future__ import annotations
 
+from asyncproducer.testing.fake._security import unsecured_jws, unsecured_token_provider
+from asyncproducer.testing.fake._session import Authentication, AuthenticationFailure
 from asyncproducer.testing.fake.cluster import RequestLogEntry, StoredBatch, StoredRecord
-from asyncproducer.testing.fake.server import FakeCluster
+from asyncproducer.testing.fake.facade import FakeCluster
 
-__all__ = ["FakeCluster", "RequestLogEntry", "StoredBatch", "StoredRecord"]
+__all__ = [
+    "Authentication",
+    "AuthenticationFailure",
+    "FakeCluster",
+    "RequestLogEntry",
+    "StoredBatch",
+    "StoredRecord",
+    "unsecured_jws",
+    "unsecured_token_provider",
+]

@@ -8,6 +8,7 @@ time per connection, all on one event loop, so no locks) and by the test through
 from __future__ import annotations
 
 import itertools
+import ssl
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from asyncproducer.protocol.topics import topic_name_problem
+from asyncproducer.testing.fake._session import Authentication, AuthenticationFailure, SaslConfig
 
 # Kafka keeps the metadata of the last five batches per producer and partition, which is
 # why max.in.flight.requests.per.connection may be at most 5 with idempotence.
@@ -145,6 +147,16 @@ class ClusterState:
         self._round_robin = itertools.count()
         self.faults: list[Fault] = []
         self.request_log: list[RequestLogEntry] = []
+        # Security: set by FakeCluster from its listener arguments.
+        self.tls_context: ssl.SSLContext | None = None
+        self.sasl: SaslConfig | None = None
+        self.authentications: list[Authentication] = []
+        self.authentication_failures: list[AuthenticationFailure] = []
+        self._connections = itertools.count()
+
+    def new_connection(self) -> int:
+        """A number for a connection just accepted (unique in this cluster)."""
+        return next(self._connections)
 
     # ------------------------------------------------------------------ topics
 

@@ -5,13 +5,19 @@ mutes a connection until the response to its current request is sent), so a dela
 response also delays the ones pipelined behind it. Faults are applied here, around the
 handler call: black hole and drop-before-apply before it, forced error codes through it,
 drop-after-apply and delays after it.
+
+Security: on an SSL listener each accepted socket first does the server side of a TLS
+handshake (:mod:`._tls`); every request then passes the connection's SASL session
+(:mod:`._session`), which says whether Kafka would serve it, refuse it, or close the
+connection, before any fault or handler sees it.
 """
 
 from __future__ import annotations
 
 import io
+import ssl
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import anyio
@@ -22,14 +28,15 @@ from kio.static.primitive import i32
 
 from asyncproducer.errors import ProtocolError
 from asyncproducer.protocol.framing import FrameDecoder
-from asyncproducer.testing.fake.cluster import (
-    DEFAULT_MAX_MESSAGE_BYTES,
-    ClusterState,
-    Fault,
-    RequestLogEntry,
-    StoredBatch,
-    StoredRecord,
+from asyncproducer.testing.fake._session import (
+    ILLEGAL_SASL_STATE,
+    Admission,
+    Authentication,
+    AuthenticationFailure,
+    Session,
 )
+from asyncproducer.testing.fake._tls import ServerTlsStream
+from asyncproducer.testing.fake.cluster import ClusterState, RequestLogEntry
 from asyncproducer.testing.fake.handlers import (
     Request,
     api_versions,
@@ -39,6 +46,8 @@ from asyncproducer.testing.fake.handlers import (
     init_producer_id,
     metadata,
     produce,
+    sasl_authenticate,
+    sasl_handshake,
 )
 from asyncproducer.testing.fake.handlers.api_versions import SUPPORTED_VERSIONS
 
@@ -47,13 +56,17 @@ HANDLERS: dict[int, Callable[[Request], Any]] = {
     1: fetch.handle,
     3: metadata.handle,
     10: find_coordinator.handle,
+    17: sasl_handshake.handle,
     18: api_versions.handle,
     19: create_topics.handle,
     22: init_producer_id.handle,
+    36: sasl_authenticate.handle,
 }
 _API_VERSIONS = 18
 _REQUEST_PREFIX = struct.Struct(">hh")
 _SIZE = struct.Struct(">i")
+TLS_HANDSHAKE_TIMEOUT_S = 10.0
+TLS_CLOSE_GRACE_S = 1.0
 
 # kio builds a reader/writer per class by introspection; build each once.
 _readers: dict[type[Any], Any] = {}
@@ -116,25 +129,80 @@ class BrokerServer:
         finally:
             self._stopped.set()
 
-    async def _connection(self, stream: anyio.abc.SocketStream) -> None:
+    async def _connection(self, stream: anyio.abc.ByteStream) -> None:
+        state = self.state
+        connection = state.new_connection()
+        session = Session(
+            state.sasl,
+            self.broker,
+            connection,
+            state.authentications,
+            state.authentication_failures,
+            clock=anyio.current_time,
+        )
         decoder = FrameDecoder()
         try:
+            if state.tls_context is not None:
+                stream = await self._tls_handshake(stream, state.tls_context, connection)
             while True:
                 data = await stream.receive()
                 for frame in decoder.feed(data):
-                    await self._serve_request(stream, frame)
+                    await self._serve_request(stream, session, frame)
         except (
             anyio.EndOfStream,
             anyio.BrokenResourceError,
             anyio.ClosedResourceError,
+            OSError,  # ssl.SSLError from a TLS stream
             ProtocolError,
             _CloseConnection,
         ):
-            pass
+            if isinstance(stream, ServerTlsStream):
+                with anyio.move_on_after(TLS_CLOSE_GRACE_S):
+                    await stream.close_notify()
         finally:
             await anyio.aclose_forcefully(stream)
 
-    async def _serve_request(self, stream: anyio.abc.SocketStream, frame: bytes) -> None:
+    async def _tls_handshake(
+        self, stream: anyio.abc.ByteStream, context: ssl.SSLContext, connection: int
+    ) -> ServerTlsStream:
+        """The TLS side of an accepted connection; a failed handshake is recorded in
+        ``authentication_failures`` (mechanism ``"SSL"``) and closes the connection."""
+        try:
+            with anyio.fail_after(TLS_HANDSHAKE_TIMEOUT_S):
+                tls = await ServerTlsStream.accept(stream, context)
+        except (TimeoutError, OSError, anyio.EndOfStream, anyio.BrokenResourceError) as exc:
+            reason = f"TLS handshake failed: {_describe(exc)}"
+            self._record_failure("SSL", None, reason, connection)
+            raise _CloseConnection from None
+        certificate = tls.peer_certificate
+        if certificate and self.state.sasl is None:
+            # On an SSL listener the client certificate is the principal (Kafka's default
+            # principal builder names it by its subject).
+            self.state.authentications.append(
+                Authentication(
+                    self.broker,
+                    "SSL",
+                    _subject(certificate),
+                    connection,
+                    False,
+                    0,
+                    anyio.current_time(),
+                )
+            )
+        return tls
+
+    def _record_failure(
+        self, mechanism: str, user: str | None, reason: str, connection: int
+    ) -> None:
+        self.state.authentication_failures.append(
+            AuthenticationFailure(
+                self.broker, mechanism, user, reason, connection, anyio.current_time()
+            )
+        )
+
+    async def _serve_request(
+        self, stream: anyio.abc.ByteStream, session: Session, frame: bytes
+    ) -> None:
         state, broker = self.state, self.broker
         api_key, version, correlation_id, client_id, body = _decode_request(frame)
         state.request_log.append(
@@ -151,11 +219,28 @@ class BrokerServer:
             response = api_versions.unsupported_version_response()
             await stream.send(_encode_response(correlation_id, _API_VERSIONS, 0, response))
             return
+        admission = session.admit(api_key)
+        if admission is Admission.CLOSE:
+            raise _CloseConnection
+        if admission is Admission.REFUSE:
+            # Kafka answers a request out of place in the SASL exchange with its error
+            # response, then closes.
+            refused = Request(state, broker, api_key, version, body, ILLEGAL_SASL_STATE, session)
+            response = HANDLERS[api_key](refused)
+            if response is not None:
+                await stream.send(_encode_response(correlation_id, api_key, version, response))
+            raise _CloseConnection
         if state.take_fault("drop_before", api_key, broker):
             raise _CloseConnection
         error = state.take_fault("error", api_key, broker)
         request = Request(
-            state, broker, api_key, version, body, error.error_code if error is not None else 0
+            state,
+            broker,
+            api_key,
+            version,
+            body,
+            error.error_code if error is not None else 0,
+            session,
         )
         response = HANDLERS[api_key](request)
         if state.take_fault("drop_after", api_key, broker):
@@ -165,6 +250,39 @@ class BrokerServer:
             await anyio.sleep(delay.delay_for_this_request())
         if response is not None:
             await stream.send(_encode_response(correlation_id, api_key, version, response))
+        if session.close_after_response:
+            raise _CloseConnection
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, TimeoutError):
+        return f"no handshake within {TLS_HANDSHAKE_TIMEOUT_S:g} s"
+    if isinstance(error, anyio.EndOfStream | anyio.BrokenResourceError):
+        cause = error.__cause__
+        return _describe(cause) if cause is not None else "the client closed the connection"
+    if isinstance(error, ssl.SSLError):
+        return str(error.reason or error).lower().replace("_", " ")
+    return str(error) or type(error).__name__
+
+
+_DN_NAMES = {
+    "commonName": "CN",
+    "organizationName": "O",
+    "organizationalUnitName": "OU",
+    "localityName": "L",
+    "stateOrProvinceName": "ST",
+    "countryName": "C",
+}
+
+
+def _subject(certificate: Mapping[str, Any]) -> str:
+    """The certificate's subject as an RFC 2253 name (``CN=client``), as Java's
+    ``X500Principal.getName()`` gives it: the last RDN first."""
+    rdns = certificate.get("subject", ())
+    return ",".join(
+        "+".join(f"{_DN_NAMES.get(name, name)}={value}" for name, value in rdn)
+        for rdn in reversed(rdns)
+    )
 
 
 def _decode_request(frame: bytes) -> tuple[int, int, int, str | None, Any]:
@@ -203,208 +321,3 @@ def _encode_response(correlation_id: int, api_key: int, version: int, body: Any)
     _SIZE.pack_into(frame, 0, len(frame) - 4)
     del frame
     return buffer.getvalue()
-
-
-class FakeCluster:
-    """An in-process Kafka cluster of ``brokers`` brokers on loopback TCP, with faults.
-
-    ::
-
-        async with FakeCluster(brokers=3) as cluster:
-            cluster.create_topic("orders", 6)
-            async with Producer(cluster.bootstrap_servers) as producer:
-                await producer.send_and_wait("orders", b"v")
-            assert cluster.records("orders", 0) ...
-
-    Works on asyncio and trio. Fault methods may be called while traffic flows; each takes
-    effect from the next request it matches.
-    """
-
-    def __init__(
-        self, *, brokers: int = 3, auto_create_topics: bool = True, default_partitions: int = 3
-    ) -> None:
-        self._state = ClusterState(brokers, auto_create_topics, default_partitions)
-        self._servers = {b: BrokerServer(b, self._state) for b in self._state.broker_ids}
-        self._task_group: anyio.abc.TaskGroup | None = None
-
-    # ------------------------------------------------------------------ lifecycle
-
-    async def __aenter__(self) -> FakeCluster:
-        if self._task_group is not None:
-            raise RuntimeError("this FakeCluster is already running")
-        task_group = anyio.create_task_group()
-        await task_group.__aenter__()
-        self._task_group = task_group
-        try:
-            for server in self._servers.values():
-                await server.start(task_group)
-        except BaseException as exc:
-            task_group.cancel_scope.cancel()
-            await task_group.__aexit__(type(exc), exc, exc.__traceback__)
-            self._task_group = None
-            raise
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        task_group, self._task_group = self._task_group, None
-        if task_group is None:
-            return
-        self._state.live.clear()
-        # Cancelling closes every listener and connection at once (forcefully: nothing
-        # waits on a peer), so leaving never hangs.
-        task_group.cancel_scope.cancel()
-        await task_group.__aexit__(None, None, None)
-
-    @property
-    def bootstrap_servers(self) -> str:
-        if self._task_group is None:
-            raise RuntimeError("the FakeCluster is not running: use `async with FakeCluster()`")
-        return ",".join(f"127.0.0.1:{self._state.ports[b]}" for b in self._state.broker_ids)
-
-    @property
-    def broker_ids(self) -> list[int]:
-        return list(self._state.broker_ids)
-
-    # ------------------------------------------------------------------ topics
-
-    def create_topic(
-        self,
-        name: str,
-        partitions: int = 3,
-        *,
-        leaders: Sequence[int] | None = None,
-        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-    ) -> None:
-        """Create ``name``; ``leaders[i]`` leads partition i (default: round-robin).
-
-        ``max_message_bytes`` is the topic's ``max.message.bytes``: a larger record batch
-        is refused with MESSAGE_TOO_LARGE."""
-        self._state.create_topic(name, partitions, None if leaders is None else list(leaders))
-        self._state.topics[name].max_message_bytes = max_message_bytes
-
-    def leader_of(self, topic: str, partition: int) -> int:
-        return self._state.partition(topic, partition).leader
-
-    def move_leader(self, topic: str, partition: int, to_broker: int) -> None:
-        """Make ``to_broker`` the leader (epoch + 1); the old one answers NOT_LEADER."""
-        self._state.check_broker(to_broker)
-        state = self._state.partition(topic, partition)
-        state.leader = to_broker
-        state.leader_epoch += 1
-
-    def advertise(self, broker: int, host: str | None = None, port: int | None = None) -> None:
-        """Name ``host:port`` as ``broker``'s address in metadata (Kafka's
-        ``advertised.listeners``) instead of its own listener; no arguments restore it.
-
-        Clients connect where metadata says, so this puts a ``FaultProxy`` in front of one
-        broker (advertise the proxy's address), or makes a broker advertise an address no
-        client can reach (port 70000, host ``"a..b"``). The fake itself stores any value."""
-        self._state.check_broker(broker)
-        if host is None and port is None:
-            self._state.advertised.pop(broker, None)
-            return
-        own_host, own_port = self._state.address_of(broker)
-        self._state.advertised[broker] = (
-            own_host if host is None else host,
-            own_port if port is None else port,
-        )
-
-    def set_partition_count(self, topic: str, count: int) -> None:
-        """Grow ``topic`` to ``count`` partitions (Kafka cannot shrink a topic)."""
-        self._state.grow(topic, count)
-
-    # ------------------------------------------------------------------ inspection
-
-    def records(self, topic: str, partition: int) -> list[StoredRecord]:
-        return list(self._state.partition(topic, partition).records)
-
-    def batches(self, topic: str, partition: int) -> list[StoredBatch]:
-        """The stored batches' bytes, for decoding with an independent reader."""
-        return list(self._state.partition(topic, partition).batches)
-
-    def request_count(self, api: int, *, broker: int | None = None) -> int:
-        return sum(
-            1
-            for entry in self._state.request_log
-            if entry.api_key == api and (broker is None or entry.broker == broker)
-        )
-
-    @property
-    def request_log(self) -> list[RequestLogEntry]:
-        return self._state.request_log
-
-    # ------------------------------------------------------------------ faults
-
-    def fail_next(
-        self, api: int, error_code: int, count: int = 1, *, broker: int | None = None
-    ) -> None:
-        """Answer the next ``count`` requests of ``api`` with ``error_code`` (not applied).
-
-        For Produce every partition in the request gets the code; for Metadata every topic.
-        """
-        self._check(broker)
-        self._state.arm(Fault("error", api, broker, count, error_code=error_code))
-
-    def delay_responses(
-        self,
-        api: int,
-        seconds: float | Callable[[int], float],
-        *,
-        count: int | None = None,
-        broker: int | None = None,
-    ) -> None:
-        """Hold ``api`` responses for ``seconds`` (the next ``count``, or all; 0 clears).
-
-        ``seconds`` may be a function of the request's index among those this delay
-        matches (0, 1, 2, ...), for a different delay per request."""
-        self._check(broker)
-        # A new delay replaces the previous one for the same API and broker, so a test can
-        # change or clear (seconds=0) a standing delay.
-        self._state.faults = [
-            f
-            for f in self._state.faults
-            if not (f.kind == "delay" and f.api == api and f.broker == broker)
-        ]
-        self._state.arm(Fault("delay", api, broker, count, seconds=seconds))
-
-    def drop_connection(
-        self, api: int, *, after_apply: bool = False, count: int = 1, broker: int | None = None
-    ) -> None:
-        """Close the connection on the next ``count`` ``api`` requests instead of answering.
-
-        ``after_apply=True`` applies the request first (records are stored): the client
-        sees a lost response for a write that happened, the classic duplicate-maker.
-        """
-        self._check(broker)
-        kind = "drop_after" if after_apply else "drop_before"
-        self._state.arm(Fault(kind, api, broker, count))
-
-    def black_hole(self, broker: int, enabled: bool = True) -> None:
-        """Accept connections and read requests on ``broker`` but never answer them."""
-        self._state.check_broker(broker)
-        if enabled:
-            self._state.black_holed.add(broker)
-        else:
-            self._state.black_holed.discard(broker)
-
-    def forget_producers(self) -> None:
-        """Lose every idempotent producer's state, as brokers do when retention deletes a
-        producer's last batch: its next batch (not at sequence 0) gets UNKNOWN_PRODUCER_ID."""
-        self._state.producers.clear()
-
-    async def stop_broker(self, broker: int) -> None:
-        """Close ``broker``'s listener and connections; its partitions show leader -1."""
-        self._state.check_broker(broker)
-        await self._servers[broker].stop()
-
-    async def start_broker(self, broker: int) -> None:
-        """Bring a stopped broker back on its old port."""
-        self._state.check_broker(broker)
-        if self._task_group is None:
-            raise RuntimeError("the FakeCluster is not running")
-        if broker not in self._state.live:
-            await self._servers[broker].start(self._task_group)
-
-    def _check(self, broker: int | None) -> None:
-        if broker is not None:
-            self._state.check_broker(broker)

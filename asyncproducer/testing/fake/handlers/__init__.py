@@ -15,6 +15,7 @@ from typing import Any
 from kio.index import load_payload_module
 from kio.static.constants import EntityType
 
+from asyncproducer.testing.fake._session import Session
 from asyncproducer.testing.fake.cluster import ClusterState
 
 
@@ -30,6 +31,8 @@ class Request:
     # Non-zero when a test armed fail_next for this request: the handler answers with it
     # (and applies nothing) in whatever place its response has for an error code.
     forced_error: int = 0
+    session: Session | None = None
+    """The connection's authentication state (SaslHandshake and SaslAuthenticate use it)."""
 
 
 @functools.cache

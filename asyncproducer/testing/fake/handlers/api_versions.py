@@ -23,19 +23,23 @@ SUPPORTED_VERSIONS: Mapping[int, tuple[int, int]] = {
     3: (4, 12),  # Metadata
     10: (0, 5),  # FindCoordinator
     18: (0, 4),  # ApiVersions
+    17: (1, 1),  # SaslHandshake (v0, raw SASL tokens, is gone from Kafka 4.0)
     19: (2, 7),  # CreateTopics
     22: (0, 5),  # InitProducerId
+    36: (0, 2),  # SaslAuthenticate (v1+: session lifetime, KIP-368)
 }
+SASL_APIS = frozenset({17, 36})
+"""Advertised only by a SASL listener's brokers."""
 
 
 def handle(request: Request) -> Any:
-    return response(request.version, request.forced_error)
+    return response(request.version, request.forced_error, sasl=request.cluster.sasl is not None)
 
 
-def response(version: int, error_code: int = 0) -> Any:
+def response(version: int, error_code: int = 0, *, sasl: bool = False) -> Any:
     """The ApiVersions response body of ``version`` (which must be 0..4)."""
     module = response_module(API_VERSIONS, version)
-    ranges = () if error_code else _ranges(module)
+    ranges = () if error_code else _ranges(module, sasl)
     return build(
         module.ApiVersionsResponse,
         error_code=ErrorCode(error_code),
@@ -58,8 +62,9 @@ def unsupported_version_response() -> Any:
     )
 
 
-def _ranges(module: Any) -> tuple[Any, ...]:
+def _ranges(module: Any, sasl: bool) -> tuple[Any, ...]:
     return tuple(
         module.ApiVersion(api_key=key, min_version=low, max_version=high)
         for key, (low, high) in sorted(SUPPORTED_VERSIONS.items())
+        if sasl or key not in SASL_APIS
     )
