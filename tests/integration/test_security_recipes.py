@@ -10,16 +10,22 @@ is read back by confluent-kafka from Kafka, and from the fake's log.
 
 from __future__ import annotations
 
+import base64
+import calendar
 import re
+import time
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 import anyio
 import pytest
 from cryptography.hazmat.primitives import serialization
 
 from asyncproducer import Producer
+from asyncproducer.errors import AuthenticationError
+from asyncproducer.testing import FakeCluster
 from asyncproducer.testing.kafka import KafkaCluster
 from tests.integration.brokers import SECURE_USERS
 from tests.integration.independent import consume
@@ -156,3 +162,95 @@ async def test_aiven_client_certificate_files(
         AIVEN_CERTIFICATES=str(tmp_path),
     )
     await round_trip_on_kafka(mtls_cluster, "SSL", producer)
+
+
+# ------------------------------------------------------------------ on FakeCluster
+
+
+async def round_trip_on_the_fake(cluster: FakeCluster, producer: Producer) -> None:
+    cluster.create_topic("orders", 2)
+    await send_all(producer, "orders")
+    stored = cluster.records("orders", 0) + cluster.records("orders", 1)
+    assert sorted(int(r.value or b"") for r in stored) == list(range(RECORDS))
+
+
+async def test_event_hubs_connection_string_as_plain_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The user name Event Hubs wants, and a connection string's ';' and '=' in the password:
+    # what Kafka's own JAAS and StorageTool parsers cannot hold.
+    connection_string = (
+        "Endpoint=sb://orders.servicebus.windows.net/;SharedAccessKeyName=send;"
+        "SharedAccessKey=c2VjcmV0LWtleQ=="
+    )
+    async with FakeCluster(
+        brokers=1,
+        listener="SASL_SSL",
+        sasl_mechanisms=["PLAIN"],
+        users={"$ConnectionString": connection_string},
+    ) as cluster:
+        producer = make_producer(
+            "event-hubs",
+            monkeypatch,
+            SSL_CERT_FILE=str(cluster.tls.ca),
+            EVENTHUBS_BOOTSTRAP=cluster.bootstrap_servers,
+            EVENTHUBS_CONNECTION_STRING=connection_string,
+        )
+        await round_trip_on_the_fake(cluster, producer)
+        assert {a.principal for a in cluster.authentications} == {"$ConnectionString"}
+
+
+@pytest.mark.parametrize(("region", "accepted"), [("eu-west-1", True), ("us-east-1", False)])
+async def test_msk_iam_signs_what_msk_checks(
+    monkeypatch: pytest.MonkeyPatch, region: str, accepted: bool
+) -> None:
+    # AWS's signer with static credentials from the environment (the default chain);
+    # the fake broker checks the token as MSK would see it: a presigned kafka-cluster:Connect
+    # URL for the region, by that access key, not expired.
+    access_key = "AKIAIOSFODNN7EXAMPLE"
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+
+    def validate(token: str) -> tuple[str, int] | None:
+        url = urlparse(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode())
+        query = parse_qs(url.query)
+        credential = query["X-Amz-Credential"][0].split("/")
+        signed_at = calendar.timegm(time.strptime(query["X-Amz-Date"][0], "%Y%m%dT%H%M%SZ"))
+        expires_ms = (signed_at + int(query["X-Amz-Expires"][0])) * 1000
+        if (
+            url.netloc != "kafka.eu-west-1.amazonaws.com"
+            or query["Action"] != ["kafka-cluster:Connect"]
+            or credential[0] != access_key
+            or credential[2:4] != ["eu-west-1", "kafka-cluster"]
+            or "X-Amz-Signature" not in query
+            or expires_ms <= time.time() * 1000
+        ):
+            return None
+        return f"arn:aws:iam::123456789012:user/{credential[0]}", expires_ms
+
+    async with FakeCluster(
+        brokers=1,
+        listener="SASL_SSL",
+        sasl_mechanisms=["OAUTHBEARER"],
+        oauthbearer_validator=validate,
+    ) as cluster:
+        producer = make_producer(
+            "msk-iam",
+            monkeypatch,
+            SSL_CERT_FILE=str(cluster.tls.ca),
+            MSK_BOOTSTRAP=cluster.bootstrap_servers,
+            AWS_REGION=region,
+            AWS_ACCESS_KEY_ID=access_key,
+            AWS_SECRET_ACCESS_KEY="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        )
+        if not accepted:  # signed for another region's cluster
+            with pytest.raises(AuthenticationError):
+                await send_all(producer, "orders")
+            assert not cluster.authentications
+            return
+        await round_trip_on_the_fake(cluster, producer)
+        assert {a.principal for a in cluster.authentications} == {
+            f"arn:aws:iam::123456789012:user/{access_key}"
+        }
