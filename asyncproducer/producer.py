@@ -12,11 +12,9 @@ stages each record the same way.
 from __future__ import annotations
 
 import dataclasses
-import enum
 import logging
 import math
-import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from types import MethodType
 from typing import Any
 
@@ -24,28 +22,25 @@ import anyio
 
 from asyncproducer._accumulator import RecordAccumulator
 from asyncproducer._backoff import ExponentialBackoff
-from asyncproducer._batch import DeliveryCallback, ProducerBatch, Record, batch_reservation
 from asyncproducer._cluster import parse_bootstrap_servers
 from asyncproducer._connection import ConnectionSettings
 from asyncproducer._futures import Checkpoint, FutureFactory, checkpoint_factory, future_factory
 from asyncproducer._host import background_task, spawn_host
 from asyncproducer._idempotence import IdempotenceState
+from asyncproducer._lifecycle import State, transition_allowed
 from asyncproducer._memory import BufferPool
 from asyncproducer._metadata import MetadataManager
 from asyncproducer._pool import ConnectionPool
 from asyncproducer._sasl import SaslSettings
-from asyncproducer._send_batch import aborted_message, send_arguments, send_each
+from asyncproducer._send_path import SendPath
 from asyncproducer._sender import Sender, SenderSettings
-from asyncproducer._staging import RecordStager, Staged, exact_topic
+from asyncproducer._staging import RecordStager
 from asyncproducer._tls import client_tls_context
-from asyncproducer._types import Header, ProducerRecord, RecordMetadata, RecordTuple
 from asyncproducer.config import ProducerConfig
 from asyncproducer.errors import (
     KafkaError,
-    KafkaTimeoutError,
     ProducerClosedError,
     ProducerStateError,
-    SendBatchAbortedError,
     fresh_copy,
 )
 from asyncproducer.interceptors import InterceptorChain
@@ -53,27 +48,7 @@ from asyncproducer.interceptors import InterceptorChain
 logger = logging.getLogger("asyncproducer.producer")
 
 
-class State(enum.Enum):
-    NEW = "new"
-    STARTING = "starting"
-    RUNNING = "running"
-    CLOSING = "closing"
-    CLOSED = "closed"
-    FAILED = "failed"
-    """The sender task died; sends raise, close() cleans up."""
-
-
-_TRANSITIONS: dict[State, frozenset[State]] = {
-    State.NEW: frozenset({State.STARTING, State.CLOSED}),
-    State.STARTING: frozenset({State.RUNNING, State.FAILED}),
-    State.RUNNING: frozenset({State.CLOSING, State.FAILED}),
-    State.FAILED: frozenset({State.CLOSING}),
-    State.CLOSING: frozenset({State.CLOSED}),
-    State.CLOSED: frozenset(),
-}
-
-
-class Producer:
+class Producer(SendPath):
     """An asynchronous Kafka producer. See the module docstring and ``docs/producer.md``."""
 
     def __init__(self, bootstrap_servers: str | Sequence[str] | None = None, **config: Any) -> None:
@@ -178,7 +153,7 @@ class Producer:
         return self._state
 
     def _transition(self, to: State) -> None:
-        if to not in _TRANSITIONS[self._state]:
+        if not transition_allowed(self._state, to):
             raise ProducerStateError(f"cannot go from {self._state.value} to {to.value}")
         self._state = to
         if self._appender is not None:
@@ -309,314 +284,6 @@ class Producer:
             )
         raise ProducerClosedError(f"the producer is {self._state.value}; it cannot send")
 
-    # ------------------------------------------------------------------ sending
-
-    async def send(
-        self,
-        topic: str,
-        value: Any = None,
-        key: Any = None,
-        partition: int | None = None,
-        timestamp_ms: int | None = None,
-        headers: Sequence[Header] | None = None,
-        on_delivery: DeliveryCallback | None = None,
-    ) -> Any:
-        """Enqueue a record; return its future (``await`` it for the RecordMetadata).
-
-        Waits only for the topic's first metadata or for buffer memory, at most
-        ``max_block_ms`` in all, and yields once to the sender when the record opens a
-        batch behind a full one; every wait comes before the append, so a cancelled
-        ``send()`` has not enqueued its record. A record that cannot be sent raises a
-        ``KafkaError`` naming the argument (serialization, headers, size, partition,
-        timestamp, topic, the partitioner); one that fails later fails its future (and
-        ``on_delivery``).
-        """
-        if self._state is not State.RUNNING:
-            self._check_running()
-        future = self._new_future()  # type: ignore[misc]
-        record = None
-        if self._intercepting:
-            record = self._interceptors.on_send(
-                ProducerRecord(topic, value, key, partition, timestamp_ms, headers)
-            )
-            topic, value, key = record.topic, record.value, record.key
-            partition, timestamp_ms, headers = record.partition, record.timestamp_ms, record.headers
-        try:
-            if type(topic) is not str:
-                topic = exact_topic(topic)
-            staged = self._stager.stage(topic, value, key, partition, timestamp_ms, headers)
-            batch = None
-            if staged is not None:
-                batch = self._accumulator.try_append(topic, staged[0], future, staged[2])
-            if batch is None:
-                batch = await self._enqueue_slowly(
-                    topic, value, key, partition, timestamp_ms, headers, future, staged
-                )
-            if on_delivery is not None or record is not None:
-                batch.add_hooks(on_delivery, record)
-            return future
-        except Exception as exc:
-            if record is not None:
-                self._interceptors.on_send_error(record, exc)
-            raise
-
-    async def _enqueue_slowly(
-        self,
-        topic: str,
-        value: Any,
-        key: Any,
-        partition: int | None,
-        timestamp_ms: int | None,
-        headers: Sequence[Header] | None,
-        future: Any,
-        staged: Staged | None,
-    ) -> ProducerBatch:
-        """The slow path of ``send()`` and ``send_batch()``: wait for the topic's metadata
-        (``staged`` is None) and stage the record then, or open a new batch for it.
-        ``topic`` is exactly a str (``exact_topic``)."""
-        deadline = None  # max_block_ms runs from here; read the clock only if we wait
-        if staged is None:
-            deadline = time.monotonic() + self._max_block_s
-            await self._metadata.wait_for_topic(topic, self._max_block_s * 1000)
-            if self._state is not State.RUNNING:  # closed (or failed) while we waited
-                self._check_running()
-            staged = self._stager.stage(topic, value, key, partition, timestamp_ms, headers)
-            assert staged is not None  # wait_for_topic raises unless the topic is known
-            batch = self._accumulator.try_append(topic, staged[0], future, staged[2])
-            if batch is not None:
-                return batch
-        chosen_partition, chosen, record = staged
-        return await self._append_to_new_batch(
-            topic, chosen_partition, chosen, key, value, future, record, deadline
-        )
-
-    async def _append_to_new_batch(
-        self,
-        topic: str,
-        partition: int,
-        chosen: bool,
-        key: Any,
-        value: Any,
-        future: Any,
-        record: Record,
-        deadline: float | None,
-    ) -> ProducerBatch:
-        """The slow path of an append: the record's partition has no batch with room.
-
-        Every await (the checkpoint, the wait for memory) comes before the append, and
-        nothing awaits after it: a ``send()`` cancelled here has not enqueued its record
-        and holds no memory; one that returns has (docs/producer.md, "Cancellation")."""
-        accumulator = self._accumulator
-        if accumulator.has_full_batch(topic, partition):
-            # Once per full batch, not per record (a full event-loop turn per record would
-            # cost more than the send itself): let the sender run, so a tight loop of
-            # sends cannot starve it until the buffer is full. Not when the record opens a
-            # batch only because the last one was sent already (linger_ms=0): the records
-            # a task sends before it yields then share one request, not one each. Trio's
-            # rule is a checkpoint on every call; this is the documented exception.
-            await self._checkpoint()
-            if self._state is not State.RUNNING:  # closed (or failed) meanwhile
-                self._check_running()
-            # Another task may have opened the partition's next batch meanwhile.
-            batch = accumulator.try_append(topic, partition, future, record)
-            if batch is not None:
-                return batch
-        if chosen:
-            moved = self._stager.next_partition(topic, partition, key, value, record)
-            if moved is not None:
-                partition = moved
-                batch = accumulator.try_append(topic, partition, future, record)
-                if batch is not None:
-                    return batch
-        reserved, record_capacity = batch_reservation(self._batch_size, record, self._memory.total)
-        if not self._memory.try_reserve(reserved):
-            self._sender.wakeup()  # senders waiting for memory make batches sendable now
-            if deadline is None:
-                deadline = time.monotonic() + self._max_block_s
-            await self._memory.reserve(reserved, deadline - time.monotonic())
-            if self._state is not State.RUNNING:  # closed (or failed) while we waited
-                self._memory.release(reserved)
-                self._check_running()
-        now_ms = time.monotonic() * 1000
-        batch, created = accumulator.append_to_new_batch(
-            topic, partition, future, record, reserved, now_ms, record_capacity
-        )
-        if created:
-            behind_another = accumulator.queued_batches(topic, partition) > 1
-            self._sender.batch_opened(now_ms, behind_another)
-        else:
-            self._memory.release(reserved)
-        return batch
-
-    async def send_and_wait(
-        self,
-        topic: str,
-        value: Any = None,
-        key: Any = None,
-        partition: int | None = None,
-        timestamp_ms: int | None = None,
-        headers: Sequence[Header] | None = None,
-    ) -> RecordMetadata:
-        """``send()`` and await the acknowledgement."""
-        future = await self.send(topic, value, key, partition, timestamp_ms, headers)
-        metadata: RecordMetadata = await future
-        return metadata
-
-    async def send_batch(
-        self, records: Iterable[ProducerRecord | RecordTuple]
-    ) -> list[RecordMetadata | KafkaError]:
-        """Send many records and wait for them all: one result per record, in order, a
-        ``RecordMetadata`` or the ``KafkaError`` that record failed with (a record that
-        cannot be sent, e.g. a serialization error, fails alone; the others go on).
-
-        Each record is a ``ProducerRecord`` or a plain tuple of ``send()``'s first 2 to 6
-        arguments (topic, value, key, partition, timestamp_ms, headers): its own topic,
-        key, value, partition, timestamp and headers. Records are enqueued as by
-        ``send()`` (waiting for buffer memory as needed, each wait bounded by
-        ``max_block_ms``), then awaited together; once all are enqueued their batches go
-        without waiting out ``linger_ms``, as ``flush()`` sends everything. Raises at
-        once only if the producer is not running; cancelling it cancels only the
-        waiting: records already enqueued are still delivered.
-
-        If iterating ``records`` raises midway (a generator that breaks, say), the call
-        reads no further: it waits for the records it took, then raises
-        :class:`SendBatchAbortedError` (chained from that exception) whose ``results``
-        are theirs, as this call would have returned them; a retry should resend only
-        the records after those.
-        """
-        if self._state is not State.RUNNING:
-            self._check_running()
-        if self._intercepting:  # interceptors see (and may replace) each record
-            return await send_each(self.send, records)
-        results: list[Any] = []
-        batches: dict[ProducerBatch, None] = {}
-        try:
-            await self._enqueue_each(records, results, batches)
-        except Exception as exc:
-            # The records taken so far are enqueued (or failed alone): the caller must
-            # get their results, or a retry would send them twice.
-            await self._await_batches(batches)
-            raise SendBatchAbortedError(aborted_message(len(results), exc), results) from exc
-        await self._await_batches(batches)
-        return results
-
-    async def _enqueue_each(
-        self,
-        records: Iterable[ProducerRecord | RecordTuple],
-        results: list[Any],
-        batches: dict[ProducerBatch, None],
-    ) -> None:
-        """send_batch()'s loop: a slot in ``results`` per record taken, holding its error
-        if it cannot be sent, else filled when its batch (a key of ``batches``)
-        completes. What iterating ``records`` raises goes through, ``results`` then
-        holding a slot for each record taken before (and each appended with its sink)."""
-        # No future per record: each run of records that went into one batch reports to
-        # a slice of `results` when that batch completes (ProducerBatch.add_sink).
-        run_batch: ProducerBatch | None = None  # the batch the current run went into
-        run_first = run_slot = 0
-
-        def end_run(stop: int) -> None:
-            nonlocal run_batch
-            if run_batch is not None:
-                run_batch.add_sink(run_first, results, run_slot, stop - run_slot)
-                run_batch = None
-
-        stager, accumulator, appender = self._stager, self._accumulator, self._appender
-        taken = 0  # the slots up to here have records appended (or their error)
-        try:
-            pending = iter(records)
-            while True:
-                if appender is not None:
-                    # The records that need no Python code, in one C call (runs and sinks
-                    # included); then here, the first record it did not take.
-                    end_run(len(results))
-                    declined = appender.append_each(pending, results, batches, ProducerRecord)
-                    if declined is None:
-                        break
-                    record = declined[0]
-                else:
-                    record = next(pending, _NO_MORE)
-                    if record is _NO_MORE:
-                        break
-                slot = len(results)
-                results.append(None)
-                try:
-                    topic, value, key, partition, timestamp_ms, headers = send_arguments(record)
-                    if type(topic) is not str:
-                        topic = exact_topic(topic)
-                    staged = stager.stage(topic, value, key, partition, timestamp_ms, headers)
-                    batch = None
-                    if staged is not None:
-                        batch = accumulator.try_append(topic, staged[0], None, staged[2])
-                    if batch is None:
-                        # The slow path may wait, and the sender may complete a batch then:
-                        # the current run must have its sink before that.
-                        end_run(slot)
-                        batch = await self._enqueue_slowly(
-                            topic, value, key, partition, timestamp_ms, headers, None, staged
-                        )
-                except KafkaError as exc:
-                    results[slot] = exc
-                    end_run(slot)
-                    continue
-                except BaseException:
-                    del results[slot:]  # not taken: no result to wait for
-                    raise
-                if batch is not run_batch:
-                    end_run(slot)
-                    run_batch, run_first, run_slot = batch, batch.record_count - 1, slot
-                    batches[batch] = None
-                taken = slot + 1
-        finally:
-            # Every record appended reports to its slot, even if something raised (the
-            # iterator, say).
-            end_run(taken)
-
-    async def _await_batches(self, batches: dict[ProducerBatch, None]) -> None:
-        """Wait until every batch a send_batch() call put records in has completed."""
-        # Lingering would only keep this caller waiting: no record of its own is coming.
-        for batch in batches:
-            batch.awaited = True
-        if batches:
-            self._sender.wakeup()
-        await self._wait_for(list(batches))
-
-    async def flush(self, timeout: float | None = None) -> None:
-        """Send everything buffered now, ignoring ``linger_ms``, and wait until each of
-        those records is acknowledged or has failed. ``timeout`` (s) raises KafkaTimeoutError."""
-        self._check_running()
-        pending = list(self._accumulator.incomplete)
-        if not pending:
-            return
-        self._accumulator.begin_flush()
-        self._sender.wakeup()
-        try:
-            with anyio.fail_after(math.inf if timeout is None else timeout):
-                await self._wait_for(pending)
-        except TimeoutError:
-            raise KafkaTimeoutError(
-                f"flush() did not complete within {timeout} s; records are still pending"
-            ) from None
-        finally:
-            self._accumulator.end_flush()
-
-    async def _wait_for(self, batches: list[ProducerBatch]) -> None:
-        remaining = [b for b in batches if b in self._accumulator.incomplete]
-        if not remaining:
-            return
-        done = anyio.Event()
-        count = len(remaining)
-
-        def one_done() -> None:
-            nonlocal count
-            count -= 1
-            if count == 0:
-                done.set()
-
-        for batch in remaining:
-            batch.add_done_callback(one_done)
-        await done.wait()
-
     def metrics(self) -> dict[str, int]:
         """Counters since start: Produce ``requests``, first-attempt ``batches`` and their
         ``records``, ``retries``, ``failed_records``, ``expired_batches``, and the
@@ -631,7 +298,5 @@ class Producer:
         info = await self._metadata.wait_for_topic(topic, self._max_block_s * 1000)
         return {p.partition for p in info.partitions}
 
-
-_NO_MORE = object()
 
 __all__ = ["Producer", "State"]

@@ -42,6 +42,7 @@ import anyio.lowlevel
 from asyncproducer._batch import DeliveryCallback
 from asyncproducer._cluster import BrokerInfo, ClusterSnapshot, PartitionInfo, TopicInfo
 from asyncproducer._futures import FutureFactory, complete, fail, future_factory
+from asyncproducer._lifecycle import State, transition_allowed
 from asyncproducer._send_batch import send_each
 from asyncproducer._staging import (
     call_partitioner,
@@ -68,7 +69,6 @@ from asyncproducer.errors import (
 )
 from asyncproducer.interceptors import InterceptorChain
 from asyncproducer.partitioners import DefaultPartitioner, partition_for_key, resolve_partitioner
-from asyncproducer.producer import _TRANSITIONS, State
 from asyncproducer.protocol.records import BATCH_HEADER_SIZE, record_size_upper_bound
 from asyncproducer.serializers import resolve_serializer
 
@@ -186,7 +186,7 @@ class MockProducer:
         return len(self._pending)
 
     def _transition(self, to: State) -> None:
-        if to not in _TRANSITIONS[self._state]:
+        if not transition_allowed(self._state, to):
             raise ProducerStateError(f"cannot go from {self._state.value} to {to.value}")
         self._state = to
 

@@ -42,7 +42,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "network": ("_transport", "_tls", "_connection", "_pool", "_metadata", "_sasl", "_memory"),
     "engine": ("_batch", "_idempotence", "_outcome", "_accumulator"),
     "sender": ("_sender",),
-    "facade": ("producer", "_staging", "_send_batch"),
+    "facade": ("producer", "_lifecycle", "_send_path", "_staging", "_send_batch"),
     "fake broker": ("testing.fake.",),
     "tools": ("", "__main__", "cli", "_cli_demo", "_cli_produce", "testing", "testing."),
 }
