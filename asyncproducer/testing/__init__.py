@@ -2,7 +2,7 @@
 
 * :class:`MockProducer` (``testing.mock``): the ``Producer`` API with no network.
 * :class:`FakeCluster` (``testing.fake``): an in-process multi-broker cluster on loopback,
-  with fault injection.
+  with fault injection, and TLS and SASL listeners like ``KafkaCluster``'s.
 * :class:`FaultProxy` (``testing.proxy``): a TCP proxy that breaks or rewrites a real
   broker's traffic on command.
 * :class:`TansuBroker` (``testing.tansu``): a Kafka-compatible broker (Tansu) in a subprocess.
@@ -10,6 +10,7 @@
   a PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL client listener.
 * :func:`make_tls_files` / :class:`TlsFiles` (``testing.certs``): a CA and certificates
   made at run time (valid, wrong name, expired, client, an unrelated CA), as PEM files.
+* ``testing.kerberos.KerberosRealm``: a throwaway MIT Kerberos KDC, for GSSAPI.
 
 docs/testing.md shows each. The names load lazily: the pytest plugin
 (``testing.pytest_plugin``) is imported by every pytest run in a project that installs
