@@ -1,5 +1,6 @@
-"""send()'s per-record work in C (``_speedups.c``); asyncproducer falls back to Python
-where it did not build (``protocol.batch_records``, ``_staging``)."""
+"""send()'s per-record work in C (``_speedups_*.c``, a file per concern; ``_speedups.h``
+says which); asyncproducer falls back to Python where it did not build
+(``protocol.batch_records``, ``_staging``)."""
 
 from collections import deque
 from collections.abc import Callable, Coroutine, Generator, Iterator

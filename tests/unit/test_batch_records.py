@@ -1,7 +1,7 @@
 """The records of a batch being filled: the C ``BatchRecords`` (``asyncproducer._speedups``)
 against its Python reference (``PyBatchRecords``), our decoder and kafka-python's; the C
 one's errors, subclassing, garbage collection and memory; ``metadata()``, the records'
-``RecordMetadata``; ``murmur2``.
+``RecordMetadata``. (The C ``murmur2`` is tested in test_murmur2.py.)
 
 The C module is optional at install time (no compiler: the Python records are used), so
 the tests of the C one skip without it; ``test_the_compiled_records_are_in_use`` does
@@ -31,13 +31,11 @@ with warnings.catch_warnings():
     # kafka-python's package import uses importlib.resources.read_text, deprecated on
     # Python 3.11; the suite turns warnings into errors.
     warnings.simplefilter("ignore", DeprecationWarning)
-    from kafka.partitioner.default import murmur2 as kafka_python_murmur2
     from kafka.record.default_records import DefaultRecordBatch
 
 from asyncproducer import _native
 from asyncproducer._batch import ProducerBatch
 from asyncproducer._types import RecordMetadata, TopicPartition
-from asyncproducer.partitioners import _murmur2_u32
 from asyncproducer.protocol import batch_records
 from asyncproducer.protocol.batch_records import PyBatchRecords
 from asyncproducer.protocol.compression import CompressionType
@@ -1194,50 +1192,3 @@ def test_without_the_extension_everything_falls_back_to_python() -> None:
         print("ok")
         """
     )
-
-
-# ----------------------------------------------------------------------- murmur2
-
-# Java's expected values (signed), from apache/kafka
-# clients/src/test/java/org/apache/kafka/common/utils/UtilsTest.java, testMurmur2.
-JAVA_MURMUR2 = [
-    (b"21", -973932308),
-    (b"foobar", -790332482),
-    (b"a-little-bit-long-string", -985981536),
-    (b"a-little-bit-longer-string", -1486304829),
-    (b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971),
-    (b"abc", 479470107),
-]
-
-
-@needs_c
-@pytest.mark.parametrize(("data", "expected"), JAVA_MURMUR2)
-def test_c_murmur2_matches_java(data: bytes, expected: int) -> None:
-    assert speedups is not None
-    assert speedups.murmur2(data) == expected & 0xFFFFFFFF
-
-
-@needs_c
-@given(st.binary(max_size=100))
-@settings(max_examples=300)
-def test_c_murmur2_matches_the_python_one(data: bytes) -> None:
-    assert speedups is not None
-    result = speedups.murmur2(data)
-    assert result == _murmur2_u32(data) == kafka_python_murmur2(data)
-    assert 0 <= result <= 0xFFFFFFFF
-
-
-@needs_c
-def test_c_murmur2_every_tail_length_and_type() -> None:
-    assert speedups is not None
-    for n in range(17):  # every length mod 4, bytes with the high bit set
-        data = bytes(range(0xF0, 0xF0 + n))
-        assert speedups.murmur2(data) == _murmur2_u32(data)
-
-    class Subclass(bytes):
-        pass
-
-    assert speedups.murmur2(Subclass(b"foobar")) == -790332482 & 0xFFFFFFFF
-    for bad in ["foobar", bytearray(b"foobar"), memoryview(b"foobar"), None, 5]:
-        with pytest.raises(TypeError, match="murmur2"):
-            speedups.murmur2(bad)
