@@ -161,10 +161,17 @@ def test_a_null_array_is_refused_unless_the_schema_allows_it(
     if nullable:
         assert _forbidden_nulls(_decode(api, version, frame)) == []
         return
-    with pytest.raises(ProtocolError, match="null") as raised:
-        _decode(api, version, frame)
-    field_path = path.split(".", 1)[1]  # without the class name
-    assert field_path in str(raised.value)
+    try:
+        decoded = _decode(api, version, frame)
+    except ProtocolError as refused:
+        message = str(refused)
+    else:
+        # Only one reading may take it: an ApiVersions answer of UNSUPPORTED_VERSION is
+        # read in v0's layout (the v0 fallback), where those bytes are no null array.
+        assert _is_v0_fallback(api, decoded), f"{path} decoded although null: {decoded!r}"
+        return
+    assert "null" in message
+    assert path.split(".", 1)[1] in message  # the field, without the class name
 
 
 @PROPERTY
