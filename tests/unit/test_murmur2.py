@@ -23,6 +23,7 @@ with warnings.catch_warnings():
     from kafka.partitioner.default import murmur2 as kafka_python_murmur2
 
 from asyncproducer.partitioners import _murmur2_u32
+from tests.unit.test_partitioners import JAVA_MURMUR2  # Java's UtilsTest.testMurmur2
 
 speedups: ModuleType | None
 try:
@@ -31,17 +32,6 @@ except ImportError:
     speedups = None
 
 pytestmark = pytest.mark.skipif(speedups is None, reason="asyncproducer._speedups did not build")
-
-# Java's expected values (signed), from apache/kafka
-# clients/src/test/java/org/apache/kafka/common/utils/UtilsTest.java, testMurmur2.
-JAVA_MURMUR2 = [
-    (b"21", -973932308),
-    (b"foobar", -790332482),
-    (b"a-little-bit-long-string", -985981536),
-    (b"a-little-bit-longer-string", -1486304829),
-    (b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971),
-    (b"abc", 479470107),
-]
 
 
 @pytest.mark.parametrize(("data", "expected"), JAVA_MURMUR2)
