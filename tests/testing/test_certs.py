@@ -147,7 +147,10 @@ def test_encrypted_keys_need_the_password(encrypted: TlsFiles) -> None:
         load_pem_private_key(data, PASSWORD.encode())
         with pytest.raises(TypeError, match="encrypted"):
             load_pem_private_key(data, None)
-        with pytest.raises(ValueError, match="Incorrect password"):
+        # A wrong password decrypts to garbage: OpenSSL says so when the padding check
+        # fails, and, once in about 256 tries, the padding passes and the garbage does
+        # not parse as a key.
+        with pytest.raises(ValueError, match=r"Incorrect password|Could not deserialize"):
             load_pem_private_key(data, b"wrong")
 
 
