@@ -13,8 +13,8 @@ from asyncproducer.testing.kafka import KafkaCluster
 from tests.integration.brokers import (
     BROKER_KINDS,
     EXTERNAL,
-    KAFKA,
     EXTERNAL_ENV,
+    KAFKA,
     KEY_PASSWORD,
     SECURE_USERS,
     KillableBroker,
@@ -22,7 +22,6 @@ from tests.integration.brokers import (
     require_kafka_tools,
     running_broker,
 )
-
 
 # test_producer.py's 100k x acks x codec matrix: the whole cross on Tansu; on Apache Kafka
 # every codec with acks=all and every acks uncompressed, which covers each codec and each
