@@ -1,8 +1,11 @@
 """The optional C extension; everything else is in pyproject.toml.
 
-``asyncproducer._speedups`` encodes a batch's records in C. ``optional=True``: where it
-cannot be compiled (no compiler, no Python headers) the install still succeeds and
-``asyncproducer.protocol.encoding`` uses its pure-Python encoder (``SPEEDUPS`` is False).
+``asyncproducer._speedups`` is send()'s per-record mechanism in C: a batch's records
+encoded as they are appended, murmur2, and the appender that takes a plain record from
+``send()`` / ``send_batch()`` straight into its partition's open batch on inputs Python
+decided. ``optional=True``: where it cannot be compiled (no compiler, no Python headers)
+the install still succeeds and the same work runs in Python, with the same results
+(``asyncproducer.protocol.batch_records.SPEEDUPS`` is False).
 It is built against the Limited API of Python 3.11, so one ``abi3`` binary serves 3.11+.
 
 Its sources are one file per concern, beside the module, sharing ``_speedups.h`` (what

@@ -153,7 +153,6 @@ class ProducerBatch(BatchRecords):
         "reserved",
         "retry_at_ms",
         "sequence_reset",
-        "sinks",
         "state",
         "topic",
     )
@@ -190,8 +189,6 @@ class ProducerBatch(BatchRecords):
         """The encoded (and compressed) records, from when the batch is full until sealed."""
         self.hooks: dict[int, Hooks] | None = None
         """By record index: callbacks and interceptors to tell (rare, so not per record)."""
-        self.sinks: list[Sink] | None = None
-        """Where ``send_batch()`` records' results go (see :meth:`add_sink`)."""
         self.payload: bytes | None = None
         """The encoded batch, once drained (kept for retries)."""
         self.awaited = False

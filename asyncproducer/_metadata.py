@@ -185,6 +185,10 @@ class MetadataManager:
         self._retry_backoff = retry_backoff_ms / 1000
         self._allow_auto_topic_creation = allow_auto_topic_creation
         self._topics: dict[str, None] = {}  # topics in use, in first-use order
+        self.partition_counts: dict[str, int] = {}
+        """Every topic the snapshot can send to now (known, without error, with partitions)
+        and its partition count: what staging a record needs of the metadata. One dict,
+        updated in place with each snapshot, so that the C appender holds it (_staging)."""
         self.snapshot = ClusterSnapshot()
         self._in_flight: anyio.Event | None = None
         self._in_flight_error: KafkaError | None = None
@@ -196,6 +200,22 @@ class MetadataManager:
         self._waiting_on: BrokerAddress | None = None
         """The address a metadata request waits on now (left set if that wait is cancelled,
         so that a caller out of time can say whom it was waiting for)."""
+
+    @property
+    def snapshot(self) -> ClusterSnapshot:
+        """The newest metadata; replaced whole (snapshots are immutable)."""
+        return self._snapshot
+
+    @snapshot.setter
+    def snapshot(self, snapshot: ClusterSnapshot) -> None:
+        self._snapshot = snapshot
+        counts = self.partition_counts
+        counts.clear()
+        counts.update(
+            (name, len(info.partitions))
+            for name, info in snapshot.topics.items()
+            if info.partitions and not info.error_code
+        )
 
     def add_listener(self, listener: Callable[[ClusterSnapshot], object]) -> None:
         """Call ``listener(snapshot)`` after every successful refresh (the sender's wakeup)."""

@@ -279,7 +279,7 @@ class SendPath:
                     # The records that need no Python code, in one C call (runs and sinks
                     # included); then here, the first record it did not take.
                     end_run(len(results))
-                    declined = appender.append_each(pending, results, batches, ProducerRecord)
+                    declined = appender.append_each(pending, results, batches)
                     if declined is None:
                         break
                     record = declined[0]

@@ -27,6 +27,13 @@
  * Appender.send is Producer.send itself: it returns a SendCall, an awaitable that acts as
  * the coroutine and runs it only for the records the shortcut declines.
  *
+ * Mechanism, not policy: every decision is Python's (_staging.RecordStager.appender),
+ * handed in as plain values when the Appender is made: the usable topics' partition
+ * counts and the sticky partitions (dicts Python keeps current in place), the size bound,
+ * whether keys are hashed, send()'s parameter names, the hook for on_delivery. No file
+ * here reads an attribute of an asyncproducer object by name (a batch's sinks are a
+ * BatchRecords field), so a rename in Python cannot silently turn the shortcut off.
+ *
  * Written against the Limited API (Python 3.11): documented, stable functions only.
  *
  * Memory safety: a record's key, value and header items are borrowed between measuring
@@ -166,6 +173,7 @@ typedef struct {
 typedef struct {
     PyObject_HEAD
     PyObject *futures;            /* list: per record, its future (or None) */
+    PyObject *sinks;              /* list of send_batch() sinks, or NULL/None for none */
     char *buf;                    /* the encoded records; NULL once finished */
     Py_ssize_t buf_cap;
     RecordInfo *infos;            /* per record */
@@ -230,13 +238,9 @@ typedef struct {
     PyTypeObject *send_call_type;
 } ModuleState;
 
-/* Interned by speedups_exec, for attribute lookups and keyword names. */
-SPEEDUPS_INTERNAL extern PyObject *str_snapshot, *str_topics, *str_partitions, *str_error_code;
-SPEEDUPS_INTERNAL extern PyObject *str_new; /* "__new__" */
-SPEEDUPS_INTERNAL extern PyObject *str_sinks;
-SPEEDUPS_INTERNAL extern PyObject *str_add_hooks, *str_throw, *str_close;
-/* The names of a ProducerRecord's fields, in send()'s order. */
-SPEEDUPS_INTERNAL extern PyObject *record_field_names[6];
+/* Interned by speedups_exec: the names of Python's own protocols this module calls
+ * (tuple.__new__, a coroutine's throw and close), never a name of asyncproducer's. */
+SPEEDUPS_INTERNAL extern PyObject *str_new, *str_throw, *str_close;
 
 /* tuple's tp_new, set by speedups_exec: tuple.__new__ without the checks its Python
  * wrapper makes (records_metadata makes them, once per call). It, not the type's tp_alloc
@@ -251,7 +255,9 @@ SPEEDUPS_INTERNAL extern newfunc tuple_new;
 
 typedef struct {
     PyObject_HEAD
-    PyObject *metadata;     /* its .snapshot.topics: name -> TopicInfo */
+    /* What Python decided, handed in as plain values (see _staging.RecordStager.appender);
+     * the Appender reads no attribute of a Python object. */
+    PyObject *partition_counts; /* dict: usable topic -> its partition count (an int > 0) */
     PyObject *sticky;       /* dict: topic -> the keyless records' sticky partition */
     PyObject *queues;       /* dict: (topic, partition) -> deque of batches */
     PyObject *clock;        /* time.time */
@@ -259,10 +265,9 @@ typedef struct {
     Py_ssize_t size_limit;  /* a batch of one record may be this large */
     Py_ssize_t bare_bound;  /* that batch's size, but for the key's and value's bytes */
     int hash_keys;          /* keyed records go to murmur2(key) % partitions */
-    /* The last topic looked up, in the last snapshot (snapshots are immutable). */
-    PyObject *cached_snapshot;
-    PyObject *cached_topic;
-    Py_ssize_t cached_partitions;
+    PyObject *add_hooks;    /* add_hooks(batch, on_delivery, None): a record's callback */
+    PyObject *parameters;   /* tuple: send()'s SEND_ARGS parameter names, in order */
+    PyObject *record_type;  /* ProducerRecord: send_batch() reads its fields by those names */
     /* send() in C (see SendCall), set by the producer: */
     PyTypeObject *send_call_type;
     allocfunc send_call_alloc; /* its tp_alloc, looked up once */
@@ -286,11 +291,12 @@ SPEEDUPS_INTERNAL PyObject *speedups_fill_sinks(PyObject *module, PyObject *cons
 /* ------------------------------------------------------------------ send() in C
  * (_speedups_send_call.c) */
 
-#define SEND_ARGS 7 /* topic, value, key, partition, timestamp_ms, headers, on_delivery */
+/* send()'s parameters: the record's six fields (topic, value, key, partition,
+ * timestamp_ms, headers, by position), then on_delivery; their names are the Appender's
+ * ``parameters``. */
+#define SEND_ARGS 7
 
 SPEEDUPS_INTERNAL extern PyType_Spec send_call_spec;
-/* send()'s keyword names: record_field_names, then "on_delivery". */
-SPEEDUPS_INTERNAL extern PyObject *send_arg_names[SEND_ARGS];
 
 /* appender.send(...), one of the Appender's methods: a new SendCall. */
 SPEEDUPS_INTERNAL PyObject *appender_send(Appender *self, PyObject *const *args,

@@ -33,7 +33,7 @@ class Appender:
     def __init__(
         self,
         *,
-        metadata: Any,
+        partition_counts: dict[str, int],
         sticky: dict[str, int],
         queues: dict[tuple[str, int], deque[Any]],
         clock: Callable[[], float],
@@ -41,7 +41,17 @@ class Appender:
         size_limit: int,
         bare_bound: int,
         hash_keys: bool,
-    ) -> None: ...
+        add_hooks: Callable[[Any, Any, None], object],
+        parameters: tuple[str, str, str, str, str, str, str],
+        record_type: type,
+    ) -> None:
+        """Every input is a plain value Python decided (_staging.RecordStager.appender):
+        the usable topics' partition counts and the sticky partitions (dicts kept
+        current in place), the accumulator's queues, the clock, the batch type, the size
+        bound (a batch of one record of key and value bytes k and v takes ``bare_bound +
+        k + v``, at most ``size_limit``), whether keys are hashed (murmur2), the hook for
+        a record's ``on_delivery``, ``send()``'s parameter names (the record's six
+        fields, then on_delivery) and the record type whose fields they name."""
     def append(
         self,
         topic: str,
@@ -60,16 +70,16 @@ class Appender:
         records: Iterator[Any],
         results: list[Any],
         batches: dict[Any, None],
-        record_type: type,
         /,
     ) -> tuple[Any] | None:
         """send_batch()'s loop while its records need no Python code: each record (a
-        tuple of send()'s first 2 to 6 arguments, or a ``record_type`` instance) is
+        tuple of send()'s first 2 to 6 arguments, or an instance of the Appender's
+        ``record_type``) is
         appended as by append(), with no future, gets a slot (None) in ``results``, its
         batch a key in ``batches``, and each run of records in one batch a sink
         (``add_sink``). None once ``records`` is exhausted, else ``(record,)``, the first
-        record it did not take (given no slot; a ``record_type`` instance whose fields
-        cannot be read too). What ``records`` raises goes through, ``results`` then
+        record it did not take (given no slot; a record instance whose fields cannot
+        be read too). What ``records`` raises goes through, ``results`` then
         holding exactly the slots of the records appended."""
     def send(
         self,

@@ -8,19 +8,36 @@
 
 #include "_speedups.h"
 
+/* Appender(*, partition_counts, sticky, queues, clock, records_type, size_limit,
+ *          bare_bound, hash_keys, add_hooks, parameters, record_type): each described in
+ * _speedups.h; _staging.RecordStager.appender is the one caller. */
 static int
 appender_init(Appender *self, PyObject *args, PyObject *kwargs)
 {
-    static char *keywords[] = {"metadata", "sticky", "queues", "clock", "records_type",
-                               "size_limit", "bare_bound", "hash_keys", NULL};
-    PyObject *metadata, *sticky, *queues, *clock, *records_type;
-    Py_ssize_t size_limit, bare_bound;
+    static char *keywords[] = {"partition_counts", "sticky", "queues", "clock",
+                               "records_type", "size_limit", "bare_bound", "hash_keys",
+                               "add_hooks", "parameters", "record_type", NULL};
+    PyObject *partition_counts, *sticky, *queues, *clock, *records_type, *add_hooks;
+    PyObject *parameters, *record_type;
+    Py_ssize_t size_limit, bare_bound, i;
     int hash_keys;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$OO!O!OO!nnp", keywords, &metadata,
-                                     &PyDict_Type, &sticky, &PyDict_Type, &queues,
-                                     &clock, &PyType_Type, &records_type, &size_limit,
-                                     &bare_bound, &hash_keys)) {
+    if (!PyArg_ParseTupleAndKeywords(
+            args, kwargs, "$O!O!O!OO!nnpOO!O!", keywords, &PyDict_Type, &partition_counts,
+            &PyDict_Type, &sticky, &PyDict_Type, &queues, &clock, &PyType_Type,
+            &records_type, &size_limit, &bare_bound, &hash_keys, &add_hooks, &PyTuple_Type,
+            &parameters, &PyType_Type, &record_type)) {
         return -1;
+    }
+    if (PyTuple_Size(parameters) != SEND_ARGS) {
+        PyErr_Format(PyExc_ValueError, "parameters must name send()'s %d parameters, not %R",
+                     SEND_ARGS, parameters);
+        return -1;
+    }
+    for (i = 0; i < SEND_ARGS; i++) {
+        if (!PyUnicode_CheckExact(PyTuple_GetItem(parameters, i))) {
+            PyErr_Format(PyExc_TypeError, "parameters must be str, not %R", parameters);
+            return -1;
+        }
     }
     {
         /* Any other type would be read as a BatchRecords struct it is not (the batch
@@ -45,13 +62,14 @@ appender_init(Appender *self, PyObject *args, PyObject *kwargs)
             return -1;
         }
     }
-    REPLACE(self->metadata, Py_NewRef(metadata));
+    REPLACE(self->partition_counts, Py_NewRef(partition_counts));
     REPLACE(self->sticky, Py_NewRef(sticky));
     REPLACE(self->queues, Py_NewRef(queues));
     REPLACE(self->clock, Py_NewRef(clock));
     REPLACE(self->records_type, (PyTypeObject *)Py_NewRef(records_type));
-    Py_CLEAR(self->cached_snapshot);
-    Py_CLEAR(self->cached_topic);
+    REPLACE(self->add_hooks, Py_NewRef(add_hooks));
+    REPLACE(self->parameters, Py_NewRef(parameters));
+    REPLACE(self->record_type, Py_NewRef(record_type));
     self->size_limit = size_limit;
     self->bare_bound = bare_bound;
     self->hash_keys = hash_keys;
@@ -62,13 +80,14 @@ static int
 appender_traverse(Appender *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE((PyObject *)self));
-    Py_VISIT(self->metadata);
+    Py_VISIT(self->partition_counts);
     Py_VISIT(self->sticky);
     Py_VISIT(self->queues);
     Py_VISIT(self->clock);
     Py_VISIT(self->records_type);
-    Py_VISIT(self->cached_snapshot);
-    Py_VISIT(self->cached_topic);
+    Py_VISIT(self->add_hooks);
+    Py_VISIT(self->parameters);
+    Py_VISIT(self->record_type);
     Py_VISIT(self->send_call_type);
     Py_VISIT(self->new_future);
     Py_VISIT(self->python_send);
@@ -78,13 +97,14 @@ appender_traverse(Appender *self, visitproc visit, void *arg)
 static int
 appender_clear(Appender *self)
 {
-    Py_CLEAR(self->metadata);
+    Py_CLEAR(self->partition_counts);
     Py_CLEAR(self->sticky);
     Py_CLEAR(self->queues);
     Py_CLEAR(self->clock);
     Py_CLEAR(self->records_type);
-    Py_CLEAR(self->cached_snapshot);
-    Py_CLEAR(self->cached_topic);
+    Py_CLEAR(self->add_hooks);
+    Py_CLEAR(self->parameters);
+    Py_CLEAR(self->record_type);
     Py_CLEAR(self->send_call_type);
     Py_CLEAR(self->new_future);
     Py_CLEAR(self->python_send);
@@ -102,72 +122,30 @@ appender_dealloc(Appender *self)
     Py_DECREF(type);
 }
 
-/* The topic's partition count, 0 when its metadata is not usable now (unknown, no
- * partitions, an error), -1 on error. */
+/* The topic's partition count from ``partition_counts``, 0 when it has none usable now
+ * (unknown, no partitions, an error: the Python path waits for its metadata), -1 on
+ * error. */
 static Py_ssize_t
 partition_count(Appender *self, PyObject *topic)
 {
-    PyObject *snapshot, *topics, *info = NULL, *attr;
-    Py_ssize_t count = 0;
-    long error_code;
-    if (self->metadata == NULL) {
+    PyObject *count;
+    Py_ssize_t value;
+    if (self->partition_counts == NULL) {
         return 0; /* not initialized */
     }
-    snapshot = PyObject_GetAttr(self->metadata, str_snapshot);
-    if (snapshot == NULL) {
-        return -1;
-    }
-    if (snapshot == self->cached_snapshot && topic == self->cached_topic) {
-        Py_DECREF(snapshot);
-        return self->cached_partitions;
-    }
-    topics = PyObject_GetAttr(snapshot, str_topics);
-    if (topics == NULL) {
-        goto error;
-    }
-    if (!PyDict_Check(topics)) {
-        Py_DECREF(topics);
-        Py_DECREF(snapshot);
-        return 0;
-    }
-    info = PyDict_GetItemWithError(topics, topic);
-    /* Owned from here: an attribute lookup below could run Python code. */
-    Py_XINCREF(info);
-    Py_DECREF(topics);
-    if (info == NULL) {
-        Py_DECREF(snapshot);
+    count = PyDict_GetItemWithError(self->partition_counts, topic); /* borrowed */
+    if (count == NULL) {
         return PyErr_Occurred() ? -1 : 0;
     }
-    attr = PyObject_GetAttr(info, str_error_code);
-    if (attr == NULL) {
-        goto error;
+    if (!Py_IS_TYPE(count, &PyLong_Type)) {
+        return 0;
     }
-    error_code = PyLong_Check(attr) ? PyLong_AsLong(attr) : -1;
-    Py_DECREF(attr);
-    if (error_code == -1 && PyErr_Occurred()) {
-        goto error;
+    value = PyLong_AsSsize_t(count);
+    if (value == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
     }
-    if (error_code == 0) {
-        attr = PyObject_GetAttr(info, str_partitions);
-        if (attr == NULL) {
-            goto error;
-        }
-        count = PyObject_Size(attr);
-        Py_DECREF(attr);
-        if (count < 0) {
-            goto error;
-        }
-    }
-    Py_DECREF(info);
-    REPLACE(self->cached_snapshot, snapshot); /* takes the reference */
-    REPLACE(self->cached_topic, Py_NewRef(topic));
-    self->cached_partitions = count;
-    return count;
-
-error:
-    Py_XDECREF(info);
-    Py_DECREF(snapshot);
-    return -1;
+    return value > 0 ? value : 0;
 }
 
 /* An int in [0, limit), or -1 (for anything else: not an exact int, out of range). */
@@ -361,62 +339,60 @@ error:
 /* What ProducerBatch.add_sink(first, results, slot, stop - slot) does, without its frame
  * (with keys, nearly every record is a run of its own): the run of records ``slot`` to
  * ``stop - 1`` of ``results`` went into ``batch`` from its record ``first`` on, so
- * ``(first, results, slot, count)`` goes at the end of ``batch.sinks`` (a list, made if
- * it is None). */
+ * ``(first, results, slot, count)`` goes at the end of the batch's sinks (a list, made
+ * if it has none). */
 static int
-end_run(PyObject *batch, Py_ssize_t first, PyObject *results, Py_ssize_t slot, Py_ssize_t stop)
+end_run(BatchRecords *batch, Py_ssize_t first, PyObject *results, Py_ssize_t slot,
+        Py_ssize_t stop)
 {
-    PyObject *sinks = PyObject_GetAttr(batch, str_sinks), *sink;
+    PyObject *sink;
     int appended;
-    if (sinks == Py_None) {
-        Py_DECREF(sinks);
-        sinks = PyList_New(0);
-        if (sinks != NULL && PyObject_SetAttr(batch, str_sinks, sinks) < 0) {
-            Py_CLEAR(sinks);
+    if (batch->sinks == NULL || !PyList_CheckExact(batch->sinks)) {
+        PyObject *sinks = PyList_New(0);
+        if (sinks == NULL) {
+            return -1;
         }
-    }
-    if (sinks == NULL) {
-        return -1;
+        REPLACE(batch->sinks, sinks);
     }
     sink = Py_BuildValue("(nOnn)", first, results, slot, stop - slot);
-    appended = sink == NULL ? -1 : PyList_Append(sinks, sink);
+    appended = sink == NULL ? -1 : PyList_Append(batch->sinks, sink);
     Py_XDECREF(sink);
-    Py_DECREF(sinks);
     return appended;
 }
 
 /* send_batch()'s loop, for as long as the records need no Python code: each record from
- * ``iterator`` (a tuple of send()'s first 2 to 6 arguments, or an instance of exactly
- * ``record_type``, ProducerRecord) is appended as append() does, with no future; it gets
- * a slot (None) at the end of ``results``, its batch is a key of ``batches``, and each
- * run of records in one batch reports to its slots (ProducerBatch.add_sink) before this
- * returns. Returns None when the iterator is exhausted, or (record,) for the first record
- * it did not take, with no slot: send_batch()'s Python path takes that one (and fails
- * alone a record_type instance whose fields cannot be read). On an error (what the
- * iterator raised), ``results`` holds exactly the slots of the records appended. */
+ * ``iterator`` (a tuple of send()'s first 2 to 6 arguments, or an instance of exactly the
+ * Appender's ``record_type``, ProducerRecord, whose fields are send()'s parameters) is
+ * appended as append() does, with no future; it gets a slot (None) at the end of
+ * ``results``, its batch is a key of ``batches``, and each run of records in one batch
+ * reports to its slots (ProducerBatch.add_sink) before this returns. Returns None when the
+ * iterator is exhausted, or (record,) for the first record it did not take, with no slot:
+ * send_batch()'s Python path takes that one (and fails alone a record_type instance whose
+ * fields cannot be read). On an error (what the iterator raised), ``results`` holds
+ * exactly the slots of the records appended. */
 static PyObject *
 appender_append_each(Appender *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    PyObject *iterator, *results, *batches, *record_type, *outcome = NULL;
+    PyObject *iterator, *results, *batches, *outcome = NULL;
     PyObject *run = NULL; /* the current run's batch (owned) */
     Py_ssize_t run_first = 0, run_slot = 0, slot;
     Py_ssize_t taken = 0; /* the slots of records appended, to here */
 
-    if (nargs != 4) {
+    if (nargs != 3) {
         PyErr_Format(PyExc_TypeError,
-                     "append_each() takes 4 arguments (records, results, batches, "
-                     "record_type), %zd given",
+                     "append_each() takes 3 arguments (records, results, batches), %zd given",
                      nargs);
         return NULL;
     }
     iterator = args[0];
     results = args[1];
     batches = args[2];
-    record_type = args[3];
-    if (!PyIter_Check(iterator) || !PyList_CheckExact(results) || !PyDict_CheckExact(batches) ||
-        !PyType_Check(record_type)) {
-        PyErr_SetString(PyExc_TypeError,
-                        "append_each() takes an iterator, a list, a dict and a type");
+    if (!PyIter_Check(iterator) || !PyList_CheckExact(results) || !PyDict_CheckExact(batches)) {
+        PyErr_SetString(PyExc_TypeError, "append_each() takes an iterator, a list and a dict");
+        return NULL;
+    }
+    if (self->parameters == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "the Appender is not initialized");
         return NULL;
     }
     for (;;) {
@@ -439,9 +415,9 @@ appender_append_each(Appender *self, PyObject *const *args, Py_ssize_t nargs)
                 fields[i] = i < size ? PyTuple_GetItem(record, i) : Py_None;
             }
         }
-        else if ((PyObject *)Py_TYPE(record) == record_type) {
+        else if ((PyObject *)Py_TYPE(record) == self->record_type) {
             for (i = 0; i < 6; i++) {
-                owned[i] = PyObject_GetAttr(record, record_field_names[i]);
+                owned[i] = PyObject_GetAttr(record, PyTuple_GetItem(self->parameters, i));
                 if (owned[i] == NULL) {
                     break;
                 }
@@ -515,7 +491,7 @@ appender_append_each(Appender *self, PyObject *const *args, Py_ssize_t nargs)
             Py_DECREF(batch);
             continue;
         }
-        if (run != NULL && end_run(run, run_first, results, run_slot, slot) < 0) {
+        if (run != NULL && end_run((BatchRecords *)run, run_first, results, run_slot, slot) < 0) {
             Py_DECREF(batch);
             goto error;
         }
@@ -527,7 +503,7 @@ appender_append_each(Appender *self, PyObject *const *args, Py_ssize_t nargs)
         }
     }
     if (run != NULL) {
-        if (end_run(run, run_first, results, run_slot, taken) < 0) {
+        if (end_run((BatchRecords *)run, run_first, results, run_slot, taken) < 0) {
             Py_CLEAR(outcome);
         }
         Py_DECREF(run);
@@ -539,7 +515,7 @@ error:
     if (run != NULL) {
         PyObject *type, *value, *traceback;
         PyErr_Fetch(&type, &value, &traceback);
-        if (end_run(run, run_first, results, run_slot, taken) < 0) {
+        if (end_run((BatchRecords *)run, run_first, results, run_slot, taken) < 0) {
             PyErr_Clear();
         }
         PyErr_Restore(type, value, traceback);
@@ -608,7 +584,7 @@ static PyMethodDef appender_methods[] = {
      "The batch the record went into, or None, having changed nothing, when the record\n"
      "needs send()'s Python path."},
     {"append_each", (PyCFunction)(void (*)(void))appender_append_each, METH_FASTCALL,
-     "append_each(records, results, batches, record_type, /)\n--\n\n"
+     "append_each(records, results, batches, /)\n--\n\n"
      "send_batch()'s loop while its records need no Python code: None when ``records``\n"
      "(an iterator) is exhausted, else (record,), the first record it did not take."},
     {"send", (PyCFunction)(void (*)(void))appender_send, METH_FASTCALL | METH_KEYWORDS,

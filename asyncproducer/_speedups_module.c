@@ -7,12 +7,7 @@
 #include "_speedups.h"
 
 /* Declared (and described) in _speedups.h; set by speedups_exec. */
-PyObject *str_snapshot, *str_topics, *str_partitions, *str_error_code;
-PyObject *str_new;
-PyObject *str_sinks;
-PyObject *str_add_hooks, *str_throw, *str_close;
-PyObject *record_field_names[6];
-PyObject *send_arg_names[SEND_ARGS];
+PyObject *str_new, *str_throw, *str_close;
 newfunc tuple_new;
 
 static int
@@ -47,22 +42,9 @@ speedups_exec(PyObject *module)
     if (state == NULL) {
         return -1;
     }
-    if (intern(&str_snapshot, "snapshot") < 0 || intern(&str_topics, "topics") < 0 ||
-        intern(&str_partitions, "partitions") < 0 ||
-        intern(&str_error_code, "error_code") < 0 || intern(&str_new, "__new__") < 0 ||
-        intern(&record_field_names[0], "topic") < 0 ||
-        intern(&record_field_names[1], "value") < 0 ||
-        intern(&record_field_names[2], "key") < 0 ||
-        intern(&record_field_names[3], "partition") < 0 ||
-        intern(&record_field_names[4], "timestamp_ms") < 0 ||
-        intern(&record_field_names[5], "headers") < 0 ||
-        intern(&str_add_hooks, "add_hooks") < 0 || intern(&str_throw, "throw") < 0 ||
-        intern(&str_close, "close") < 0 || intern(&send_arg_names[6], "on_delivery") < 0 ||
-        intern(&str_sinks, "sinks") < 0) {
+    if (intern(&str_new, "__new__") < 0 || intern(&str_throw, "throw") < 0 ||
+        intern(&str_close, "close") < 0) {
         return -1;
-    }
-    for (int i = 0; i < 6; i++) {
-        send_arg_names[i] = record_field_names[i]; /* the same names, first */
     }
     /* A static type's slot: PyType_GetSlot reads those since Python 3.10. */
     tuple_new = (newfunc)PyType_GetSlot(&PyTuple_Type, Py_tp_new);

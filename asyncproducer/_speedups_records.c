@@ -213,6 +213,7 @@ records_traverse(BatchRecords *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE((PyObject *)self));
     Py_VISIT(self->futures);
+    Py_VISIT(self->sinks);
     return 0;
 }
 
@@ -220,6 +221,7 @@ static int
 records_clear(BatchRecords *self)
 {
     Py_CLEAR(self->futures);
+    Py_CLEAR(self->sinks);
     return 0;
 }
 
@@ -697,6 +699,9 @@ static PyMethodDef records_methods[] = {
 static PyMemberDef records_members[] = {
     {"futures", T_OBJECT_EX, offsetof(BatchRecords, futures), READONLY,
      "Per record, the future appended with it (None for a record without one)."},
+    {"sinks", T_OBJECT, offsetof(BatchRecords, sinks), 0,
+     "Where send_batch() records' results go: a list of (first, results, slot, count),\n"
+     "or None (see ProducerBatch.add_sink)."},
     {"max_records_size", T_PYSSIZET, offsetof(BatchRecords, max_records_size), READONLY,
      "Encoded (uncompressed) record bytes that fit, unless a single record is larger."},
     {"records_size", T_PYSSIZET, offsetof(BatchRecords, records_size), READONLY,

@@ -118,8 +118,8 @@ send_call_start(SendCall *self, PyObject **result)
         batch = append_fields(appender, self->args, future);
         if (batch != NULL && batch != Py_None) {
             if (on_delivery != Py_None) {
-                PyObject *done = PyObject_CallMethodObjArgs(batch, str_add_hooks, on_delivery,
-                                                            Py_None, NULL);
+                PyObject *done = PyObject_CallFunctionObjArgs(appender->add_hooks, batch,
+                                                              on_delivery, Py_None, NULL);
                 Py_XDECREF(done);
                 if (done == NULL) {
                     Py_CLEAR(future);
@@ -367,13 +367,17 @@ appender_send(Appender *self, PyObject *const *args, Py_ssize_t nargs, PyObject 
     for (i = 0; i < nargs; i++) {
         given[i] = args[i];
     }
+    if (self->parameters == NULL || self->send_call_alloc == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "the Appender is not initialized");
+        return NULL;
+    }
     for (i = 0; i < nkw; i++) {
         PyObject *name = PyTuple_GetItem(kwnames, i); /* borrowed; in range */
-        for (j = 0; j < SEND_ARGS && name != send_arg_names[j]; j++) {
+        for (j = 0; j < SEND_ARGS && name != PyTuple_GetItem(self->parameters, j); j++) {
         }
-        if (j == SEND_ARGS) { /* not interned: compare the text */
+        if (j == SEND_ARGS) { /* not the same object: compare the text */
             for (j = 0; j < SEND_ARGS; j++) {
-                int order = PyUnicode_Compare(name, send_arg_names[j]);
+                int order = PyUnicode_Compare(name, PyTuple_GetItem(self->parameters, j));
                 if (order == -1 && PyErr_Occurred()) {
                     return NULL;
                 }
@@ -393,11 +397,8 @@ appender_send(Appender *self, PyObject *const *args, Py_ssize_t nargs, PyObject 
         given[j] = args[nargs + i];
     }
     if (given[0] == NULL) {
-        PyErr_SetString(PyExc_TypeError, "send() missing required argument 'topic'");
-        return NULL;
-    }
-    if (self->send_call_alloc == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "the Appender is not initialized");
+        PyErr_Format(PyExc_TypeError, "send() missing required argument %R",
+                     PyTuple_GetItem(self->parameters, 0));
         return NULL;
     }
     call = (SendCall *)self->send_call_alloc(self->send_call_type, 0);

@@ -28,6 +28,7 @@ serializers and partitioner) is wrapped: ``SerializationError``, ``PartitionerEr
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -37,7 +38,7 @@ from asyncproducer._batch import ProducerBatch, Record
 from asyncproducer._cluster import ClusterSnapshot
 from asyncproducer._metadata import MetadataManager
 from asyncproducer._native import speedups
-from asyncproducer._types import Header
+from asyncproducer._types import Header, ProducerRecord
 from asyncproducer.config import ProducerConfig
 from asyncproducer.errors import (
     InvalidRecordTimestampError,
@@ -67,6 +68,11 @@ _BARE_BATCH_BOUND = BARE_RECORD_OVERHEAD + BATCH_HEADER_SIZE
 """A batch holding one record without headers takes at most this plus the key's and
 value's lengths (each -1 when None)."""
 
+SEND_PARAMETERS = (*(field.name for field in dataclasses.fields(ProducerRecord)), "on_delivery")
+"""``send()``'s parameters, in order: a ProducerRecord's fields, then its callback (the C
+``send`` parses its arguments by these names; tests/unit/test_appender.py checks them
+against ``SendPath.send``)."""
+
 Staged = tuple[int, bool, Record]
 """(partition, whether the partitioner chose it, the record as a batch takes it)."""
 
@@ -83,6 +89,7 @@ class RecordStager:
     def __init__(self, config: ProducerConfig, metadata: MetadataManager) -> None:
         self._config = config
         self._metadata = metadata
+        self._partition_counts = metadata.partition_counts
         self._key_serializer = resolve_serializer(config.key_serializer, is_key=True)
         self._value_serializer = resolve_serializer(config.value_serializer, is_key=False)
         self._raw_keys = passes_bytes_through(config.key_serializer)
@@ -105,14 +112,23 @@ class RecordStager:
     def appender(self, queues: dict[tuple[str, int], deque[ProducerBatch]]) -> Any:
         """The C shortcut through :meth:`stage` and the append to an open batch of
         ``queues`` (the accumulator's), or None: without the C extension, or when this
-        producer's records always need Python (serializers, a custom partitioner)."""
+        producer's records always need Python (serializers, a custom partitioner).
+
+        Everything it needs is decided here and handed over as plain values: which
+        records it may take at all (this producer passes keys and values through and
+        uses the default partitioner, else there is no appender), the usable topics'
+        partition counts and the sticky partitions (dicts Python keeps current in place),
+        the size bound, whether keys are hashed, and send()'s parameter names. It reads
+        no attribute of any object of ours, so a rename here cannot silently send every
+        record down the slow path (tests/unit/test_appender.py checks that it takes
+        them)."""
         if Appender is None or self._sticky_partition is None:
             return None
         if not (self._raw_keys and self._raw_values):
             return None
         assert isinstance(self.partitioner, DefaultPartitioner)
         return Appender(
-            metadata=self._metadata,
+            partition_counts=self._partition_counts,
             sticky=self.partitioner.sticky.partitions,
             queues=queues,
             clock=time.time,
@@ -120,6 +136,9 @@ class RecordStager:
             size_limit=self._size_limit,
             bare_bound=_BARE_BATCH_BOUND,
             hash_keys=not self._ignore_keys,
+            add_hooks=ProducerBatch.add_hooks,
+            parameters=SEND_PARAMETERS,
+            record_type=ProducerRecord,
         )
 
     def stage(
@@ -138,8 +157,8 @@ class RecordStager:
         passes the topic through :func:`exact_topic` first: it appends under that name."""
         if type(topic) is not str:
             topic = exact_topic(topic)
-        info = self._metadata.snapshot.topics.get(topic)
-        if info is None or not info.partitions or info.error_code:
+        count = self._partition_counts.get(topic)
+        if count is None:
             return None
         # `is None`, not truth: the truth of the caller's object would run its code.
         headers = () if headers is None else check_headers(topic, headers)
@@ -165,8 +184,8 @@ class RecordStager:
                 partition = self._sticky_partition(topic)
             if partition is None:
                 partition = self.choose_partition(topic, key, key_bytes, value, value_bytes)
-        elif type(partition) is not int or not 0 <= partition < len(info.partitions):
-            partition = check_partition(topic, partition, len(info.partitions))
+        elif type(partition) is not int or not 0 <= partition < count:
+            partition = check_partition(topic, partition, count)
         if timestamp_ms is None:
             timestamp_ms = int(time.time() * 1000)
         elif type(timestamp_ms) is not int or not 0 <= timestamp_ms <= _MAX_TIMESTAMP:
@@ -187,7 +206,7 @@ class RecordStager:
         except Exception as exc:
             raise _partitioner_error(self.partitioner, "partition", topic, exc) from exc
         if self._custom:
-            count = len(snapshot.topics[topic].partitions)
+            count = self._partition_counts[topic]
             return check_partition(topic, chosen, count, by="the partitioner")
         return chosen
 

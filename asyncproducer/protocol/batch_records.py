@@ -49,6 +49,7 @@ class PyBatchRecords:
         "max_timestamp",
         "record_capacity",
         "records_size",
+        "sinks",
     )
 
     def __init__(self, max_records_size: int, record_capacity: int) -> None:
@@ -65,6 +66,9 @@ class PyBatchRecords:
         """``finish()`` was called: it takes no more records."""
         self.futures: list[Any] = []
         """Per record, the future appended with it (None for a record without one)."""
+        self.sinks: list[tuple[int, list[Any], int, int]] | None = None
+        """Where ``send_batch()`` records' results go, as ``(first, results, slot, count)``
+        (see ProducerBatch.add_sink); beside the futures, since the C appender fills it."""
         self._timestamps: list[int] = []
         self._keys: list[bytes | None] = []
         self._values: list[bytes | None] = []

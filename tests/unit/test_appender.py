@@ -4,12 +4,15 @@ accumulator would, or declines (None) having changed nothing: every case it decl
 here, with the state compared before and after.
 
 tests/fake/test_fast_path.py runs it inside a producer; this file drives it directly,
-with a ``.snapshot`` holder for the metadata manager and real ``ProducerBatch`` queues.
+with a stand-in for the metadata manager (its snapshot and the partition counts it keeps
+current) and real ``ProducerBatch`` queues.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gc
+import inspect
 import random
 import sys
 import time
@@ -27,6 +30,7 @@ from asyncproducer._batch import ProducerBatch, _fill_sinks
 from asyncproducer._cluster import ClusterSnapshot, PartitionInfo, TopicInfo
 from asyncproducer._metadata import MetadataManager
 from asyncproducer._native import speedups
+from asyncproducer._send_path import SendPath
 from asyncproducer._staging import _BARE_BATCH_BOUND, RecordStager
 from asyncproducer._types import ProducerRecord, RecordMetadata
 from asyncproducer.config import ProducerConfig
@@ -61,12 +65,14 @@ def cluster(**partitions: int) -> ClusterSnapshot:
     return ClusterSnapshot(topics={name: topic_info(name, n) for name, n in partitions.items()})
 
 
-class Metadata:
-    """What the appender reads of the MetadataManager: ``.snapshot``."""
+class Metadata(MetadataManager):
+    """What the stager reads of the MetadataManager: its snapshot, and the partition
+    counts it keeps current (the appender's input), with the manager's own setter; no
+    connection pool, no refreshes."""
 
-    def __init__(self, snapshot: ClusterSnapshot) -> None:
+    def __init__(self, snapshot: ClusterSnapshot) -> None:  # not the manager's: no I/O
+        self.partition_counts: dict[str, int] = {}
         self.snapshot = snapshot
-        self.other: Any = None
 
 
 class Future:
@@ -92,14 +98,14 @@ class Setup:
             for p in range(partitions)
         }
         self.appender = Appender(
-            metadata=self.metadata,
-            sticky=self.sticky,
-            queues=self.queues,
-            clock=clock,
-            records_type=ProducerBatch,
-            size_limit=size_limit,
-            bare_bound=_BARE_BATCH_BOUND,
-            hash_keys=hash_keys,
+            **_arguments(
+                partition_counts=self.metadata.partition_counts,
+                sticky=self.sticky,
+                queues=self.queues,
+                clock=clock,
+                size_limit=size_limit,
+                hash_keys=hash_keys,
+            )
         )
 
     def append(self, **fields: Any) -> Any:
@@ -292,6 +298,15 @@ def _snapshot(snapshot: ClusterSnapshot) -> Callable[[Setup], None]:
     return change
 
 
+def _count(count: Any) -> Callable[[Setup], None]:
+    """A partition count Python would never hand over: the appender declines it."""
+
+    def change(setup: Setup) -> None:
+        setup.metadata.partition_counts["t"] = count
+
+    return change
+
+
 def _set(where: str, value: Any) -> Callable[[Setup], None]:
     def change(setup: Setup) -> None:
         if where == "sticky":
@@ -326,10 +341,12 @@ DECLINES: dict[str, tuple[dict[str, Any], Callable[[Setup], None]]] = {
     "topic a str subclass": ({"topic": StrSubclass("t")}, _nothing),
     "topic in error": ({}, _snapshot(ClusterSnapshot(topics={"t": topic_info("t", 4, 3)}))),
     "topic without partitions": ({}, _snapshot(cluster(t=0))),
-    "topics not a dict": (
-        {},
-        _snapshot(ClusterSnapshot(topics=MappingProxyType({"t": topic_info("t", 4)}))),
-    ),
+    "partition count 0": ({}, _count(0)),
+    "partition count negative": ({}, _count(-4)),
+    "partition count a float": ({}, _count(4.0)),
+    "partition count a bool": ({}, _count(True)),
+    "partition count a str": ({}, _count("4")),
+    "partition count huge": ({}, _count(2**70)),
     "no sticky partition": ({}, lambda setup: setup.sticky.clear()),
     "sticky partition out of range": ({}, _set("sticky", 4)),
     "sticky partition negative": ({}, _set("sticky", -1)),
@@ -384,9 +401,6 @@ def test_errors_the_python_path_raises_too() -> None:
     # An unhashable topic: the appender declines (DECLINES), the stager names the problem.
     with pytest.raises(InvalidTopicError, match="a topic name is a str, got list"):
         stager(setup.metadata).stage(["t"], b"v", None, None, 1000, None)  # type: ignore[arg-type]
-    del setup.metadata.snapshot
-    with pytest.raises(AttributeError, match="snapshot"):
-        setup.append()
     assert setup.state() == before
 
 
@@ -394,12 +408,12 @@ def test_errors_the_python_path_raises_too() -> None:
 
 
 def test_a_new_snapshot_takes_effect_on_the_next_call() -> None:
-    """The partition count is cached per snapshot object and topic: a new snapshot (even
-    an equal one) is looked up again, never served a stale count."""
+    """The partition counts follow the snapshot (the manager updates the one dict the
+    appender holds): a topic that shrinks, goes, fails or comes back."""
     setup = Setup(partitions=8)
     setup.sticky["t"] = 5
     key = next(b"k%d" % i for i in range(100) if partition_for_key(b"k%d" % i, 8) >= 4)
-    topic = "t"  # the same str object in every call: the cache's key
+    topic = "t"
     assert setup.append(topic=topic) is setup.batch(5)
     assert setup.append(topic=topic, partition=6) is setup.batch(6)
     assert setup.append(topic=topic, key=key) is setup.batch(partition_for_key(key, 8))
@@ -427,7 +441,7 @@ def test_a_new_snapshot_takes_effect_on_the_next_call() -> None:
     assert setup.append(topic=topic, partition=7) is setup.batch(7)
 
 
-def test_the_cache_tells_topics_apart() -> None:
+def test_topics_are_told_apart() -> None:
     setup = Setup(partitions=8)
     setup.metadata.snapshot = cluster(t=8, small=2)
     setup.queues["small", 1] = deque([ProducerBatch("small", 1, 0, 0.0, batch_size=16_384)])
@@ -497,8 +511,9 @@ def test_batches_hold_what_the_python_path_builds(
 
 
 def _arguments(**changes: Any) -> dict[str, Any]:
+    """The appender's inputs, as RecordStager.appender hands them over."""
     arguments: dict[str, Any] = {
-        "metadata": Metadata(cluster(t=1)),
+        "partition_counts": {"t": 1},
         "sticky": {},
         "queues": {},
         "clock": time.time,
@@ -506,12 +521,17 @@ def _arguments(**changes: Any) -> dict[str, Any]:
         "size_limit": 1 << 20,
         "bare_bound": _BARE_BATCH_BOUND,
         "hash_keys": True,
+        "add_hooks": ProducerBatch.add_hooks,
+        "parameters": _staging.SEND_PARAMETERS,
+        "record_type": ProducerRecord,
     }
     arguments.update(changes)
     return arguments
 
 
 WRONG_ARGUMENTS: dict[str, dict[str, Any]] = {
+    "partition_counts a mapping proxy": {"partition_counts": MappingProxyType({"t": 1})},
+    "partition_counts the snapshot": {"partition_counts": cluster(t=1)},
     "sticky not a dict": {"sticky": MappingProxyType({})},
     "sticky None": {"sticky": None},
     "queues a list": {"queues": []},
@@ -522,6 +542,9 @@ WRONG_ARGUMENTS: dict[str, dict[str, Any]] = {
     "size_limit str": {"size_limit": "1"},
     "size_limit float": {"size_limit": 1.0},
     "bare_bound None": {"bare_bound": None},
+    "parameters a list": {"parameters": list(_staging.SEND_PARAMETERS)},
+    "parameters not str": {"parameters": tuple(range(7))},
+    "record_type not a type": {"record_type": ProducerRecord("t")},
 }
 
 
@@ -529,6 +552,32 @@ WRONG_ARGUMENTS: dict[str, dict[str, Any]] = {
 def test_wrong_constructor_arguments_raise_type_error(changes: dict[str, Any]) -> None:
     with pytest.raises(TypeError):
         Appender(**_arguments(**changes))
+
+
+@pytest.mark.parametrize("count", [6, 8])
+def test_parameters_name_send_s_seven(count: int) -> None:
+    parameters = (_staging.SEND_PARAMETERS * 2)[:count]
+    with pytest.raises(ValueError, match="send\\(\\)'s 7 parameters"):
+        Appender(**_arguments(parameters=parameters))
+
+
+def test_the_inputs_match_what_python_decides() -> None:
+    """What the appender is handed is Python's own: send()'s parameters are
+    SendPath.send's, a ProducerRecord's fields are its first six, and the producer's
+    stager hands over the manager's live partition counts."""
+    signature = inspect.signature(SendPath.send)
+    assert tuple(signature.parameters)[1:] == _staging.SEND_PARAMETERS
+    fields = tuple(field.name for field in dataclasses.fields(ProducerRecord))
+    assert fields == _staging.SEND_PARAMETERS[:6]
+    metadata = Metadata(cluster(t=3))
+    assert metadata.partition_counts == {"t": 3}
+    python = stager(metadata)
+    queues: Queues = {("t", 0): deque([ProducerBatch("t", 0, 0, 0.0, batch_size=1 << 20)])}
+    appender = python.appender(queues)
+    assert appender.append("t", b"v", None, 0, 1000, None, None) is queues["t", 0][-1]
+    metadata.snapshot = cluster(t=3, other=2)  # the same dict, updated in place
+    queues["other", 1] = deque([ProducerBatch("other", 1, 0, 0.0, batch_size=1 << 20)])
+    assert appender.append("other", b"v", None, 1, 1000, None, None) is queues["other", 1][-1]
 
 
 def test_constructor_takes_keywords_only_and_every_one() -> None:
@@ -590,7 +639,7 @@ def test_an_appender_in_a_reference_cycle_is_collected() -> None:
             died[0] = True
 
     setup = Setup()
-    setup.metadata.other = (setup.appender, Finalized())  # metadata -> appender -> metadata
+    setup.sticky["cycle"] = (setup.appender, Finalized())  # type: ignore[assignment]  # sticky -> appender -> sticky
     setup.queues["t", 0][-1].futures.append(setup.appender)  # and through the queues
     del setup
     gc.collect()
@@ -608,7 +657,7 @@ def each(setup: Setup, records: Any) -> tuple[Any, list[Any], dict[Any, None]]:
     """append_each over ``records``: what it returned, the results, the batches."""
     results: list[Any] = []
     batches: dict[Any, None] = {}
-    outcome = setup.appender.append_each(iter(records), results, batches, ProducerRecord)
+    outcome = setup.appender.append_each(iter(records), results, batches)
     return outcome, results, batches
 
 
@@ -659,7 +708,7 @@ def test_append_each_hands_back_the_first_record_it_does_not_take(declined: Any)
     records = iter([("t", b"first"), ("t", b"second", None, 3), declined, ("t", b"after")])
     results: list[Any] = []
     batches: dict[Any, None] = {}
-    outcome = setup.appender.append_each(records, results, batches, ProducerRecord)
+    outcome = setup.appender.append_each(records, results, batches)
     assert type(outcome) is tuple
     assert len(outcome) == 1
     assert outcome[0] is declined
@@ -695,7 +744,7 @@ def test_when_the_iterator_raises_the_records_appended_still_have_their_sink() -
     results: list[Any] = []
     batches: dict[Any, None] = {}
     with pytest.raises(RuntimeError, match="generator broke"):
-        setup.appender.append_each(records(), results, batches, ProducerRecord)
+        setup.appender.append_each(records(), results, batches)
     assert results == [None, None]
     assert sinks(setup.batch(1)) == [(0, 0, 2)]
     assert list(batches) == [setup.batch(1)]
@@ -709,7 +758,7 @@ def test_a_record_whose_field_cannot_be_read_is_handed_back() -> None:
     del broken.headers  # a slots field left unset: reading it raises AttributeError
     results: list[Any] = []
     records = iter([("t", b"a"), broken, ("t", b"after")])
-    outcome = setup.appender.append_each(records, results, {}, ProducerRecord)
+    outcome = setup.appender.append_each(records, results, {})
     assert outcome == (broken,)
     assert results == [None]
     assert sinks(setup.batch(1)) == [(0, 0, 1)]
@@ -732,7 +781,7 @@ def test_a_record_that_fails_to_append_takes_no_slot() -> None:
     results: list[Any] = []
     records = [("t", b"a"), ("t", b"b"), ("t", b"c"), ("t", b"d")]
     with pytest.raises(RuntimeError, match="clock broke"):
-        setup.appender.append_each(iter(records), results, {}, ProducerRecord)
+        setup.appender.append_each(iter(records), results, {})
     assert results == [None, None]
     assert sinks(setup.batch(1)) == [(0, 0, 2)]
     assert setup.batch(1).record_count == 2
@@ -742,11 +791,11 @@ def test_a_record_that_fails_to_append_takes_no_slot() -> None:
     "args",
     [
         (),
-        (iter([]), [], {}),
-        ([("t", b"v")], [], {}, ProducerRecord),  # a list, not an iterator
-        (iter([]), (), {}, ProducerRecord),
-        (iter([]), [], [], ProducerRecord),
-        (iter([]), [], {}, "ProducerRecord"),
+        (iter([]), []),
+        (iter([]), [], {}, ProducerRecord),  # the record type is the appender's
+        ([("t", b"v")], [], {}),  # a list, not an iterator
+        (iter([]), (), {}),
+        (iter([]), [], []),
     ],
 )
 def test_append_each_argument_errors(args: tuple[Any, ...]) -> None:
@@ -758,14 +807,14 @@ def test_no_reference_leaks_in_append_each() -> None:
     setup = Setup(batch_size=1 << 20)
     topic, value = "t", b"value"
     record = ProducerRecord(topic, value, partition=2)
-    setup.appender.append_each(iter([(topic, value)]), [], {}, ProducerRecord)
+    setup.appender.append_each(iter([(topic, value)]), [], {})
     objects = (topic, value, record, setup.metadata.snapshot)
     refs = [sys.getrefcount(o) for o in objects]
     for _ in range(500):
         results: list[Any] = []
         batches: dict[Any, None] = {}
         records = [(topic, value), record, (topic, value, None, 3), None, (topic, value)]
-        outcome = setup.appender.append_each(iter(records), results, batches, ProducerRecord)
+        outcome = setup.appender.append_each(iter(records), results, batches)
         assert outcome == (None,)
         del outcome, results, batches, records
         for queue in setup.queues.values():
