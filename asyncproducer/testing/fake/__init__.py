@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from asyncproducer.testing.fake._security import unsecured_jws, unsecured_token_provider
 from asyncproducer.testing.fake._session import Authentication, AuthenticationFailure
+from asyncproducer.testing.fake._transactions import TransactionInfo
+from asyncproducer.testing.fake._txn_log import StoredMarker
 from asyncproducer.testing.fake.cluster import RequestLogEntry, StoredBatch, StoredRecord
 from asyncproducer.testing.fake.facade import FakeCluster
 
@@ -18,7 +20,9 @@ __all__ = [
     "FakeCluster",
     "RequestLogEntry",
     "StoredBatch",
+    "StoredMarker",
     "StoredRecord",
+    "TransactionInfo",
     "unsecured_jws",
     "unsecured_token_provider",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import ssl
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -16,7 +17,13 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from asyncproducer.protocol.topics import topic_name_problem
+from asyncproducer.testing.fake._coordinators import CoordinatorPlacement
 from asyncproducer.testing.fake._session import Authentication, AuthenticationFailure, SaslConfig
+from asyncproducer.testing.fake._txn_coordinator import (
+    DEFAULT_MAX_TIMEOUT_MS,
+    TransactionCoordinator,
+)
+from asyncproducer.testing.fake._txn_log import PartitionTxnState
 
 # Kafka keeps the metadata of the last five batches per producer and partition, which is
 # why max.in.flight.requests.per.connection may be at most 5 with idempotence.
@@ -37,6 +44,8 @@ class StoredRecord:
     producer_id: int
     producer_epoch: int
     sequence: int
+    is_transactional: bool = False
+    """Written in a transaction (batch attribute bit 4)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +75,10 @@ class PartitionState:
     leader_epoch: int = 0
     next_offset: int = 0
     records: list[StoredRecord] = field(default_factory=list)
+    """Data records only: control records (transaction markers) are in ``txn.markers``."""
     batches: list[StoredBatch] = field(default_factory=list)
+    """Every batch, transaction markers included, as a reader fetches them."""
+    txn: PartitionTxnState = field(default_factory=PartitionTxnState)
 
 
 @dataclass(slots=True)
@@ -124,11 +136,28 @@ class Fault:
 class ClusterState:
     """Topics, partitions, producer state and armed faults of one fake cluster."""
 
-    def __init__(self, brokers: int, auto_create_topics: bool, default_partitions: int) -> None:
+    def __init__(
+        self,
+        brokers: int,
+        auto_create_topics: bool,
+        default_partitions: int,
+        *,
+        transaction_version: int = 2,
+        transaction_max_timeout_ms: int = DEFAULT_MAX_TIMEOUT_MS,
+    ) -> None:
         if brokers < 1:
             raise ValueError(f"a fake cluster needs at least one broker, got brokers={brokers}")
         if default_partitions < 1:
             raise ValueError(f"default_partitions must be >= 1, got {default_partitions}")
+        if transaction_version not in (0, 1, 2):
+            raise ValueError(
+                f"transaction_version must be 0, 1 or 2 (Kafka's transaction.version "
+                f"feature levels), got {transaction_version}"
+            )
+        if transaction_max_timeout_ms < 1:
+            raise ValueError(
+                f"transaction_max_timeout_ms must be >= 1, got {transaction_max_timeout_ms}"
+            )
         self.broker_ids = list(range(brokers))
         self.auto_create_topics = auto_create_topics
         self.default_partitions = default_partitions
@@ -142,8 +171,15 @@ class ClusterState:
         self.producers: dict[tuple[int, str, int], ProducerPartitionState] = {}
         # producer id -> current epoch, as handed out by InitProducerId
         self.producer_epochs: dict[int, int] = {}
-        self.transactional_ids: dict[str, int] = {}
         self._next_producer_id = itertools.count(FIRST_PRODUCER_ID)
+        # Transactions: the finalized transaction.version feature level decides the API
+        # versions advertised (KIP-890 part 2 needs level 2).
+        self.transaction_version = transaction_version
+        self.transaction_max_timeout_ms = transaction_max_timeout_ms
+        self.placement = CoordinatorPlacement(self.broker_ids)
+        self.transactions = TransactionCoordinator(self)
+        self.clock: Callable[[], float] = time.monotonic
+        """Seconds, for transaction timeouts; a test may replace it."""
         self._round_robin = itertools.count()
         self.faults: list[Fault] = []
         self.request_log: list[RequestLogEntry] = []
@@ -218,30 +254,36 @@ class ClusterState:
 
     # ------------------------------------------------------------------ producer ids
 
-    def init_producer_id(
-        self, transactional_id: str | None, producer_id: int, producer_epoch: int
-    ) -> tuple[int, int]:
-        """(producer id, epoch) for an InitProducerId request.
+    def new_producer_id(self) -> int:
+        return next(self._next_producer_id)
 
-        A known producer id sent back with its current epoch bumps the epoch (KIP-360), as
-        does a transactional id seen before; anything else gets a fresh id with epoch 0.
+    def now_ms(self) -> float:
+        return self.clock() * 1000.0
+
+    def init_producer_id(self, producer_id: int, producer_epoch: int) -> tuple[int, int]:
+        """(producer id, epoch) for an InitProducerId request without a transactional id.
+
+        A known producer id sent back with its current epoch bumps the epoch (KIP-360);
+        anything else gets a fresh id with epoch 0. (Transactional ids are the
+        coordinator's: :class:`._txn_coordinator.TransactionCoordinator`.)
         """
-        known = self.transactional_ids.get(transactional_id) if transactional_id else None
-        if (
-            known is None
-            and producer_id >= 0
-            and self.producer_epochs.get(producer_id) == producer_epoch
-        ):
-            known = producer_id
-        if known is not None:
-            epoch = self.producer_epochs[known] + 1
-            self.producer_epochs[known] = epoch
-            return known, epoch
-        new_id = next(self._next_producer_id)
+        if producer_id >= 0 and self.producer_epochs.get(producer_id) == producer_epoch:
+            epoch = producer_epoch + 1
+            self.producer_epochs[producer_id] = epoch
+            return producer_id, epoch
+        new_id = self.new_producer_id()
         self.producer_epochs[new_id] = 0
-        if transactional_id:
-            self.transactional_ids[transactional_id] = new_id
         return new_id, 0
+
+    def marker_written(self, topic: str, index: int, producer_id: int, epoch: int) -> None:
+        """A partition's producer state after a marker: the marker's epoch is the
+        producer's from now on, and a new epoch starts its sequences at 0 (Kafka's
+        ``ProducerAppendInfo.appendEndTxnMarker``)."""
+        state = self.producers.get((producer_id, topic, index))
+        if state is None or state.epoch != epoch:
+            self.producers[(producer_id, topic, index)] = ProducerPartitionState(
+                epoch=epoch, last_sequence=-1
+            )
 
     # ------------------------------------------------------------------ faults
 

@@ -13,13 +13,19 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.abc
 
+from asyncproducer.testing.fake import _txn_log
 from asyncproducer.testing.fake._auth import OAuthBearerValidator
+from asyncproducer.testing.fake._coordinators import KEY_TYPES
 from asyncproducer.testing.fake._security import SASL_MECHANISMS, ClientAuth, ListenerSecurity
 from asyncproducer.testing.fake._session import Authentication, AuthenticationFailure
+from asyncproducer.testing.fake._transactions import TransactionInfo, snapshot
+from asyncproducer.testing.fake._txn_coordinator import DEFAULT_MAX_TIMEOUT_MS
+from asyncproducer.testing.fake._txn_log import StoredMarker
 from asyncproducer.testing.fake.cluster import (
     DEFAULT_MAX_MESSAGE_BYTES,
     ClusterState,
     Fault,
+    PartitionState,
     RequestLogEntry,
     StoredBatch,
     StoredRecord,
@@ -67,6 +73,14 @@ class FakeCluster:
 
     :meth:`producer_settings` gives the ``Producer`` keyword arguments that connect;
     :attr:`authentications` and :attr:`authentication_failures` record what happened.
+
+    Transactions: the brokers coordinate transactional ids and groups as Kafka 4.x does.
+    ``transaction_version`` is the finalized ``transaction.version`` feature: 2 (the
+    default of a new Kafka 4 cluster) is KIP-890 part 2 (Produce v12 adds partitions to
+    the transaction, every EndTxn bumps the epoch); 1 and 0 advertise no version of that.
+    ``transaction_max_timeout_ms`` is Kafka's ``transaction.max.timeout.ms``. See
+    :meth:`transaction_state`, :meth:`markers`, :meth:`committed_offsets` and
+    ``records(..., isolation="read_committed")``.
     """
 
     def __init__(
@@ -83,6 +97,8 @@ class FakeCluster:
         sasl_mechanisms: Sequence[str] = SASL_MECHANISMS,
         session_lifetime_ms: int = 0,
         oauthbearer_validator: OAuthBearerValidator | None = None,
+        transaction_version: int = 2,
+        transaction_max_timeout_ms: int = DEFAULT_MAX_TIMEOUT_MS,
     ) -> None:
         self._security = ListenerSecurity(
             listener,
@@ -95,7 +111,13 @@ class FakeCluster:
             oauthbearer_validator=oauthbearer_validator,
         )
         self.listener = listener
-        self._state = ClusterState(brokers, auto_create_topics, default_partitions)
+        self._state = ClusterState(
+            brokers,
+            auto_create_topics,
+            default_partitions,
+            transaction_version=transaction_version,
+            transaction_max_timeout_ms=transaction_max_timeout_ms,
+        )
         self._state.sasl = self._security.sasl
         self._servers = {b: BrokerServer(b, self._state) for b in self._state.broker_ids}
         self._task_group: anyio.abc.TaskGroup | None = None
@@ -248,12 +270,78 @@ class FakeCluster:
 
     # ------------------------------------------------------------------ inspection
 
-    def records(self, topic: str, partition: int) -> list[StoredRecord]:
-        return list(self._state.partition(topic, partition).records)
+    def records(
+        self, topic: str, partition: int, *, isolation: str = "read_uncommitted"
+    ) -> list[StoredRecord]:
+        """The partition's data records (never the control records of transaction
+        markers). ``isolation="read_committed"`` gives what such a consumer reads: below
+        the last stable offset, without the records of aborted transactions."""
+        state = self._partition(topic, partition)
+        if isolation == "read_uncommitted":
+            return list(state.records)
+        if isolation == "read_committed":
+            return _txn_log.committed_records(state)
+        raise ValueError(
+            f"isolation must be 'read_uncommitted' or 'read_committed', got {isolation!r}"
+        )
 
     def batches(self, topic: str, partition: int) -> list[StoredBatch]:
-        """The stored batches' bytes, for decoding with an independent reader."""
-        return list(self._state.partition(topic, partition).batches)
+        """The stored batches' bytes, transaction markers (control batches) included, for
+        decoding with an independent reader."""
+        return list(self._partition(topic, partition).batches)
+
+    def markers(self, topic: str, partition: int) -> list[StoredMarker]:
+        """The transaction markers (commit / abort control records) in the partition."""
+        return list(self._partition(topic, partition).txn.markers)
+
+    def last_stable_offset(self, topic: str, partition: int) -> int:
+        """The offset a read_committed consumer cannot pass: the first offset of the oldest
+        transaction still open on the partition, else the log end."""
+        return _txn_log.last_stable_offset(self._partition(topic, partition))
+
+    def transaction_state(self, transactional_id: str) -> TransactionInfo:
+        """The coordinator's state for ``transactional_id`` (state name as Kafka's
+        DescribeTransactions gives it, producer id and epoch, partitions, pending group
+        offsets). KeyError if no InitProducerId named it."""
+        self._expire()
+        meta = self._state.transactions.transactions.get(transactional_id)
+        if meta is None:
+            raise KeyError(f"no transactional id {transactional_id!r} in the fake cluster")
+        return snapshot(meta)
+
+    def transactions(self) -> list[TransactionInfo]:
+        """Every transactional id the coordinator knows, as :meth:`transaction_state`."""
+        self._expire()
+        return [snapshot(meta) for meta in self._state.transactions.transactions.values()]
+
+    def committed_offsets(self, group_id: str) -> dict[tuple[str, int], int]:
+        """{(topic, partition): offset} committed for ``group_id`` by transactions
+        (TxnOffsetCommit, then EndTxn commit)."""
+        self._expire()
+        offsets = self._state.transactions.committed_offsets(group_id)
+        return {tp: pending.offset for tp, pending in offsets.items()}
+
+    def coordinator_of(self, key: str, *, key_type: str = "transaction") -> int:
+        """The broker coordinating a transactional id (or a group, ``key_type="group"``):
+        Kafka's hash of the key over the 50 partitions of ``__transaction_state`` /
+        ``__consumer_offsets``, partition p led by broker ``p % brokers``."""
+        return self._state.placement.coordinator_of(key, _key_type(key_type))
+
+    def move_coordinator(self, key: str, to_broker: int, *, key_type: str = "transaction") -> None:
+        """Move the internal partition holding ``key`` (and every key sharing it) to
+        ``to_broker``: the old coordinator answers NOT_COORDINATOR from now on. The state
+        moves along, as a new Kafka leader loads it; the coordinator epoch grows by one."""
+        self._state.check_broker(to_broker)
+        self._state.placement.move(key, _key_type(key_type), to_broker)
+
+    def _partition(self, topic: str, partition: int) -> PartitionState:
+        self._expire()
+        return self._state.partition(topic, partition)
+
+    def _expire(self) -> None:
+        # A timed-out transaction is aborted before anything observes it (lazy, as the
+        # brokers do before each request).
+        self._state.transactions.expire(self._state.now_ms())
 
     def request_count(self, api: int, *, broker: int | None = None) -> int:
         return sum(
@@ -341,3 +429,10 @@ class FakeCluster:
     def _check(self, broker: int | None) -> None:
         if broker is not None:
             self._state.check_broker(broker)
+
+
+def _key_type(name: str) -> int:
+    for key_type, known in KEY_TYPES.items():
+        if known == name:
+            return key_type
+    raise ValueError(f"key_type must be 'transaction' or 'group', got {name!r}")

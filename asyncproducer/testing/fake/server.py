@@ -39,8 +39,11 @@ from asyncproducer.testing.fake._tls import ServerTlsStream
 from asyncproducer.testing.fake.cluster import ClusterState, RequestLogEntry
 from asyncproducer.testing.fake.handlers import (
     Request,
+    add_offsets_to_txn,
+    add_partitions_to_txn,
     api_versions,
     create_topics,
+    end_txn,
     fetch,
     find_coordinator,
     init_producer_id,
@@ -48,8 +51,9 @@ from asyncproducer.testing.fake.handlers import (
     produce,
     sasl_authenticate,
     sasl_handshake,
+    txn_offset_commit,
 )
-from asyncproducer.testing.fake.handlers.api_versions import SUPPORTED_VERSIONS
+from asyncproducer.testing.fake.handlers.api_versions import versions_for
 
 HANDLERS: dict[int, Callable[[Request], Any]] = {
     0: produce.handle,
@@ -60,6 +64,10 @@ HANDLERS: dict[int, Callable[[Request], Any]] = {
     18: api_versions.handle,
     19: create_topics.handle,
     22: init_producer_id.handle,
+    24: add_partitions_to_txn.handle,
+    25: add_offsets_to_txn.handle,
+    26: end_txn.handle,
+    28: txn_offset_commit.handle,
     36: sasl_authenticate.handle,
 }
 _API_VERSIONS = 18
@@ -204,7 +212,8 @@ class BrokerServer:
         self, stream: anyio.abc.ByteStream, session: Session, frame: bytes
     ) -> None:
         state, broker = self.state, self.broker
-        api_key, version, correlation_id, client_id, body = _decode_request(frame)
+        supported = versions_for(state.transaction_version)
+        api_key, version, correlation_id, client_id, body = _decode_request(frame, supported)
         state.request_log.append(
             RequestLogEntry(
                 broker, api_key, version, correlation_id, client_id, anyio.current_time()
@@ -232,6 +241,9 @@ class BrokerServer:
             raise _CloseConnection
         if state.take_fault("drop_before", api_key, broker):
             raise _CloseConnection
+        # Transactions open past their timeout are aborted before anything can see them
+        # (see _txn_coordinator: the fake checks lazily instead of on a timer).
+        state.transactions.expire(state.now_ms())
         error = state.take_fault("error", api_key, broker)
         request = Request(
             state,
@@ -285,12 +297,14 @@ def _subject(certificate: Mapping[str, Any]) -> str:
     )
 
 
-def _decode_request(frame: bytes) -> tuple[int, int, int, str | None, Any]:
+def _decode_request(
+    frame: bytes, supported_versions: Mapping[int, tuple[int, int]]
+) -> tuple[int, int, int, str | None, Any]:
     """(api key, version, correlation id, client id, body or None if unsupported)."""
     if len(frame) < _REQUEST_PREFIX.size:
         raise _CloseConnection
     api_key, version = _REQUEST_PREFIX.unpack_from(frame)
-    supported = SUPPORTED_VERSIONS.get(api_key)
+    supported = supported_versions.get(api_key)
     known = supported is not None and supported[0] <= version <= supported[1]
     if known:
         schema = load_request_schema(api_key, version)

@@ -64,3 +64,23 @@ def _field_names(cls: type[Any]) -> frozenset[str]:
 def response_class(request: Request, name: str) -> type[Any]:
     cls: type[Any] = getattr(response_module(request.api_key, request.version), name)
     return cls
+
+
+_NOT_COORDINATOR = 16
+_INVALID_PRODUCER_EPOCH = 47
+_PRODUCER_FENCED = 90
+
+
+def not_coordinator(request: Request, key: str, key_type: int) -> int:
+    """NOT_COORDINATOR unless this broker coordinates ``key`` (a transactional id, key
+    type 1, or a group, key type 0), else 0."""
+    owner = request.cluster.placement.coordinator_of(key, key_type)
+    return 0 if owner == request.broker else _NOT_COORDINATOR
+
+
+def fenced_for_version(code: int, version: int, first_with_producer_fenced: int) -> int:
+    """KIP-588 added PRODUCER_FENCED; requests older than ``first_with_producer_fenced``
+    get INVALID_PRODUCER_EPOCH instead, as Kafka's KafkaApis converts it."""
+    if code == _PRODUCER_FENCED and version < first_with_producer_fenced:
+        return _INVALID_PRODUCER_EPOCH
+    return code

@@ -5,6 +5,12 @@ a broker advertising Fetch v4+, and otherwise produces the old message format th
 modern broker (nor this fake) accepts. It also lets users test consumers against the fake.
 The fake answers at once (no long poll): it holds no data that could arrive later in the
 same request's lifetime worth waiting for, and an empty answer makes clients fetch again.
+
+Transactions: every answer carries the partition's last stable offset (the first offset
+of the oldest transaction still open, else the log end). ``isolation_level`` 1
+(read_committed) gets nothing at or past it, and the aborted transactions overlapping what
+it gets, so the consumer can drop their records; markers (control batches) are served
+like any batch, as Kafka does, and consumers skip them.
 """
 
 from __future__ import annotations
@@ -14,12 +20,14 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from asyncproducer.testing.fake._txn_log import aborted_in_range, last_stable_offset
 from asyncproducer.testing.fake.cluster import PartitionState
 from asyncproducer.testing.fake.handlers import Request, build, response_module
 
 _OFFSET_OUT_OF_RANGE = 1
 _UNKNOWN_TOPIC_OR_PARTITION = 3
 _NOT_LEADER_OR_FOLLOWER = 6
+_READ_COMMITTED = 1
 
 
 def handle(request: Request) -> Any:
@@ -56,31 +64,54 @@ def _partition(module: Any, request: Request, topic: str, fetch: Any) -> Any:
     offset = int(fetch.fetch_offset)
     if partition is not None and not code and not 0 <= offset <= partition.next_offset:
         code = _OFFSET_OUT_OF_RANGE
-    records = b""
-    if partition is not None and not code:
-        records = _read(partition, offset, int(fetch.partition_max_bytes))
-    end = partition.next_offset if partition is not None and not code else -1
+    if partition is None or code:
+        return build(
+            module.PartitionData,
+            partition_index=index,
+            error_code=ErrorCode(code),
+            high_watermark=-1,
+            last_stable_offset=-1,
+            log_start_offset=-1,
+            aborted_transactions=None,
+            preferred_read_replica=-1,
+            records=b"",
+        )
+    stable = last_stable_offset(partition)
+    committed = int(getattr(request.body, "isolation_level", 0)) == _READ_COMMITTED
+    limit = stable if committed else partition.next_offset
+    records, end = _read(partition, offset, int(fetch.partition_max_bytes), limit)
+    aborted = None
+    if committed:
+        aborted = tuple(
+            module.AbortedTransaction(
+                producer_id=entry.producer_id, first_offset=entry.first_offset
+            )
+            for entry in aborted_in_range(partition, offset, end)
+        )
     return build(
         module.PartitionData,
         partition_index=index,
-        error_code=ErrorCode(code),
-        high_watermark=end,
-        last_stable_offset=end,
-        log_start_offset=0 if end >= 0 else -1,
-        aborted_transactions=(),
+        error_code=ErrorCode(0),
+        high_watermark=partition.next_offset,
+        last_stable_offset=stable,
+        log_start_offset=0,
+        aborted_transactions=aborted,
         preferred_read_replica=-1,
         records=records,
     )
 
 
-def _read(partition: PartitionState, offset: int, max_bytes: int) -> bytes:
+def _read(partition: PartitionState, offset: int, max_bytes: int, limit: int) -> tuple[bytes, int]:
     """Whole batches from the one holding ``offset``, up to ``max_bytes`` (at least one,
-    as Kafka returns an oversized first batch so the consumer can make progress)."""
+    as Kafka returns an oversized first batch so the consumer can make progress), none
+    reaching ``limit``; and the offset after the last one returned."""
     out = bytearray()
+    end = offset
     for batch in partition.batches:
         if batch.last_offset < offset:
             continue
-        if out and len(out) + len(batch.raw) > max_bytes:
+        if batch.last_offset >= limit or (out and len(out) + len(batch.raw) > max_bytes):
             break
         out += batch.raw
-    return bytes(out)
+        end = batch.last_offset + 1
+    return bytes(out), end

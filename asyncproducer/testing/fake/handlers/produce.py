@@ -4,6 +4,14 @@ Only a partition's leader accepts its batches. Every batch is decoded with the p
 layer's ``decode_batches`` (CRC and structure; a failure is CORRUPT_MESSAGE), and for
 idempotent producers (producer id >= 0) the broker-side sequence rules of Kafka's
 ``ProducerStateManager`` apply per producer id and partition.
+
+A transactional batch (attribute bit 4) is checked with the transaction coordinator first,
+as Kafka 4's leaders do (KIP-890): before Produce v12 the partition must already be in the
+transaction (verification; refused with INVALID_TXN_STATE, or TRANSACTION_ABORTABLE from
+v11, whose clients know it), from v12 (transaction version 2) the append adds it. The
+coordinator's PRODUCER_FENCED reaches the producer as INVALID_PRODUCER_EPOCH, and its
+"try later" errors as NOT_ENOUGH_REPLICAS, the mapping of Kafka's
+``AddPartitionsToTxnManager`` and ``ReplicaManager``.
 """
 
 from __future__ import annotations
@@ -16,6 +24,8 @@ from kio.schema.errors import ErrorCode
 
 from asyncproducer.errors import CorruptRecordError, UnsupportedCompressionTypeError
 from asyncproducer.protocol.records import DecodedBatch, decode_batches
+from asyncproducer.testing.fake import _txn_coordinator as txn
+from asyncproducer.testing.fake._coordinators import TRANSACTION
 from asyncproducer.testing.fake.cluster import (
     BatchMetadata,
     ClusterState,
@@ -35,6 +45,14 @@ DUPLICATE_SEQUENCE_NUMBER = 46
 INVALID_PRODUCER_EPOCH = 47
 UNKNOWN_PRODUCER_ID = 59
 UNSUPPORTED_COMPRESSION_TYPE = 76
+INVALID_RECORD = 87
+_FIRST_ADDING_VERSION = 12  # KIP-890 part 2: the append adds the partition
+_FIRST_WITH_TRANSACTION_ABORTABLE = 11
+# The coordinator's "not now" answers, which a Produce reports as retriable
+# NOT_ENOUGH_REPLICAS (Kafka's ReplicaManager after a failed verification).
+_RETRY_LATER = frozenset(
+    {txn.CONCURRENT_TRANSACTIONS, txn.COORDINATOR_NOT_AVAILABLE, txn.NOT_COORDINATOR}
+)
 
 _SEQUENCE_MODULUS = 2**31  # sequences wrap at Integer.MAX_VALUE, as in Kafka
 _BATCH_LENGTH = struct.Struct(">q i")
@@ -127,8 +145,22 @@ def _append(request: Request, topic: str, index: int, records: bytes | None) -> 
                 f"a batch of {len(raw)} bytes for {topic}-{index} is larger than the "
                 f"topic's max.message.bytes ({limit})",
             )
+    if any(batch.is_control for batch in batches):
+        # Only a transaction coordinator writes markers (Kafka's LogValidator).
+        raise _Rejected(INVALID_RECORD, f"{topic}-{index}: clients may not write control batches")
+    transactional = next((b for b in batches if b.is_transactional), None)
+    if transactional is not None:
+        _check_transaction(request, topic, index, transactional)
     first_offset = -1
     for batch, raw in zip(batches, raws, strict=True):
+        if not batch.is_transactional and batch.producer_id in partition.txn.open:
+            # Kafka's ProducerAppendInfo: a producer with a transaction open here must
+            # write transactionally until it ends.
+            raise _Rejected(
+                txn.INVALID_TXN_STATE,
+                f"producer {batch.producer_id} has a transaction open on {topic}-{index}: "
+                "expected a transactional batch",
+            )
         if batch.producer_id >= 0:
             _check_sequence(cluster, topic, index, batch)
         offset = _store(partition, batch, raw)
@@ -137,6 +169,50 @@ def _append(request: Request, topic: str, index: int, records: bytes | None) -> 
         if first_offset < 0:
             first_offset = offset
     return first_offset
+
+
+def _check_transaction(request: Request, topic: str, index: int, batch: DecodedBatch) -> None:
+    """Raise _Rejected unless the transaction coordinator has ``topic-index`` in the
+    batch producer's open transaction (or, for Produce v12+, adds it now)."""
+    cluster = request.cluster
+    transactional_id = getattr(request.body, "transactional_id", None)
+    if transactional_id is None:
+        # KafkaApis: transactional records need an authorized transactional id.
+        raise _Rejected(
+            txn.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+            f"a transactional batch for {topic}-{index} in a Produce without a transactional id",
+        )
+    transactional_id = str(transactional_id)
+    where = (topic, index)
+    coordinator = cluster.transactions
+    if cluster.placement.coordinator_of(transactional_id, TRANSACTION) not in cluster.live:
+        code = txn.COORDINATOR_NOT_AVAILABLE
+    elif request.version >= _FIRST_ADDING_VERSION:
+        code = coordinator.add_partitions(
+            transactional_id, batch.producer_id, batch.producer_epoch, [where]
+        )
+    else:
+        code = coordinator.verify_partitions(
+            transactional_id, batch.producer_id, batch.producer_epoch, [where]
+        )[where]
+    if not code:
+        return
+    if code == txn.PRODUCER_FENCED:
+        code = INVALID_PRODUCER_EPOCH
+    elif code in _RETRY_LATER:
+        code = txn.NOT_ENOUGH_REPLICAS
+    elif code == txn.TRANSACTION_ABORTABLE and request.version < _FIRST_WITH_TRANSACTION_ABORTABLE:
+        code = txn.INVALID_TXN_STATE
+    problem = {
+        INVALID_PRODUCER_EPOCH: "a newer epoch of the producer exists (fenced)",
+        txn.NOT_ENOUGH_REPLICAS: "the transaction coordinator cannot answer now",
+        txn.INVALID_PRODUCER_ID_MAPPING: "the coordinator has another producer id for it",
+    }.get(code, "the partition is not in its open transaction")
+    raise _Rejected(
+        code,
+        f"{topic}-{index}, transactional id {transactional_id!r} (producer "
+        f"{batch.producer_id}, epoch {batch.producer_epoch}): {problem}",
+    )
 
 
 def _split(blob: bytes) -> list[bytes]:
@@ -210,6 +286,9 @@ def _store(partition: PartitionState, batch: DecodedBatch, raw: bytes) -> int:
     last = base + batch.last_offset_delta
     partition.batches.append(StoredBatch(base_offset=base, last_offset=last, raw=stored))
     partition.next_offset = last + 1
+    if batch.is_transactional:
+        # The transaction's first offset here holds the last stable offset back.
+        partition.txn.open.setdefault(batch.producer_id, base)
     for record in batch.records:
         delta = record.offset - batch.base_offset
         partition.records.append(
@@ -224,6 +303,7 @@ def _store(partition: PartitionState, batch: DecodedBatch, raw: bytes) -> int:
                 sequence=(batch.base_sequence + delta) % _SEQUENCE_MODULUS
                 if batch.producer_id >= 0
                 else -1,
+                is_transactional=batch.is_transactional,
             )
         )
     return base
