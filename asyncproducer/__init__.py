@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from asyncproducer import errors
     from asyncproducer._types import (
+        ConsumerGroupMetadata,
         Header,
+        OffsetAndMetadata,
         ProducerRecord,
         RecordMetadata,
         RecordTuple,
@@ -23,7 +25,9 @@ __version__ = "0.1.0.dev0"
 # pytest does at startup, must not import kio (it registers Hypothesis strategies on import).
 _EXPORTS = {
     "errors": ("asyncproducer.errors", None),
+    "ConsumerGroupMetadata": ("asyncproducer._types", "ConsumerGroupMetadata"),
     "Header": ("asyncproducer._types", "Header"),
+    "OffsetAndMetadata": ("asyncproducer._types", "OffsetAndMetadata"),
     "ProducerRecord": ("asyncproducer._types", "ProducerRecord"),
     "RecordMetadata": ("asyncproducer._types", "RecordMetadata"),
     "RecordTuple": ("asyncproducer._types", "RecordTuple"),
@@ -45,8 +49,10 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "ConsumerGroupMetadata",
     "Header",
     "KafkaError",
+    "OffsetAndMetadata",
     "Producer",
     "ProducerRecord",
     "RecordMetadata",

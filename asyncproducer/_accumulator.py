@@ -32,6 +32,7 @@ from asyncproducer._backoff import ExponentialBackoff
 from asyncproducer._batch import BatchState, Charge, ProducerBatch, Record
 from asyncproducer._cluster import ClusterSnapshot
 from asyncproducer._idempotence import IdempotenceState
+from asyncproducer._outcome import SOON_MS
 from asyncproducer.protocol.compression import CompressionType
 
 
@@ -217,11 +218,13 @@ class RecordAccumulator:
     def retry_backoff_ms(self, attempts: int) -> float:
         return self._retry_backoff.delay_ms(attempts)
 
-    def reenqueue(self, batch: ProducerBatch, now_ms: float) -> None:
-        """Put a batch that failed retriably back in its queue, after backoff: ahead of
-        every batch not yet sent, behind the retries of batches sent before it."""
+    def reenqueue(self, batch: ProducerBatch, now_ms: float, *, soon: bool = False) -> None:
+        """Put a batch that failed retriably back in its queue, after backoff (at most
+        ``SOON_MS`` if ``soon``): ahead of every batch not yet sent, behind the retries of
+        batches sent before it."""
         batch.move_to(BatchState.REQUEUED)
-        batch.retry_at_ms = now_ms + self._retry_backoff.delay_ms(batch.attempts)
+        delay = self._retry_backoff.delay_ms(batch.attempts)
+        batch.retry_at_ms = now_ms + (min(delay, SOON_MS) if soon else delay)
         batch.attempts += 1
         self._put_back(batch)
 

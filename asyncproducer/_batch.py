@@ -155,6 +155,7 @@ class ProducerBatch(BatchRecords):
         "sequence_reset",
         "state",
         "topic",
+        "transactional",
     )
 
     def __init__(
@@ -213,6 +214,8 @@ class ProducerBatch(BatchRecords):
         self.sequence_reset = False
         """Re-stamped (epoch bump, or a gap closed) since it was last sent: an error for
         that send answers for the old stamp (Java's "reopened")."""
+        self.transactional = False
+        """Part of a transaction (stamped by a transactional producer): its header says so."""
 
     def move_to(self, state: BatchState) -> None:
         """The one way a batch changes state: by :data:`BATCH_TRANSITIONS`."""
@@ -312,6 +315,7 @@ class ProducerBatch(BatchRecords):
                 producer_id=self.producer_id,
                 producer_epoch=self.producer_epoch,
                 base_sequence=self.base_sequence,
+                is_transactional=self.transactional,
             )
             self.records = None
         return self.payload
@@ -373,6 +377,7 @@ class ProducerBatch(BatchRecords):
             if self.base_sequence >= 0:
                 half.producer_id, half.producer_epoch = self.producer_id, self.producer_epoch
                 half.base_sequence = (self.base_sequence + start) % 2**31
+                half.transactional = self.transactional
             halves.append(half)
         if self.done_callbacks:
             # Whoever waits for this batch (flush, send_batch) waits for both halves.

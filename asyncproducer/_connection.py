@@ -471,7 +471,7 @@ class BrokerConnection:
         code = int(getattr(response, "error_code", 0))
         if code:
             raise error_for_code(code, f"ApiVersions failed on broker {self.address}")
-        self._versions = negotiate(_ranges(response))
+        self._versions = negotiate(_ranges(response), _finalized_features(response))
 
     def data_received(self, data: bytes) -> None:
         """From the transport: bytes as they arrive."""
@@ -670,6 +670,13 @@ def _describe(error: BaseException) -> str:
         error = error.exceptions[0]
     text = str(error)
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _finalized_features(response: object) -> dict[str, int]:
+    return {
+        str(feature.name): int(feature.max_version_level)
+        for feature in getattr(response, "finalized_features", ()) or ()
+    }
 
 
 def _ranges(response: object) -> dict[int, tuple[int, int]]:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -135,7 +136,14 @@ PRODUCER_ID_TRANSITIONS: Final[dict[ProducerIdState, frozenset[ProducerIdState]]
 
 
 class IdempotenceState:
-    def __init__(self) -> None:
+    def __init__(self, *, transactional: bool = False) -> None:
+        self.transactional = transactional
+        """A transactional producer's: it never moves to a new epoch by itself (its
+        coordinator does, after an abort; ``_transactional``), so a partition whose
+        sequences must start over only sets :attr:`epoch_bump_due`."""
+        self.partition_gate: Callable[[TopicPartitionKey], bool] | None = None
+        """Whether a partition may be drained at all (a transaction's: it has joined it)."""
+        self.epoch_bump_due = False
         self.state = ProducerIdState.UNINITIALIZED
         self.producer: ProducerIdAndEpoch | None = None
         self._partitions: dict[TopicPartitionKey, _PartitionSequences] = {}
@@ -206,9 +214,22 @@ class IdempotenceState:
 
     def _request_bump(self, key: TopicPartitionKey) -> None:
         # Without an id (one is coming), the partitions start over under the new id.
+        if self.transactional:
+            self.epoch_bump_due = True
+            return
         self._bump_partitions.add(key)
         if self.state is ProducerIdState.READY:
             self._move_to(ProducerIdState.BUMPING_EPOCH)
+
+    def restart(self, producer: ProducerIdAndEpoch) -> None:
+        """A transactional producer's new epoch (or id), with nothing in flight: every
+        partition's sequences start over from 0."""
+        assert not any(p.in_flight for p in self._partitions.values())
+        self.producer = producer
+        self._partitions.clear()
+        self._unresolved.clear()
+        self.epoch_bump_due = False
+        self.epoch_bumps += 1
 
     # ------------------------------------------------------------------ draining
 
@@ -217,14 +238,17 @@ class IdempotenceState:
         ``shouldStopDrainBatchesForPartition``, inverted)."""
         if self.producer is None:
             return False
-        partition = self._partitions.get((batch.topic, batch.partition))
+        key = (batch.topic, batch.partition)
+        if self.partition_gate is not None and not self.partition_gate(key):
+            return False
+        partition = self._partitions.get(key)
         if partition is None:
             return True
         if batch.base_sequence < 0:
             # A new batch waits while the partition's sequences are in doubt, and while
             # batches of an older epoch are still out (a new epoch starts at sequence 0,
             # which must not reach the broker before them).
-            if (batch.topic, batch.partition) in self._unresolved:
+            if key in self._unresolved:
                 return False
             return not partition.in_flight or partition.producer == self.producer
         # A retry goes only when it is the partition's first batch in flight.
@@ -240,6 +264,7 @@ class IdempotenceState:
             partition = self._partitions[key] = _PartitionSequences(producer)
         elif partition.producer != producer:
             partition.start_over(producer)  # nothing in flight: may_drain() waited
+        batch.transactional = self.transactional
         batch.set_producer_state(producer.producer_id, producer.epoch, partition.next_sequence)
         partition.next_sequence = increment_sequence(partition.next_sequence, batch.record_count)
         partition.in_flight.append(batch)

@@ -23,7 +23,10 @@ delivery time left
 retriable (for a stamped batch of an  RETRY after backoff, while ``retries`` and the
 idempotent producer: as the sequence  delivery time allow; REFRESH_METADATA_AND_RETRY
 rules say, which may also bump the    when the error says metadata is stale and no
-epoch)                                leader hint already fixed it
+epoch)                                leader hint already fixed it. CONCURRENT_
+                                      TRANSACTIONS is retried *soon* (20 ms at most): the
+                                      previous transaction's markers are being written,
+                                      which takes milliseconds (transaction version 2)
 retriable, delivery time gone         EXPIRE: a timeout naming this error
 anything else                         FAIL: the records fail with the typed error
 ====================================  ==================================================
@@ -40,6 +43,7 @@ from dataclasses import dataclass
 from asyncproducer._idempotence import SequenceVerdict
 from asyncproducer.errors import (
     ClusterAuthorizationFailedError,
+    ConcurrentTransactionsError,
     DuplicateSequenceNumberError,
     InvalidMetadataError,
     InvalidProducerEpochError,
@@ -79,11 +83,17 @@ class BatchFacts:
     """Re-stamped since it was sent (idempotence): an answer is for its old stamp."""
 
 
+SOON_MS = 20
+"""The backoff cap of a retry that should come soon (``Decision.soon``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     outcome: Outcome
     bump_epoch: bool = False
     """Idempotence: start the partition's sequences over under a new epoch."""
+    soon: bool = False
+    """RETRY after at most ``SOON_MS``: the error clears in milliseconds."""
 
 
 def decide(
@@ -119,4 +129,4 @@ def decide(
         return Decision(Outcome.FAIL, bump)
     if isinstance(error, InvalidMetadataError) and not leader_known:
         return Decision(Outcome.REFRESH_METADATA_AND_RETRY, bump)
-    return Decision(Outcome.RETRY, bump)
+    return Decision(Outcome.RETRY, bump, soon=isinstance(error, ConcurrentTransactionsError))

@@ -3,7 +3,7 @@ staged record to the accumulator, with the slow path's waits (the topic's metada
 batch's buffer memory, a checkpoint when a batch fills), all within ``max_block_ms``.
 
 :class:`SendPath` is a base of :class:`~asyncproducer.producer.Producer`, which owns the
-parts it uses (declared below) and the lifecycle (``_state``, ``_check_running``); a
+parts it uses (declared below) and the lifecycle (``_may_send``, ``_check_can_send``); a
 base class rather than an object of its own so that ``send()`` stays one call. Where
 the C extension built, most records never reach this code: ``_speedups.Appender`` takes
 them (see ``_staging`` and docs/internals.md, "The hot path").
@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from asyncproducer._batch import DeliveryCallback, ProducerBatch, Record, batch_reservation
-from asyncproducer._lifecycle import State
 from asyncproducer._send_batch import aborted_message, send_arguments, send_each
 from asyncproducer._staging import Staged, exact_topic
 from asyncproducer._types import Header, ProducerRecord, RecordMetadata, RecordTuple
@@ -41,7 +40,9 @@ class SendPath:
     """``Producer``'s sending methods (see the module docstring)."""
 
     # Set by Producer._setup() and start().
-    _state: State
+    _may_send: bool
+    """Running and, for a transactional producer, inside a transaction: what send() checks
+    (else ``_check_can_send`` raises the reason)."""
     _stager: RecordStager
     _accumulator: RecordAccumulator
     _memory: BufferPool
@@ -56,6 +57,9 @@ class SendPath:
     _batch_size: int
 
     def _check_running(self) -> None:
+        raise NotImplementedError  # Producer's
+
+    def _check_can_send(self) -> None:
         raise NotImplementedError  # Producer's
 
     async def send(
@@ -78,8 +82,8 @@ class SendPath:
         timestamp, topic, the partitioner); one that fails later fails its future (and
         ``on_delivery``).
         """
-        if self._state is not State.RUNNING:
-            self._check_running()
+        if not self._may_send:
+            self._check_can_send()
         future = self._new_future()  # type: ignore[misc]
         record = None
         if self._intercepting:
@@ -126,8 +130,8 @@ class SendPath:
         if staged is None:
             deadline = time.monotonic() + self._max_block_s
             await self._metadata.wait_for_topic(topic, self._max_block_s * 1000)
-            if self._state is not State.RUNNING:  # closed (or failed) while we waited
-                self._check_running()
+            if not self._may_send:  # closed (or failed, or the transaction ended) meanwhile
+                self._check_can_send()
             staged = self._stager.stage(topic, value, key, partition, timestamp_ms, headers)
             assert staged is not None  # wait_for_topic raises unless the topic is known
             chosen_partition, _, staged_record = staged
@@ -164,8 +168,8 @@ class SendPath:
             # a task sends before it yields then share one request, not one each. Trio's
             # rule is a checkpoint on every call; this is the documented exception.
             await self._checkpoint()
-            if self._state is not State.RUNNING:  # closed (or failed) meanwhile
-                self._check_running()
+            if not self._may_send:  # closed (or failed, or the transaction ended) meanwhile
+                self._check_can_send()
             # Another task may have opened the partition's next batch meanwhile.
             batch = accumulator.try_append(topic, partition, future, record)
             if batch is not None:
@@ -183,9 +187,9 @@ class SendPath:
             if deadline is None:
                 deadline = time.monotonic() + self._max_block_s
             await self._memory.reserve(reserved, deadline - time.monotonic())
-            if self._state is not State.RUNNING:  # closed (or failed) while we waited
+            if not self._may_send:  # closed (or failed, or the transaction ended) meanwhile
                 self._memory.release(reserved)
-                self._check_running()
+                self._check_can_send()
         now_ms = time.monotonic() * 1000
         batch, created = accumulator.append_to_new_batch(
             topic, partition, future, record, reserved, now_ms, record_capacity
@@ -233,8 +237,8 @@ class SendPath:
         are theirs, as this call would have returned them; a retry should resend only
         the records after those.
         """
-        if self._state is not State.RUNNING:
-            self._check_running()
+        if not self._may_send:
+            self._check_can_send()
         if self._intercepting:  # interceptors see (and may replace) each record
             return await send_each(self.send, records)
         results: list[Any] = []

@@ -30,11 +30,18 @@ from asyncproducer._batch import BatchState, ProducerBatch
 from asyncproducer._connection import BrokerConnection
 from asyncproducer._futures import event_factory, timed_wait_factory
 from asyncproducer._host import background_task
-from asyncproducer._idempotence import IdempotenceState, ProducerIdAndEpoch, ProducerIdState
+from asyncproducer._idempotence import (
+    IdempotenceState,
+    ProducerIdAndEpoch,
+    ProducerIdState,
+    SequenceVerdict,
+)
 from asyncproducer._memory import BufferPool
 from asyncproducer._metadata import MetadataManager
 from asyncproducer._outcome import FATAL_ERRORS, BatchFacts, Outcome, decide
 from asyncproducer._pool import ConnectionPool
+from asyncproducer._transactional import TransactionalCalls
+from asyncproducer._transactions import TransactionState
 from asyncproducer._types import TopicPartition
 from asyncproducer.errors import (
     InvalidProducerEpochError,
@@ -42,6 +49,7 @@ from asyncproducer.errors import (
     KafkaError,
     KafkaTimeoutError,
     NotLeaderOrFollowerError,
+    TransactionAbortedError,
     error_for_code,
 )
 from asyncproducer.interceptors import InterceptorChain
@@ -121,6 +129,9 @@ class Sender:
         """Why the last InitProducerId failed, while records wait for a producer id."""
         self.fatal_error: KafkaError | None = None
         """The fatal error that stopped the sender, if one did."""
+        self.transactions: TransactionalCalls | None = None
+        """A transactional producer's calls (set by the producer): the sender adds each
+        partition to the transaction before it drains it, and reports failed records."""
         self._crash: BaseException | None = None
         """A bug met in a response callback: the loop stops and raises it."""
         metadata.add_listener(lambda _: self.wakeup())
@@ -166,12 +177,16 @@ class Sender:
         now = self._clock()
         self._expire(now)
         idempotence = self._idempotence
+        transactions = self.transactions
+        if transactions is not None:
+            self._transaction_turn(transactions)
         if idempotence is not None:
             idempotence.resolve_sequences()
             idempotence.bump_epoch_if_needed()
             self.stats.epoch_bumps = idempotence.epoch_bumps
             if idempotence.state is not ProducerIdState.READY:
-                if idempotence.state is ProducerIdState.UNINITIALIZED:
+                # A transactional producer's id comes from its start() (_transactional).
+                if idempotence.state is ProducerIdState.UNINITIALIZED and transactions is None:
                     idempotence.initializing()
                     requests.start_soon(self._init_producer_id)
                 return accumulator.next_expiry_ms(now)
@@ -182,6 +197,10 @@ class Sender:
         limit = self._settings.max_in_flight_requests_per_connection
         nodes = [n for n in check.ready_nodes if self._in_flight_requests.get(n, 0) < limit]
         drained = accumulator.drain(check, nodes, self._settings.max_request_size, idempotence)
+        if transactions is not None:  # the partitions the drain found outside the transaction
+            transactions.add_partitions_soon(
+                requests.start_soon, anyio.current_time() + accumulator.delivery_timeout_ms / 1000
+            )
         stats = self.stats
         for node, batches in drained.items():
             self._in_flight_requests[node] = self._in_flight_requests.get(node, 0) + 1
@@ -205,6 +224,25 @@ class Sender:
             oldest = min(accumulator.delivery_deadline_ms(b) for b in self._in_flight_batches)
             delay = min(delay, oldest - now)
         return delay
+
+    def _transaction_turn(self, transactions: TransactionalCalls) -> None:
+        """An open transaction that can no longer commit sends nothing more: its queued
+        records fail at once (Java's ``abortUndrainedBatches``)."""
+        manager = transactions.manager
+        if manager.state is TransactionState.ABORTABLE_ERROR and self._accumulator.has_queued:
+            error = TransactionAbortedError(
+                f"transactional id {manager.transactional_id!r}: the transaction failed "
+                f"before this record was sent ({manager.error}); abort it"
+            )
+            error.__cause__ = manager.error
+            self.fail_queued(error)
+
+    def fail_queued(self, error: KafkaError) -> None:
+        """Fail every batch waiting in the queues (never sent, or waiting for a retry)."""
+        queued = [batch for queue in self._accumulator.queues.values() for batch in queue]
+        self._accumulator.clear_queues()
+        for batch in queued:
+            self._fail(batch, error)
 
     def _expire(self, now: float) -> None:
         """Fail what has run out of delivery time: queued batches, and in-flight ones (a
@@ -331,7 +369,10 @@ class Sender:
         settings = self._settings
         try:
             request = ProduceRequest(
-                connection.versions.version_for(ApiKey.PRODUCE),  # may raise: typed
+                # v12 only for transaction version 2 (KIP-890 part 2); may raise: typed
+                connection.versions.version_for_transactions(
+                    ApiKey.PRODUCE, 0 if self.transactions is None else self.transactions.version
+                ),
                 acks=settings.acks,
                 timeout_ms=settings.request_timeout_ms,
                 topic_data=topic_data,
@@ -461,6 +502,11 @@ class Sender:
         verdict = None
         if error is not None and idempotence is not None and batch.base_sequence >= 0:
             verdict = idempotence.judge(batch, error, log_start_offset)
+            if verdict.bump_epoch and idempotence.transactional:
+                # A transaction cannot start its sequences over: the batch fails, the
+                # transaction must be aborted, and the epoch moves on after (KIP-360).
+                idempotence.epoch_bump_due = True
+                verdict = SequenceVerdict(False)
         decision = decide(
             error,
             BatchFacts(
@@ -506,7 +552,7 @@ class Sender:
             logger.debug("retry %d of %s: %s", batch.attempts + 1, batch.topic_partition, error)
             del self._in_flight_batches[batch]
             self.stats.retries += 1
-            self._accumulator.reenqueue(batch, now)
+            self._accumulator.reenqueue(batch, now, soon=decision.soon)
         elif outcome is Outcome.EXPIRE:
             self._expire_batch(batch, now)
         else:
@@ -541,6 +587,8 @@ class Sender:
         self._in_flight_batches.pop(batch, None)
         if self._idempotence is not None:
             self._idempotence.failed(batch)
+        if self.transactions is not None:
+            self.transactions.manager.record_failed(error)
         self.stats.failed_records += batch.record_count
         batch.fail(error, self._interceptors)
         self._finished(batch)

@@ -63,3 +63,27 @@ RecordTuple: TypeAlias = (
 (topic, value, key, partition, timestamp_ms, headers), the ones left out None. Cheaper to
 build than a ProducerRecord, and once the garbage collector has seen a tuple of
 immutable items it no longer tracks it."""
+
+
+@dataclass(frozen=True, slots=True)
+class OffsetAndMetadata:
+    """A consumer's position to commit in a transaction: the offset of the *next* record
+    to read (last processed + 1), optional metadata, and the leader epoch of the record
+    processed last (-1: unknown), as Java's ``OffsetAndMetadata``."""
+
+    offset: int
+    metadata: str | None = None
+    leader_epoch: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerGroupMetadata:
+    """The consumer group whose offsets a transaction commits, as Java's
+    ``ConsumerGroupMetadata``. With the generation and member id of the consumer that read
+    the records (KIP-447), the group coordinator refuses the commit of a consumer that has
+    lost its partitions (a zombie); with only the group id it cannot tell."""
+
+    group_id: str
+    generation_id: int = -1
+    member_id: str = ""
+    group_instance_id: str | None = None

@@ -116,6 +116,16 @@ class ProducerClosedError(ProducerStateError):
     """The producer was closed; a record sent or pending then fails with this error."""
 
 
+class TransactionStateError(ProducerStateError):
+    """A transactional call the producer's transaction state does not allow: sending or
+    committing outside a transaction, beginning one inside another, committing one that
+    failed (abort it), or any transactional call on a non-transactional producer."""
+
+
+class TransactionAbortedError(KafkaError):
+    """The record was not sent: its transaction was aborted before it left the producer."""
+
+
 class ConfigError(KafkaError, ValueError):
     """A configuration value is unknown, of the wrong type, out of range or contradictory."""
 
@@ -170,10 +180,8 @@ class BrokerResponseError(KafkaError):
     description: ClassVar[str] = ""
 
     def __init__(self, message: str | None = None) -> None:
-        text = f"[{self.name} (code {self.code})] {self.description}"
-        if message:
-            text = f"{text} {message}"
-        super().__init__(text.strip())
+        parts = (f"[{self.name} (code {self.code})]", self.description, message)
+        super().__init__(" ".join(part for part in parts if part))
 
 
 class InvalidMetadataError(BrokerResponseError):

@@ -7,6 +7,10 @@ keyless records) — these steps are ``_staging.RecordStager`` — → append to
 accumulator (reserving buffer memory for a new batch, also within ``max_block_ms``). It
 returns the record's future at once; the sender task completes it. ``send_batch()``
 stages each record the same way.
+
+With a ``transactional_id``, ``start()`` also initializes the transactions (``_transactional``)
+and the transactional methods come from ``_transaction_api.TransactionAPI``; ``send()``
+goes ahead only inside a transaction (``_may_send``).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from asyncproducer._accumulator import RecordAccumulator
 from asyncproducer._backoff import ExponentialBackoff
 from asyncproducer._cluster import parse_bootstrap_servers
 from asyncproducer._connection import ConnectionSettings
+from asyncproducer._coordinator import CoordinatorClient
 from asyncproducer._futures import Checkpoint, FutureFactory, checkpoint_factory, future_factory
 from asyncproducer._host import background_task, spawn_host
 from asyncproducer._idempotence import IdempotenceState
@@ -36,6 +41,9 @@ from asyncproducer._send_path import SendPath
 from asyncproducer._sender import Sender, SenderSettings
 from asyncproducer._staging import RecordStager
 from asyncproducer._tls import client_tls_context
+from asyncproducer._transaction_api import TransactionAPI
+from asyncproducer._transactional import TransactionalCalls
+from asyncproducer._transactions import TransactionManager, TransactionState
 from asyncproducer.config import ProducerConfig
 from asyncproducer.errors import (
     KafkaError,
@@ -48,7 +56,7 @@ from asyncproducer.interceptors import InterceptorChain
 logger = logging.getLogger("asyncproducer.producer")
 
 
-class Producer(SendPath):
+class Producer(SendPath, TransactionAPI):
     """An asynchronous Kafka producer. See the module docstring and ``docs/producer.md``."""
 
     def __init__(self, bootstrap_servers: str | Sequence[str] | None = None, **config: Any) -> None:
@@ -58,6 +66,7 @@ class Producer(SendPath):
             raise TypeError("Producer() needs bootstrap_servers='host:port[,host:port...]'")
         self._config = ProducerConfig.from_kwargs(bootstrap_servers, **config)
         self._state = State.NEW
+        self._may_send = False
         self._failure: BaseException | None = None
         self._setup()
 
@@ -67,6 +76,7 @@ class Producer(SendPath):
         producer = cls.__new__(cls)
         producer._config = ProducerConfig.from_java_properties(properties)
         producer._state = State.NEW
+        producer._may_send = False
         producer._failure = None
         producer._setup()
         return producer
@@ -128,6 +138,9 @@ class Producer(SendPath):
             self._appender.python_send = MethodType(Producer.send, self)
             if type(self).send is Producer.send:  # a subclass's own send() stays in charge
                 vars(self)["send"] = self._appender.send
+        idempotence = None
+        if config.idempotence_enabled:
+            idempotence = IdempotenceState(transactional=config.transactional_id is not None)
         self._sender = Sender(
             SenderSettings(
                 acks=config.acks,
@@ -135,14 +148,46 @@ class Producer(SendPath):
                 max_request_size=config.max_request_size,
                 max_in_flight_requests_per_connection=config.max_in_flight_requests_per_connection,
                 retries=config.retries,
+                transactional_id=config.transactional_id,
             ),
             self._accumulator,
             self._metadata,
             self._pool,
             self._memory,
             self._interceptors,
-            IdempotenceState() if config.idempotence_enabled else None,
+            idempotence,
         )
+        self._transactions = self._transactional_calls(idempotence)
+
+    def _transactional_calls(
+        self, idempotence: IdempotenceState | None
+    ) -> TransactionalCalls | None:
+        """With a transactional_id: the transaction's state, and its calls (which the
+        sender uses too); else None."""
+        config = self._config
+        if config.transactional_id is None:
+            return None
+        assert idempotence is not None  # the config refuses transactions without it
+        manager = TransactionManager(
+            config.transactional_id,
+            config.transaction_timeout_ms,
+            on_change=lambda _: self._update_may_send(),
+        )
+        idempotence.partition_gate = manager.may_send_to
+        calls = TransactionalCalls(
+            manager,
+            idempotence,
+            CoordinatorClient(
+                self._metadata,
+                self._pool,
+                ExponentialBackoff(config.retry_backoff_ms, config.retry_backoff_max_ms),
+            ),
+            fail_queued=self._sender.fail_queued,
+            wait_for_batches=self._send_everything,
+            wakeup=self._sender.wakeup,
+        )
+        self._sender.transactions = calls
+        return calls
 
     @property
     def config(self) -> ProducerConfig:
@@ -156,8 +201,17 @@ class Producer(SendPath):
         if not transition_allowed(self._state, to):
             raise ProducerStateError(f"cannot go from {self._state.value} to {to.value}")
         self._state = to
+        self._update_may_send()
+
+    def _update_may_send(self) -> None:
+        """send() may go ahead (and the C shortcut with it): running and, with a
+        transactional_id, inside a transaction."""
+        transactions = self._transactions
+        self._may_send = self._state is State.RUNNING and (
+            transactions is None or transactions.manager.state is TransactionState.IN_TRANSACTION
+        )
         if self._appender is not None:
-            self._appender.open = to is State.RUNNING
+            self._appender.open = self._may_send
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -187,6 +241,13 @@ class Producer(SendPath):
             self._transition(State.RUNNING)
         else:  # the host failed while starting: say so now, not at the first send
             self._check_running()
+        if self._transactions is not None:
+            try:
+                await self._transactions.initialize(anyio.current_time() + self._max_block_s)
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await self.close(timeout=0)
+                raise
 
     async def _host(self) -> None:
         """Own the producer's task group until close() (must not raise; see _host.py)."""
@@ -245,6 +306,7 @@ class Producer(SendPath):
         cancelled = False
         try:
             with anyio.CancelScope(deadline=deadline):
+                await self._abort_open_transaction()
                 self._accumulator.closing = True
                 self._sender.wakeup()
                 await self._wait_for(list(self._accumulator.incomplete))
@@ -270,6 +332,12 @@ class Producer(SendPath):
                 if close_partitioner is not None:
                     close_partitioner()
                 self._transition(State.CLOSED)
+
+    def _check_can_send(self) -> None:
+        """Raise why send() may not go ahead (see :meth:`_update_may_send`)."""
+        self._check_running()
+        if self._transactions is not None:
+            self._transactions.manager.check_send()
 
     def _check_running(self) -> None:
         if self._state is State.RUNNING:

@@ -143,6 +143,142 @@ def init_producer_id_request(
     return built
 
 
+def find_coordinator_request(version: int, *, key_type: int, key: str) -> RequestPayload:
+    """FindCoordinator for one key: ``key_type`` 0 a consumer group, 1 a transactional id
+    (v4+ asks for a list of keys; this asks for one)."""
+    cls = _request_class(ApiKey.FIND_COORDINATOR, version, "FindCoordinatorRequest")
+    built: RequestPayload = _build(cls, key=key, key_type=key_type, coordinator_keys=(key,))
+    return built
+
+
+def coordinator_of(response: Any) -> tuple[int, int, str, int, str | None]:
+    """``(error_code, node_id, host, port, error_message)`` of a FindCoordinator response
+    for one key, whatever its version (v4+ answers in a list)."""
+    found = response.coordinators[0] if hasattr(response, "coordinators") else response
+    return (
+        int(found.error_code),
+        int(found.node_id),
+        str(found.host),
+        int(found.port),
+        found.error_message,
+    )
+
+
+def add_partitions_to_txn_request(
+    version: int,
+    *,
+    transactional_id: str,
+    producer_id: int,
+    producer_epoch: int,
+    partitions: Iterable[tuple[str, int]],
+) -> RequestPayload:
+    """AddPartitionsToTxn in the client's form (v0-v3): these partitions join the open
+    transaction."""
+    topic_cls = _request_class(ApiKey.ADD_PARTITIONS_TO_TXN, version, "AddPartitionsToTxnTopic")
+    cls = _request_class(ApiKey.ADD_PARTITIONS_TO_TXN, version, "AddPartitionsToTxnRequest")
+    by_topic: dict[str, list[int]] = {}
+    for topic, partition in partitions:
+        by_topic.setdefault(topic, []).append(partition)
+    topics = tuple(topic_cls(name=t, partitions=tuple(ps)) for t, ps in by_topic.items())
+    built: RequestPayload = _build(
+        cls,
+        v3_and_below_transactional_id=transactional_id,
+        v3_and_below_producer_id=producer_id,
+        v3_and_below_producer_epoch=producer_epoch,
+        v3_and_below_topics=topics,
+    )
+    return built
+
+
+def added_partitions_of(response: Any) -> dict[tuple[str, int], int]:
+    """Per partition, the error code of an AddPartitionsToTxn response (v0-v3)."""
+    return {
+        (str(topic.name), int(result.partition_index)): int(result.partition_error_code)
+        for topic in response.results_by_topic_v3_and_below
+        for result in topic.results_by_partition
+    }
+
+
+def add_offsets_to_txn_request(
+    version: int, *, transactional_id: str, producer_id: int, producer_epoch: int, group_id: str
+) -> RequestPayload:
+    cls = _request_class(ApiKey.ADD_OFFSETS_TO_TXN, version, "AddOffsetsToTxnRequest")
+    built: RequestPayload = _build(
+        cls,
+        transactional_id=transactional_id,
+        producer_id=producer_id,
+        producer_epoch=producer_epoch,
+        group_id=group_id,
+    )
+    return built
+
+
+def txn_offset_commit_request(
+    version: int,
+    *,
+    transactional_id: str,
+    producer_id: int,
+    producer_epoch: int,
+    group_id: str,
+    generation_id: int,
+    member_id: str,
+    group_instance_id: str | None,
+    offsets: Mapping[tuple[str, int], tuple[int, int, str | None]],
+) -> RequestPayload:
+    """TxnOffsetCommit: ``offsets`` maps (topic, partition) to (offset, leader epoch or
+    -1, metadata); the group's generation, member and instance (KIP-447) go from v3."""
+    api = ApiKey.TXN_OFFSET_COMMIT
+    partition_cls = _request_class(api, version, "TxnOffsetCommitRequestPartition")
+    topic_cls = _request_class(api, version, "TxnOffsetCommitRequestTopic")
+    cls = _request_class(api, version, "TxnOffsetCommitRequest")
+    by_topic: dict[str, list[Any]] = {}
+    for (topic, partition), (offset, leader_epoch, metadata) in offsets.items():
+        by_topic.setdefault(topic, []).append(
+            _build(
+                partition_cls,
+                partition_index=partition,
+                committed_offset=offset,
+                committed_leader_epoch=leader_epoch,
+                committed_metadata=metadata,
+            )
+        )
+    built: RequestPayload = _build(
+        cls,
+        transactional_id=transactional_id,
+        group_id=group_id,
+        producer_id=producer_id,
+        producer_epoch=producer_epoch,
+        generation_id=generation_id,
+        member_id=member_id,
+        group_instance_id=group_instance_id,
+        topics=tuple(topic_cls(name=t, partitions=tuple(ps)) for t, ps in by_topic.items()),
+    )
+    return built
+
+
+def committed_offsets_of(response: Any) -> dict[tuple[str, int], int]:
+    """Per partition, the error code of a TxnOffsetCommit response."""
+    return {
+        (str(topic.name), int(p.partition_index)): int(p.error_code)
+        for topic in response.topics
+        for p in topic.partitions
+    }
+
+
+def end_txn_request(
+    version: int, *, transactional_id: str, producer_id: int, producer_epoch: int, commit: bool
+) -> RequestPayload:
+    cls = _request_class(ApiKey.END_TXN, version, "EndTxnRequest")
+    built: RequestPayload = _build(
+        cls,
+        transactional_id=transactional_id,
+        producer_id=producer_id,
+        producer_epoch=producer_epoch,
+        committed=commit,
+    )
+    return built
+
+
 def create_topics_request(
     version: int,
     topics: Sequence[tuple[str, int, int]],
@@ -349,6 +485,11 @@ def _response_class_name(api: ApiKey) -> str:
         ApiKey.CREATE_TOPICS: "CreateTopicsResponse",
         ApiKey.API_VERSIONS: "ApiVersionsResponse",
         ApiKey.INIT_PRODUCER_ID: "InitProducerIdResponse",
+        ApiKey.FIND_COORDINATOR: "FindCoordinatorResponse",
+        ApiKey.ADD_PARTITIONS_TO_TXN: "AddPartitionsToTxnResponse",
+        ApiKey.ADD_OFFSETS_TO_TXN: "AddOffsetsToTxnResponse",
+        ApiKey.END_TXN: "EndTxnResponse",
+        ApiKey.TXN_OFFSET_COMMIT: "TxnOffsetCommitResponse",
         ApiKey.SASL_HANDSHAKE: "SaslHandshakeResponse",
         ApiKey.SASL_AUTHENTICATE: "SaslAuthenticateResponse",
     }[api]

@@ -15,8 +15,8 @@ classic nullable string, as Kafka's RequestHeader.json special-cases it, followe
 empty tagged-field section), unsigned-varint ``length + 1`` for strings, arrays and
 records (0 is null), and an empty tagged-field section closing every struct. Within
 each group the request has the same fields (the bumps announce capabilities, such as
-zstd in v7, or changes to the response), so 3-8 and 9-11 differ only in the version
-number in the header.
+zstd in v7, transaction version 2 in v12, or changes to the response), so 3-8 and 9-12
+differ only in the version number in the header.
 ``tests/unit/test_produce_request.py`` checks every version against kio.
 """
 

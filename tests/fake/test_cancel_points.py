@@ -178,9 +178,10 @@ async def cancel_at_random(seed: int) -> None:
             available = producer.metrics()["buffer_available"]
         stored = [r.value for p in range(3) for r in cluster.records("t", p)]
     assert available == 24 * (400 + 320)
-    # Both outcomes, often: else the test lost its point.
-    assert len(cancelled) > 50, len(cancelled)
-    assert len(returned) > 50, len(returned)
+    # Both outcomes, often (out of 600; how many of each depends on the load): else the
+    # test lost its point.
+    assert len(cancelled) >= 30, len(cancelled)
+    assert len(returned) >= 30, len(returned)
     missing = set(returned) - set(stored)
     extra = [value for value in stored if value not in returned]
     assert (sorted(missing), extra) == ([], []), f"{len(cancelled)} cancelled"

@@ -216,3 +216,60 @@ def test_split_halves_take_over_the_sequence_range() -> None:
         state.acknowledged(half, base_offset=0)
     assert state.may_drain(after)
     assert [on_the_wire(h) for h in halves] == [(7, 0, 0), (7, 0, 2)]
+
+
+# ----------------------------------------------------------------------- transactional
+
+
+def new_transactional_state() -> IdempotenceState:
+    state = IdempotenceState(transactional=True)
+    state.initializing()
+    state.set_producer(PRODUCER)
+    return state
+
+
+def test_a_transactional_producer_marks_its_batches_and_never_bumps_by_itself() -> None:
+    """Its batches carry the transactional bit; a partition whose sequences must start
+    over only sets epoch_bump_due (the coordinator bumps, after the abort), the epoch on
+    the wire stays."""
+    state = new_transactional_state()
+    a, b = sent(state, batch(), batch())
+    (decoded,) = decode_batches(a.payload or b"")
+    assert decoded.is_transactional
+    # Refused right after the last acknowledged: the broker lost our state.
+    assert can_retry(state, a, OutOfOrderSequenceNumberError("lost"), 0)
+    assert state.epoch_bump_due
+    state.bump_epoch_if_needed()
+    assert state.epoch_bumps == 0
+    assert on_the_wire(a) == (7, 0, 0)
+    assert on_the_wire(b) == (7, 0, 2)
+
+
+def test_a_plain_idempotent_batch_is_not_transactional() -> None:
+    state = new_state()
+    (a,) = sent(state, batch())
+    (decoded,) = decode_batches(a.payload or b"")
+    assert not decoded.is_transactional
+
+
+def test_restart_starts_every_partition_over_under_the_new_epoch() -> None:
+    state = new_transactional_state()
+    a, b = sent(state, batch(), batch(partition=1))
+    state.acknowledged(a, base_offset=0)
+    state.acknowledged(b, base_offset=0)
+    state.epoch_bump_due = True
+    state.restart(ProducerIdAndEpoch(7, 1))
+    assert not state.epoch_bump_due
+    c, d = sent(state, batch(), batch(partition=1))
+    assert on_the_wire(c) == (7, 1, 0)
+    assert on_the_wire(d) == (7, 1, 0)
+
+
+def test_the_partition_gate_holds_partitions_back() -> None:
+    allowed: set[tuple[str, int]] = {("t", 0)}
+    state = new_transactional_state()
+    state.partition_gate = allowed.__contains__
+    assert state.may_drain(batch(partition=0))
+    assert not state.may_drain(batch(partition=1))
+    allowed.add(("t", 1))
+    assert state.may_drain(batch(partition=1))

@@ -29,6 +29,7 @@ FATAL = {31, 47, 53, 90}  # cluster authorization, our epoch taken, transactiona
 SPLIT = {10}  # MESSAGE_TOO_LARGE, for a batch of several records
 COMPLETE = {46}  # DUPLICATE_SEQUENCE_NUMBER: written before
 UNKNOWN_CODE = 32_000
+SOON = {51}  # CONCURRENT_TRANSACTIONS: retried within SOON_MS
 
 WITHOUT_IDEMPOTENCE = {
     **dict.fromkeys(RETRY, Outcome.RETRY),
@@ -69,7 +70,7 @@ def test_the_table_names_only_codes_that_exist() -> None:
 @pytest.mark.parametrize("code", ALL_CODES)
 def test_every_error_code_without_idempotence(code: int) -> None:
     decision = decide(error_for_code(code), FRESH, retries=10)
-    assert decision == Decision(WITHOUT_IDEMPOTENCE.get(code, Outcome.FAIL))
+    assert decision == Decision(WITHOUT_IDEMPOTENCE.get(code, Outcome.FAIL), soon=code in SOON)
 
 
 @pytest.mark.parametrize("code", ALL_CODES)
@@ -79,7 +80,9 @@ def test_every_error_code_with_idempotence(code: int) -> None:
     verdict = state.judge(batch, error, log_start_offset=0)
     decision = decide(error, FRESH, retries=10, sequence_verdict=verdict)
     expected = Decision(
-        WITH_IDEMPOTENCE.get(code, Outcome.FAIL), bump_epoch=code in BUMPS_WITH_IDEMPOTENCE
+        WITH_IDEMPOTENCE.get(code, Outcome.FAIL),
+        bump_epoch=code in BUMPS_WITH_IDEMPOTENCE,
+        soon=code in SOON,
     )
     assert decision == expected
 
@@ -143,3 +146,11 @@ def test_the_verdict_says_when_the_broker_lost_acknowledged_records() -> None:
     state, batch = stamped_batch()
     verdict = state.judge(batch, OutOfOrderSequenceNumberError("lost"), 0)
     assert verdict == SequenceVerdict(True, bump_epoch=True, lost_acknowledged=True)
+
+
+def test_concurrent_transactions_is_retried_soon() -> None:
+    """The previous transaction's markers are being written: retry within SOON_MS, not
+    after the whole backoff; every other retry waits it out."""
+    facts = BatchFacts(record_count=1, attempts=0, in_time=True)
+    assert decide(error_for_code(51), facts, retries=5) == Decision(Outcome.RETRY, soon=True)
+    assert decide(error_for_code(7), facts, retries=5) == Decision(Outcome.RETRY)

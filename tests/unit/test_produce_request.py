@@ -235,9 +235,9 @@ def test_connection_facing_attributes() -> None:
     assert request.__version__ == 7
 
 
-@pytest.mark.parametrize("version", [-1, 0, 2, 12, 13])
+@pytest.mark.parametrize("version", [-1, 0, 2, 13])
 def test_unsupported_version(version: int) -> None:
-    with pytest.raises(ValueError, match=rf"Produce v{version} is not supported.*v3-v11"):
+    with pytest.raises(ValueError, match=rf"Produce v{version} is not supported.*v3-v12"):
         ProduceRequest(version, acks=1, timeout_ms=10, topic_data={})
 
 
