@@ -189,6 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             bootstrap_servers=servers,
             tls_broker=tls if isinstance(tls, TlsBroker) else None,
             no_tls_broker=tls if isinstance(tls, str) else "",
+            on_tansu=not args.bootstrap_servers,
         )
         progress(f"broker: {description}")
         if plan.tls_broker is not None:

@@ -78,9 +78,14 @@ def peak_rss_mb() -> float:
 
 
 async def warm_up(peer: drive.AsyncClient) -> None:
-    """One record, acknowledged: connections open, the topic's metadata known."""
-    future = await peer.send(WARM_UP, None)
-    await peer.flush()  # AIOProducer holds records back until flushed or 1 s passes
+    """One record, acknowledged: connections open, the topic's metadata known (and for a
+    transactional producer, one transaction committed: the coordinator found too)."""
+    if peer.transaction is None:
+        future = await peer.send(WARM_UP, None)
+        await peer.flush()  # AIOProducer holds records back until flushed or 1 s passes
+    else:
+        async with peer.transaction():
+            future = await peer.send(WARM_UP, None)
     await future
 
 
@@ -93,19 +98,36 @@ async def run_async(client: str, spec: RunSpec, data: Payloads, tally: drive.Tal
             meter.start()
             if client == clients.ASYNCPRODUCER_BATCH:
                 send_batch, make_record = clients.batch_api(producer, spec, data)
-                run = drive.latency_batch if latency else drive.throughput_batch
-                await run(send_batch, make_record, spec, tally)
+                if peer.transaction is not None:
+                    await drive.throughput_batch_transactional(
+                        send_batch, make_record, peer.transaction, spec, tally
+                    )
+                else:
+                    run = drive.latency_batch if latency else drive.throughput_batch
+                    await run(send_batch, make_record, spec, tally)
             else:
-                await (drive.latency if latency else drive.throughput)(peer, spec, data, tally)
+                await drive_async(peer, spec, data, tally)
             meter.stop()
         return meter
     opener = clients.open_aiokafka if client == clients.AIOKAFKA else clients.open_confluent_aio
     async with opener(spec) as peer:
         await warm_up(peer)
         meter.start()
-        await (drive.latency if latency else drive.throughput)(peer, spec, data, tally)
+        await drive_async(peer, spec, data, tally)
         meter.stop()
     return meter
+
+
+async def drive_async(
+    peer: drive.AsyncClient, spec: RunSpec, data: Payloads, tally: drive.Tally
+) -> None:
+    """The scenario's loop for a client behind ``send()``."""
+    if spec.scenario.is_latency:
+        await drive.latency(peer, spec, data, tally)
+    elif spec.scenario.is_transactional:
+        await drive.throughput_transactional(peer, spec, data, tally)
+    else:
+        await drive.throughput(peer, spec, data, tally)
 
 
 async def run_async_bounded(
@@ -117,13 +139,19 @@ async def run_async_bounded(
 
 def run_sync(spec: RunSpec, data: Payloads, tally: drive.Tally) -> Meter:
     deadline = time.monotonic() + spec.timeout_s
-    peer = clients.SyncConfluent(spec)
+    peer = clients.SyncConfluent(spec)  # with a transactional id: init_transactions()
+    if spec.scenario.is_transactional:
+        peer.producer.begin_transaction()
     peer.produce(WARM_UP, None, lambda *_: None, deadline)
+    if spec.scenario.is_transactional:
+        peer.producer.commit_transaction(max(0.0, deadline - time.monotonic()))
     peer.flush(deadline)
     meter = Meter()
     meter.start()
     if spec.scenario.is_latency:
         peer.latency(spec, data, tally, deadline)
+    elif spec.scenario.is_transactional:
+        peer.transactional(spec, data, tally, deadline)
     else:
         peer.throughput(spec, data, tally, deadline)
     meter.stop()

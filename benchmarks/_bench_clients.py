@@ -8,6 +8,10 @@ is Java's). Everything else keeps each client's defaults.
 Over TLS (``spec.ssl_cafile`` set) every client trusts that CA only and checks the
 broker's certificate and host name against it: each library's own way of saying so,
 and nothing else about TLS (versions, ciphers) is set, so each negotiates its default.
+
+In a transactional scenario every client gets the run's own transactional id
+(``spec.transactional_id``), initialises its transactions before the warm-up record, and
+sends every record (the warm-up's too) in a transaction.
 """
 
 from __future__ import annotations
@@ -20,7 +24,16 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
-from benchmarks._bench_drive import WINDOW, AsyncClient, Due, MakeRecord, SendBatch, Tally
+from benchmarks._bench_drive import (
+    WINDOW,
+    AsyncClient,
+    Due,
+    MakeRecord,
+    SendBatch,
+    Tally,
+    Transaction,
+    transactions,
+)
 from benchmarks._bench_scenarios import Payloads, RunSpec, Scenario
 
 if TYPE_CHECKING:
@@ -35,8 +48,9 @@ CLIENTS = [ASYNCPRODUCER, ASYNCPRODUCER_BATCH, AIOKAFKA, CONFLUENT, CONFLUENT_AI
 CLOSE_TIMEOUT_S = 10.0
 
 
-def unavailable(client: str, scenario: Scenario) -> str | None:
-    """Why ``client`` cannot run ``scenario`` here, or None."""
+def unavailable(client: str, scenario: Scenario, *, on_tansu: bool = True) -> str | None:
+    """Why ``client`` cannot run ``scenario`` here, or None (``on_tansu``: the broker is
+    the embedded Tansu, not a cluster given with ``--bootstrap-servers``)."""
     module = {AIOKAFKA: "aiokafka", CONFLUENT: "confluent_kafka", CONFLUENT_AIO: "confluent_kafka"}
     if client in module and importlib.util.find_spec(module[client]) is None:
         return f"{module[client]} is not installed"
@@ -45,9 +59,14 @@ def unavailable(client: str, scenario: Scenario) -> str | None:
 
         if not hasattr(Producer, "send_batch"):
             return "Producer.send_batch does not exist yet"
-    if client == AIOKAFKA and scenario.idempotence:
+    if client == AIOKAFKA and scenario.idempotence and not scenario.is_transactional:
         # Seen against Tansu: its InitProducerId version gets UNKNOWN_SERVER_ERROR.
         return "its idempotent producer fails against Tansu (InitProducerId: UnknownError)"
+    if client == AIOKAFKA and scenario.is_transactional and on_tansu:
+        # Seen against Tansu 0.6.0: start() fails, its InitProducerId v0 (with the
+        # transactional id, after FindCoordinator found the broker) answered with
+        # UNKNOWN_SERVER_ERROR. It runs against Apache Kafka (--bootstrap-servers).
+        return "its transactional producer fails against Tansu (InitProducerId v0: UnknownError)"
     return None
 
 
@@ -71,6 +90,12 @@ def asyncproducer_config(scenario: Scenario) -> dict[str, Any]:
     }
 
 
+def asyncproducer_transactions(spec: RunSpec) -> dict[str, Any]:
+    if not spec.scenario.is_transactional:
+        return {}
+    return {"transactional_id": spec.transactional_id}
+
+
 def asyncproducer_tls(spec: RunSpec) -> dict[str, Any]:
     """The Java names (docs/security.md): a PEM truststore; host names are checked."""
     if spec.ssl_cafile is None:
@@ -85,11 +110,17 @@ async def open_asyncproducer(spec: RunSpec) -> AsyncIterator[tuple[AsyncClient, 
     # its peak RSS is its own.
     from asyncproducer import Producer
 
-    config = asyncproducer_config(spec.scenario) | asyncproducer_tls(spec)
+    config = (
+        asyncproducer_config(spec.scenario)
+        | asyncproducer_tls(spec)
+        | asyncproducer_transactions(spec)
+    )
     producer = Producer(spec.bootstrap_servers, **config)
-    await producer.start()
+    await producer.start()  # with a transactional id: InitProducerId, as Java's initTransactions
+    transaction = producer.transaction if spec.scenario.is_transactional else None
     try:
-        yield AsyncClient(functools.partial(producer.send, spec.topic), producer.flush), producer
+        send = functools.partial(producer.send, spec.topic)
+        yield AsyncClient(send, producer.flush, transaction), producer
     finally:
         await producer.close(timeout=CLOSE_TIMEOUT_S)
 
@@ -132,11 +163,14 @@ async def open_aiokafka(spec: RunSpec) -> AsyncIterator[AsyncClient]:
         max_batch_size=s.batch_size,
         compression_type=None if s.compression == "none" else s.compression,
         enable_idempotence=s.idempotence,
+        transactional_id=spec.transactional_id if s.is_transactional else None,
         **aiokafka_tls(spec),
     )
-    await producer.start()
+    await producer.start()  # with a transactional id: InitProducerId
+    transaction = producer.transaction if s.is_transactional else None
     try:
-        yield AsyncClient(functools.partial(producer.send, spec.topic), producer.flush)
+        send = functools.partial(producer.send, spec.topic)
+        yield AsyncClient(send, producer.flush, transaction)
     finally:
         async with asyncio.timeout(CLOSE_TIMEOUT_S):
             await producer.stop()
@@ -147,15 +181,25 @@ async def open_aiokafka(spec: RunSpec) -> AsyncIterator[AsyncClient]:
 
 def confluent_config(spec: RunSpec) -> dict[str, Any]:
     s = spec.scenario
-    return {
-        "bootstrap.servers": spec.bootstrap_servers,
-        "acks": s.acks,
-        "linger.ms": s.linger_ms,
-        "batch.size": s.batch_size,
-        "compression.type": s.compression,
-        "enable.idempotence": s.idempotence,
-        "partitioner": "murmur2_random",
-    } | confluent_tls(spec.ssl_cafile)
+    return (
+        {
+            "bootstrap.servers": spec.bootstrap_servers,
+            "acks": s.acks,
+            "linger.ms": s.linger_ms,
+            "batch.size": s.batch_size,
+            "compression.type": s.compression,
+            "enable.idempotence": s.idempotence,
+            "partitioner": "murmur2_random",
+        }
+        | confluent_tls(spec.ssl_cafile)
+        | confluent_transactions(spec)
+    )
+
+
+def confluent_transactions(spec: RunSpec) -> dict[str, Any]:
+    if not spec.scenario.is_transactional:
+        return {}
+    return {"transactional.id": spec.transactional_id}
 
 
 def confluent_tls(ssl_cafile: str | None) -> dict[str, Any]:
@@ -182,11 +226,33 @@ async def open_confluent_aio(spec: RunSpec) -> AsyncIterator[AsyncClient]:
 
     poller = asyncio.create_task(poll_forever())
     try:
-        yield AsyncClient(functools.partial(producer.produce, spec.topic), producer.flush)
+        transaction = None
+        if spec.scenario.is_transactional:
+            await producer.init_transactions(spec.timeout_s)
+            transaction = confluent_aio_transaction(producer, spec.timeout_s)
+        send = functools.partial(producer.produce, spec.topic)
+        yield AsyncClient(send, producer.flush, transaction)
     finally:
         poller.cancel()
         async with asyncio.timeout(CLOSE_TIMEOUT_S):
             await producer.close()
+
+
+def confluent_aio_transaction(producer: Any, timeout_s: float) -> Transaction:
+    """AIOProducer has no transaction context: begin, then commit at the end of the
+    block (its commit_transaction() flushes its buffer first), or abort if it raises."""
+
+    @contextlib.asynccontextmanager
+    async def transaction() -> AsyncIterator[None]:
+        await producer.begin_transaction()
+        try:
+            yield
+        except BaseException:
+            await producer.abort_transaction(timeout_s)
+            raise
+        await producer.commit_transaction(timeout_s)
+
+    return transaction
 
 
 class SyncConfluent:
@@ -202,6 +268,8 @@ class SyncConfluent:
         config = confluent_config(spec) | {"queue.buffering.max.messages": WINDOW}
         self.producer = Producer(config)
         self.topic = spec.topic
+        if spec.scenario.is_transactional:
+            self.producer.init_transactions(spec.timeout_s)
 
     def flush(self, deadline: float) -> None:
         left = self.producer.flush(max(0.0, deadline - time.monotonic()))
@@ -223,18 +291,24 @@ class SyncConfluent:
                 self.producer.poll(0.1)
 
     def throughput(self, spec: RunSpec, data: Payloads, tally: Tally, deadline: float) -> None:
-        from confluent_kafka import KafkaException
-
-        def delivered(error: Any, _message: Any) -> None:
-            if error is not None:
-                tally.fail(KafkaException(error))
-            else:
-                tally.ok()
-
+        delivered = _counter(tally)
         for i in range(spec.records):
             self.produce(data.value(i), data.key(i), delivered, deadline)
             self.producer.poll(0)
         self.flush(deadline)
+
+    def transactional(self, spec: RunSpec, data: Payloads, tally: Tally, deadline: float) -> None:
+        """begin_transaction(), produce() + poll(0) each record, commit_transaction() (it
+        flushes, serving the delivery callbacks, then commits), transaction after
+        transaction."""
+        delivered = _counter(tally)
+        for records in transactions(spec.records, spec.scenario.transaction_size):
+            self.producer.begin_transaction()
+            for i in records:
+                self.produce(data.value(i), data.key(i), delivered, deadline)
+                self.producer.poll(0)
+            self.producer.commit_transaction(max(0.0, deadline - time.monotonic()))
+        self.producer.poll(0)  # any delivery callback the commit left queued
 
     def latency(self, spec: RunSpec, data: Payloads, tally: Tally, deadline: float) -> None:
         from confluent_kafka import KafkaException
@@ -261,3 +335,16 @@ class SyncConfluent:
             # counts whole milliseconds).
             self.producer.poll(max(0.001, start + i / rate - time.perf_counter()))
         self.flush(deadline)
+
+
+def _counter(tally: Tally) -> Callable[[Any, Any], None]:
+    """A delivery callback that counts each record's outcome."""
+    from confluent_kafka import KafkaException
+
+    def delivered(error: Any, _message: Any) -> None:
+        if error is not None:
+            tally.fail(KafkaException(error))
+        else:
+            tally.ok()
+
+    return delivered

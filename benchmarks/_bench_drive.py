@@ -6,7 +6,9 @@ stays bounded whatever the client buffers; then the client flushes and every rem
 future is awaited. Latency: one pacing task offers ``rate`` records per second, and each
 record's latency runs from the moment it was *due* to its acknowledgement, so a client
 that falls behind the offered rate (or blocks the event loop) pays for it rather than
-hiding it (no coordinated omission).
+hiding it (no coordinated omission). Transactions: one task sends the records in
+transactions of ``transaction_size`` (begin, the sends, commit) one after another, and
+the time includes every commit.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import time
 from array import array
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +36,9 @@ MakeRecord = Callable[[int], Any]
 """Record ``i`` as the client's record type (for ``send_batch``, a tuple)."""
 Due = list[tuple[int, float]]
 """Records due at one tick: (index, the moment it was due)."""
+Transaction = Callable[[], AbstractAsyncContextManager[Any]]
+"""``async with transaction():`` begins a transaction and commits it when the block ends
+(aborts it if the block raises)."""
 
 
 class Tally:
@@ -81,6 +87,8 @@ class AsyncClient:
 
     send: Callable[[bytes, bytes | None], Awaitable[Any]]
     flush: Callable[[], Awaitable[Any]]
+    transaction: Transaction | None = None
+    """A transactional producer's transaction; None when it has no transactional id."""
 
 
 async def settle(future: Awaitable[object], tally: Tally) -> None:
@@ -131,6 +139,50 @@ async def throughput_batch(
     async with asyncio.TaskGroup() as group:
         for first in range(tasks):
             group.create_task(sender(first))
+
+
+def transactions(count: int, size: int) -> list[range]:
+    """The records of each transaction, in order: ``size`` each, the last one perhaps
+    fewer."""
+    return [range(start, min(count, start + size)) for start in range(0, count, size)]
+
+
+def _transaction_of(client: AsyncClient) -> Transaction:
+    if client.transaction is None:
+        raise ValueError("a transactional scenario needs a client opened with a transactional id")
+    return client.transaction
+
+
+async def throughput_transactional(
+    client: AsyncClient, spec: RunSpec, data: Payloads, tally: Tally
+) -> None:
+    """Transaction after transaction: begin, ``send()`` each of its records, commit (a
+    commit sends what is left and waits for it), then count its records' outcomes. A
+    transaction's records (1,000) stay within ``WINDOW``."""
+    transaction = _transaction_of(client)
+    for records in transactions(spec.records, spec.scenario.transaction_size):
+        futures = []
+        async with transaction():
+            for i in records:
+                futures.append(await client.send(data.value(i), data.key(i)))
+        for future in futures:
+            await settle(future, tally)
+
+
+async def throughput_batch_transactional(
+    send_batch: SendBatch,
+    make_record: MakeRecord,
+    transaction: Transaction,
+    spec: RunSpec,
+    tally: Tally,
+) -> None:
+    """One ``send_batch`` call per transaction (it returns when the transaction's records
+    are acknowledged), then the commit."""
+    for records in transactions(spec.records, spec.scenario.transaction_size):
+        async with transaction():
+            outcomes = await send_batch([make_record(i) for i in records])
+        for outcome in outcomes:
+            tally.result(outcome)
 
 
 async def paced(spec: RunSpec, offer: Callable[[Due], Awaitable[None]]) -> None:

@@ -32,6 +32,7 @@ from typing import Any
 
 from benchmarks import _bench_clients as clients
 from benchmarks._bench_scenarios import RunSpec, Scenario, plaintext_twin
+from benchmarks._bench_verify import check_committed
 
 ROOT = Path(__file__).resolve().parent.parent
 KILL_SLACK_S = 30.0
@@ -65,6 +66,8 @@ class Plan:
     tls_broker: TlsBroker | None = None
     no_tls_broker: str = "no TLS broker"
     """Why TLS scenarios are skipped when there is no ``tls_broker``."""
+    on_tansu: bool = True
+    """The main broker is the embedded Tansu (what some clients cannot run against)."""
 
     def spec(self, scenario: Scenario, topic: str) -> RunSpec:
         if scenario.is_latency:
@@ -98,7 +101,7 @@ class Plan:
     def skip_reason(self, client: str, scenario: Scenario) -> str | None:
         if scenario.tls_broker and self.tls_broker is None:
             return self.no_tls_broker
-        return clients.unavailable(client, scenario)
+        return clients.unavailable(client, scenario, on_tansu=self.on_tansu)
 
 
 def _admin(bootstrap_servers: str, ssl_cafile: str | None = None) -> Any:
@@ -239,7 +242,7 @@ def run_plan(
             for client in chosen:
                 for variant in order:
                     spec = plan.spec(variant, topics[variant.name][client])
-                    run = run_client(client, spec) | {"round": round_}
+                    run = check_committed(run_client(client, spec), spec) | {"round": round_}
                     progress(f"{variant.name} round {round_} {client}: {describe(run)}")
                     runs.append(run)
             for variant in variants:

@@ -2,9 +2,10 @@
 
 A base scenario, then variations that each change one factor of it (the full cross
 product would take hours on a small machine and say little more), then a latency
-scenario at a fixed offered rate, and the base over TLS (on a broker of its own, with its
-plaintext twin on the same broker). Every client gets the same settings and the same
-records; a :class:`RunSpec` carries one scenario to one client process as JSON.
+scenario at a fixed offered rate, the base over TLS (on a broker of its own, with its
+plaintext twin on the same broker), and the base in transactions. Every client gets the
+same settings and the same records; a :class:`RunSpec` carries one scenario to one client
+process as JSON.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 BASE = "base"
 LATENCY = "latency"
 TLS = "tls"
+TRANSACTIONAL = "transactional"
 PLAINTEXT_SUFFIX = "-plaintext"
 """A TLS scenario's plaintext twin is named after it with this suffix."""
 
@@ -41,10 +43,17 @@ class Scenario:
     """Over TLS: on the TLS broker's TLS listener (see :func:`plaintext_twin`)."""
     tls_broker: bool = False
     """On the TLS broker (a TLS scenario, or its plaintext twin), not the main one."""
+    transaction_size: int = 0
+    """Records per transaction (begin, the sends, commit; the time includes the commits);
+    0: no transactions."""
 
     @property
     def is_latency(self) -> bool:
         return self.rate > 0
+
+    @property
+    def is_transactional(self) -> bool:
+        return self.transaction_size > 0
 
 
 def _vary(name: str, description: str, **changes: Any) -> Scenario:
@@ -88,6 +97,14 @@ SCENARIOS: dict[str, Scenario] = {
             tls=True,
             tls_broker=True,
         ),
+        _vary(
+            TRANSACTIONAL,
+            "base in transactions of 1,000 records (acks=all, idempotence on, as "
+            "transactions require); the time includes the commits",
+            acks="all",
+            idempotence=True,
+            transaction_size=1_000,
+        ),
     ]
 }
 QUICK = [BASE, "tasks-1000", LATENCY]
@@ -120,6 +137,12 @@ class RunSpec:
     ssl_cafile: str | None = None
     """TLS: the PEM file of the CA to trust (clients check the broker's certificate and
     host name against it); None: plaintext."""
+
+    @property
+    def transactional_id(self) -> str:
+        """The run's own transactional id: every run has a topic of its own (a random run
+        id in its name), so no two runs, nor two clients, fence each other."""
+        return f"{self.topic}-txn"
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
