@@ -26,6 +26,7 @@ from asyncproducer.errors import (
     ConcurrentTransactionsError,
     KafkaError,
     KafkaTimeoutError,
+    ProducerClosedError,
     error_for_code,
 )
 from asyncproducer.protocol.messages import coordinator_of, find_coordinator_request
@@ -69,6 +70,8 @@ class CoordinatorClient:
         attempts = 0
         last: KafkaError | None = None
         while True:
+            if self._pool.closed:  # the producer stopped: nothing will answer
+                raise ProducerClosedError(f"{api.value}: the producer is closed")
             with anyio.move_on_after(max(deadline - anyio.current_time(), 0)):
                 try:
                     connection = await self._coordinator(key_type, key)

@@ -59,6 +59,11 @@ class ConnectionPool:
         """How long closing waits for each broker to acknowledge the end of the stream
         (the producer lowers it to what is left of its close timeout)."""
 
+    @property
+    def closed(self) -> bool:
+        """Closed for good (the producer stopped): no connection will be opened again."""
+        return self._closed
+
     async def __aenter__(self) -> ConnectionPool:
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from asyncproducer._metadata import MetadataManager
     from asyncproducer._sender import Sender
     from asyncproducer._staging import RecordStager
+    from asyncproducer._transactional import TransactionalCalls
     from asyncproducer.interceptors import InterceptorChain
 
 _NO_MORE = object()
@@ -43,6 +44,7 @@ class SendPath:
     _may_send: bool
     """Running and, for a transactional producer, inside a transaction: what send() checks
     (else ``_check_can_send`` raises the reason)."""
+    _transactions: TransactionalCalls | None
     _stager: RecordStager
     _accumulator: RecordAccumulator
     _memory: BufferPool
@@ -110,6 +112,8 @@ class SendPath:
         except Exception as exc:
             if record is not None:
                 self._interceptors.on_send_error(record, exc)
+            if self._transactions is not None:
+                self._transactions.manager.record_refused(exc)
             raise
 
     async def _enqueue_slowly(
@@ -312,6 +316,8 @@ class SendPath:
                 except KafkaError as exc:
                     results[slot] = exc
                     end_run(slot)
+                    if self._transactions is not None:
+                        self._transactions.manager.record_refused(exc)
                     continue
                 except BaseException:
                     del results[slot:]  # not taken: no result to wait for

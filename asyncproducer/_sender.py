@@ -542,6 +542,8 @@ class Sender:
             logger.error("the producer cannot go on: %s", error)
             if idempotence is not None:
                 idempotence.fatal()
+            if self.transactions is not None:
+                self.transactions.manager.fatal(error)
             self.fatal_error = error
             self._fail(batch, error)
         elif outcome is Outcome.SPLIT:

@@ -130,8 +130,8 @@ class TransactionAPI:
         than leave it to the coordinator's timeout, which would hold read_committed
         consumers back until then."""
         calls = self._transactions
-        if calls is None or calls.manager.state not in _OPEN:
-            return
+        if calls is None or calls.manager.state not in _OPEN or self._state is State.FAILED:
+            return  # (a failed producer's sender and connections are gone)
         logger.info(
             "transactional id %r: closing: aborting the open transaction",
             calls.manager.transactional_id,

@@ -26,11 +26,13 @@ from collections.abc import Callable, Iterable
 from typing import Final
 
 from asyncproducer.errors import (
+    BrokerResponseError,
     ClusterAuthorizationFailedError,
     InvalidProducerEpochError,
     InvalidProducerIdMappingError,
     InvalidTxnStateError,
     KafkaError,
+    KafkaTimeoutError,
     ProducerFencedError,
     TransactionAbortableError,
     TransactionalIdAuthorizationFailedError,
@@ -315,6 +317,16 @@ class TransactionManager:
             "abort it (abort_transaction()), then begin the next one"
         )
         return error
+
+    def record_refused(self, error: Exception) -> None:
+        """send() raised for a record of the transaction, which is therefore not in it. As
+        Java's ``doSend`` (an ApiException): an error a broker could have given (the
+        record is too large, the topic invalid) or a timeout spoils the transaction, which
+        must not commit without the record; an argument the client refused before any
+        broker was involved (serialization, partition, timestamp) does not: the caller
+        saw it and may skip that record on purpose."""
+        if isinstance(error, (BrokerResponseError, KafkaTimeoutError)):
+            self.abortable(error)
 
     def _check_usable(self, what: str, *, abortable_ok: bool = False) -> None:
         if self.state is TransactionState.FATAL_ERROR:

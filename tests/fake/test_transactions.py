@@ -22,6 +22,8 @@ from asyncproducer.errors import (
     KafkaTimeoutError,
     ProducerClosedError,
     ProducerFencedError,
+    RecordTooLargeError,
+    SerializationError,
     TransactionAbortedError,
     TransactionStateError,
     UnknownProducerIdError,
@@ -440,3 +442,58 @@ async def test_a_transaction_past_its_timeout_is_aborted_by_the_coordinator() ->
                     await p.commit_transaction()
             assert committed(cluster, partitions=1) == []
             assert markers(cluster, partitions=1) == ["abort"]
+
+
+async def test_a_record_too_large_spoils_the_transaction_a_bad_argument_does_not() -> None:
+    """As Java's doSend: send() raising an error a broker could have given (the record
+    is too large) or a timeout leaves the transaction unable to commit without it; an
+    argument refused before any broker was involved (a serializer's error) does not."""
+    with anyio.fail_after(20):
+        async with FakeCluster(brokers=1) as cluster:
+            cluster.create_topic("t", 1)
+            async with Producer(
+                cluster.bootstrap_servers, transactional_id="tx", max_request_size=2000, **FAST
+            ) as p:
+                async with p.transaction():
+                    await p.send("t", b"kept")
+                    with pytest.raises(SerializationError):
+                        await p.send("t", "not bytes")
+                await p.begin_transaction()
+                dropped = await p.send("t", b"lost with the abort")
+                with pytest.raises(RecordTooLargeError):
+                    await p.send("t", b"x" * 5000)
+                with pytest.raises(RecordTooLargeError) as raised:
+                    await p.commit_transaction()
+                assert "abort it" in raised.value.__notes__[0]
+                await p.abort_transaction()
+                with pytest.raises((TransactionAbortedError, RecordTooLargeError)):
+                    await dropped
+            assert committed(cluster, partitions=1) == [b"kept"]
+
+
+async def test_a_producer_fenced_by_its_timeout_fails_and_closes_at_once() -> None:
+    """The coordinator aborted the transaction past its timeout and bumped the epoch: the
+    next batch gets INVALID_PRODUCER_EPOCH, the producer cannot go on, and every call
+    raises at once; close() does not try to abort through connections that are gone."""
+    with anyio.fail_after(20):
+        async with FakeCluster(brokers=1) as cluster:
+            cluster.create_topic("t", 1)
+            p = Producer(
+                cluster.bootstrap_servers,
+                transactional_id="tx",
+                transaction_timeout_ms=300,
+                **FAST,
+            )
+            await p.start()
+            await p.begin_transaction()
+            await send_all(p, [b"first"])
+            await anyio.sleep(0.6)
+            late = await p.send("t", b"late")
+            with pytest.raises((InvalidProducerEpochError, ProducerFencedError)):
+                await late
+            started = time.monotonic()
+            with pytest.raises((InvalidProducerEpochError, ProducerFencedError)):
+                await p.commit_transaction()
+            await p.close()
+            assert time.monotonic() - started < 2
+            assert committed(cluster, partitions=1) == []
