@@ -1,7 +1,8 @@
 """The ``asyncproducer`` command line: ``produce`` and ``demo``.
 
-Exit codes: 0 success; 1 some records failed (or a runtime failure such as an unreachable
-broker); 2 usage or configuration error, with a one-line message on stderr. User errors
+Exit codes: 0 success; 1 some records failed, a transaction was aborted, or a runtime
+failure such as an unreachable broker; 2 usage or configuration error, with a one-line
+message on stderr; 130 interrupted (SIGINT / SIGTERM). User errors
 never print a traceback; an unexpected exception (a bug) still does, on purpose.
 
 Producer settings come from dedicated flags (``--acks``, ``--linger-ms``, ...) and from
@@ -28,7 +29,12 @@ import anyio
 import anyio.abc
 
 from asyncproducer._cli_demo import DemoPlan, run_demo
-from asyncproducer._cli_produce import ProduceJob, run_produce
+from asyncproducer._cli_produce import (
+    DEFAULT_TRANSACTION_SIZE,
+    ProduceJob,
+    TransactionFailedError,
+    run_produce,
+)
 from asyncproducer._config_keys import java_name, unknown_key_message
 from asyncproducer._properties import read_properties
 from asyncproducer.config import KNOWN_KEYS, ProducerConfig
@@ -138,6 +144,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="add this header to every record (repeatable)",
     )
     produce.add_argument("--partition", type=_non_negative_int, metavar="N")
+    produce.add_argument(
+        "--transactional-id",
+        metavar="ID",
+        help="produce in transactions (transactional.id; -X transactional.id=ID is the same)",
+    )
+    produce.add_argument(
+        "--transaction-size",
+        type=_positive_int,
+        metavar="N",
+        help=f"input lines per transaction (default: {DEFAULT_TRANSACTION_SIZE}); "
+        "needs a transactional id",
+    )
 
     demo = commands.add_parser(
         "demo", help="produce to a local broker, read back, verify", description=_DEMO_DESCRIPTION
@@ -161,7 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
 _PRODUCE_DESCRIPTION = """\
 Send each line of FILE (or stdin) as one record: bytes as read, without the newline
 (a CR before it is dropped too). Prints a summary on stderr; exit code 1 if any record
-failed."""
+failed. With a transactional id, the lines go in transactions of --transaction-size
+lines, the last one committed at the end of input; a failed record, an error or Ctrl-C
+aborts the open transaction and ends the command (exit code 1, or 130), so
+read_committed consumers see whole transactions only: the message says which line to
+resume from."""
 
 _DEMO_DESCRIPTION = """\
 Start an embedded Tansu broker (unless --bootstrap-servers is given), create a topic,
@@ -210,6 +232,8 @@ def producer_properties(
         "security.protocol": ("--security-protocol", args.security_protocol),
         "sasl.mechanism": ("--sasl-mechanism", args.sasl_mechanism),
         "sasl.username": ("--sasl-username", args.sasl_username),
+        # produce only
+        "transactional.id": ("--transactional-id", getattr(args, "transactional_id", None)),
     }
     for key, (flag, value) in flags.items():
         if value is None:
@@ -292,6 +316,7 @@ def _produce(args: argparse.Namespace) -> int:
     if args.key_separator == "":
         raise UsageError("--key-separator must not be empty")
     headers = [parse_assignment(text, "--header") for text in args.headers]
+    transaction_size = _transaction_size(args, properties)
     if args.file == "-":
         fd = sys.stdin.fileno()
     else:
@@ -305,6 +330,7 @@ def _produce(args: argparse.Namespace) -> int:
         key_separator=None if args.key_separator is None else os.fsencode(args.key_separator),
         headers=tuple((name, os.fsencode(value)) for name, value in headers),
         partition=args.partition,
+        transaction_size=transaction_size,
     )
     try:
         return _run(args.backend, functools.partial(run_produce, job, properties))
@@ -313,8 +339,25 @@ def _produce(args: argparse.Namespace) -> int:
             os.close(fd)
 
 
+def _transaction_size(args: argparse.Namespace, properties: dict[str, str]) -> int | None:
+    """Records per transaction, or None without a transactional id (from the flag, -X or
+    --command-config alike: the producer is transactional either way)."""
+    if "transactional.id" not in properties:
+        if args.transaction_size is not None:
+            raise UsageError(
+                "--transaction-size needs a transactional id: --transactional-id ID "
+                "(or -X transactional.id=ID)"
+            )
+        return None
+    size: int = args.transaction_size or DEFAULT_TRANSACTION_SIZE
+    return size
+
+
 def _demo(args: argparse.Namespace) -> int:
     properties = producer_properties(args, default_bootstrap=None, client_id="asyncproducer-demo")
+    if "transactional.id" in properties:
+        # Its sends would all fail outside a transaction: refuse rather than fail 100,000.
+        raise UsageError("demo does not produce in transactions: drop transactional.id")
     plan = DemoPlan(
         topic=args.topic,
         partitions=args.partitions,
@@ -358,7 +401,7 @@ def _exit_code_for(exc: BaseException) -> int | None:
         return EXIT_USAGE
     if isinstance(exc, FileNotFoundError) and "tansu" in str(exc).lower():
         return EXIT_USAGE  # the demo's broker is not installed: the message says how
-    if isinstance(exc, KafkaError | TimeoutError | ConnectionError):
+    if isinstance(exc, KafkaError | TimeoutError | ConnectionError | TransactionFailedError):
         return EXIT_FAILED
     if isinstance(exc, RuntimeError) and "tansu" in str(exc).lower():
         return EXIT_FAILED
