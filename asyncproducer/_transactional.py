@@ -376,13 +376,14 @@ class TransactionalCalls:
 
     async def _bump_epoch(self, deadline: float) -> None:
         """InitProducerId with the current producer id and epoch: the coordinator moves
-        it to the next epoch, and every partition's sequences start over (KIP-360)."""
+        it to the next epoch, and every partition's sequences start over (KIP-360). If it
+        fails (a timeout too), the producer cannot go on: its sequences are in doubt."""
         current = self._producer()
         try:
             producer = await self._init_producer_id(deadline, current.producer_id, current.epoch)
         except KafkaError as exc:
-            if not isinstance(exc, KafkaTimeoutError):
-                self.manager.fatal(exc)
+            self.manager.fatal(exc)
+            self._idempotence.fatal()
             raise
         self._idempotence.restart(producer)
         self.manager.initialized()
