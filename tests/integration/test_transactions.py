@@ -6,12 +6,7 @@ librdkafka consumers at ``isolation.level=read_committed`` (what a transaction s
 consumer's ``committed()`` for the offsets a transaction commits for a group (with
 kafka-python for their metadata).
 
-A consumer cannot tell "nothing more is coming" from "not there yet", so every read ends
-at a sentinel: librdkafka writes one record to each partition after the transactions under
-test have ended, and the consumer reads until it has seen it in every partition. A
-read_committed consumer only gets past a transaction once the transaction is decided (the
-last stable offset), so what it saw before the sentinel is everything that will ever be
-visible there.
+Every read ends at a sentinel (tests/integration/txn_readback.py says why).
 
 One Kafka node serves the whole module (~5 s to start); each test has topics and
 transactional ids of its own, and runs on asyncio, asyncio+uvloop and trio. The last
@@ -21,19 +16,16 @@ test starts a second, deliberately broken node (see its docstring).
 from __future__ import annotations
 
 import time
-import uuid
 import warnings
-from collections.abc import Awaitable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import anyio
 import pytest
-from confluent_kafka import Consumer, KafkaException
-from confluent_kafka import Producer as CkProducer
+from confluent_kafka import Consumer
 from confluent_kafka import TopicPartition as CkTopicPartition
 
-from asyncproducer import Producer, RecordMetadata
+from asyncproducer import Producer
 from asyncproducer._types import ConsumerGroupMetadata, OffsetAndMetadata, TopicPartition
 from asyncproducer.errors import (
     KafkaTimeoutError,
@@ -43,6 +35,15 @@ from asyncproducer.errors import (
 )
 from asyncproducer.testing.kafka import KafkaCluster
 from tests.integration.brokers import require_kafka_tools
+from tests.integration.txn_readback import (
+    RUNS_AT_ONCE_S,
+    Seen,
+    new_name,
+    read_to_sentinel,
+    settle,
+    values,
+    written_or_dropped,
+)
 
 with warnings.catch_warnings():  # kafka-python's schema loading uses a deprecated API
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -51,9 +52,7 @@ with warnings.catch_warnings():  # kafka-python's schema loading uses a deprecat
 # 240 s: a cold cache fetches Kafka from Maven Central in the first test's setup.
 pytestmark = [pytest.mark.kafka, pytest.mark.anyio, pytest.mark.timeout(240)]
 
-SENTINEL = b"sentinel-"
 OFFSET_INVALID = -1001  # librdkafka's "no committed offset"
-RUNS_AT_ONCE_S = 1.0  # "raises at once": well under any network round trip's retry budget
 
 
 @pytest.fixture(scope="module")
@@ -66,72 +65,10 @@ def kafka() -> Iterator[KafkaCluster]:
         yield cluster
 
 
-def new_name(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
 async def new_topic(kafka: KafkaCluster, partitions: int) -> str:
     name = new_name("txn")
     await anyio.to_thread.run_sync(lambda: kafka.create_topic(name, partitions=partitions))
     return name
-
-
-@dataclass(frozen=True)
-class Seen:
-    offset: int
-    key: bytes | None
-    value: bytes
-
-
-def read_to_sentinel(
-    bootstrap_servers: str, topic: str, partitions: Sequence[int], isolation: str
-) -> dict[int, list[Seen]]:
-    """Every data record of ``partitions`` that a librdkafka consumer at ``isolation``
-    sees, up to a sentinel written now (sentinels of earlier reads left out)."""
-    token = SENTINEL + uuid.uuid4().hex.encode()
-    producer = CkProducer({"bootstrap.servers": bootstrap_servers})
-    for partition in partitions:
-        producer.produce(topic, token, partition=partition)
-    if producer.flush(20) != 0:
-        raise AssertionError(f"librdkafka could not write the sentinels to {topic}")
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": new_name("verify"),
-            "isolation.level": isolation,
-            "enable.auto.commit": False,
-            "enable.partition.eof": False,
-            "fetch.wait.max.ms": 50,
-        }
-    )
-    seen: dict[int, list[Seen]] = {p: [] for p in partitions}
-    done: set[int] = set()
-    deadline = time.monotonic() + 30
-    try:
-        consumer.assign([CkTopicPartition(topic, p, 0) for p in partitions])
-        while done != set(partitions):
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"{isolation} consumer of {topic} did not reach the sentinel of "
-                    f"partitions {sorted(set(partitions) - done)} in 30 s (a transaction "
-                    f"left open?); seen: { {p: len(s) for p, s in seen.items()} }"
-                )
-            message = consumer.poll(0.2)
-            if message is None:
-                continue
-            if message.error():
-                raise KafkaException(message.error())
-            value, where, offset = message.value(), message.partition(), message.offset()
-            assert value is not None
-            assert where is not None
-            assert offset is not None
-            if value == token:
-                done.add(where)
-            elif not value.startswith(SENTINEL):
-                seen[where].append(Seen(offset, message.key(), value))
-    finally:
-        consumer.close()
-    return seen
 
 
 async def visible(
@@ -140,25 +77,6 @@ async def visible(
     return await anyio.to_thread.run_sync(
         read_to_sentinel, kafka.bootstrap_servers, topic, partitions, isolation
     )
-
-
-def values(seen: dict[int, list[Seen]]) -> list[bytes]:
-    return [record.value for partition in sorted(seen) for record in seen[partition]]
-
-
-async def settle(futures: Sequence[Awaitable[RecordMetadata]]) -> list[RecordMetadata]:
-    return [await future for future in futures]
-
-
-async def written_or_dropped(future: Awaitable[RecordMetadata]) -> bool:
-    """An aborted transaction's record: written before the abort (its future has its
-    metadata), or dropped unsent by it (TransactionAbortedError). Awaited either way: on
-    asyncio an exception never retrieved is reported by the loop (and fails the test)."""
-    try:
-        await future
-    except TransactionAbortedError:
-        return False
-    return True
 
 
 def transactional(kafka: KafkaCluster, transactional_id: str, **config: Any) -> Producer:
