@@ -30,6 +30,7 @@ from asyncproducer.errors import (
 )
 from asyncproducer.protocol.versions import ApiKey
 from asyncproducer.testing.fake import FakeCluster
+from tests.integration.txn_readback import SENTINEL, Seen, read_to_sentinel, values
 
 pytestmark = pytest.mark.anyio
 
@@ -497,3 +498,40 @@ async def test_a_producer_fenced_by_its_timeout_fails_and_closes_at_once() -> No
             await p.close()
             assert time.monotonic() - started < 2
             assert committed(cluster, partitions=1) == []
+
+
+async def test_a_librdkafka_consumer_reads_what_the_transactions_left() -> None:
+    """What this producer's transactions leave on the FakeCluster, read by a client this
+    project did not write: librdkafka at read_committed sees the committed transactions,
+    in order; at read_uncommitted the aborted one's records too."""
+    committed_values = [b"c%d" % i for i in range(30)]
+    aborted_values = [b"a%d" % i for i in range(10)]
+    with anyio.fail_after(40):
+        async with FakeCluster(brokers=3) as cluster:
+            cluster.create_topic("t", 3)
+            async with Producer(cluster.bootstrap_servers, transactional_id="tx", **FAST) as p:
+                async with p.transaction():
+                    await send_all(p, committed_values[:15])
+                await p.begin_transaction()
+                await send_all(p, aborted_values)
+                await p.abort_transaction()
+                async with p.transaction():
+                    await send_all(p, committed_values[15:])
+            read: dict[str, dict[int, list[Seen]]] = {}
+            for isolation in ("read_committed", "read_uncommitted"):
+                read[isolation] = await anyio.to_thread.run_sync(
+                    read_to_sentinel, cluster.bootstrap_servers, "t", range(3), isolation
+                )
+            for partition in range(3):  # the fake's own view, as librdkafka reads it
+                stored = [
+                    r
+                    for r in cluster.records("t", partition, isolation="read_committed")
+                    if not (r.value or b"").startswith(SENTINEL)
+                ]
+                assert [r.value for r in stored] == [
+                    s.value for s in read["read_committed"][partition]
+                ]
+            assert sorted(values(read["read_committed"])) == sorted(committed_values)
+            assert sorted(values(read["read_uncommitted"])) == sorted(
+                committed_values + aborted_values
+            )
