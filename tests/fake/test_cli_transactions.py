@@ -17,7 +17,6 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
 
 import anyio
 import anyio.abc
@@ -194,12 +193,13 @@ async def finish(process: anyio.abc.Process, within_s: float) -> str:
     return stderr.decode(errors="replace")
 
 
+SUBPROCESS_BACKENDS = pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+"""The command as a subprocess runs on the loop the test runs on: asyncio and trio, not
+uvloop (the command has no uvloop option; the test's own loop only serves the fake)."""
+
+
 @pytest.fixture
-def cli_backend(anyio_backend: Any, anyio_backend_name: str) -> str:
-    """The command runs on the loop the test runs on. Not again on uvloop: the command
-    has no uvloop option, and here the test's loop only serves the fake."""
-    if isinstance(anyio_backend, tuple) and anyio_backend[1].get("use_uvloop"):
-        pytest.skip("the command on asyncio is the asyncio run's")
+def cli_backend(anyio_backend_name: str) -> str:
     return anyio_backend_name
 
 
@@ -208,15 +208,18 @@ ENV = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
 
 @pytest.mark.anyio
 @pytest.mark.parametrize(
-    "option",
-    [["-X", "transactional.id=tx"], ["-X", "transactional_id=tx"], ["--transactional-id", "tx"]],
-    ids=["x-java", "x-snake", "flag"],
+    ("anyio_backend", "option"),
+    [
+        ("asyncio", ["-X", "transactional.id=tx"]),
+        ("asyncio", ["-X", "transactional_id=tx"]),
+        ("asyncio", ["--transactional-id", "tx"]),
+        ("trio", ["--transactional-id", "tx"]),  # the -X forms once: they differ in parsing
+    ],
+    ids=["x-java", "x-snake", "flag", "flag-trio"],
 )
 async def test_the_x_option_is_the_flag_and_1000_is_the_default_size(
-    cluster: FakeCluster, cli_backend: str, anyio_backend_name: str, option: list[str]
+    cluster: FakeCluster, cli_backend: str, option: list[str]
 ) -> None:
-    if anyio_backend_name != "asyncio" and option[0] != "--transactional-id":
-        pytest.skip("the -X forms once, on asyncio: they only differ in parsing")
     done = await anyio.run_process(
         command(cluster, cli_backend, *option), input=numbered(2_500), check=False, env=ENV
     )
@@ -229,6 +232,7 @@ async def test_the_x_option_is_the_flag_and_1000_is_the_default_size(
 
 
 @pytest.mark.anyio
+@SUBPROCESS_BACKENDS
 async def test_a_failed_record_aborts_the_open_transaction_and_fails_the_command(
     cluster: FakeCluster, cli_backend: str
 ) -> None:
@@ -267,6 +271,7 @@ async def test_a_failed_record_aborts_the_open_transaction_and_fails_the_command
 
 
 @pytest.mark.anyio
+@SUBPROCESS_BACKENDS
 async def test_ctrl_c_aborts_the_open_transaction(cluster: FakeCluster, cli_backend: str) -> None:
     process = await anyio.open_process(
         command(cluster, cli_backend, "--transactional-id", "tx", "--transaction-size", "1000"),

@@ -42,6 +42,7 @@ from tests.integration.txn_readback import (
     read_to_sentinel,
     settle,
     values,
+    wait_for_offsets,
     written_or_dropped,
 )
 
@@ -234,30 +235,6 @@ async def test_a_second_instance_fences_the_first_and_aborts_its_transaction(
 # --------------------------------------------------------------------------- 5. offsets
 
 
-def committed_offsets(
-    bootstrap_servers: str, group_id: str, partitions: Sequence[tuple[str, int]]
-) -> dict[tuple[str, int], int]:
-    """What the group coordinator answers librdkafka's OffsetFetch (read_committed, so
-    with require_stable: offsets of an undecided transaction are waited for).
-
-    Offsets only: confluent-kafka reads a committed offset's metadata as a NUL-terminated
-    C string, and librdkafka writes its own with the NUL while Java (and we) do not, so it
-    reads past the end of ours; kafka-python checks the metadata instead."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": group_id,
-            "isolation.level": "read_committed",
-            "enable.auto.commit": False,
-        }
-    )
-    try:
-        found = consumer.committed([CkTopicPartition(t, p) for t, p in partitions], timeout=20)
-        return {(tp.topic, tp.partition): tp.offset for tp in found}
-    finally:
-        consumer.close()
-
-
 def committed_metadata(
     kafka: KafkaCluster, group_id: str
 ) -> dict[tuple[str, int], tuple[int, str]]:
@@ -268,24 +245,6 @@ def committed_metadata(
         return {(tp.topic, tp.partition): (o.offset, o.metadata) for tp, o in found.items()}
     finally:
         admin.close()
-
-
-async def wait_for_offsets(
-    kafka: KafkaCluster,
-    group_id: str,
-    expected: dict[tuple[str, int], int],
-) -> None:
-    """Kafka writes a transaction's markers to __consumer_offsets after EndTxn returns;
-    ask until the offsets are there (or 20 s)."""
-    deadline = time.monotonic() + 20
-    while True:
-        found = await anyio.to_thread.run_sync(
-            committed_offsets, kafka.bootstrap_servers, group_id, list(expected)
-        )
-        if found == expected or time.monotonic() > deadline:
-            break
-        await anyio.sleep(0.2)
-    assert found == expected, f"group {group_id}"
 
 
 async def test_offsets_sent_to_a_transaction_commit_with_it_and_not_on_abort(
@@ -305,7 +264,7 @@ async def test_offsets_sent_to_a_transaction_commit_with_it_and_not_on_abort(
                 },
                 group,
             )
-        await wait_for_offsets(kafka, group, {in0: 42, in1: 7})
+        await wait_for_offsets(kafka.bootstrap_servers, group, {in0: 42, in1: 7})
 
         await producer.begin_transaction()  # the group as ConsumerGroupMetadata, then aborted
         aborted = await producer.send(output, b"processed-2")
@@ -328,9 +287,9 @@ async def test_offsets_sent_to_a_transaction_commit_with_it_and_not_on_abort(
 
     # The third transaction could only begin once the abort was complete (Kafka answers
     # CONCURRENT_TRANSACTIONS until then), so the aborted offsets are decided by now.
-    await wait_for_offsets(kafka, third, {in0: 5})
-    await wait_for_offsets(kafka, group, {in0: 42, in1: 7})
-    await wait_for_offsets(kafka, aborted_only, {in1: OFFSET_INVALID})
+    await wait_for_offsets(kafka.bootstrap_servers, third, {in0: 5})
+    await wait_for_offsets(kafka.bootstrap_servers, group, {in0: 42, in1: 7})
+    await wait_for_offsets(kafka.bootstrap_servers, aborted_only, {in1: OFFSET_INVALID})
     assert await anyio.to_thread.run_sync(committed_metadata, kafka, group) == {
         in0: (42, ""),  # Kafka stores no metadata as ""
         in1: (7, "m"),

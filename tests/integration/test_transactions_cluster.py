@@ -31,8 +31,6 @@ from typing import Any
 
 import anyio
 import pytest
-from confluent_kafka import Consumer
-from confluent_kafka import TopicPartition as CkTopicPartition
 
 from asyncproducer import Producer
 from asyncproducer._types import TopicPartition
@@ -46,10 +44,12 @@ from tests.integration.brokers import require_kafka_tools
 from tests.integration.txn_readback import (
     RUNS_AT_ONCE_S,
     Seen,
+    group_offsets,
     new_name,
     read_to_sentinel,
     settle,
     values,
+    wait_for_offsets,
     written_or_dropped,
 )
 
@@ -73,6 +73,11 @@ def kafka3() -> Iterator[KafkaCluster]:
         broker_config={
             "transaction.abort.timed.out.transaction.cleanup.interval.ms": str(CLEANUP_INTERVAL_MS),
             "min.insync.replicas": "2",
+            # A killed node is declared dead after 3 s instead of 9 (KRaft's defaults: a
+            # heartbeat every 2 s, a 9 s session): the coordinator-kill test's commit waits
+            # for that, on every loop.
+            "broker.heartbeat.interval.ms": "500",
+            "broker.session.timeout.ms": "3000",
         },
     ) as cluster:
         yield cluster
@@ -117,48 +122,12 @@ def describe_transaction(kafka: KafkaCluster, transactional_id: str) -> Any:
         admin.close()
 
 
-def group_offsets(
-    bootstrap_servers: str, group_id: str, partitions: Sequence[tuple[str, int]]
-) -> dict[tuple[str, int], int]:
-    """The group's committed offsets as librdkafka's ``committed()`` reads them at
-    read_uncommitted: OffsetFetch without require_stable, so an open transaction's
-    pending offsets are not waited for (read_committed would wait for the transaction)
-    and the answer is what is committed now. -1001: none."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": group_id,
-            "isolation.level": "read_uncommitted",
-            "enable.auto.commit": False,
-        }
-    )
-    try:
-        found = consumer.committed([CkTopicPartition(t, p) for t, p in partitions], timeout=20)
-        return {(tp.topic, tp.partition): tp.offset for tp in found}
-    finally:
-        consumer.close()
-
-
 async def offsets_of(
     kafka: KafkaCluster, group_id: str, partitions: Sequence[tuple[str, int]]
 ) -> dict[tuple[str, int], int]:
     return await anyio.to_thread.run_sync(
-        group_offsets, kafka.bootstrap_servers, group_id, partitions
+        group_offsets, kafka.bootstrap_servers, group_id, partitions, "read_uncommitted"
     )
-
-
-async def wait_for_offsets(
-    kafka: KafkaCluster, group_id: str, expected: dict[tuple[str, int], int]
-) -> None:
-    """Kafka writes a commit's markers to __consumer_offsets after EndTxn returns: ask
-    until the offsets are there (or 20 s)."""
-    deadline = time.monotonic() + 20
-    while True:
-        found = await offsets_of(kafka, group_id, list(expected))
-        if found == expected or time.monotonic() > deadline:
-            break
-        await anyio.sleep(0.2)
-    assert found == expected, f"group {group_id}"
 
 
 # --------------------------------------------------------------------------- a. visibility
@@ -389,7 +358,9 @@ async def test_group_offsets_change_on_commit_only_on_three_nodes(kafka3: KafkaC
         await producer.flush()
         assert await offsets_of(kafka3, group, [in0, in1]) == nothing  # pending
         await producer.commit_transaction()
-        await wait_for_offsets(kafka3, group, {in0: 10, in1: 20})
+        await wait_for_offsets(
+            kafka3.bootstrap_servers, group, {in0: 10, in1: 20}, "read_uncommitted"
+        )
 
         await producer.begin_transaction()
         aborted = await producer.send(output, b"processed-2")
@@ -401,7 +372,9 @@ async def test_group_offsets_change_on_commit_only_on_three_nodes(kafka3: KafkaC
         async with producer.transaction():  # begins once the abort is complete
             await producer.send(output, b"processed-3")
             await producer.send_offsets_to_transaction({TopicPartition(source, 1): 30}, group)
-        await wait_for_offsets(kafka3, group, {in0: 10, in1: 30})
+        await wait_for_offsets(
+            kafka3.bootstrap_servers, group, {in0: 10, in1: 30}, "read_uncommitted"
+        )
 
     output_seen = await visible(kafka3, output, [0], "read_committed")
     assert values(output_seen) == [b"processed-1", b"processed-3"]

@@ -48,6 +48,7 @@ from tests.integration.txn_readback import (
     RUNS_AT_ONCE_S,
     SENTINEL,
     Seen,
+    group_offsets,
     new_name,
     read_to_sentinel,
     settle,
@@ -171,31 +172,11 @@ def poll_for(
     return seen, reached
 
 
-def group_offsets(
-    bootstrap_servers: str, group_id: str, partitions: Sequence[tuple[str, int]]
-) -> dict[tuple[str, int], int]:
-    """librdkafka's ``committed()`` at read_uncommitted (no require_stable: what is
-    committed now, without waiting for an open transaction's offsets)."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": group_id,
-            "isolation.level": "read_uncommitted",
-            "enable.auto.commit": False,
-        }
-    )
-    try:
-        found = consumer.committed([CkTopicPartition(t, p) for t, p in partitions], timeout=20)
-        return {(tp.topic, tp.partition): tp.offset for tp in found}
-    finally:
-        consumer.close()
-
-
 async def offsets_of(
     tansu: TansuBroker, group_id: str, partitions: Sequence[tuple[str, int]]
 ) -> dict[tuple[str, int], int]:
     return await anyio.to_thread.run_sync(
-        group_offsets, tansu.bootstrap_servers, group_id, partitions
+        group_offsets, tansu.bootstrap_servers, group_id, partitions, "read_uncommitted"
     )
 
 

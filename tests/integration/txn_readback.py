@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 
+import anyio
 from confluent_kafka import Consumer, KafkaException
 from confluent_kafka import Producer as CkProducer
 from confluent_kafka import TopicPartition as CkTopicPartition
@@ -106,3 +107,51 @@ async def written_or_dropped(future: Awaitable[RecordMetadata]) -> bool:
     except TransactionAbortedError:
         return False
     return True
+
+
+def group_offsets(
+    bootstrap_servers: str,
+    group_id: str,
+    partitions: Sequence[tuple[str, int]],
+    isolation: str = "read_committed",
+) -> dict[tuple[str, int], int]:
+    """The group's committed offsets as librdkafka's ``committed()`` reads them (-1001:
+    none). At read_committed its OffsetFetch asks require_stable, so an undecided
+    transaction's offsets are waited for; at read_uncommitted the answer is what is
+    committed now.
+
+    Offsets only: confluent-kafka reads a committed offset's metadata as a NUL-terminated
+    C string, and librdkafka writes its own with the NUL while Java (and we) do not, so it
+    reads past the end of ours (kafka-python reads the metadata)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "group.id": group_id,
+            "isolation.level": isolation,
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        found = consumer.committed([CkTopicPartition(t, p) for t, p in partitions], timeout=20)
+        return {(tp.topic, tp.partition): tp.offset for tp in found}
+    finally:
+        consumer.close()
+
+
+async def wait_for_offsets(
+    bootstrap_servers: str,
+    group_id: str,
+    expected: dict[tuple[str, int], int],
+    isolation: str = "read_committed",
+) -> None:
+    """Kafka writes a commit's markers to __consumer_offsets after EndTxn returns: ask
+    until the group's offsets are ``expected`` (or 20 s)."""
+    deadline = time.monotonic() + 20
+    while True:
+        found = await anyio.to_thread.run_sync(
+            group_offsets, bootstrap_servers, group_id, list(expected), isolation
+        )
+        if found == expected or time.monotonic() > deadline:
+            break
+        await anyio.sleep(0.2)
+    assert found == expected, f"group {group_id}"
