@@ -42,16 +42,30 @@ from dataclasses import dataclass
 
 from asyncproducer._idempotence import SequenceVerdict
 from asyncproducer.errors import (
+    BrokerRequestTimedOutError,
     ClusterAuthorizationFailedError,
     ConcurrentTransactionsError,
     DuplicateSequenceNumberError,
     InvalidMetadataError,
     InvalidProducerEpochError,
     KafkaError,
+    NetworkError,
+    NotEnoughReplicasAfterAppendError,
+    NotLeaderOrFollowerError,
     ProducerFencedError,
     RecordTooLargeError,
     TransactionalIdAuthorizationFailedError,
 )
+
+MAYBE_APPENDED: tuple[type[KafkaError], ...] = (
+    NotEnoughReplicasAfterAppendError,  # appended; too few replicas in sync to acknowledge
+    BrokerRequestTimedOutError,  # appended; the replicas did not acknowledge in time
+    NotLeaderOrFollowerError,  # before the append, or while it waited for the replicas
+    NetworkError,  # the broker lost touch with something mid-request
+)
+"""Answers that may come after the leader appended the records (while acks=all waited for
+the replicas): a batch that gets one may be in the log, whatever happens to it next, so
+its records, if they fail, say ``possibly_written``."""
 
 FATAL_ERRORS: tuple[type[KafkaError], ...] = (
     ClusterAuthorizationFailedError,

@@ -38,7 +38,7 @@ from asyncproducer._idempotence import (
 )
 from asyncproducer._memory import BufferPool
 from asyncproducer._metadata import MetadataManager
-from asyncproducer._outcome import FATAL_ERRORS, BatchFacts, Outcome, decide
+from asyncproducer._outcome import FATAL_ERRORS, MAYBE_APPENDED, BatchFacts, Outcome, decide
 from asyncproducer._pool import ConnectionPool
 from asyncproducer._transactional import TransactionalCalls
 from asyncproducer._transactions import TransactionState
@@ -498,6 +498,8 @@ class Sender:
         success; ``answer``: the partition's result, for its offset)."""
         if batch not in self._in_flight_batches:
             return  # already expired (and failed) while its request was out
+        if isinstance(error, MAYBE_APPENDED):
+            batch.possibly_written = True
         idempotence = self._idempotence
         verdict = None
         if error is not None and idempotence is not None and batch.base_sequence >= 0:

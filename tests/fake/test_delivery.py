@@ -764,3 +764,32 @@ async def test_acks_zero_a_dropped_connection_hangs_nothing(after_apply: bool) -
         assert [v for v in stored if v in sent] == [v for v in sent if v in stored]  # in order
         if after_apply:
             assert b"v0" in stored  # written before the connection dropped
+
+
+@pytest.mark.parametrize(
+    ("code", "possibly_written"),
+    [
+        pytest.param(19, False, id="NOT_ENOUGH_REPLICAS: refused before the append"),
+        pytest.param(20, True, id="NOT_ENOUGH_REPLICAS_AFTER_APPEND"),
+        pytest.param(7, True, id="REQUEST_TIMED_OUT: appended, replicas too slow"),
+        pytest.param(6, True, id="NOT_LEADER_OR_FOLLOWER: maybe while waiting for replicas"),
+    ],
+)
+async def test_an_answer_that_may_follow_the_append_leaves_the_records_possibly_written(
+    code: int, possibly_written: bool
+) -> None:
+    """acks=all: the leader appends, then waits for the replicas; if they fall out of
+    sync, or do not answer in time, or the leader moves, the answer comes *after* the
+    append, and the records may be in the log (Kafka's committed log even, once the
+    shrunken ISR advances the high watermark). A record that then runs out of time says
+    so. Found by the 3-node fault matrix (two nodes down longer than the delivery
+    timeout: records failed as definitely not written were in the log)."""
+    with bounded(15, "the records' expiry"):
+        async with FakeCluster(brokers=1) as cluster:
+            cluster.create_topic("t", 1)
+            cluster.fail_next(ApiKey.PRODUCE, code, count=1_000_000)
+            async with make_producer(cluster, acks="all", delivery_timeout_ms=1000) as producer:
+                future = await producer.send("t", b"v", partition=0)
+                error = await outcome(future)
+            assert isinstance(error, KafkaTimeoutError), error
+            assert error.possibly_written is possibly_written
