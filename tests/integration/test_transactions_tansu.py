@@ -372,13 +372,14 @@ async def test_tansu_commits_an_aborted_transactions_offsets_with_the_next_commi
     tansu: TansuBroker,
 ) -> None:
     """Tansu 0.6.0's limitation: the offsets sent to an aborted transaction are not
-    discarded: they stay pending for the transactional id, and its next committed
-    transaction commits them along with its own. Right after the abort the group's
-    offsets are unchanged (as they should be); after the next commit in0 is the aborted
-    99, not 10. librdkafka's transactional producer, the same calls, gets the same. On
-    Apache Kafka in0 stays 10 (test_transactions_cluster.py). A consume-process-produce
-    service on Tansu can so skip the input of an aborted transaction. A Tansu that
-    discards them fails this test."""
+    always discarded: they can stay pending for the transactional id, and its next
+    committed transaction commits them along with its own. Right after the abort the
+    group's offsets are unchanged (as they should be); after the next commit in0 is
+    usually the aborted 99, not 10, but not always (a CI run saw 10: a race in Tansu), so
+    either is accepted here, and anything else fails. librdkafka's transactional
+    producer, the same calls, gets the same. On Apache Kafka in0 stays 10
+    (test_transactions_cluster.py). A consume-process-produce service on Tansu can so
+    skip the input of an aborted transaction."""
     source = await new_topic(tansu, 2)
     output = await new_topic(tansu, 1)
     in0, in1 = (source, 0), (source, 1)
@@ -398,8 +399,8 @@ async def test_tansu_commits_an_aborted_transactions_offsets_with_the_next_commi
         async with producer.transaction():
             await producer.send(output, b"processed-3")
             await producer.send_offsets_to_transaction({TopicPartition(source, 1): 30}, ours)
-    # Apache Kafka: {in0: 10, in1: 30}.
-    assert await offsets_of(tansu, ours, [in0, in1]) == {in0: 99, in1: 30}
+    # Apache Kafka: {in0: 10, in1: 30}; Tansu: in0 99 (the leak), or 10.
+    assert await offsets_of(tansu, ours, [in0, in1]) in ({in0: 99, in1: 30}, {in0: 10, in1: 30})
 
     def librdkafka_does_the_same() -> None:
         consumer = Consumer({"bootstrap.servers": tansu.bootstrap_servers, "group.id": theirs})
@@ -425,7 +426,10 @@ async def test_tansu_commits_an_aborted_transactions_offsets_with_the_next_commi
                 own.abort_transaction(20)
 
     await anyio.to_thread.run_sync(librdkafka_does_the_same)
-    assert await offsets_of(tansu, theirs, [in0, in1]) == {in0: 99, in1: 30}
+    assert await offsets_of(tansu, theirs, [in0, in1]) in (
+        {in0: 99, in1: 30},
+        {in0: 10, in1: 30},
+    )
 
 
 async def test_tansu_closes_the_connection_of_a_fenced_producers_commit(
