@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from asyncproducer import errors
+    from asyncproducer._metrics import Metric, MetricsReporter
     from asyncproducer._types import (
         ConsumerGroupMetadata,
         Header,
@@ -33,6 +34,8 @@ _EXPORTS = {
     "RecordTuple": ("asyncproducer._types", "RecordTuple"),
     "TopicPartition": ("asyncproducer._types", "TopicPartition"),
     "KafkaError": ("asyncproducer.errors", "KafkaError"),
+    "Metric": ("asyncproducer._metrics", "Metric"),
+    "MetricsReporter": ("asyncproducer._metrics", "MetricsReporter"),
     "Producer": ("asyncproducer.producer", "Producer"),
 }
 
@@ -52,6 +55,8 @@ __all__ = [
     "ConsumerGroupMetadata",
     "Header",
     "KafkaError",
+    "Metric",
+    "MetricsReporter",
     "OffsetAndMetadata",
     "Producer",
     "ProducerRecord",

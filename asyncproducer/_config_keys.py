@@ -43,6 +43,9 @@ INT_RANGES: Final[dict[str, tuple[int, int]]] = {
     "metadata_max_idle_ms": (5000, LONG_MAX),
     "partitioner_availability_timeout_ms": (0, LONG_MAX),
     "transaction_timeout_ms": (0, INT_MAX),  # Java: no validator; the broker caps it
+    "metrics_num_samples": (1, INT_MAX),
+    # Java allows 0; here a window must have a length (rates divide by it).
+    "metrics_sample_window_ms": (1, LONG_MAX),
 }
 
 BOOL_KEYS: Final = frozenset(
@@ -83,10 +86,6 @@ _JVM_ONLY: Final = frozenset(
         "client.dns.lookup",
         "config.providers",
         "enable.metrics.push",
-        "metric.reporters",
-        "metrics.num.samples",
-        "metrics.recording.level",
-        "metrics.sample.window.ms",
         "security.providers",
     }
 )

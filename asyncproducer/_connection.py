@@ -48,6 +48,7 @@ from kio.static.protocol import RequestPayload, ResponsePayload
 from asyncproducer._cluster import BrokerAddress, address_problem
 from asyncproducer._futures import event_factory, loop_clock
 from asyncproducer._host import background_task
+from asyncproducer._producer_metrics import ProducerMetrics
 from asyncproducer._tls import tls_failure
 from asyncproducer._transport import AsyncioTransport, StreamTransport, Transport
 from asyncproducer.errors import (
@@ -129,6 +130,8 @@ class ConnectionSettings:
     TLS when ``ssl_context`` is set."""
     ssl_context: ssl.SSLContext | None = None
     handshake: Handshake | None = None
+    metrics: ProducerMetrics | None = None
+    """Where requests, responses and bytes are counted (``request-rate``, ...)."""
 
 
 Done = Callable[[ResponsePayload | None, KafkaError | None], None]
@@ -180,6 +183,7 @@ class BrokerConnection:
     def __init__(self, address: BrokerAddress, settings: ConnectionSettings) -> None:
         self.address = address
         self._settings = settings
+        self._metrics = settings.metrics
         self._decoder = FrameDecoder(settings.max_frame_size)
         self._transport: Transport | None = None
         self._pending: dict[int, _Pending] = {}
@@ -324,6 +328,8 @@ class BrokerConnection:
             payload = cast(RequestPayload, request)  # a kio payload: encoded by its schema
             frame = encode_request(payload, correlation_id=correlation_id, client_id=client_id)
         self._sent += 1
+        if self._metrics is not None:
+            self._metrics.request_written(len(frame))
         if timeout_ms is None:
             timeout_ms = self._settings.request_timeout_ms
         deadline = self._now() + timeout_ms / 1000
@@ -478,6 +484,8 @@ class BrokerConnection:
         if self._closed_reason is not None:
             return  # closing: read (and drop) what is left, until the broker closes
         first = self._versions is None  # nothing answered yet: this may be a TLS port
+        if self._metrics is not None:
+            self._metrics.bytes_read(len(data))
         try:
             for frame in self._decoder.feed(data):
                 self._dispatch(frame)
@@ -506,6 +514,8 @@ class BrokerConnection:
         self._shut_down(reason)
 
     def _dispatch(self, frame: bytes) -> None:
+        if self._metrics is not None:
+            self._metrics.response_read()
         correlation_id = peek_correlation_id(frame)
         if self._unanswered.pop(correlation_id, None) is not None:
             return  # an answer to an acks=0 Produce: nobody waits for it

@@ -12,6 +12,7 @@ a large request at the front is not starved by small ones behind it.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 
 import anyio
@@ -32,6 +33,8 @@ class BufferPool:
     def __init__(self, total_bytes: int) -> None:
         self.total = total_bytes
         self.available = total_bytes
+        self.wait_time_ns = 0
+        """How long send() calls have waited for memory in all (``bufferpool-wait-time-total``)."""
         self._waiters: deque[_Waiter] = deque()
 
     @property
@@ -52,12 +55,15 @@ class BufferPool:
             return
         waiter = _Waiter(size)
         self._waiters.append(waiter)
+        started = time.perf_counter_ns()
         try:
             with anyio.move_on_after(max(timeout_s, 0)):
                 await waiter.event.wait()
         except BaseException:  # cancelled: hand back whatever we hold
             self._withdraw(waiter)
             raise
+        finally:
+            self.wait_time_ns += time.perf_counter_ns() - started
         if not waiter.granted:
             self._withdraw(waiter)
             raise BufferExhaustedError(

@@ -87,6 +87,12 @@ class ConnectionPool:
             for connection in open_connections:
                 closing.start_soon(connection.aclose, self.close_grace_s)
 
+    @property
+    def open_connections(self) -> list[BrokerConnection]:
+        return [
+            s.connection for s in self._states.values() if s.connection and not s.connection.closed
+        ]
+
     def connection_if_open(self, address: BrokerAddress) -> BrokerConnection | None:
         """The live connection to ``address``, without connecting."""
         state = self._states.get((address.host, address.port))

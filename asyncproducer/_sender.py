@@ -40,6 +40,7 @@ from asyncproducer._memory import BufferPool
 from asyncproducer._metadata import MetadataManager
 from asyncproducer._outcome import FATAL_ERRORS, MAYBE_APPENDED, BatchFacts, Outcome, decide
 from asyncproducer._pool import ConnectionPool
+from asyncproducer._producer_metrics import ProducerMetrics
 from asyncproducer._transactional import TransactionalCalls
 from asyncproducer._transactions import TransactionState
 from asyncproducer._types import TopicPartition
@@ -53,6 +54,7 @@ from asyncproducer.errors import (
     error_for_code,
 )
 from asyncproducer.interceptors import InterceptorChain
+from asyncproducer.protocol.encoding import BATCH_HEADER_SIZE
 from asyncproducer.protocol.messages import init_producer_id_request
 from asyncproducer.protocol.produce import ProduceRequest
 from asyncproducer.protocol.versions import ApiKey
@@ -62,20 +64,6 @@ logger = logging.getLogger("asyncproducer.sender")
 
 def monotonic_ms() -> float:
     return time.monotonic() * 1000
-
-
-@dataclass(slots=True)
-class SenderStats:
-    """Counters since the producer started (``Producer.metrics()``)."""
-
-    requests: int = 0
-    batches: int = 0
-    records: int = 0
-    retries: int = 0
-    failed_records: int = 0
-    expired_batches: int = 0
-    split_batches: int = 0
-    epoch_bumps: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +92,7 @@ class Sender:
         interceptors: InterceptorChain,
         idempotence: IdempotenceState | None = None,
         clock: Callable[[], float] = monotonic_ms,
+        metrics: ProducerMetrics | None = None,
     ) -> None:
         self._settings = settings
         self._accumulator = accumulator
@@ -123,7 +112,10 @@ class Sender:
         self._partition_errors: dict[TopicPartition, KafkaError] = {}
         """A partition's last error answer, until one of its batches succeeds: it says why
         a batch that never left the queue (it waited behind retries) ran out of time."""
-        self.stats = SenderStats()
+        self.metrics = ProducerMetrics("") if metrics is None else metrics
+        self._throttled_until: dict[int, float] = {}
+        """Per broker that asked for it (a Produce response's throttle time, KIP-219):
+        when it may have requests again (the clock's milliseconds)."""
         self._idempotence = idempotence
         self.producer_id_error: KafkaError | None = None
         """Why the last InitProducerId failed, while records wait for a producer id."""
@@ -183,7 +175,6 @@ class Sender:
         if idempotence is not None:
             idempotence.resolve_sequences()
             idempotence.bump_epoch_if_needed()
-            self.stats.epoch_bumps = idempotence.epoch_bumps
             if idempotence.state is not ProducerIdState.READY:
                 # A transactional producer's id comes from its start() (_transactional).
                 if idempotence.state is ProducerIdState.UNINITIALIZED and transactions is None:
@@ -196,20 +187,31 @@ class Sender:
             self._metadata.request_update()
         limit = self._settings.max_in_flight_requests_per_connection
         nodes = [n for n in check.ready_nodes if self._in_flight_requests.get(n, 0) < limit]
+        if self._throttled_until:
+            nodes, throttle_ends = self._unthrottled(nodes, now)
+            delay = min(delay, throttle_ends - now)
         drained = accumulator.drain(check, nodes, self._settings.max_request_size, idempotence)
         if transactions is not None:  # the partitions the drain found outside the transaction
             transactions.add_partitions_soon(
                 requests.start_soon, anyio.current_time() + accumulator.delivery_timeout_ms / 1000
             )
-        stats = self.stats
+        metrics = self.metrics
         for node, batches in drained.items():
             self._in_flight_requests[node] = self._in_flight_requests.get(node, 0) + 1
-            stats.requests += 1
+            records = 0
             for batch in batches:
                 self._in_flight_batches[batch] = None
-                if not batch.attempts:
-                    stats.batches += 1
-                    stats.records += batch.record_count
+                records += batch.record_count
+                metrics.batch_sent(
+                    batch.topic,
+                    len(batch.payload),  # type: ignore[arg-type]  # drained: closed
+                    BATCH_HEADER_SIZE + batch.records_size,
+                    batch.record_count,
+                    batch.max_record_size,
+                    now - batch.created_ms,
+                    now,
+                )
+            metrics.request_sent(records, now)
             waiting = self._awaiting_connection.get(node)
             if waiting is not None:  # behind the requests already waiting: keep the order
                 waiting.append(batches)
@@ -224,6 +226,14 @@ class Sender:
             oldest = min(accumulator.delivery_deadline_ms(b) for b in self._in_flight_batches)
             delay = min(delay, oldest - now)
         return delay
+
+    def _unthrottled(self, nodes: list[int], now: float) -> tuple[list[int], float]:
+        """The nodes no broker throttle holds back, and when the next throttle ends."""
+        throttled = self._throttled_until
+        for node, until in list(throttled.items()):
+            if until <= now:
+                del throttled[node]
+        return [n for n in nodes if n not in throttled], min(throttled.values(), default=now)
 
     def _transaction_turn(self, transactions: TransactionalCalls) -> None:
         """An open transaction that can no longer commit sends nothing more: its queued
@@ -257,7 +267,6 @@ class Sender:
 
     def _expire_batch(self, batch: ProducerBatch, now: float) -> None:
         """Fail the batch with a timeout naming its last error (if any)."""
-        self.stats.expired_batches += 1
         waited = now - batch.created_ms
         if batch.last_error is None and batch.base_sequence < 0:
             batch.last_error = self.producer_id_error  # never sent: it waited for an id
@@ -380,7 +389,7 @@ class Sender:
             )
             connection.submit(
                 request,
-                functools.partial(self._produced, node, batches),
+                functools.partial(self._produced, node, batches, self._clock()),
                 expect_response=settings.acks != 0,
             )
         except KafkaError as exc:  # closed since looked up, or no Produce version: not written
@@ -390,11 +399,18 @@ class Sender:
             self._request_ended(node)
 
     def _produced(
-        self, node: int, batches: list[ProducerBatch], response: object, error: KafkaError | None
+        self,
+        node: int,
+        batches: list[ProducerBatch],
+        written_ms: float,
+        response: object,
+        error: KafkaError | None,
     ) -> None:
         """The connection's report on a Produce request: its response, None for acks=0
         once written, or the error that failed it."""
         try:
+            if response is not None:
+                self._answered(node, written_ms, response)
             if error is not None:
                 # Sent, or perhaps sent: the broker may have stored these batches.
                 for batch in batches:
@@ -412,6 +428,20 @@ class Sender:
                 raise
         finally:
             self._request_ended(node)
+
+    def _answered(self, node: int, written_ms: float, response: object) -> None:
+        """Record the request's latency, and honour the broker's throttle time: nothing
+        more goes to it until the time is over (KIP-219: a broker over a client's quota
+        answers at once and mutes the connection meanwhile)."""
+        throttle = getattr(response, "throttle_time", None)
+        throttle_ms = 0.0 if throttle is None else throttle.total_seconds() * 1000
+        now = self._clock()
+        self.metrics.produce_answered(now - written_ms, throttle_ms, now)
+        if throttle_ms > 0:
+            until = now + throttle_ms
+            if until > self._throttled_until.get(node, 0.0):
+                self._throttled_until[node] = until
+            logger.debug("broker %d throttles this client for %.0f ms", node, throttle_ms)
 
     def _request_ended(self, node: int) -> None:
         self._in_flight_requests[node] -= 1
@@ -555,7 +585,7 @@ class Sender:
                 self._metadata.request_update()
             logger.debug("retry %d of %s: %s", batch.attempts + 1, batch.topic_partition, error)
             del self._in_flight_batches[batch]
-            self.stats.retries += 1
+            self.metrics.records_retried(batch.topic, batch.record_count, now)
             self._accumulator.reenqueue(batch, now, soon=decision.soon)
         elif outcome is Outcome.EXPIRE:
             self._expire_batch(batch, now)
@@ -569,7 +599,7 @@ class Sender:
         halves = self._accumulator.split(batch)
         if self._idempotence is not None:
             self._idempotence.split(batch, halves)
-        self.stats.split_batches += 1
+        self.metrics.batch_split(self._clock())
         logger.info(
             "%s: the broker refused a batch of %d records as too large; splitting it in two",
             batch.topic_partition,
@@ -593,7 +623,7 @@ class Sender:
             self._idempotence.failed(batch)
         if self.transactions is not None:
             self.transactions.manager.record_failed(error)
-        self.stats.failed_records += batch.record_count
+        self.metrics.records_failed(batch.topic, batch.record_count, self._clock())
         batch.fail(error, self._interceptors)
         self._finished(batch)
 

@@ -180,6 +180,7 @@ typedef struct {
     Py_ssize_t infos_cap;
     Py_ssize_t count;
     Py_ssize_t records_size;      /* bytes used in buf */
+    Py_ssize_t max_record_size;   /* the largest record's encoded bytes (a metric) */
     Py_ssize_t max_records_size;
     Py_ssize_t record_capacity;
     long long base_timestamp;

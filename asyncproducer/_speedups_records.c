@@ -382,6 +382,9 @@ append_record(BatchRecords *self, PyObject *future, const Record *rec)
         self->max_timestamp = rec->timestamp;
     }
     self->records_size += (Py_ssize_t)rec->size;
+    if ((Py_ssize_t)rec->size > self->max_record_size) {
+        self->max_record_size = (Py_ssize_t)rec->size;
+    }
     self->count++;
     return 1;
 }
@@ -706,6 +709,8 @@ static PyMemberDef records_members[] = {
      "Encoded (uncompressed) record bytes that fit, unless a single record is larger."},
     {"records_size", T_PYSSIZET, offsetof(BatchRecords, records_size), READONLY,
      "Bytes of the records appended so far, encoded."},
+    {"max_record_size", T_PYSSIZET, offsetof(BatchRecords, max_record_size), READONLY,
+     "The largest record appended so far, encoded (0 before the first)."},
     {"base_timestamp", T_LONGLONG, offsetof(BatchRecords, base_timestamp), READONLY,
      "The first record's timestamp (-1 before it): the base of the deltas."},
     {"max_timestamp", T_LONGLONG, offsetof(BatchRecords, max_timestamp), READONLY, NULL},

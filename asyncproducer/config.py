@@ -238,6 +238,45 @@ def _check_interceptors(label: str, value: object) -> tuple[object, ...]:
     return items
 
 
+# Java's MetricsReporter methods, in snake_case (asyncproducer._metrics.MetricsReporter).
+_REPORTER_HOOKS = ("init", "metric_change", "metric_removal", "close")
+
+
+def _check_reporters(label: str, value: object) -> tuple[object, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise _bad(
+            label,
+            value,
+            "must be a list of reporter objects (or classes) with init(metrics), "
+            "metric_change(metric), metric_removal(metric) and close(); names of classes "
+            "are not supported yet",
+        )
+    items = tuple(value)
+    for index, item in enumerate(items):
+        if not _is_plugin(item, _REPORTER_HOOKS, allow_callable=False):
+            raise _bad(
+                f"{label}[{index}]",
+                item,
+                f"must be an object or class with {', '.join(_REPORTER_HOOKS)}()",
+            )
+    return items
+
+
+def _check_recording_level(label: str, value: object) -> None:
+    if value == "INFO":
+        return
+    if value in ("DEBUG", "TRACE"):
+        raise _bad(
+            label,
+            value,
+            "must be 'INFO': asyncproducer has no DEBUG or TRACE metrics (Java's per-broker "
+            "ones) yet, so a finer level would change nothing",
+        )
+    raise _bad(label, value, "must be 'INFO' (Java's levels: INFO, DEBUG, TRACE)")
+
+
 # --------------------------------------------------------------------------- the config
 
 
@@ -322,6 +361,12 @@ class ProducerConfig:
     key_serializer: object | None = None
     value_serializer: object | None = None
     interceptors: tuple[object, ...] = ()
+
+    # Metrics (docs/observability.md): Java's sampled windows, and reporters told of them.
+    metrics_num_samples: int = 2
+    metrics_sample_window_ms: int = 30_000
+    metrics_recording_level: str = "INFO"
+    metric_reporters: tuple[object, ...] = ()
 
     # Transactions.
     transactional_id: str | None = None
@@ -435,6 +480,11 @@ class ProducerConfig:
         for key in ("key_serializer", "value_serializer"):
             put(key, _check_plugin(label(key), getattr(self, key), "serialize", "bytes as given"))
         put("interceptors", _check_interceptors(label("interceptors"), self.interceptors))
+        put(
+            "metric_reporters",
+            _check_reporters(label("metric_reporters"), self.metric_reporters),
+        )
+        _check_recording_level(label("metrics_recording_level"), self.metrics_recording_level)
 
     def _apply_java_rules(self, given: frozenset[str], label: Callable[[str], str]) -> None:
         check_security(self, given, label)

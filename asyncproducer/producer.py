@@ -35,7 +35,14 @@ from asyncproducer._idempotence import IdempotenceState
 from asyncproducer._lifecycle import State, transition_allowed
 from asyncproducer._memory import BufferPool
 from asyncproducer._metadata import MetadataManager
+from asyncproducer._metrics import Metric, MetricConfig
+from asyncproducer._metrics_wiring import (
+    close_reporters,
+    register_gauges,
+    start_reporters,
+)
 from asyncproducer._pool import ConnectionPool
+from asyncproducer._producer_metrics import ProducerMetrics
 from asyncproducer._sasl import SaslSettings
 from asyncproducer._send_path import SendPath
 from asyncproducer._sender import Sender, SenderSettings
@@ -93,6 +100,10 @@ class Producer(SendPath, TransactionAPI):
         self._stopped = anyio.Event()
         self._started = anyio.Event()
         self._memory = BufferPool(config.buffer_memory)
+        self._metrics = ProducerMetrics(
+            config.client_id,
+            MetricConfig(config.metrics_num_samples, config.metrics_sample_window_ms),
+        )
         self._accumulator = RecordAccumulator(
             batch_size=config.batch_size,
             linger_ms=config.linger_ms,
@@ -113,6 +124,7 @@ class Producer(SendPath, TransactionAPI):
                 socket_connection_setup_timeout_ms=config.socket_connection_setup_timeout_ms,
                 ssl_context=client_tls_context(config),
                 handshake=sasl.handshake() if (sasl := SaslSettings.from_config(config)) else None,
+                metrics=self._metrics,
             ),
             reconnect_backoff_ms=config.reconnect_backoff_ms,
             reconnect_backoff_max_ms=config.reconnect_backoff_max_ms,
@@ -156,8 +168,10 @@ class Producer(SendPath, TransactionAPI):
             self._memory,
             self._interceptors,
             idempotence,
+            metrics=self._metrics,
         )
         self._transactions = self._transactional_calls(idempotence)
+        self._reporters = register_gauges(self)
 
     def _transactional_calls(
         self, idempotence: IdempotenceState | None
@@ -235,6 +249,7 @@ class Producer(SendPath, TransactionAPI):
         configure_partitioner = getattr(self._partitioner, "configure", None)
         if configure_partitioner is not None:  # optional, as in Java's Partitioner
             configure_partitioner(configs)
+        start_reporters(self._reporters, self._metrics.registry, configs)
         spawn_host(self._host, name=f"asyncproducer {self._config.client_id}")
         await self._started.wait()
         if self._state is State.STARTING:
@@ -328,6 +343,7 @@ class Producer(SendPath, TransactionAPI):
                 self._stop.set()
                 await self._stopped.wait()
                 self._interceptors.close()
+                close_reporters(self._reporters)
                 close_partitioner = getattr(self._partitioner, "close", None)
                 if close_partitioner is not None:
                     close_partitioner()
@@ -352,13 +368,22 @@ class Producer(SendPath, TransactionAPI):
             )
         raise ProducerClosedError(f"the producer is {self._state.value}; it cannot send")
 
-    def metrics(self) -> dict[str, int]:
-        """Counters since start: Produce ``requests``, first-attempt ``batches`` and their
-        ``records``, ``retries``, ``failed_records``, ``expired_batches``, and the
-        ``buffer_available`` bytes of ``buffer_memory``."""
-        stats = dataclasses.asdict(self._sender.stats)
-        stats["buffer_available"] = self._memory.available
-        return stats
+    def metrics(self) -> dict[str, float]:
+        """The producer's metrics by the Java producer's names (``record-send-rate``,
+        ``request-latency-avg``, ...; docs/observability.md): rates per second and
+        averages over the sampled windows, totals since start, NaN for an average or
+        maximum of nothing."""
+        return self._metrics.values()
+
+    def topic_metrics(self) -> dict[str, dict[str, float]]:
+        """Per topic sent to, Java's ``producer-topic-metrics``: ``record-send-total``,
+        ``byte-total``, ``compression-rate``, ``record-error-total``, ..."""
+        return self._metrics.topic_values()
+
+    def all_metrics(self) -> list[Metric]:
+        """Every metric with its group, tags and description (what reporters and the
+        Prometheus collector read); ``metric.value()`` reads it now."""
+        return list(self._metrics.registry)
 
     async def partitions_for(self, topic: str) -> set[int]:
         """The topic's partition ids (fetching its metadata, bounded by ``max_block_ms``)."""

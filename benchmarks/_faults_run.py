@@ -149,7 +149,7 @@ class Outcome:
     """What a run left behind, besides its ledger."""
 
     stored: list[Stored]
-    metrics: dict[str, int]
+    metrics: dict[str, float]
     injected: list[str]
 
 
@@ -168,7 +168,7 @@ class Run:
     heal: Callable[[], Awaitable[None]]
     ledger: Ledger
     tasks: int = 1
-    metrics: dict[str, int] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
 
     @property
     def delivery_timeout_s(self) -> float:

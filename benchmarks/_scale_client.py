@@ -65,7 +65,25 @@ def new_producer(spec: RunSpec, **extra: Any) -> Producer:
         compression_type="none",
         enable_idempotence=False,
         buffer_memory=spec.case.buffer_memory,
+        # One window longer than any run: the averages below then cover every batch and
+        # request, so that counts can be derived from them exactly.
+        metrics_num_samples=1,
+        metrics_sample_window_ms=3_600_000,
         **extra,
+    )
+
+
+def batches_and_requests(producer: Producer) -> tuple[int, int]:
+    """Batches and Produce requests sent so far, from the Java-named metrics: bytes sent
+    over the average batch size, records sent over the average records per request."""
+    metrics = producer.metrics()
+    sent_bytes = sum(t["byte-total"] for t in producer.topic_metrics().values())
+    records = metrics["record-send-total"]
+    if not records:
+        return 0, 0
+    return (
+        round(sent_bytes / metrics["batch-size-avg"]),
+        round(records / metrics["records-per-request-avg"]),
     )
 
 
@@ -117,15 +135,14 @@ async def throughput(spec: RunSpec) -> dict[str, Any]:
     await producer.start()
     try:
         await warm_up(producer, spec.topic_names)
-        first = producer.metrics()
+        first = batches_and_requests(producer)
         meter.start()
         await drive(producer.send, producer.flush, spec, data, tally)
         meter.stop()
-        last = producer.metrics()
+        last = batches_and_requests(producer)
     finally:
         await producer.close(timeout=CLOSE_TIMEOUT_S)
-    batches = last["batches"] - first["batches"]
-    requests = last["requests"] - first["requests"]
+    batches, requests = last[0] - first[0], last[1] - first[1]
     return {
         "records": case.records,
         "acked": tally.acked,
@@ -208,8 +225,8 @@ async def stall_senders(
 
 async def sample(producer: Producer, ledger: StallLedger, began: float) -> None:
     while True:
-        available = producer.metrics()["buffer_available"]
-        ledger.samples.append((time.monotonic() - began, rss_mib(), available))
+        available = producer.metrics()["buffer-available-bytes"]
+        ledger.samples.append((time.monotonic() - began, rss_mib(), int(available)))
         await asyncio.sleep(SAMPLE_EVERY_S)
 
 

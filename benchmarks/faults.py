@@ -147,7 +147,7 @@ async def run_one(
     injected.setdefault(scenario.name, outcome.injected)
     delivery_timeout_s = int(config["delivery_timeout_ms"]) / 1000  # the scenario's own
     row = Row(scenario.name, idempotence, max_in_flight, delivery_timeout_s, broker=broker)
-    row.retries = outcome.metrics.get("retries", 0)
+    row.retries = int(outcome.metrics.get("record-retry-total", 0))
     analyse(ledger, outcome.stored, row)
     row.violations += unexpected_errors(ledger, scenario.expected_errors)
     errors = error_summary(ledger)

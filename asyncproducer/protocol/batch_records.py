@@ -45,6 +45,7 @@ class PyBatchRecords:
         "base_timestamp",
         "full",
         "futures",
+        "max_record_size",
         "max_records_size",
         "max_timestamp",
         "record_capacity",
@@ -59,6 +60,8 @@ class PyBatchRecords:
         """Records it takes at most (the owner may raise it)."""
         self.records_size = 0
         """Bytes of the records appended so far, encoded."""
+        self.max_record_size = 0
+        """The largest record appended so far, encoded (0 before the first)."""
         self.base_timestamp = -1
         """The first record's timestamp (-1 before it): the base of the deltas."""
         self.max_timestamp = -1
@@ -119,6 +122,8 @@ class PyBatchRecords:
         if self.records_size + size > self.max_records_size and count:
             return False
         self.records_size += size
+        if size > self.max_record_size:
+            self.max_record_size = size
         self.futures.append(future)
         self._timestamps.append(timestamp)
         self._keys.append(key)

@@ -399,17 +399,16 @@ class MockProducer:
         await anyio.lowlevel.checkpoint()
         return set(range(self._partition_count(topic)))
 
-    def metrics(self) -> dict[str, int]:
-        """The real producer's counters; there are no requests or batches here."""
-        failed = self._failed_records
+    def metrics(self) -> dict[str, float]:
+        """The real producer's metrics that mean something without a broker, by the same
+        Java names: records sent and failed, and the buffer (never used here)."""
         return {
-            "requests": 0,
-            "batches": 0,
-            "records": len(self._history),
-            "retries": 0,
-            "failed_records": failed,
-            "expired_batches": 0,
-            "buffer_available": self._config.buffer_memory,
+            "record-send-total": float(len(self._history)),
+            "record-error-total": float(self._failed_records),
+            "record-retry-total": 0.0,
+            "request-total": 0.0,
+            "buffer-total-bytes": float(self._config.buffer_memory),
+            "buffer-available-bytes": float(self._config.buffer_memory),
         }
 
     # ------------------------------------------------------------------ the test's side

@@ -55,14 +55,14 @@ async def at_the_checkpoint() -> None:
         ) as producer:
             await producer.partitions_for("t")
             first = await producer.send("t", b"a" * 200)
-            available = producer.metrics()["buffer_available"]
+            available = producer.metrics()["buffer-available-bytes"]
             assert await cancelled_send(producer, "t", b"b" * 200) is None
-            assert producer.metrics()["buffer_available"] == available  # nothing reserved
+            assert producer.metrics()["buffer-available-bytes"] == available  # nothing reserved
             last = await producer.send("t", b"c" * 200)
             await producer.flush()
             assert (await first).offset == 0
             assert (await last).offset == 1
-            assert producer.metrics()["buffer_available"] == producer.config.buffer_memory
+            assert producer.metrics()["buffer-available-bytes"] == producer.config.buffer_memory
         assert [r.value for r in cluster.records("t", 0)] == [b"a" * 200, b"c" * 200]
 
 
@@ -70,11 +70,11 @@ async def at_the_metadata_wait() -> None:
     async with FakeCluster(auto_create_topics=False) as cluster:
         async with Producer(cluster.bootstrap_servers, max_block_ms=5000) as producer:
             assert await cancelled_send(producer, "later", b"cancelled") is None
-            assert producer.metrics()["buffer_available"] == producer.config.buffer_memory
+            assert producer.metrics()["buffer-available-bytes"] == producer.config.buffer_memory
             cluster.create_topic("later", 1)
             after = await producer.send_and_wait("later", b"after")
             assert after.offset == 0
-            assert producer.metrics()["buffer_available"] == producer.config.buffer_memory
+            assert producer.metrics()["buffer-available-bytes"] == producer.config.buffer_memory
         assert [r.value for r in cluster.records("later", 0)] == [b"after"]
 
 
@@ -90,10 +90,10 @@ async def at_the_memory_wait() -> None:
             assert await cancelled_send(producer, "orders", BIG + b"cancelled") is None
             cluster.black_hole(2, enabled=False)
             await producer.flush()
-            assert producer.metrics()["buffer_available"] == BUFFER["buffer_memory"]
+            assert producer.metrics()["buffer-available-bytes"] == BUFFER["buffer_memory"]
             await sends.send("orders", BIG + b"after")
             await producer.flush()
-            assert producer.metrics()["buffer_available"] == BUFFER["buffer_memory"]
+            assert producer.metrics()["buffer-available-bytes"] == BUFFER["buffer_memory"]
         values = [r.value for r in cluster.records("orders", 0)]
         assert values == [item.value for item in sends.items]
         assert BIG + b"cancelled" not in values
@@ -175,7 +175,7 @@ async def cancel_at_random(seed: int) -> None:
             for value, future in returned.items():
                 metadata = await future
                 assert isinstance(metadata, RecordMetadata), (value, metadata)
-            available = producer.metrics()["buffer_available"]
+            available = producer.metrics()["buffer-available-bytes"]
         stored = [r.value for p in range(3) for r in cluster.records("t", p)]
     assert available == 24 * (400 + 320)
     # Both outcomes, often (out of 600; how many of each depends on the load): else the

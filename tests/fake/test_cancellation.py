@@ -62,7 +62,7 @@ async def test_cancelled_while_waiting_for_metadata_nothing_is_enqueued(call: st
             cluster.create_topic("later", 1, leaders=[1])
             after = await sends.send("later", b"after")
             assert_delivered(await sends.outcomes(5))
-            records = producer.metrics()["records"]
+            records = producer.metrics()["record-send-total"]
         await assert_no_producer_tasks()
         assert_log(cluster, "later", 0, [after])
         assert records == 2
@@ -100,12 +100,12 @@ async def test_cancelled_while_waiting_for_buffer_memory_nothing_is_enqueued_or_
                     cluster.black_hole(2, enabled=False)
             assert first.cancelled_caught
             assert_delivered(await sends.outcomes(5))
-            assert producer.metrics()["buffer_available"] == BUFFER["buffer_memory"]
+            assert producer.metrics()["buffer-available-bytes"] == BUFFER["buffer_memory"]
             for i in range(4):  # all of the buffer is there
                 with bounded(0.5, "a send() after the cancelled one"):
                     await sends.send("orders", BIG + b"after-%d" % i)
             assert_delivered(await sends.outcomes(5))
-            assert producer.metrics()["buffer_available"] == BUFFER["buffer_memory"]
+            assert producer.metrics()["buffer-available-bytes"] == BUFFER["buffer_memory"]
         assert_log(cluster, "orders", 0, sends.items)
 
 

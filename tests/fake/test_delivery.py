@@ -267,9 +267,8 @@ async def test_a_retriable_error_until_the_delivery_timeout_fails_with_a_timeout
             assert item.done_at is not None
             assert item.done_at - item.sent_at >= delivery_ms / 1000 - 0.1  # no early give-up
         assert requests_at_expiry > 5  # it did keep retrying
-        assert stats["failed_records"] == 5
-        assert stats["expired_batches"] >= 1
-        assert stats["buffer_available"] == producer.config.buffer_memory
+        assert stats["record-error-total"] == 5
+        assert stats["buffer-available-bytes"] == producer.config.buffer_memory
         assert cluster.records("orders", 0) == []
 
 
@@ -320,7 +319,7 @@ async def test_leader_moves_between_requests_records_land_once_in_order(
                 await sends.outcomes(5)  # nothing in flight now
                 if leader is not None:
                     cluster.move_leader("orders", 0, leader)
-            retries = producer.metrics()["retries"]
+            retries = producer.metrics()["record-retry-total"]
         sends.check_timing(FAST["delivery_timeout_ms"])
         assert_log(cluster, "orders", 0, sends.items)
         assert retries >= 3  # each move was met with NOT_LEADER_OR_FOLLOWER, then followed
@@ -351,7 +350,7 @@ async def test_requests_drained_while_the_connection_opens_are_written_in_order(
                     await sends.send("orders", b"%d" % i)
                     await anyio.sleep(0.001)
                 await sends.outcomes(5)
-                bumps = producer.metrics()["epoch_bumps"]
+                bumps = producer.metrics()["epoch-bump-total"]
         assert [r.value for r in cluster.records("orders", 0)] == [s.value for s in sends.items]
         assert bumps == 0
 
@@ -394,7 +393,7 @@ async def test_leader_moves_with_batches_in_flight_records_land_once_in_order(
                 cluster.move_leader("orders", 1, 2)
                 moved.set()
             results = await sends.outcomes(delivery_ms / 1000 + 3)
-            retries = producer.metrics()["retries"]
+            retries = producer.metrics()["record-retry-total"]
         assert_delivered(results)
         sends.check_timing(delivery_ms)
         assert_log(cluster, "orders", 0, by_partition[0])
@@ -595,7 +594,10 @@ async def test_a_full_buffer_makes_send_raise_after_max_block_ms_and_leaks_nothi
         async with running(producer):
             sends = Sends(producer)
             await fill_the_buffer(cluster, sends)
-            assert producer.metrics()["buffer_available"] < BUFFER["batch_size"] + RECORD_OVERHEAD
+            assert (
+                producer.metrics()["buffer-available-bytes"]
+                < BUFFER["batch_size"] + RECORD_OVERHEAD
+            )
             started = time.monotonic()
             with (
                 bounded(max_block_ms / 1000 + 3, "a send() on a full buffer"),
@@ -608,13 +610,13 @@ async def test_a_full_buffer_makes_send_raise_after_max_block_ms_and_leaks_nothi
             cluster.black_hole(2, enabled=False)
             results = await sends.outcomes(6)
             assert_delivered(results)
-            assert producer.metrics()["buffer_available"] == BUFFER["buffer_memory"]
+            assert producer.metrics()["buffer-available-bytes"] == BUFFER["buffer_memory"]
             for i in range(4):  # the whole buffer is usable again
                 with bounded(0.3, "a send() after the broker recovered"):
                     await sends.send("orders", BIG + b"again-%d" % i)
             results = await sends.outcomes(5)
             assert_delivered(results)
-            assert producer.metrics()["buffer_available"] == BUFFER["buffer_memory"]
+            assert producer.metrics()["buffer-available-bytes"] == BUFFER["buffer_memory"]
         sends.check_timing(4000)
         assert_log(cluster, "orders", 0, sends.items)
 
@@ -641,7 +643,7 @@ async def test_a_send_waiting_for_memory_goes_on_when_the_broker_recovers() -> N
                 assert 0.25 <= time.monotonic() - started < 3
             results = await sends.outcomes(5)
             assert_delivered(results)
-            assert producer.metrics()["buffer_available"] == BUFFER["buffer_memory"]
+            assert producer.metrics()["buffer-available-bytes"] == BUFFER["buffer_memory"]
         assert_log(cluster, "orders", 0, sends.items)
 
 

@@ -30,7 +30,7 @@ async def test_fail_next_produce_retries_after_a_metadata_refresh() -> None:
                 metadata_before = cluster.request_count(ApiKey.METADATA)
                 cluster.fail_next(ApiKey.PRODUCE, NOT_LEADER_OR_FOLLOWER)
                 metadata = await producer.send_and_wait("t", b"v")
-                assert producer.metrics()["retries"] == 1
+                assert producer.metrics()["record-retry-total"] == 1
                 # The refresh is requested with the retry; it may land just after it.
                 while cluster.request_count(ApiKey.METADATA) == metadata_before:
                     await anyio.sleep(0.01)

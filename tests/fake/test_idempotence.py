@@ -68,8 +68,8 @@ async def test_five_in_flight_first_fails_the_rest_are_out_of_order_then_all_in_
                 acks = await send_all(producer, values)
                 metrics = producer.metrics()
             assert cluster.request_count(ApiKey.PRODUCE) - before == 10
-            assert metrics["retries"] == 5
-            assert metrics["epoch_bumps"] == 0
+            assert metrics["record-retry-total"] == 5
+            assert metrics["epoch-bump-total"] == 0
             stored = cluster.records("t", 0)[1:]
             assert [r.value for r in stored] == values
             assert [r.offset for r in stored] == [md.offset for md in acks]
@@ -111,7 +111,7 @@ async def test_unknown_producer_id_bumps_the_epoch_and_starts_sequences_over() -
             (1, 1),
             (1, 2),
         ]
-        assert metrics["epoch_bumps"] == 1
+        assert metrics["epoch-bump-total"] == 1
 
 
 async def test_injected_unknown_producer_id_is_retried_under_a_new_epoch() -> None:
@@ -144,7 +144,7 @@ async def test_message_too_large_splits_the_batch_until_it_fits() -> None:
         assert_stored_once_in_order(cluster, values, acks)
         assert [r.sequence for r in cluster.records("t", 0)] == list(range(16))
         # 16 records -> halves of 8 -> quarters of 4 (about 1.3 KB each).
-        assert metrics["split_batches"] == 1 + 2
+        assert metrics["batch-split-total"] == 1 + 2
         assert all(len(b.raw) <= 1_400 for b in cluster.batches("t", 0))
 
 
@@ -236,4 +236,4 @@ async def test_batch_expired_in_flight_is_possibly_written_and_the_partition_mov
         assert [r.value for r in stored] == [b"a", b"b", b"c"]
         assert after.offset == 2
         assert (stored[2].producer_epoch, stored[2].sequence) == (1, 0)
-        assert metrics["epoch_bumps"] == 1
+        assert metrics["epoch-bump-total"] == 1

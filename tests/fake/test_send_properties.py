@@ -145,7 +145,7 @@ async def send_and_read_back(drawn: list[tuple[Factory, ...]]) -> None:
                 alive = await producer.send_and_wait("t", b"alive")
                 assert isinstance(alive, RecordMetadata)
                 await producer.flush()
-                assert producer.metrics()["buffer_available"] == producer.config.buffer_memory
+                assert producer.metrics()["buffer-available-bytes"] == producer.config.buffer_memory
             stored = {
                 (p, r.offset): (r.key, r.value, r.headers, r.timestamp)
                 for p in range(PARTITIONS)

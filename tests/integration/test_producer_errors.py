@@ -207,7 +207,7 @@ async def test_close_while_sends_wait_for_memory_releases_everything(
     assert [type(e) for e in outcomes] == [ProducerClosedError] * 3
     assert futures  # the buffer filled before close
     assert all(isinstance(f.exception(), ProducerClosedError) for f in futures)
-    assert producer.metrics()["buffer_available"] == 32 * 1024
+    assert producer.metrics()["buffer-available-bytes"] == 32 * 1024
 
 
 async def test_cancelling_a_waiter_does_not_cancel_the_record(

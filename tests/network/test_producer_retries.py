@@ -44,7 +44,7 @@ async def test_leader_error_refreshes_metadata_and_retries_to_success() -> None:
         stats = producer.metrics()
     assert metadata.offset == 0
     assert broker.requests[ApiKey.PRODUCE] == 3
-    assert stats["retries"] == 2
+    assert stats["record-retry-total"] == 2
     # the first lookup, then a refresh after each leader error
     assert broker.requests[ApiKey.METADATA] >= 3
 

@@ -177,8 +177,8 @@ async def test_manual_completion_fifo() -> None:
         1,
         "KafkaTimeoutError",
     ]
-    assert producer.metrics()["records"] == 4
-    assert producer.metrics()["failed_records"] == 2
+    assert producer.metrics()["record-send-total"] == 4
+    assert producer.metrics()["record-error-total"] == 2
 
 
 async def test_send_and_wait_waits_for_the_test() -> None:

@@ -70,6 +70,10 @@ JAVA_DEFAULTS = [
     ("interceptors", "interceptor.classes", ()),
     ("transactional_id", "transactional.id", None),
     ("transaction_timeout_ms", "transaction.timeout.ms", 60_000),
+    ("metrics_num_samples", "metrics.num.samples", 2),
+    ("metrics_sample_window_ms", "metrics.sample.window.ms", 30_000),
+    ("metrics_recording_level", "metrics.recording.level", "INFO"),
+    ("metric_reporters", "metric.reporters", ()),  # Java: an empty list
     ("security_protocol", "security.protocol", "PLAINTEXT"),
     ("ssl_context", "ssl.context", None),  # not a Java key: a Python ssl.SSLContext
     ("ssl_truststore_location", "ssl.truststore.location", None),
@@ -355,7 +359,7 @@ def test_unknown_key_without_a_close_match() -> None:
 @pytest.mark.parametrize(
     ("key", "reason"),
     [
-        ("metric.reporters", "no equivalent"),
+        ("enable.metrics.push", "no equivalent"),
         ("ssl.protocol", "does not support yet"),
         ("sasl.login.class", "does not support yet"),
         ("sasl.oauthbearer.jwks.endpoint.refresh.ms", "does not support yet"),
@@ -756,3 +760,28 @@ def test_known_keys_are_the_fields() -> None:
     assert {f.name for f in dataclasses.fields(ProducerConfig)} == KNOWN_KEYS
     assert "linger_ms" in KNOWN_KEYS
     assert "bootstrap_servers" in KNOWN_KEYS
+
+
+class _Reporter:
+    def init(self, metrics: object) -> None: ...
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"metrics_recording_level": "DEBUG"}, "has no DEBUG or TRACE metrics"),
+        ({"metrics_recording_level": "info"}, "must be 'INFO'"),
+        ({"metrics_num_samples": 0}, "metrics_num_samples"),
+        ({"metrics_sample_window_ms": 0}, "metrics_sample_window_ms"),
+        ({"metric_reporters": "my.Reporter"}, "names of classes are not supported yet"),
+        ({"metric_reporters": [object()]}, r"metric_reporters\[0\]"),
+    ],
+)
+def test_metrics_keys_refuse_what_would_not_act(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        make(**kwargs)
+
+
+def test_metric_reporters_take_objects_and_classes() -> None:
+    reporter = _Reporter()
+    assert make(metric_reporters=[reporter, _Reporter]).metric_reporters == (reporter, _Reporter)

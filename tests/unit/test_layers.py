@@ -26,6 +26,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "_speedups",  # the C extension: mechanism, no imports of ours
         "_futures",
         "_host",
+        "_metrics",
+        "_producer_metrics",
     ),
     "protocol": ("protocol", "protocol."),
     "settings": (
@@ -56,9 +58,20 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "_staging",
         "_send_batch",
         "_transaction_api",
+        "_metrics_wiring",
     ),
     "fake broker": ("testing.fake.",),
-    "tools": ("", "__main__", "cli", "_cli_demo", "_cli_produce", "testing", "testing."),
+    "tools": (
+        "",
+        "__main__",
+        "cli",
+        "_cli_demo",
+        "_cli_produce",
+        "testing",
+        "testing.",
+        "integrations",
+        "integrations.",
+    ),
 }
 MAY_IMPORT: dict[str, set[str]] = {
     "base": {"base"},
