@@ -7,6 +7,12 @@ parts it uses (declared below) and the lifecycle (``_may_send``, ``_check_can_se
 base class rather than an object of its own so that ``send()`` stays one call. Where
 the C extension built, most records never reach this code: ``_speedups.Appender`` takes
 them (see ``_staging`` and docs/internals.md, "The hot path").
+
+A producer with an asynchronous key or value serializer (decided at construction:
+``_awaits_serializers``) takes one more path, ``_enqueue_awaiting``: the serializers are
+awaited before the record is staged, within ``max_block_ms`` (:func:`serialize_awaiting`).
+Producers without one run exactly the code they ran before, plus one flag test per
+record that reaches Python.
 """
 
 from __future__ import annotations
@@ -18,9 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from asyncproducer._awaited_serializers import serialize_awaiting
 from asyncproducer._batch import DeliveryCallback, ProducerBatch, Record, batch_reservation
 from asyncproducer._send_batch import aborted_message, send_arguments, send_each
-from asyncproducer._staging import Staged, exact_topic
+from asyncproducer._staging import Staged, check_headers, exact_topic
 from asyncproducer._types import Header, ProducerRecord, RecordMetadata, RecordTuple
 from asyncproducer.errors import KafkaError, KafkaTimeoutError, SendBatchAbortedError
 
@@ -52,6 +59,8 @@ class SendPath:
     _sender: Sender
     _interceptors: InterceptorChain
     _intercepting: bool
+    _awaits_serializers: bool
+    """A key or value serializer is asynchronous: send() takes ``_enqueue_awaiting``."""
     _appender: Any
     _new_future: FutureFactory | None
     _checkpoint: Checkpoint
@@ -97,14 +106,21 @@ class SendPath:
         try:
             if type(topic) is not str:
                 topic = exact_topic(topic)
-            staged = self._stager.stage(topic, value, key, partition, timestamp_ms, headers)
-            batch = None
-            if staged is not None:
-                chosen_partition, _, staged_record = staged
-                batch = self._accumulator.try_append(topic, chosen_partition, future, staged_record)
-            if batch is None:
-                batch = await self._enqueue_slowly(
-                    topic, value, key, partition, timestamp_ms, headers, future, staged
+            if not self._awaits_serializers:
+                staged = self._stager.stage(topic, value, key, partition, timestamp_ms, headers)
+                batch = None
+                if staged is not None:
+                    chosen_partition, _, staged_record = staged
+                    batch = self._accumulator.try_append(
+                        topic, chosen_partition, future, staged_record
+                    )
+                if batch is None:
+                    batch = await self._enqueue_slowly(
+                        topic, value, key, partition, timestamp_ms, headers, future, staged
+                    )
+            else:
+                batch = await self._enqueue_awaiting(
+                    topic, value, key, partition, timestamp_ms, headers, future
                 )
             if on_delivery is not None or record is not None:
                 batch.add_hooks(on_delivery, record)
@@ -146,6 +162,54 @@ class SendPath:
         return await self._append_to_new_batch(
             topic, chosen_partition, chosen, key, value, future, record, deadline
         )
+
+    async def _enqueue_awaiting(
+        self,
+        topic: str,
+        value: Any,
+        key: Any,
+        partition: int | None,
+        timestamp_ms: int | None,
+        headers: Sequence[Header] | None,
+        future: Any,
+    ) -> ProducerBatch:
+        """``send()`` and ``send_batch()`` for a producer with an asynchronous serializer,
+        in Java's order (``doSend``): the topic's metadata, the key's and the value's
+        serializers (awaited), then staging and the append, every wait within one
+        ``max_block_ms``. As in ``_append_to_new_batch``, every await comes before the
+        append: cancelled, it has enqueued nothing. ``topic`` is exactly a str."""
+        deadline = time.monotonic() + self._max_block_s
+        if topic not in self._metadata.partition_counts:
+            await self._wait_for_topic(topic, deadline)
+        checked = () if headers is None else check_headers(topic, headers)
+        stager = self._stager
+        key_bytes, value_bytes = await serialize_awaiting(
+            stager.serializers, topic, checked, key, value, deadline
+        )
+        if not self._may_send:  # closed (or failed, or the transaction ended) meanwhile
+            self._check_can_send()
+        while True:
+            staged = stager.stage_serialized(
+                topic, value, key, key_bytes, value_bytes, partition, timestamp_ms, checked
+            )
+            if staged is not None:
+                break
+            # The topic left the metadata while the serializers ran (deleted, say).
+            await self._wait_for_topic(topic, deadline)
+        chosen_partition, chosen, record = staged
+        batch = self._accumulator.try_append(topic, chosen_partition, future, record)
+        if batch is not None:
+            return batch
+        return await self._append_to_new_batch(
+            topic, chosen_partition, chosen, key, value, future, record, deadline
+        )
+
+    async def _wait_for_topic(self, topic: str, deadline: float) -> None:
+        """The topic's metadata, by ``deadline`` (``time.monotonic()``), then check that
+        the producer may still send."""
+        await self._metadata.wait_for_topic(topic, max(0.0, deadline - time.monotonic()) * 1000)
+        if not self._may_send:  # closed (or failed, or the transaction ended) meanwhile
+            self._check_can_send()
 
     async def _append_to_new_batch(
         self,
@@ -279,6 +343,7 @@ class SendPath:
                 run_batch = None
 
         stager, accumulator, appender = self._stager, self._accumulator, self._appender
+        awaiting = self._awaits_serializers
         taken = 0  # the slots up to here have records appended (or their error)
         try:
             pending = iter(records)
@@ -301,17 +366,25 @@ class SendPath:
                     topic, value, key, partition, timestamp_ms, headers = send_arguments(record)
                     if type(topic) is not str:
                         topic = exact_topic(topic)
-                    staged = stager.stage(topic, value, key, partition, timestamp_ms, headers)
-                    batch = None
-                    if staged is not None:
-                        chosen_partition, _, staged_record = staged
-                        batch = accumulator.try_append(topic, chosen_partition, None, staged_record)
-                    if batch is None:
-                        # The slow path may wait, and the sender may complete a batch then:
-                        # the current run must have its sink before that.
-                        end_run(slot)
-                        batch = await self._enqueue_slowly(
-                            topic, value, key, partition, timestamp_ms, headers, None, staged
+                    if not awaiting:
+                        staged = stager.stage(topic, value, key, partition, timestamp_ms, headers)
+                        batch = None
+                        if staged is not None:
+                            chosen_partition, _, staged_record = staged
+                            batch = accumulator.try_append(
+                                topic, chosen_partition, None, staged_record
+                            )
+                        if batch is None:
+                            # The slow path may wait, and the sender may complete a batch
+                            # then: the current run must have its sink before that.
+                            end_run(slot)
+                            batch = await self._enqueue_slowly(
+                                topic, value, key, partition, timestamp_ms, headers, None, staged
+                            )
+                    else:
+                        end_run(slot)  # as for the slow path above: the serializers may wait
+                        batch = await self._enqueue_awaiting(
+                            topic, value, key, partition, timestamp_ms, headers, None
                         )
                 except KafkaError as exc:
                     results[slot] = exc

@@ -5,7 +5,9 @@ partitioned (the part of Java's ``doSend`` between the interceptors and the accu
 topic's metadata is not known yet, :meth:`RecordStager.stage` says so (None) and the
 caller waits for it, then stages again. It runs once per record, so the common case (bytes
 or None passed through, a keyless record's sticky partition, no headers) takes no Python
-call beyond :meth:`stage` itself.
+call beyond :meth:`stage` itself. A producer with an asynchronous serializer
+(``RecordStager.awaits``) serializes each record first, awaiting
+(``SendPath._enqueue_awaiting``), then stages it with :meth:`RecordStager.stage_serialized`.
 
 Where the C extension built, :meth:`RecordStager.appender` gives a shortcut for that
 common case: ``asyncproducer._speedups.Appender`` stages the record *and* appends it to
@@ -57,10 +59,13 @@ from asyncproducer.protocol.records import (
 )
 from asyncproducer.protocol.topics import check_topic_name
 from asyncproducer.serializers import (
+    AwaitedSerializer,
+    Serializer,
     bytes_content,
     is_bytes_like,
     passes_bytes_through,
     reason_of,
+    resolve_awaited_serializer,
     resolve_serializer,
 )
 
@@ -90,10 +95,7 @@ class RecordStager:
         self._config = config
         self._metadata = metadata
         self._partition_counts = metadata.partition_counts
-        self._key_serializer = resolve_serializer(config.key_serializer, is_key=True)
-        self._value_serializer = resolve_serializer(config.value_serializer, is_key=False)
-        self._raw_keys = passes_bytes_through(config.key_serializer)
-        self._raw_values = passes_bytes_through(config.value_serializer)
+        self._resolve_serializers(config)
         self.partitioner = resolve_partitioner(config.partitioner)
         # Exactly the default: subclasses (UniformStickyPartitioner) are treated as custom.
         self._custom = type(self.partitioner) is not DefaultPartitioner
@@ -108,6 +110,61 @@ class RecordStager:
         )
         self._moves_sticky = hasattr(partitioner, "on_new_batch")
         self._size_limit = min(config.max_request_size, config.buffer_memory)
+
+    def _resolve_serializers(self, config: ProducerConfig) -> None:
+        """The key and value serializers, decided once: whether any is asynchronous
+        (``awaits``), and what :meth:`stage` calls."""
+        key_spec, value_spec = config.key_serializer, config.value_serializer
+        awaited_key = resolve_awaited_serializer(key_spec, is_key=True)
+        awaited_value = resolve_awaited_serializer(value_spec, is_key=False)
+        self.awaits = awaited_key is not None or awaited_value is not None
+        """send() must await a serializer: it serializes the record before staging it."""
+        self.serializers: tuple[Serializer | AwaitedSerializer, Serializer | AwaitedSerializer] = (
+            awaited_key or resolve_serializer(key_spec, is_key=True),
+            awaited_value or resolve_serializer(value_spec, is_key=False),
+        )
+        """The key's and the value's, as the send path of a producer that ``awaits`` runs
+        them (before :meth:`stage_serialized`)."""
+        self._awaited: tuple[bytes | None, bytes | None] | None = None
+        """The record's key and value bytes while :meth:`stage_serialized` stages it."""
+        if self.awaits:
+            # Both serialized before staging, in Java's order (the key, then the value):
+            # stage() takes their bytes from stage_serialized(), so that it stays the one
+            # place that measures and partitions a record, and costs the others nothing.
+            self._key_serializer: Serializer = self._serialized_key
+            self._value_serializer: Serializer = self._serialized_value
+            self._raw_keys = self._raw_values = False  # and no C appender
+        else:
+            self._key_serializer = cast(Serializer, self.serializers[0])
+            self._value_serializer = cast(Serializer, self.serializers[1])
+            self._raw_keys = passes_bytes_through(key_spec)
+            self._raw_values = passes_bytes_through(value_spec)
+
+    def stage_serialized(
+        self,
+        topic: str,
+        value: Any,
+        key: Any,
+        key_bytes: bytes | None,
+        value_bytes: bytes | None,
+        partition: int | None,
+        timestamp_ms: int | None,
+        headers: Sequence[Header] | None,
+    ) -> Staged | None:
+        """:meth:`stage` for a producer that ``awaits``: the record's serializers gave
+        ``key_bytes`` and ``value_bytes`` (and ``key`` and ``value`` are what it was sent
+        with, for a custom partitioner)."""
+        self._awaited = (key_bytes, value_bytes)
+        try:
+            return self.stage(topic, value, key, partition, timestamp_ms, headers)
+        finally:
+            self._awaited = None  # a stage() without them fails loudly, never reuses them
+
+    def _serialized_key(self, topic: str, headers: Sequence[Header] | None, data: Any) -> Any:
+        return self._awaited[0]  # type: ignore[index]  # set by stage_serialized()
+
+    def _serialized_value(self, topic: str, headers: Sequence[Header] | None, data: Any) -> Any:
+        return self._awaited[1]  # type: ignore[index]  # set by stage_serialized()
 
     def appender(self, queues: dict[tuple[str, int], deque[ProducerBatch]]) -> Any:
         """The C shortcut through :meth:`stage` and the append to an open batch of

@@ -137,6 +137,8 @@ class Producer(SendPath, TransactionAPI):
             allow_auto_topic_creation=config.allow_auto_create_topics,
         )
         self._stager = RecordStager(config, self._metadata)
+        # Decided once: an async key or value serializer is awaited in send() (no C shortcut).
+        self._awaits_serializers = self._stager.awaits
         self._partitioner = self._stager.partitioner
         # The C shortcut for records that need no Python code (see _staging); interceptors
         # see every record, so not with them.

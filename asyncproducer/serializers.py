@@ -17,6 +17,13 @@ every record. Accepted settings:
 * An object with ``serialize(topic, headers, data) -> bytes | None`` (Java style); a class
   with that method is instantiated without arguments (Java's ``key.serializer`` class).
 
+A user serializer may be asynchronous: a coroutine function ``async def fn(data)``, an
+object (or class) whose ``serialize`` is ``async def serialize(topic, headers, data)``, or
+an object whose ``__call__`` is a coroutine function. :func:`resolve_awaited_serializer`
+recognizes those, once, when the producer is built; ``send()`` awaits them (within
+``max_block_ms``; see ``_send_path``). :func:`resolve_serializer` refuses them: its callers
+call the result synchronously.
+
 User serializers are called for ``None`` too, as Java and aiokafka do, so they decide what a
 tombstone looks like. Every failure, an exception inside or a result that is not bytes,
 raises :class:`~asyncproducer.errors.SerializationError` naming the topic, whether it was the
@@ -26,14 +33,22 @@ that is not an ``Exception``, such as ``KeyboardInterrupt``, goes through unchan
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeAlias
 
 from asyncproducer._types import Header
 from asyncproducer.errors import SerializationError
 
-__all__ = ["Serializer", "bytes_content", "resolve_serializer"]
+__all__ = [
+    "AwaitedSerializer",
+    "Serializer",
+    "bytes_content",
+    "resolve_awaited_serializer",
+    "resolve_serializer",
+]
 
 Serializer: TypeAlias = Callable[[str, Sequence[Header] | None, Any], bytes | None]
 """``serialize(topic, headers, data) -> bytes | None``, as the producer calls it."""
@@ -47,7 +62,8 @@ _JSON_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 _ALLOWED = (
     'None (bytes pass-through), "bytes", "str", "string", "json", a callable fn(data) -> bytes, '
-    "or an object (or class) with a serialize(topic, headers, data) -> bytes method"
+    "or an object (or class) with a serialize(topic, headers, data) -> bytes method "
+    "(either may be async def)"
 )
 
 
@@ -96,6 +112,19 @@ def _as_bytes(result: object, role: str, topic: str, data: object, name: str) ->
             return bytes_content(result)  # type: ignore[arg-type]
         except Exception as exc:
             raise _error(role, topic, data, name, f"its result: {reason_of(exc)}") from exc
+    if inspect.isawaitable(result):
+        # A plain function returning a coroutine (a wrapper of an async serializer, say):
+        # close it, so that it does not warn "never awaited" on top of this error.
+        if inspect.iscoroutine(result):
+            result.close()
+        raise _error(
+            role,
+            topic,
+            data,
+            name,
+            f"it returned {type(result).__qualname__}, an awaitable: for the producer to "
+            "await it, make the serializer (or its serialize method) an async def",
+        )
     raise _error(
         role,
         topic,
@@ -191,6 +220,87 @@ def _java_style(obj: object, role: str) -> Serializer:
     return serialize
 
 
+# --------------------------------------------------------------------------- awaited
+
+
+@dataclasses.dataclass(frozen=True, slots=True, eq=False)
+class AwaitedSerializer:
+    """An asynchronous key or value serializer, as the send path awaits it: :meth:`start`
+    makes the coroutine, :meth:`result` checks what it returned, :meth:`error` names a
+    failure (an exception, a cancellation, a timeout) as the synchronous ones do."""
+
+    role: str
+    """``"key"`` or ``"value"``."""
+    name: str
+    """The serializer's name for error messages (its type's, or its function's)."""
+    method: Callable[..., Awaitable[object]]
+    java_style: bool
+    """``method(topic, headers, data)``; else ``method(data)``."""
+
+    def start(self, topic: str, headers: Sequence[Header], data: Any) -> Awaitable[object]:
+        """The serializer's coroutine, not started. SerializationError if calling it raises
+        (a callable object whose ``__call__`` refuses the arguments, say)."""
+        try:
+            if self.java_style:
+                return self.method(topic, headers, data)
+            return self.method(data)
+        except Exception as exc:
+            raise self.error(topic, data, reason_of(exc)) from exc
+
+    def result(self, topic: str, data: object, result: object) -> bytes | None:
+        """What the coroutine returned, as exactly bytes or None; SerializationError
+        for anything else (a bytes-like result is copied, as for synchronous ones)."""
+        if result is None or type(result) is bytes:
+            return result
+        return _as_bytes(result, self.role, topic, data, self.name)
+
+    def error(self, topic: str, data: object, reason: str) -> SerializationError:
+        return _error(self.role, topic, data, self.name, reason)
+
+
+def _is_coroutine_function(fn: object) -> bool:
+    """``fn`` is ``async def`` (a function, a method, a ``functools.partial`` of one), or
+    an object whose ``__call__`` is."""
+    if inspect.iscoroutinefunction(fn):
+        return True
+    return not inspect.isroutine(fn) and inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004  # the method itself: async def?
+    )
+
+
+def _async_serialize_method(spec: object) -> Callable[..., Any] | None:
+    """The ``serialize`` method of a Java-style object or class, if it is async def."""
+    method: object = getattr(spec, "serialize", None)
+    if callable(method) and _is_coroutine_function(method):
+        return method
+    return None
+
+
+def resolve_awaited_serializer(spec: object, *, is_key: bool) -> AwaitedSerializer | None:
+    """The asynchronous serializer ``spec`` is, ready to await; None if it is not one
+    (then :func:`resolve_serializer` takes it). Decided once, by the forms the
+    synchronous serializers take: a class with ``async def serialize`` (instantiated
+    once, without arguments), an object with one, or a coroutine function (or an object
+    whose ``__call__`` is one) called as ``fn(data)``. A Java-style object whose
+    ``serialize`` is synchronous is synchronous, whatever its ``__call__``."""
+    role = "key" if is_key else "value"
+    if spec is None or isinstance(spec, str):
+        return None
+    if isinstance(spec, type):
+        if _async_serialize_method(spec) is None:
+            return None
+        instance = spec()
+        return AwaitedSerializer(role, spec.__qualname__, instance.serialize, java_style=True)
+    if callable(getattr(spec, "serialize", None)):
+        method = _async_serialize_method(spec)
+        if method is None:
+            return None
+        return AwaitedSerializer(role, type(spec).__qualname__, method, java_style=True)
+    if callable(spec) and _is_coroutine_function(spec):
+        return AwaitedSerializer(role, _name_of(spec), spec, java_style=False)
+    return None
+
+
 def _name_of(fn: object) -> str:
     name = getattr(fn, "__qualname__", None)
     return name if isinstance(name, str) else type(fn).__qualname__
@@ -218,6 +328,11 @@ def resolve_serializer(spec: object, *, is_key: bool) -> Serializer:
     role = "key" if is_key else "value"
     if spec is None:
         return _pass_through(role, "default")
+    if not isinstance(spec, str) and _is_awaited(spec):
+        raise TypeError(
+            f"{role}_serializer {_name_of(spec)} is asynchronous (async def): Producer awaits "
+            "it (resolve_awaited_serializer); here a synchronous serializer is needed"
+        )
     if isinstance(spec, str):
         factory = _BUILT_IN.get(spec.lower())
         if factory is None:
@@ -239,3 +354,11 @@ def resolve_serializer(spec: object, *, is_key: bool) -> Serializer:
     raise TypeError(
         f"{role}_serializer must be {_ALLOWED}; got {spec!r} ({type(spec).__qualname__})"
     )
+
+
+def _is_awaited(spec: object) -> bool:
+    """``spec`` is one of the asynchronous forms :func:`resolve_awaited_serializer` takes
+    (without instantiating a class)."""
+    if isinstance(spec, type) or callable(getattr(spec, "serialize", None)):
+        return _async_serialize_method(spec) is not None
+    return callable(spec) and _is_coroutine_function(spec)

@@ -59,6 +59,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "_send_batch",
         "_transaction_api",
         "_metrics_wiring",
+        "_awaited_serializers",
     ),
     "fake broker": ("testing.fake.",),
     "tools": (
