@@ -7,6 +7,7 @@ client cannot be mirrored by the fake.
 
 from __future__ import annotations
 
+from asyncproducer.testing.fake._quotas import RequestArrival, Throttle
 from asyncproducer.testing.fake._security import unsecured_jws, unsecured_token_provider
 from asyncproducer.testing.fake._session import Authentication, AuthenticationFailure
 from asyncproducer.testing.fake._transactions import TransactionInfo
@@ -18,10 +19,12 @@ __all__ = [
     "Authentication",
     "AuthenticationFailure",
     "FakeCluster",
+    "RequestArrival",
     "RequestLogEntry",
     "StoredBatch",
     "StoredMarker",
     "StoredRecord",
+    "Throttle",
     "TransactionInfo",
     "unsecured_jws",
     "unsecured_token_provider",

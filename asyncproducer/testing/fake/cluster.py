@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 from asyncproducer.protocol.topics import topic_name_problem
 from asyncproducer.testing.fake._coordinators import CoordinatorPlacement
+from asyncproducer.testing.fake._quotas import ClientQuotas
 from asyncproducer.testing.fake._session import Authentication, AuthenticationFailure, SaslConfig
 from asyncproducer.testing.fake._txn_coordinator import (
     DEFAULT_MAX_TIMEOUT_MS,
@@ -189,6 +190,8 @@ class ClusterState:
         self.authentications: list[Authentication] = []
         self.authentication_failures: list[AuthenticationFailure] = []
         self._connections = itertools.count()
+        self.quotas = ClientQuotas()
+        """Client quotas (``FakeCluster.set_quota``), measured rates, throttles given."""
 
     def new_connection(self) -> int:
         """A number for a connection just accepted (unique in this cluster)."""

@@ -16,6 +16,13 @@ import anyio.abc
 from asyncproducer.testing.fake import _txn_log
 from asyncproducer.testing.fake._auth import OAuthBearerValidator
 from asyncproducer.testing.fake._coordinators import KEY_TYPES
+from asyncproducer.testing.fake._quotas import (
+    ClientQuotas,
+    QuotaWindow,
+    RequestArrival,
+    Throttle,
+    violations,
+)
 from asyncproducer.testing.fake._security import SASL_MECHANISMS, ClientAuth, ListenerSecurity
 from asyncproducer.testing.fake._session import Authentication, AuthenticationFailure
 from asyncproducer.testing.fake._transactions import TransactionInfo, snapshot
@@ -81,6 +88,11 @@ class FakeCluster:
     ``transaction_max_timeout_ms`` is Kafka's ``transaction.max.timeout.ms``. See
     :meth:`transaction_state`, :meth:`markers`, :meth:`committed_offsets` and
     ``records(..., isolation="read_committed")``.
+
+    Quotas: :meth:`set_quota` gives client ids a ``producer_byte_rate``, which each broker
+    enforces as Kafka's do (KIP-13, KIP-219), measured over ``quota_window_num`` windows
+    of ``quota_window_size_seconds`` (Kafka's ``quota.window.num`` and
+    ``quota.window.size.seconds``). See :attr:`throttles` and :meth:`throttle_violations`.
     """
 
     def __init__(
@@ -99,7 +111,10 @@ class FakeCluster:
         oauthbearer_validator: OAuthBearerValidator | None = None,
         transaction_version: int = 2,
         transaction_max_timeout_ms: int = DEFAULT_MAX_TIMEOUT_MS,
+        quota_window_num: int = 11,
+        quota_window_size_seconds: float = 1.0,
     ) -> None:
+        quota_window = QuotaWindow(quota_window_num, quota_window_size_seconds)
         self._security = ListenerSecurity(
             listener,
             tls=tls,
@@ -119,6 +134,7 @@ class FakeCluster:
             transaction_max_timeout_ms=transaction_max_timeout_ms,
         )
         self._state.sasl = self._security.sasl
+        self._state.quotas = ClientQuotas(quota_window)
         self._servers = {b: BrokerServer(b, self._state) for b in self._state.broker_ids}
         self._task_group: anyio.abc.TaskGroup | None = None
 
@@ -353,6 +369,47 @@ class FakeCluster:
     @property
     def request_log(self) -> list[RequestLogEntry]:
         return self._state.request_log
+
+    # ------------------------------------------------------------------ quotas
+
+    def set_quota(self, client_id: str | None = None, *, producer_byte_rate: float | None) -> None:
+        """Kafka's client quota ``producer_byte_rate`` (bytes per second) for ``client_id``;
+        None for ``client_id`` is the default of every client id without a quota of its
+        own; None for the rate removes the quota. Takes effect from the next Produce.
+
+        Each broker measures each client id's Produce request bytes on its own (a client
+        writing to three brokers may send three times the rate in all). A request that
+        takes the rate over the quota is served, and its response carries the time that
+        brings it back (``throttle_time_ms``); then, as Kafka (KIP-219), the broker reads
+        nothing more from that connection until that time is over."""
+        self._state.quotas.set(client_id, producer_byte_rate)
+
+    @property
+    def quotas(self) -> dict[str | None, float]:
+        """The quotas set: client id (None: the default) -> ``producer_byte_rate``."""
+        return dict(self._state.quotas.limits)
+
+    @property
+    def throttles(self) -> list[Throttle]:
+        """Every throttle time a broker gave, in order: the broker, connection, client id,
+        ``throttle_ms``, when it began and ended for the connection, and whether the client
+        was ``told`` (an acks=0 Produce gets no response; below Produce v6 the broker held
+        the response for the throttle time instead)."""
+        return list(self._state.quotas.throttles)
+
+    @property
+    def request_arrivals(self) -> list[RequestArrival]:
+        """Each request and when it arrived (read off its connection), recorded while
+        quotas are set, or a throttle given earlier may still hold a connection."""
+        return list(self._state.quotas.arrivals)
+
+    def throttle_violations(self, api: int | None = None) -> list[RequestArrival]:
+        """The requests (of ``api``, or any) a client sent on a connection while a
+        throttle it had been told about held it. A client honouring KIP-219 sends none:
+        requests it had written before it could read the throttled response do not
+        count (the broker reads them before it writes that response)."""
+        quotas = self._state.quotas
+        return violations(quotas.arrivals, quotas.throttles, api)
 
     # ------------------------------------------------------------------ faults
 

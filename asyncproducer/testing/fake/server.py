@@ -14,10 +14,12 @@ connection, before any fault or handler sees it.
 
 from __future__ import annotations
 
+import datetime
 import io
 import ssl
 import struct
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -27,7 +29,8 @@ from kio.serial import entity_reader, entity_writer
 from kio.static.primitive import i32
 
 from asyncproducer.errors import ProtocolError
-from asyncproducer.protocol.framing import FrameDecoder
+from asyncproducer.testing.fake._inbox import Inbox
+from asyncproducer.testing.fake._quotas import RequestArrival, Throttle
 from asyncproducer.testing.fake._session import (
     ILLEGAL_SASL_STATE,
     Admission,
@@ -71,6 +74,10 @@ HANDLERS: dict[int, Callable[[Request], Any]] = {
     36: sasl_authenticate.handle,
 }
 _API_VERSIONS = 18
+_PRODUCE = 0
+_FIRST_CLIENT_THROTTLED_PRODUCE = 6
+"""KIP-219: from Produce v6 the broker answers at once and the client waits out the
+throttle; before, the broker held the response for the throttle time."""
 _REQUEST_PREFIX = struct.Struct(">hh")
 _SIZE = struct.Struct(">i")
 TLS_HANDSHAKE_TIMEOUT_S = 10.0
@@ -148,14 +155,13 @@ class BrokerServer:
             state.authentication_failures,
             clock=anyio.current_time,
         )
-        decoder = FrameDecoder()
         try:
             if state.tls_context is not None:
                 stream = await self._tls_handshake(stream, state.tls_context, connection)
+            inbox = Inbox(stream, connection)
             while True:
-                data = await stream.receive()
-                for frame in decoder.feed(data):
-                    await self._serve_request(stream, session, frame)
+                frame, arrived = await inbox.next()
+                await self._serve_request(inbox, session, frame, arrived)
         except (
             anyio.EndOfStream,
             anyio.BrokenResourceError,
@@ -209,9 +215,9 @@ class BrokerServer:
         )
 
     async def _serve_request(
-        self, stream: anyio.abc.ByteStream, session: Session, frame: bytes
+        self, inbox: Inbox, session: Session, frame: bytes, arrived: float
     ) -> None:
-        state, broker = self.state, self.broker
+        state, broker, stream = self.state, self.broker, inbox.stream
         supported = versions_for(state.transaction_version)
         api_key, version, correlation_id, client_id, body = _decode_request(frame, supported)
         state.request_log.append(
@@ -219,6 +225,12 @@ class BrokerServer:
                 broker, api_key, version, correlation_id, client_id, anyio.current_time()
             )
         )
+        if state.quotas.enabled:
+            state.quotas.arrivals.append(
+                RequestArrival(
+                    broker, inbox.connection, client_id, api_key, correlation_id, arrived
+                )
+            )
         if broker in state.black_holed:
             return  # read, never answered
         if body is None:
@@ -255,15 +267,60 @@ class BrokerServer:
             session,
         )
         response = HANDLERS[api_key](request)
+        handled = inbox.stamp()
+        throttle_ms = 0
+        if api_key == _PRODUCE:
+            # Kafka counts the whole request's size against the client's byte rate.
+            throttle_ms = state.quotas.record_produce(broker, client_id, len(frame), handled)
+        told = response is not None and version >= _FIRST_CLIENT_THROTTLED_PRODUCE
+        if throttle_ms and response is not None:  # every version says how long (v6+: to wait)
+            response = replace(response, throttle_time=datetime.timedelta(milliseconds=throttle_ms))
         if state.take_fault("drop_after", api_key, broker):
             raise _CloseConnection
         delay = state.take_fault("delay", api_key, broker)
         if delay is not None:
             await anyio.sleep(delay.delay_for_this_request())
+        encoded = None
         if response is not None:
-            await stream.send(_encode_response(correlation_id, api_key, version, response))
+            encoded = _encode_response(correlation_id, api_key, version, response)
+        if throttle_ms:
+            ends = handled + throttle_ms / 1000
+            throttle = Throttle(
+                broker,
+                inbox.connection,
+                client_id,
+                correlation_id,
+                throttle_ms,
+                handled,
+                ends,
+                told,
+            )
+            await self._throttle(inbox, encoded, throttle)
+        elif encoded is not None:
+            await stream.send(encoded)
         if session.close_after_response:
             raise _CloseConnection
+
+    async def _throttle(self, inbox: Inbox, encoded: bytes | None, throttle: Throttle) -> None:
+        """Answer a throttled Produce (if it has an answer: acks=0 has none), record the
+        throttle, and read nothing more from the connection until it ends (KIP-219)."""
+        if encoded is not None and throttle.told:
+            # What the client wrote before it could read this response is read first, so
+            # that anything read later was sent in spite of the throttle...
+            await inbox.drain()
+            # ...and the throttle runs from the response (the drain is the fake's own
+            # delay), stamped before the write so that it cannot end after the client's.
+            started = inbox.stamp()
+            throttle = replace(
+                throttle, started=started, ends=started + throttle.throttle_ms / 1000
+            )
+            await inbox.stream.send(encoded)
+        elif encoded is not None:
+            # Before Produce v6 the broker held the response back for the throttle time.
+            await inbox.read_until(throttle.ends)
+            await inbox.stream.send(encoded)
+        self.state.quotas.throttles.append(throttle)
+        await inbox.read_until(throttle.ends)
 
 
 def _describe(error: BaseException) -> str:
