@@ -145,6 +145,8 @@ async def workload() -> Run:
 
 @pytest.fixture(scope="module")
 def run() -> Run:
+    """The workload, once, on asyncio: its figures do not depend on the loop (the tests
+    of reporters, requests in flight and buffer waits below run on every loop)."""
     return anyio.run(workload)
 
 
