@@ -30,15 +30,10 @@ def monotonic_ms() -> float:
 
 # (metric name, sensor, statistic, description). Statistics: total (a counter), rate
 # (the values' sum per second), count_rate (events per second), avg, max.
-_SENSOR_METRICS: Final = (
+# The record counts, kept for the producer and for each topic alike.
+_RECORD_COUNTS: Final = (
     ("record-send-rate", "records", "rate", "The average number of records sent per second."),
     ("record-send-total", "records", "total", "The total number of records sent."),
-    (
-        "records-per-request-avg",
-        "records",
-        "avg",
-        "The average number of records per request.",
-    ),
     (
         "record-retry-rate",
         "retries",
@@ -57,6 +52,16 @@ _SENSOR_METRICS: Final = (
         "errors",
         "total",
         "The total number of record sends that resulted in errors.",
+    ),
+)
+
+_SENSOR_METRICS: Final = (
+    *_RECORD_COUNTS,
+    (
+        "records-per-request-avg",
+        "records",
+        "avg",
+        "The average number of records per request.",
     ),
     ("record-size-avg", "record_size", "avg", "The average record size (bytes)."),
     ("record-size-max", "record_size", "max", "The maximum record size (bytes)."),
@@ -159,8 +164,7 @@ _SENSOR_METRICS: Final = (
 )
 
 _TOPIC_METRICS: Final = (
-    ("record-send-rate", "records", "rate", "The average number of records sent per second."),
-    ("record-send-total", "records", "total", "The total number of records sent."),
+    *_RECORD_COUNTS,
     ("byte-rate", "bytes", "rate", "The average number of bytes sent per second."),
     ("byte-total", "bytes", "total", "The total number of bytes sent."),
     (
@@ -168,25 +172,6 @@ _TOPIC_METRICS: Final = (
         "compression",
         "avg",
         "The average compression rate of record batches.",
-    ),
-    (
-        "record-retry-rate",
-        "retries",
-        "rate",
-        "The average per-second number of retried record sends.",
-    ),
-    ("record-retry-total", "retries", "total", "The total number of retried record sends."),
-    (
-        "record-error-rate",
-        "errors",
-        "rate",
-        "The average per-second number of record sends that resulted in errors.",
-    ),
-    (
-        "record-error-total",
-        "errors",
-        "total",
-        "The total number of record sends that resulted in errors.",
     ),
 )
 
