@@ -11,11 +11,11 @@ import anyio
 import pytest
 
 from asyncproducer import Producer
-from asyncproducer.protocol.framing import FrameDecoder, encode_request
-from asyncproducer.protocol.messages import api_versions_request, produce_request, response_decoder
+from asyncproducer.protocol.messages import api_versions_request, produce_request
 from asyncproducer.protocol.records import RecordBatchBuilder
 from asyncproducer.protocol.versions import ApiKey
 from asyncproducer.testing.fake import FakeCluster
+from tests.raw_client import RawClient
 
 pytestmark = pytest.mark.anyio
 
@@ -95,31 +95,6 @@ async def test_the_quota_is_per_client_id_with_a_default() -> None:
 
 # ----------------------------------------------------------------- raw protocol checks
 # A client of protocol-layer requests and no producer logic, so it can break the rules.
-
-
-class RawClient:
-    """One connection, client id "raw", one request at a time unless told otherwise."""
-
-    def __init__(self, stream: anyio.abc.SocketStream) -> None:
-        self.stream = stream
-        self.decoder = FrameDecoder()
-        self.correlation_id = 0
-
-    async def send(self, payload: Any) -> None:
-        self.correlation_id += 1
-        frame = encode_request(payload, correlation_id=self.correlation_id, client_id="raw")
-        await self.stream.send(frame)
-
-    async def call(self, payload: Any, api: ApiKey, version: int) -> Any:
-        await self.send(payload)
-        return response_decoder(api, version)(memoryview(await self.frame()))
-
-    async def frame(self) -> bytes:
-        frames: list[bytes] = []
-        while not frames:
-            frames = self.decoder.feed(await self.stream.receive())
-        [frame] = frames
-        return frame
 
 
 RAW_QUOTA = 10_000  # a 3 kB request measures 30 kB/s: about 0.2 s of throttle

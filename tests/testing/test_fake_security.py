@@ -28,11 +28,9 @@ from asyncproducer.errors import (
     SslAuthenticationError,
     UnsupportedSaslMechanismError,
 )
-from asyncproducer.protocol.framing import FrameDecoder, encode_request
 from asyncproducer.protocol.messages import (
     api_versions_request,
     metadata_request,
-    response_decoder,
     sasl_authenticate_request,
     sasl_handshake_request,
 )
@@ -47,6 +45,7 @@ from asyncproducer.testing.fake._auth import (
     ScramServer,
 )
 from asyncproducer.testing.fake._session import SaslConfig, Session
+from tests import raw_client
 
 pytestmark = pytest.mark.anyio
 
@@ -340,25 +339,8 @@ async def test_sessions_are_renewed_on_the_same_connection() -> None:
 # --------------------------------------------------------------------------- the wire rules
 
 
-class RawClient:
-    """One connection speaking requests the protocol layer builds (no producer logic)."""
-
-    def __init__(self, stream: anyio.abc.ByteStream) -> None:
-        self.stream = stream
-        self.decoder = FrameDecoder()
-        self.correlation_id = 0
-
-    async def send(self, payload: Any) -> None:
-        self.correlation_id += 1
-        frame = encode_request(payload, correlation_id=self.correlation_id, client_id="raw")
-        await self.stream.send(frame)
-
-    async def call(self, payload: Any, api: ApiKey, version: int) -> Any:
-        await self.send(payload)
-        while True:
-            frames = self.decoder.feed(await self.stream.receive())
-            if frames:
-                return response_decoder(api, version)(memoryview(frames[0]))
+class RawClient(raw_client.RawClient):
+    """A raw client that can log in (see tests/raw_client.py)."""
 
     async def closed(self) -> bool:
         """True if the broker closes the connection (with nothing more to read)."""
