@@ -28,6 +28,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
+from asyncproducer import __version__
 from asyncproducer._cli_demo import DemoPlan, run_demo
 from asyncproducer._cli_produce import (
     DEFAULT_TRANSACTION_SIZE,
@@ -122,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description="An async Kafka producer (asyncio or trio)."
     )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     produce = commands.add_parser(

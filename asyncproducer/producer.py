@@ -351,6 +351,11 @@ class Producer(SendPath, TransactionAPI):
                     close_partitioner()
                 self._transition(State.CLOSED)
 
+    async def aclose(self, timeout: float | None = None) -> None:
+        """:meth:`close` under the name ``contextlib.aclosing`` and async resource
+        conventions call (the same call, the same bounds)."""
+        await self.close(timeout)
+
     def _check_can_send(self) -> None:
         """Raise why send() may not go ahead (see :meth:`_update_may_send`)."""
         self._check_running()

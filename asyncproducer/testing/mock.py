@@ -218,6 +218,10 @@ class MockProducer:
         self._transition(State.RUNNING)
 
     # The timeout parameters mirror Producer.close/flush, the public API users know.
+    async def aclose(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        """``close()``, as ``Producer.aclose``."""
+        await self.close(timeout)
+
     async def close(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
         """Fail records still pending with ``ProducerClosedError``; safe to call twice.
         ``timeout`` is accepted for compatibility: nothing here waits."""
