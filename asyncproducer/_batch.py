@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
-from asyncproducer._futures import complete, fail, set_results
+from asyncproducer._futures import complete, fail, mark_retrieved, set_results
 from asyncproducer._native import speedups
 from asyncproducer._types import Header, ProducerRecord, RecordMetadata, TopicPartition
 from asyncproducer.errors import KafkaError, fresh_copy
@@ -457,6 +457,8 @@ class ProducerBatch(BatchRecords):
             error = errors[index] if errors is not None else None
             if callback is not None:
                 _run_callback(callback, outcome, error)
+                if error is not None:  # told: its future need not warn nobody asked
+                    mark_retrieved(self.futures[index])
             if record is not None:
                 chain.on_acknowledgement(outcome, error)
 

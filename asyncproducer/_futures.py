@@ -161,6 +161,15 @@ def fail(future: asyncio.Future[Any] | TrioFuture[Any], error: BaseException) ->
         future.set_exception(error)
 
 
+def mark_retrieved(future: asyncio.Future[Any] | TrioFuture[Any] | None) -> None:
+    """Count a failed future's exception as seen: its record's ``on_delivery`` callback
+    was given it. Otherwise asyncio logs "Future exception was never retrieved" when the
+    future is collected, as for a failure nobody heard of (a fire-and-forget ``send()``
+    with a callback never awaits its future)."""
+    if future is not None and future.done() and not future.cancelled():
+        future.exception()
+
+
 def set_results(futures: Sequence[Any], results: Sequence[Any]) -> None:
     """Set each future's result, in order, skipping futures the user cancelled."""
     if not futures:
