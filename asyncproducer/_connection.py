@@ -124,6 +124,10 @@ class ConnectionSettings:
     client_id: str | None = "asyncproducer"
     request_timeout_ms: int = 30_000
     socket_connection_setup_timeout_ms: int = 10_000
+    socket_connection_setup_timeout_max_ms: int = 30_000
+    """The pool grows a broker's setup timeout from the one above, doubling (with Java's
+    20 % jitter) after each failed attempt in a row, up to this (as Java's
+    ``ClusterConnectionStates``)."""
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
     connector: StreamConnector | None = None
     """Opens the byte stream; None: TCP (through the protocol transport on asyncio), with
@@ -132,6 +136,10 @@ class ConnectionSettings:
     handshake: Handshake | None = None
     metrics: ProducerMetrics | None = None
     """Where requests, responses and bytes are counted (``request-rate``, ...)."""
+    send_buffer_bytes: int = -1
+    """SO_SNDBUF for the socket (Java's ``send.buffer.bytes``); -1: the OS default."""
+    receive_buffer_bytes: int = -1
+    """SO_RCVBUF (``receive.buffer.bytes``); -1: the OS default."""
 
 
 Done = Callable[[ResponsePayload | None, KafkaError | None], None]
@@ -198,6 +206,9 @@ class BrokerConnection:
         self._next_correlation_id = 0
         self._closed_reason: KafkaError | None = None
         self._now = loop_clock()
+        self.last_active = self._now()
+        """When (the loop's clock) a request last went out or a response came in: the
+        pool closes a connection idle for ``connections_max_idle_ms``."""
         self._new_event = event_factory()
         self._watchdog_wake = self._new_event()
         self._watchdog_at = math.inf
@@ -262,6 +273,11 @@ class BrokerConnection:
         if self._versions is None:
             raise RuntimeError("API versions are negotiated while the connection opens")
         return self._versions
+
+    @property
+    def busy(self) -> bool:
+        """Requests are out on it, unwritten, or held for a session renewal."""
+        return bool(self._pending or self._unwritten or self._held)
 
     @property
     def pending_count(self) -> int:
@@ -332,7 +348,8 @@ class BrokerConnection:
             self._metrics.request_written(len(frame))
         if timeout_ms is None:
             timeout_ms = self._settings.request_timeout_ms
-        deadline = self._now() + timeout_ms / 1000
+        self.last_active = now = self._now()
+        deadline = now + timeout_ms / 1000
         if expect_response:
             decode = response_decoder(ApiKey(api_key), version)
             self._pending[correlation_id] = _Pending(
@@ -526,6 +543,7 @@ class BrokerConnection:
                 f"has {oldest}"
             )
         pending = self._pending.pop(correlation_id)
+        self.last_active = self._now()
         unanswered = self._unanswered
         while unanswered and next(iter(unanswered.values())) < pending.sent:
             del unanswered[next(iter(unanswered))]
@@ -625,14 +643,33 @@ async def _open_transport(
 ) -> Transport:
     """A protocol-driven transport on asyncio with plain TCP; a stream's otherwise."""
     connector, tls = settings.connector, settings.ssl_context
-    if connector is None:
-        if sniffio.current_async_library() == "asyncio":
-            return await AsyncioTransport.connect(address.host, address.port, connection, tls)
-        connector = connect_tcp if tls is None else functools.partial(connect_tls, tls)
-    stream = await connector(address.host, address.port)
-    transport = StreamTransport(stream, connection)
-    transport.start(task_group, name=f"asyncproducer connection {address}")
+    transport: Transport
+    if connector is None and sniffio.current_async_library() == "asyncio":
+        transport = await AsyncioTransport.connect(address.host, address.port, connection, tls)
+    else:
+        if connector is None:
+            connector = connect_tcp if tls is None else functools.partial(connect_tls, tls)
+        stream = await connector(address.host, address.port)
+        transport = StreamTransport(stream, connection)
+        transport.start(task_group, name=f"asyncproducer connection {address}")
+    _size_socket_buffers(transport.raw_socket(), settings)
     return transport
+
+
+def _size_socket_buffers(sock: Any, settings: ConnectionSettings) -> None:
+    """Java's ``send.buffer.bytes`` and ``receive.buffer.bytes`` (-1: the OS default).
+    Set once connected: Java sets them before connecting, which also lets the receive
+    buffer choose the TCP window scale; asyncio and AnyIO connect first (so a receive
+    buffer above 64 KiB grows the window only as far as the scale the OS chose allows).
+    A stream without a socket (a custom connector's) keeps its own."""
+    if sock is None:
+        return
+    for option, size in (
+        (socket.SO_SNDBUF, settings.send_buffer_bytes),
+        (socket.SO_RCVBUF, settings.receive_buffer_bytes),
+    ):
+        if size >= 0:
+            sock.setsockopt(socket.SOL_SOCKET, option, size)
 
 
 def _looks_like_tls(data: bytes) -> bool:

@@ -9,6 +9,7 @@ After a failed attempt, or after a connection drops, the next attempt waits
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from types import TracebackType
 
 import anyio
@@ -49,11 +50,20 @@ class ConnectionPool:
         *,
         reconnect_backoff_ms: int = 50,
         reconnect_backoff_max_ms: int = 1000,
+        connections_max_idle_ms: int = -1,
     ) -> None:
         self.settings = settings
         self._backoff = ExponentialBackoff(reconnect_backoff_ms, reconnect_backoff_max_ms)
+        self._setup_timeout = ExponentialBackoff(
+            settings.socket_connection_setup_timeout_ms,
+            settings.socket_connection_setup_timeout_max_ms,
+        )
         self._states: dict[tuple[str, int], _BrokerState] = {}
         self._task_group: anyio.abc.TaskGroup | None = None
+        self._max_idle_s = connections_max_idle_ms / 1000
+        """Java's ``connections.max.idle.ms``: a connection with nothing out on it for that
+        long is closed (and opened again when needed); negative: never."""
+        self._idle_watch = anyio.CancelScope()
         self._closed = False
         self.close_grace_s = GRACEFUL_CLOSE_S
         """How long closing waits for each broker to acknowledge the end of the stream
@@ -67,6 +77,8 @@ class ConnectionPool:
     async def __aenter__(self) -> ConnectionPool:
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
+        if self._max_idle_s >= 0:
+            self._task_group.start_soon(self._close_idle, name="asyncproducer idle connections")
         return self
 
     async def __aexit__(
@@ -79,9 +91,34 @@ class ConnectionPool:
         assert self._task_group is not None
         return await self._task_group.__aexit__(exc_type, exc, tb)
 
+    async def _close_idle(self) -> None:
+        """Close the connections idle for ``connections_max_idle_ms``, checking a few times
+        per period. Closed so, a connection is no failure: the next request to that broker
+        connects again at once, without a reconnect backoff."""
+        with self._idle_watch:
+            while True:
+                await anyio.sleep(min(max(self._max_idle_s / 4, 0.01), 30.0))
+                self._close_idle_now()
+
+    def _close_idle_now(self) -> None:
+        assert self._task_group is not None
+        now = anyio.current_time()
+        for (host, port), state in self._states.items():
+            connection = state.connection
+            if (
+                connection is not None
+                and not connection.closed
+                and not connection.busy
+                and now - connection.last_active >= self._max_idle_s
+            ):
+                state.connection = None
+                logger.debug("closing the connection to %s:%d: idle", host, port)
+                self._task_group.start_soon(connection.aclose, self.close_grace_s)
+
     async def aclose(self) -> None:
         """Close every connection at once, each gracefully within ``close_grace_s``."""
         self._closed = True
+        self._idle_watch.cancel()
         open_connections = [s.connection for s in self._states.values() if s.connection]
         async with anyio.create_task_group() as closing:
             for connection in open_connections:
@@ -138,8 +175,12 @@ class ConnectionPool:
     async def _connect(self, state: _BrokerState, address: BrokerAddress) -> BrokerConnection:
         assert self._task_group is not None
         attempt = state.attempt = _Attempt()
+        settings = self.settings
+        if state.failures:  # the setup timeout grows with each failed attempt in a row
+            timeout_ms = round(self._setup_timeout.delay_ms(state.failures))
+            settings = replace(settings, socket_connection_setup_timeout_ms=timeout_ms)
         try:
-            connection = await BrokerConnection.open(address, self.settings, self._task_group)
+            connection = await BrokerConnection.open(address, settings, self._task_group)
         except KafkaError as exc:
             attempt.error = exc
             state.next_attempt_at = (

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Callable
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 import anyio
 import anyio.abc
@@ -57,6 +57,9 @@ class Transport(Protocol):
     def abort(self) -> None:
         """Close now, discarding what is queued."""
 
+    def raw_socket(self) -> Any:
+        """The socket underneath (for its options), or None if the stream has none."""
+
 
 class AsyncioTransport(asyncio.Protocol):
     """An :class:`asyncio.Protocol` driving a :class:`TransportClient` (asyncio only)."""
@@ -87,6 +90,9 @@ class AsyncioTransport(asyncio.Protocol):
             server_hostname=host if ssl_context is not None else None,
         )
         return protocol
+
+    def raw_socket(self) -> Any:
+        return None if self._transport is None else self._transport.get_extra_info("socket")
 
     # asyncio.Protocol callbacks
 
@@ -168,6 +174,9 @@ class StreamTransport:
 
     def start(self, task_group: anyio.abc.TaskGroup, name: str) -> None:
         task_group.start_soon(self._run, name=name)
+
+    def raw_socket(self) -> Any:
+        return self._stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
 
     @background_task
     async def _run(self) -> None:

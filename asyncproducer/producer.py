@@ -122,12 +122,16 @@ class Producer(SendPath, TransactionAPI):
                 client_id=config.client_id,
                 request_timeout_ms=config.request_timeout_ms,
                 socket_connection_setup_timeout_ms=config.socket_connection_setup_timeout_ms,
+                socket_connection_setup_timeout_max_ms=config.socket_connection_setup_timeout_max_ms,
                 ssl_context=client_tls_context(config),
                 handshake=sasl.handshake() if (sasl := SaslSettings.from_config(config)) else None,
                 metrics=self._metrics,
+                send_buffer_bytes=config.send_buffer_bytes,
+                receive_buffer_bytes=config.receive_buffer_bytes,
             ),
             reconnect_backoff_ms=config.reconnect_backoff_ms,
             reconnect_backoff_max_ms=config.reconnect_backoff_max_ms,
+            connections_max_idle_ms=config.connections_max_idle_ms,
         )
         self._metadata = MetadataManager(
             self._pool,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import anyio
+import anyio.abc
 import pytest
 
 from asyncproducer._cluster import BrokerAddress
 from asyncproducer._connection import ConnectionSettings
 from asyncproducer._pool import ConnectionPool
-from asyncproducer.errors import KafkaConnectionError
+from asyncproducer.errors import ConnectionSetupTimeoutError, KafkaConnectionError
+from asyncproducer.protocol.messages import api_versions_request
 from tests.network.servers import ServerConnection, closed_port, serve
 
 pytestmark = pytest.mark.anyio
@@ -84,3 +86,71 @@ async def test_pool_refuses_use_after_close() -> None:
         pass
     with pytest.raises(KafkaConnectionError, match="closed"):
         await pool.get(BrokerAddress("127.0.0.1", 1))
+
+
+async def test_the_setup_timeout_grows_per_failed_attempt_up_to_its_maximum() -> None:
+    """Java's socket.connection.setup.timeout.max.ms: 100 ms, then ~200 (20 % jitter),
+    then capped at 300, for a broker whose connect never completes."""
+
+    async def never_connects(host: str, port: int) -> anyio.abc.ByteStream:
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    settings = ConnectionSettings(
+        connector=never_connects,
+        socket_connection_setup_timeout_ms=100,
+        socket_connection_setup_timeout_max_ms=300,
+    )
+    timeouts = []
+    async with ConnectionPool(settings, reconnect_backoff_ms=1, reconnect_backoff_max_ms=1) as pool:
+        for _ in range(5):
+            with anyio.fail_after(2), pytest.raises(ConnectionSetupTimeoutError) as raised:
+                await pool.get(BrokerAddress("127.0.0.1", 9))
+            timeouts.append(int(str(raised.value).rsplit("=", 1)[1]))
+    assert timeouts[0] == 100
+    assert 160 <= timeouts[1] <= 240
+    assert 240 <= timeouts[2] <= 300
+    assert all(t <= 300 for t in timeouts[3:])
+
+
+async def test_an_idle_connection_is_closed_and_reopened_without_backoff() -> None:
+    async def handler(conn: ServerConnection) -> None:
+        await conn.answer_api_versions()
+        await anyio.sleep_forever()
+
+    async with (
+        serve(handler) as (host, port, accepted),
+        ConnectionPool(
+            SETTINGS,
+            reconnect_backoff_ms=5_000,  # a reopen after a failure would wait this long
+            reconnect_backoff_max_ms=5_000,
+            connections_max_idle_ms=200,
+        ) as pool,
+    ):
+        address = BrokerAddress(host, port)
+        first = await pool.get(address)
+        with anyio.fail_after(2):
+            while not first.closed:  # idle: closed by the pool within a few checks
+                await anyio.sleep(0.02)
+        assert pool.connection_if_open(address) is None
+        with anyio.fail_after(1):  # at once: no reconnect backoff for an idle close
+            second = await pool.get(address)
+        assert second is not first
+        assert len(accepted) == 2
+
+
+async def test_a_connection_in_use_is_not_idle() -> None:
+    async def handler(conn: ServerConnection) -> None:
+        await conn.answer_api_versions()
+        await anyio.sleep_forever()  # the next request is never answered
+
+    async with (
+        serve(handler) as (host, port, _),
+        ConnectionPool(
+            ConnectionSettings(request_timeout_ms=5_000), connections_max_idle_ms=100
+        ) as pool,
+    ):
+        connection = await pool.get(BrokerAddress(host, port))
+        connection.submit(api_versions_request(3, "x"), lambda *_: None)
+        await anyio.sleep(0.5)  # five idle periods, with a request out all along
+        assert not connection.closed
