@@ -7,6 +7,7 @@ the ``cluster`` argument (Java's ``Cluster``).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -104,6 +105,12 @@ class ClusterSnapshot:
             brokers={**self.brokers, leader.node_id: leader},
             topics={**self.topics, topic: replace(info, partitions=tuple(partitions))},
         )
+
+    def without_topics(self, names: Iterable[str]) -> ClusterSnapshot:
+        """This snapshot, forgetting ``names`` (topics no longer in use)."""
+        gone = set(names)
+        topics = {name: info for name, info in self.topics.items() if name not in gone}
+        return dataclasses.replace(self, topics=topics)
 
     def merged_with(self, update: ClusterSnapshot, requested: Iterable[str]) -> ClusterSnapshot:
         """This snapshot with ``update`` applied: brokers replaced, requested topics replaced

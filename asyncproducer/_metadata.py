@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import anyio
@@ -178,13 +179,22 @@ class MetadataManager:
         metadata_max_age_ms: int = 300_000,
         retry_backoff_ms: int = 100,
         allow_auto_topic_creation: bool = True,
+        metadata_max_idle_ms: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._pool = pool
         self._bootstrap = tuple(bootstrap)
         self._max_age = metadata_max_age_ms / 1000
         self._retry_backoff = retry_backoff_ms / 1000
         self._allow_auto_topic_creation = allow_auto_topic_creation
-        self._topics: dict[str, None] = {}  # topics in use, in first-use order
+        self._topics: dict[str, float] = {}
+        """Topics in use, in first-use order, and when each was last used (``clock``, ms):
+        when a send first needed it, or opened a batch for it."""
+        self._max_idle_ms = metadata_max_idle_ms
+        self._clock = clock
+        self.busy_topics: Callable[[], Collection[str]] = tuple
+        """The topics with records not yet acknowledged (set by the producer): never
+        forgotten for being idle, since their batches need the leaders."""
         self.partition_counts: dict[str, int] = {}
         """Every topic the snapshot can send to now (known, without error, with partitions)
         and its partition count: what staging a record needs of the metadata. One dict,
@@ -227,10 +237,28 @@ class MetadataManager:
 
     def add_topic(self, topic: str) -> bool:
         """Track ``topic``; True if it is new (the caller should then refresh)."""
+        new = topic not in self._topics
+        self._topics[topic] = self._clock() * 1000
+        return new
+
+    def touch(self, topic: str) -> None:
+        """``topic`` is in use (a send opened a batch for it): keep it in the requests."""
         if topic in self._topics:
-            return False
-        self._topics[topic] = None
-        return True
+            self._topics[topic] = self._clock() * 1000
+
+    def _forget_idle_topics(self) -> None:
+        """Java's ``metadata.max.idle.ms``: a topic not used for that long leaves the
+        metadata requests and the snapshot (a later send fetches it again)."""
+        if self._max_idle_ms is None:
+            return
+        oldest = self._clock() * 1000 - self._max_idle_ms
+        busy = self.busy_topics()
+        idle = [t for t, used in self._topics.items() if used <= oldest and t not in busy]
+        if idle:
+            for topic in idle:
+                del self._topics[topic]
+            self.snapshot = self.snapshot.without_topics(idle)
+            logger.debug("topics idle for metadata_max_idle_ms, no longer fetched: %s", idle)
 
     def request_update(self) -> None:
         """Ask :meth:`run` for a refresh as soon as possible (e.g. after NOT_LEADER)."""
@@ -269,6 +297,7 @@ class MetadataManager:
         self._in_flight = anyio.Event()
         self._in_flight_error = None
         try:
+            self._forget_idle_topics()
             topics = self.topics_in_use
             update = await self._fetch(topics)
             before, self.snapshot = self.snapshot, self.snapshot.merged_with(update, topics)

@@ -263,6 +263,7 @@ class SendPath:
             topic, partition, future, record, reserved, now_ms, record_capacity
         )
         if created:
+            self._metadata.touch(topic)
             behind_another = accumulator.queued_batches(topic, partition) > 1
             self._sender.batch_opened(now_ms, behind_another)
         else:

@@ -139,7 +139,9 @@ class Producer(SendPath, TransactionAPI):
             metadata_max_age_ms=config.metadata_max_age_ms,
             retry_backoff_ms=config.retry_backoff_ms,
             allow_auto_topic_creation=config.allow_auto_create_topics,
+            metadata_max_idle_ms=config.metadata_max_idle_ms,
         )
+        self._metadata.busy_topics = lambda: {b.topic for b in self._accumulator.incomplete}
         self._stager = RecordStager(config, self._metadata)
         # Decided once: an async key or value serializer is awaited in send() (no C shortcut).
         self._awaits_serializers = self._stager.awaits
