@@ -63,7 +63,8 @@ class ConnectionPool:
         self._max_idle_s = connections_max_idle_ms / 1000
         """Java's ``connections.max.idle.ms``: a connection with nothing out on it for that
         long is closed (and opened again when needed); negative: never."""
-        self._idle_watch = anyio.CancelScope()
+        self._idle_watch: anyio.CancelScope | None = None
+        """The idle-connection check, while the pool is entered."""
         self._closed = False
         self.close_grace_s = GRACEFUL_CLOSE_S
         """How long closing waits for each broker to acknowledge the end of the stream
@@ -78,6 +79,7 @@ class ConnectionPool:
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
         if self._max_idle_s >= 0:
+            self._idle_watch = anyio.CancelScope()
             self._task_group.start_soon(self._close_idle, name="asyncproducer idle connections")
         return self
 
@@ -95,6 +97,7 @@ class ConnectionPool:
         """Close the connections idle for ``connections_max_idle_ms``, checking a few times
         per period. Closed so, a connection is no failure: the next request to that broker
         connects again at once, without a reconnect backoff."""
+        assert self._idle_watch is not None
         with self._idle_watch:
             while True:
                 await anyio.sleep(min(max(self._max_idle_s / 4, 0.01), 30.0))
@@ -118,7 +121,8 @@ class ConnectionPool:
     async def aclose(self) -> None:
         """Close every connection at once, each gracefully within ``close_grace_s``."""
         self._closed = True
-        self._idle_watch.cancel()
+        if self._idle_watch is not None:
+            self._idle_watch.cancel()
         open_connections = [s.connection for s in self._states.values() if s.connection]
         async with anyio.create_task_group() as closing:
             for connection in open_connections:
