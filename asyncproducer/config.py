@@ -264,6 +264,27 @@ def _check_reporters(label: str, value: object) -> tuple[object, ...]:
     return items
 
 
+# Settings whose Java behaviour is not implemented yet: a value other than the one this
+# client's behaviour matches is refused, never accepted and ignored.
+_NOT_YET_VALUES = {
+    "partitioner_adaptive_partitioning_enable": False,
+    "partitioner_availability_timeout_ms": 0,
+}
+
+
+def _check_not_yet(config: object, label: Callable[[str], str]) -> None:
+    for key, supported in _NOT_YET_VALUES.items():
+        value = getattr(config, key)
+        if value != supported:
+            raise _bad(
+                label(key),
+                value,
+                f"only {supported!r} is supported yet: adaptive partitioning (KIP-794) is "
+                "not implemented, so keyless records go to the uniform sticky partitioner "
+                "(Java's behaviour with partitioner.adaptive.partitioning.enable=false)",
+            )
+
+
 def _check_recording_level(label: str, value: object) -> None:
     if value == "INFO":
         return
@@ -356,7 +377,10 @@ class ProducerConfig:
     # Pluggable parts, stored as given.
     partitioner: object | None = None
     partitioner_ignore_keys: bool = False
-    partitioner_adaptive_partitioning_enable: bool = True
+    # Java's default is true; adaptive partitioning (KIP-794) is not implemented yet, so
+    # keyless records go to the uniform sticky partitioner, which is Java's behaviour
+    # with false: true, or an availability timeout, is refused (_check_not_yet).
+    partitioner_adaptive_partitioning_enable: bool = False
     partitioner_availability_timeout_ms: int = 0
     key_serializer: object | None = None
     value_serializer: object | None = None
@@ -485,6 +509,7 @@ class ProducerConfig:
             _check_reporters(label("metric_reporters"), self.metric_reporters),
         )
         _check_recording_level(label("metrics_recording_level"), self.metrics_recording_level)
+        _check_not_yet(self, label)
 
     def _apply_java_rules(self, given: frozenset[str], label: Callable[[str], str]) -> None:
         check_security(self, given, label)
