@@ -83,7 +83,6 @@ def java_name(key: str) -> str:
 # user porting a .properties file learns why the line has to go.
 _JVM_ONLY: Final = frozenset(
     {
-        "client.dns.lookup",
         "config.providers",
         "enable.metrics.push",
         "security.providers",

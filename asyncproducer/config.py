@@ -285,6 +285,20 @@ def _check_not_yet(config: object, label: Callable[[str], str]) -> None:
             )
 
 
+def _check_dns_lookup(label: str, value: object) -> None:
+    if value == "use_all_dns_ips":
+        return
+    if value == "resolve_canonical_bootstrap_servers_only":
+        raise _bad(
+            label,
+            value,
+            "is not supported yet: bootstrap servers are used as given (for Kerberos "
+            "service names, give the brokers' canonical host names); only "
+            "'use_all_dns_ips' is accepted",
+        )
+    raise _bad(label, value, "must be 'use_all_dns_ips' (every address of a name is tried)")
+
+
 def _check_recording_level(label: str, value: object) -> None:
     if value == "INFO":
         return
@@ -373,6 +387,9 @@ class ProducerConfig:
     metadata_max_age_ms: int = 300_000
     metadata_max_idle_ms: int = 300_000
     allow_auto_create_topics: bool = True
+    # Java's default, and what every connect does here (asyncio's and AnyIO's): each
+    # address a name resolves to is tried in turn until one connects.
+    client_dns_lookup: str = "use_all_dns_ips"
 
     # Pluggable parts, stored as given.
     partitioner: object | None = None
@@ -510,6 +527,7 @@ class ProducerConfig:
         )
         _check_recording_level(label("metrics_recording_level"), self.metrics_recording_level)
         _check_not_yet(self, label)
+        _check_dns_lookup(label("client_dns_lookup"), self.client_dns_lookup)
 
     def _apply_java_rules(self, given: frozenset[str], label: Callable[[str], str]) -> None:
         check_security(self, given, label)

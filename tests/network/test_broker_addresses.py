@@ -111,3 +111,39 @@ async def test_a_broker_sharing_no_metadata_or_produce_version_is_refused(missin
             await BrokerConnection.open(BrokerAddress(host, port), ConnectionSettings(), tg)
     assert "cannot serve a producer" in str(info.value)
     assert missing.name in str(info.value)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+async def test_every_address_a_name_resolves_to_is_tried(
+    monkeypatch: pytest.MonkeyPatch, anyio_backend: str
+) -> None:
+    """client_dns_lookup=use_all_dns_ips (Java's default): a name whose first address
+    refuses the connection is reached at its second. (asyncio and trio: uvloop resolves
+    names in libuv, past the ``socket.getaddrinfo`` this test replaces.)"""
+    import socket
+
+    from tests.network.servers import closed_port
+
+    real_getaddrinfo = socket.getaddrinfo
+    dead = closed_port()
+
+    async def handler(conn: ServerConnection) -> None:
+        await conn.answer_api_versions()
+        await anyio.sleep_forever()
+
+    async with serve(handler) as (_, port, accepted), anyio.create_task_group() as group:
+
+        def two_addresses(host: object, *args: object, **kwargs: object) -> list[object]:
+            if host not in ("two-addresses.invalid", b"two-addresses.invalid"):  # trio: IDNA bytes
+                return real_getaddrinfo(host, *args, **kwargs)  # type: ignore[arg-type]
+            stream = (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "")
+            return [(*stream, ("127.0.0.1", dead)), (*stream, ("127.0.0.1", port))]
+
+        monkeypatch.setattr(socket, "getaddrinfo", two_addresses)
+        with anyio.fail_after(5):
+            connection = await BrokerConnection.open(
+                BrokerAddress("two-addresses.invalid", port), ConnectionSettings(), group
+            )
+        assert len(accepted) == 1
+        await connection.aclose()
+        group.cancel_scope.cancel()

@@ -71,6 +71,7 @@ JAVA_DEFAULTS = [
     ("interceptors", "interceptor.classes", ()),
     ("transactional_id", "transactional.id", None),
     ("transaction_timeout_ms", "transaction.timeout.ms", 60_000),
+    ("client_dns_lookup", "client.dns.lookup", "use_all_dns_ips"),
     ("metrics_num_samples", "metrics.num.samples", 2),
     ("metrics_sample_window_ms", "metrics.sample.window.ms", 30_000),
     ("metrics_recording_level", "metrics.recording.level", "INFO"),
@@ -775,6 +776,8 @@ class _Reporter:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
+        ({"client_dns_lookup": "resolve_canonical_bootstrap_servers_only"}, "not supported yet"),
+        ({"client_dns_lookup": "default"}, "must be 'use_all_dns_ips'"),
         ({"metrics_recording_level": "DEBUG"}, "has no DEBUG or TRACE metrics"),
         ({"metrics_recording_level": "info"}, "must be 'INFO'"),
         ({"metrics_num_samples": 0}, "metrics_num_samples"),
@@ -783,7 +786,7 @@ class _Reporter:
         ({"metric_reporters": [object()]}, r"metric_reporters\[0\]"),
     ],
 )
-def test_metrics_keys_refuse_what_would_not_act(kwargs: dict[str, object], message: str) -> None:
+def test_keys_refuse_values_that_would_not_act(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         make(**kwargs)
 
