@@ -9,6 +9,7 @@ character. The file is read as UTF-8 (Java 9+ reads properties files so).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from asyncproducer.errors import ConfigError
@@ -16,7 +17,7 @@ from asyncproducer.errors import ConfigError
 _ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "f": "\f"}
 
 
-def read_properties(path: str | Path) -> dict[str, str]:
+def read_properties(path: str | os.PathLike[str]) -> dict[str, str]:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

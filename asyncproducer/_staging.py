@@ -40,6 +40,7 @@ from asyncproducer._batch import ProducerBatch, Record
 from asyncproducer._cluster import ClusterSnapshot
 from asyncproducer._metadata import MetadataManager
 from asyncproducer._native import speedups
+from asyncproducer._plugins import configured_serializer, named_plugin
 from asyncproducer._types import Header, ProducerRecord
 from asyncproducer.config import ProducerConfig
 from asyncproducer.errors import (
@@ -96,7 +97,7 @@ class RecordStager:
         self._metadata = metadata
         self._partition_counts = metadata.partition_counts
         self._resolve_serializers(config)
-        self.partitioner = resolve_partitioner(config.partitioner)
+        self.partitioner = resolve_partitioner(named_plugin(config.partitioner, "partitioner"))
         # Exactly the default: subclasses (UniformStickyPartitioner) are treated as custom.
         self._custom = type(self.partitioner) is not DefaultPartitioner
         self._ignore_keys = config.partitioner_ignore_keys
@@ -114,7 +115,14 @@ class RecordStager:
     def _resolve_serializers(self, config: ProducerConfig) -> None:
         """The key and value serializers, decided once: whether any is asynchronous
         (``awaits``), and what :meth:`stage` calls."""
-        key_spec, value_spec = config.key_serializer, config.value_serializer
+        configs = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+        key_spec, value_spec = (
+            configured_serializer(named_plugin(spec, label), configs, is_key=is_key)
+            for spec, label, is_key in (
+                (config.key_serializer, "key_serializer", True),
+                (config.value_serializer, "value_serializer", False),
+            )
+        )
         awaited_key = resolve_awaited_serializer(key_spec, is_key=True)
         awaited_value = resolve_awaited_serializer(value_spec, is_key=False)
         self.awaits = awaited_key is not None or awaited_value is not None

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 from collections.abc import Mapping, Sequence
 from types import MethodType
 from typing import Any
@@ -41,8 +42,10 @@ from asyncproducer._metrics_wiring import (
     register_gauges,
     start_reporters,
 )
+from asyncproducer._plugins import named_plugin
 from asyncproducer._pool import ConnectionPool
 from asyncproducer._producer_metrics import ProducerMetrics
+from asyncproducer._properties import parse_properties, read_properties
 from asyncproducer._sasl import SaslSettings
 from asyncproducer._send_path import SendPath
 from asyncproducer._sender import Sender, SenderSettings
@@ -88,9 +91,23 @@ class Producer(SendPath, TransactionAPI):
         producer._setup()
         return producer
 
+    @classmethod
+    def from_properties(cls, source: str | os.PathLike[str]) -> Producer:
+        """A producer from a Java client ``.properties`` file: ``source`` is its path (a
+        path object, or a string naming an existing file), or else its text. Class names
+        in it may be dotted paths to Python objects or the Java client's built-in
+        serializers and partitioners (docs/producer.md, "Java properties")."""
+        if isinstance(source, os.PathLike) or os.path.isfile(source):
+            properties = read_properties(source)
+        else:
+            properties = parse_properties(source)
+        return cls.from_config(properties)
+
     def _setup(self) -> None:
         config = self._config
-        self._interceptors = InterceptorChain(list(config.interceptors))
+        self._interceptors = InterceptorChain(
+            [_instance(named_plugin(i, "interceptors")) for i in config.interceptors]
+        )
         self._intercepting = bool(self._interceptors)
         self._max_block_s = config.max_block_ms / 1000
         self._batch_size = config.batch_size
@@ -403,6 +420,12 @@ class Producer(SendPath, TransactionAPI):
         self._check_running()
         info = await self._metadata.wait_for_topic(topic, self._max_block_s * 1000)
         return {p.partition for p in info.partitions}
+
+
+def _instance(plugin: object) -> object:
+    """An interceptor class (or one named in a properties file) made an instance, as Java
+    instantiates ``interceptor.classes``."""
+    return plugin() if isinstance(plugin, type) else plugin
 
 
 __all__ = ["Producer", "State"]

@@ -40,6 +40,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "serializers",
         "interceptors",
         "partitioners",
+        "_plugins",
     ),
     "network": ("_transport", "_tls", "_connection", "_pool", "_metadata", "_sasl", "_memory"),
     "engine": (
