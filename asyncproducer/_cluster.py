@@ -11,6 +11,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from asyncproducer._types import Node, PartitionInfo
 from asyncproducer.errors import ConfigError
 
 
@@ -39,7 +40,7 @@ class BrokerInfo:
 
 
 @dataclass(frozen=True, slots=True)
-class PartitionInfo:
+class PartitionMetadata:
     topic: str
     partition: int
     leader: int
@@ -54,11 +55,13 @@ class PartitionInfo:
 @dataclass(frozen=True, slots=True)
 class TopicInfo:
     name: str
-    partitions: tuple[PartitionInfo, ...]
+    partitions: tuple[PartitionMetadata, ...]
     """Indexed by partition id: ``partitions[p].partition == p``."""
     error_code: int = 0
     is_internal: bool = False
-    available_partitions: tuple[PartitionInfo, ...] = field(init=False, repr=False, compare=False)
+    available_partitions: tuple[PartitionMetadata, ...] = field(
+        init=False, repr=False, compare=False
+    )
     """Partitions with a leader right now (what the sticky and round-robin partitioners
     pick from), computed once: snapshots are immutable, and this is read per record."""
     available_partition_ids: tuple[int, ...] = field(init=False, repr=False, compare=False)
@@ -80,6 +83,29 @@ class ClusterSnapshot:
 
     def topic(self, name: str) -> TopicInfo | None:
         return self.topics.get(name)
+
+    def partition_infos(self, topic: TopicInfo) -> list[PartitionInfo]:
+        """The topic's partitions in Java's public shape (``partitions_for()``): broker ids
+        made nodes, a replica whose broker the metadata does not list as Java's
+        ``Node(id, "", -1)``."""
+
+        def node(node_id: int) -> Node:
+            broker = self.brokers.get(node_id)
+            if broker is None:
+                return Node(node_id, "", -1)
+            return Node(node_id, broker.host, broker.port, broker.rack)
+
+        return [
+            PartitionInfo(
+                topic.name,
+                p.partition,
+                node(p.leader) if p.leader >= 0 else None,
+                tuple(map(node, p.replicas)),
+                tuple(map(node, p.isr)),
+                tuple(map(node, p.offline_replicas)),
+            )
+            for p in topic.partitions
+        ]
 
     def leader_for(self, topic: str, partition: int) -> BrokerInfo | None:
         info = self.topics.get(topic)

@@ -24,7 +24,7 @@ from asyncproducer._cluster import (
     BrokerAddress,
     BrokerInfo,
     ClusterSnapshot,
-    PartitionInfo,
+    PartitionMetadata,
     TopicInfo,
     address_problem,
 )
@@ -127,17 +127,17 @@ def _topics(response: object, brokers: Mapping[int, BrokerInfo]) -> dict[str, To
     return topics
 
 
-def _partitions(topic: Any, brokers: Mapping[int, BrokerInfo]) -> tuple[PartitionInfo, ...]:
+def _partitions(topic: Any, brokers: Mapping[int, BrokerInfo]) -> tuple[PartitionMetadata, ...]:
     """The topic's partitions indexed by id (``TopicInfo.partitions[p].partition == p``)."""
     name: str = topic.name
-    by_id: dict[int, PartitionInfo] = {}
+    by_id: dict[int, PartitionMetadata] = {}
     for p in _array(topic.partitions, f"partition list of topic {name!r}"):
         index = int(p.partition_index)
         if index < 0 or index in by_id:
             again = "twice" if index in by_id else "(negative)"
             raise _Impossible(f"topic {name!r} lists partition {index} {again}")
         leader = int(p.leader_id)
-        by_id[index] = PartitionInfo(
+        by_id[index] = PartitionMetadata(
             topic=name,
             partition=index,
             leader=leader if leader in brokers else -1,

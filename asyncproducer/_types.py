@@ -87,3 +87,29 @@ class ConsumerGroupMetadata:
     generation_id: int = -1
     member_id: str = ""
     group_instance_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """A broker as the cluster metadata describes it, as Java's ``Node``. A replica the
+    metadata names but whose broker it does not list (it is down) has ``host`` "" and
+    ``port`` -1, as in Java."""
+
+    id: int
+    host: str
+    port: int
+    rack: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionInfo:
+    """One partition of a topic, as Java's ``PartitionInfo`` (what ``partitions_for()``
+    returns): its leader (None while it has none), its replicas, the in-sync ones, and the
+    offline ones."""
+
+    topic: str
+    partition: int
+    leader: Node | None
+    replicas: tuple[Node, ...]
+    in_sync_replicas: tuple[Node, ...]
+    offline_replicas: tuple[Node, ...] = ()

@@ -54,6 +54,7 @@ from asyncproducer._tls import client_tls_context
 from asyncproducer._transaction_api import TransactionAPI
 from asyncproducer._transactional import TransactionalCalls
 from asyncproducer._transactions import TransactionManager, TransactionState
+from asyncproducer._types import PartitionInfo
 from asyncproducer.config import ProducerConfig
 from asyncproducer.errors import (
     KafkaError,
@@ -415,11 +416,14 @@ class Producer(SendPath, TransactionAPI):
         Prometheus collector read); ``metric.value()`` reads it now."""
         return list(self._metrics.registry)
 
-    async def partitions_for(self, topic: str) -> set[int]:
-        """The topic's partition ids (fetching its metadata, bounded by ``max_block_ms``)."""
+    async def partitions_for(self, topic: str) -> list[PartitionInfo]:
+        """The topic's partitions in order, each with its leader, replicas, in-sync and
+        offline replicas, as Java's ``partitionsFor`` (fetching the topic's metadata,
+        bounded by ``max_block_ms``). aiokafka's set of ids is
+        ``{p.partition for p in await producer.partitions_for(topic)}``."""
         self._check_running()
         info = await self._metadata.wait_for_topic(topic, self._max_block_s * 1000)
-        return {p.partition for p in info.partitions}
+        return self._metadata.snapshot.partition_infos(info)
 
 
 def _instance(plugin: object) -> object:

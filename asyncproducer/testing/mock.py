@@ -40,7 +40,7 @@ from typing import Any, NamedTuple
 import anyio.lowlevel
 
 from asyncproducer._batch import DeliveryCallback
-from asyncproducer._cluster import BrokerInfo, ClusterSnapshot, PartitionInfo, TopicInfo
+from asyncproducer._cluster import BrokerInfo, ClusterSnapshot, PartitionMetadata, TopicInfo
 from asyncproducer._futures import FutureFactory, complete, fail, future_factory
 from asyncproducer._lifecycle import State, transition_allowed
 from asyncproducer._send_batch import send_each
@@ -54,6 +54,7 @@ from asyncproducer._staging import (
 )
 from asyncproducer._types import (
     Header,
+    PartitionInfo,
     ProducerRecord,
     RecordMetadata,
     RecordTuple,
@@ -359,7 +360,7 @@ class MockProducer:
     def _snapshot(topic: str, count: int) -> ClusterSnapshot:
         """A one-broker cluster view for a custom partitioner (every partition has a leader)."""
         partitions = tuple(
-            PartitionInfo(topic, p, leader=0, leader_epoch=0, replicas=(0,), isr=(0,))
+            PartitionMetadata(topic, p, leader=0, leader_epoch=0, replicas=(0,), isr=(0,))
             for p in range(count)
         )
         return ClusterSnapshot(
@@ -398,10 +399,12 @@ class MockProducer:
         self.complete_all()
         await anyio.lowlevel.checkpoint()
 
-    async def partitions_for(self, topic: str) -> set[int]:
+    async def partitions_for(self, topic: str) -> list[PartitionInfo]:
+        """The topic's partitions on a one-broker cluster (node 0 leads them all)."""
         self._check_running()
         await anyio.lowlevel.checkpoint()
-        return set(range(self._partition_count(topic)))
+        snapshot = self._snapshot(topic, self._partition_count(topic))
+        return snapshot.partition_infos(snapshot.topics[topic])
 
     def metrics(self) -> dict[str, float]:
         """The real producer's metrics that mean something without a broker, by the same

@@ -124,7 +124,7 @@ async def test_partition_choice() -> None:
         keyed = await producer.send_and_wait("orders", b"v", key=b"customer-42")
         assert keyless == [0, 1, 2, 3, 0, 1]
         assert keyed.partition == partition_for_key(b"customer-42", 4)
-        assert await producer.partitions_for("orders") == {0, 1, 2, 3}
+        assert [p.partition for p in await producer.partitions_for("orders")] == [0, 1, 2, 3]
         with pytest.raises(PartitionOutOfRangeError, match=r"\[0...3\]"):
             await producer.send("orders", b"v", partition=4)
         with pytest.raises(UnknownTopicOrPartitionError, match="'nope'"):

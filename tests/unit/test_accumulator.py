@@ -7,7 +7,7 @@ import pytest
 from asyncproducer._accumulator import RecordAccumulator
 from asyncproducer._backoff import ExponentialBackoff
 from asyncproducer._batch import RECORD_OVERHEAD, RECORDS_PER_CHARGE, Record, batch_reservation
-from asyncproducer._cluster import BrokerInfo, ClusterSnapshot, PartitionInfo, TopicInfo
+from asyncproducer._cluster import BrokerInfo, ClusterSnapshot, PartitionMetadata, TopicInfo
 from asyncproducer._idempotence import IdempotenceState, ProducerIdAndEpoch, increment_sequence
 from asyncproducer._memory import BufferPool
 from asyncproducer.protocol.compression import CompressionType
@@ -20,9 +20,9 @@ CLUSTER = ClusterSnapshot(
         "t": TopicInfo(
             "t",
             (
-                PartitionInfo("t", 0, 1, 0, (1,), (1,)),
-                PartitionInfo("t", 1, 2, 0, (2,), (2,)),
-                PartitionInfo("t", 2, -1, 0, (1,), ()),  # no leader right now
+                PartitionMetadata("t", 0, 1, 0, (1,), (1,)),
+                PartitionMetadata("t", 1, 2, 0, (2,), (2,)),
+                PartitionMetadata("t", 2, -1, 0, (1,), ()),  # no leader right now
             ),
         )
     },

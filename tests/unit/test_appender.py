@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from asyncproducer import _staging
 from asyncproducer._batch import ProducerBatch, _fill_sinks
-from asyncproducer._cluster import ClusterSnapshot, PartitionInfo, TopicInfo
+from asyncproducer._cluster import ClusterSnapshot, PartitionMetadata, TopicInfo
 from asyncproducer._metadata import MetadataManager
 from asyncproducer._native import speedups
 from asyncproducer._send_path import SendPath
@@ -55,7 +55,7 @@ Queues = dict[tuple[str, int], deque[ProducerBatch]]
 def topic_info(name: str, partitions: int, error_code: int = 0) -> TopicInfo:
     return TopicInfo(
         name,
-        tuple(PartitionInfo(name, i, 1, 0, (1,), (1,)) for i in range(partitions)),
+        tuple(PartitionMetadata(name, i, 1, 0, (1,), (1,)) for i in range(partitions)),
         error_code=error_code,
     )
 

@@ -12,7 +12,7 @@ from asyncproducer._cluster import (
     BrokerAddress,
     BrokerInfo,
     ClusterSnapshot,
-    PartitionInfo,
+    PartitionMetadata,
     TopicInfo,
     address_problem,
     parse_bootstrap_servers,
@@ -44,7 +44,7 @@ def _topic(name: str, leaders: list[int]) -> TopicInfo:
     return TopicInfo(
         name,
         tuple(
-            PartitionInfo(name, i, leader, 0, (leader,), (leader,))
+            PartitionMetadata(name, i, leader, 0, (leader,), (leader,))
             for i, leader in enumerate(leaders)
         ),
     )

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from asyncproducer import partitioners
-from asyncproducer._cluster import ClusterSnapshot, PartitionInfo, TopicInfo
+from asyncproducer._cluster import ClusterSnapshot, PartitionMetadata, TopicInfo
 from asyncproducer.errors import UnknownTopicOrPartitionError
 from asyncproducer.partitioners import (
     DefaultPartitioner,
@@ -37,7 +37,7 @@ def cluster(leaders: Mapping[str, Sequence[int]]) -> ClusterSnapshot:
         name: TopicInfo(
             name,
             tuple(
-                PartitionInfo(name, i, leader, 0, (max(leader, 0),), (max(leader, 0),))
+                PartitionMetadata(name, i, leader, 0, (max(leader, 0),), (max(leader, 0),))
                 for i, leader in enumerate(ids)
             ),
         )
