@@ -20,6 +20,7 @@ from typing import Any
 
 import anyio
 
+from asyncproducer._canonical_names import canonical_bootstrap
 from asyncproducer._cluster import (
     BrokerAddress,
     BrokerInfo,
@@ -180,10 +181,14 @@ class MetadataManager:
         retry_backoff_ms: int = 100,
         allow_auto_topic_creation: bool = True,
         metadata_max_idle_ms: int | None = None,
+        canonical_bootstrap_names: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._pool = pool
         self._bootstrap = tuple(bootstrap)
+        self._canonicalize = canonical_bootstrap_names
+        """Bootstrap names still to be replaced by their canonical names (client_dns_lookup
+        resolve_canonical_bootstrap_servers_only): once, before the first request."""
         self._max_age = metadata_max_age_ms / 1000
         self._retry_backoff = retry_backoff_ms / 1000
         self._allow_auto_topic_creation = allow_auto_topic_creation
@@ -298,6 +303,9 @@ class MetadataManager:
         self._in_flight_error = None
         try:
             self._forget_idle_topics()
+            if self._canonicalize:
+                self._bootstrap, resolved = await canonical_bootstrap(self._bootstrap)
+                self._canonicalize = not resolved
             topics = self.topics_in_use
             update = await self._fetch(topics)
             before, self.snapshot = self.snapshot, self.snapshot.merged_with(update, topics)

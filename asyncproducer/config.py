@@ -285,18 +285,18 @@ def _check_not_yet(config: object, label: Callable[[str], str]) -> None:
             )
 
 
+_DNS_LOOKUPS = ("use_all_dns_ips", "resolve_canonical_bootstrap_servers_only")
+
+
 def _check_dns_lookup(label: str, value: object) -> None:
-    if value == "use_all_dns_ips":
-        return
-    if value == "resolve_canonical_bootstrap_servers_only":
+    if value not in _DNS_LOOKUPS:
         raise _bad(
             label,
             value,
-            "is not supported yet: bootstrap servers are used as given (for Kerberos "
-            "service names, give the brokers' canonical host names); only "
-            "'use_all_dns_ips' is accepted",
+            "must be 'use_all_dns_ips' (every address of a name is tried) or "
+            "'resolve_canonical_bootstrap_servers_only' (bootstrap names replaced by the "
+            "canonical names of their addresses)",
         )
-    raise _bad(label, value, "must be 'use_all_dns_ips' (every address of a name is tried)")
 
 
 def _check_recording_level(label: str, value: object) -> None:

@@ -158,6 +158,9 @@ class Producer(SendPath, TransactionAPI):
             retry_backoff_ms=config.retry_backoff_ms,
             allow_auto_topic_creation=config.allow_auto_create_topics,
             metadata_max_idle_ms=config.metadata_max_idle_ms,
+            canonical_bootstrap_names=(
+                config.client_dns_lookup == "resolve_canonical_bootstrap_servers_only"
+            ),
         )
         self._metadata.busy_topics = lambda: {b.topic for b in self._accumulator.incomplete}
         self._stager = RecordStager(config, self._metadata)

@@ -776,8 +776,7 @@ class _Reporter:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"client_dns_lookup": "resolve_canonical_bootstrap_servers_only"}, "not supported yet"),
-        ({"client_dns_lookup": "default"}, "must be 'use_all_dns_ips'"),
+        ({"client_dns_lookup": "default"}, "must be 'use_all_dns_ips'.* or 'resolve_canon"),
         ({"metrics_recording_level": "DEBUG"}, "has no DEBUG or TRACE metrics"),
         ({"metrics_recording_level": "info"}, "must be 'INFO'"),
         ({"metrics_num_samples": 0}, "metrics_num_samples"),

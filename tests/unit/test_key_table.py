@@ -33,7 +33,6 @@ ONE_VALUE_ACCEPTED: dict[str, tuple[object, object]] = {
     "ssl_truststore_type": ("PEM", "JKS"),
     "ssl_keystore_type": ("PEM", "PKCS12"),
     "metrics_recording_level": ("INFO", "DEBUG"),
-    "client_dns_lookup": ("use_all_dns_ips", "resolve_canonical_bootstrap_servers_only"),
     "partitioner_adaptive_partitioning_enable": (False, True),
     "partitioner_availability_timeout_ms": (0, 1_000),
 }

@@ -42,7 +42,16 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "partitioners",
         "_plugins",
     ),
-    "network": ("_transport", "_tls", "_connection", "_pool", "_metadata", "_sasl", "_memory"),
+    "network": (
+        "_transport",
+        "_tls",
+        "_connection",
+        "_pool",
+        "_canonical_names",
+        "_metadata",
+        "_sasl",
+        "_memory",
+    ),
     "engine": (
         "_batch",
         "_idempotence",
