@@ -43,7 +43,7 @@ from asyncproducer.protocol.compression import CompressionType, validate_level
 
 __all__ = ["KNOWN_KEYS", "ProducerConfig"]
 
-logger = logging.getLogger("asyncproducer.config")
+logger: logging.Logger = logging.getLogger("asyncproducer.config")
 
 # Java's MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION_FOR_IDEMPOTENCE: the broker keeps sequence
 # state for the last 5 batches of each producer (ProducerStateEntry.NUM_BATCHES_TO_RETAIN).

@@ -27,7 +27,7 @@ from asyncproducer._types import ProducerRecord, RecordMetadata
 
 __all__ = ["InterceptorChain", "ProducerInterceptor"]
 
-logger = logging.getLogger("asyncproducer.interceptors")
+logger: logging.Logger = logging.getLogger("asyncproducer.interceptors")
 
 _HOOKS = ("on_send", "on_acknowledgement", "close", "configure")
 

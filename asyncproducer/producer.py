@@ -64,7 +64,7 @@ from asyncproducer.errors import (
 )
 from asyncproducer.interceptors import InterceptorChain
 
-logger = logging.getLogger("asyncproducer.producer")
+logger: logging.Logger = logging.getLogger("asyncproducer.producer")
 
 
 class Producer(SendPath, TransactionAPI):

@@ -31,7 +31,7 @@ __all__ = ["PRODUCER_KEY", "producer_context"]
 PRODUCER_KEY = web.AppKey("producer", Producer)
 """Where :func:`producer_context` puts the producer: ``request.app[PRODUCER_KEY]``."""
 
-logger = logging.getLogger("asyncproducer.integrations.aiohttp")
+logger: logging.Logger = logging.getLogger("asyncproducer.integrations.aiohttp")
 
 
 def producer_context(

@@ -34,7 +34,7 @@ __all__ = ["STATE_KEY", "ProducerDep", "get_producer", "producer_lifespan"]
 STATE_KEY = "producer"
 """The producer's key in the lifespan state (and so ``request.state.producer``)."""
 
-logger = logging.getLogger("asyncproducer.integrations.fastapi")
+logger: logging.Logger = logging.getLogger("asyncproducer.integrations.fastapi")
 
 # Starlette's Lifespan type, with or without state (what FastAPI(lifespan=...) takes), for
 # any app class: Any, so that a lifespan typed for FastAPI, Starlette or a subclass fits.

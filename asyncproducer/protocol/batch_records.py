@@ -54,18 +54,18 @@ class PyBatchRecords:
     )
 
     def __init__(self, max_records_size: int, record_capacity: int) -> None:
-        self.max_records_size = max_records_size
+        self.max_records_size: int = max_records_size
         """Encoded (uncompressed) record bytes that fit, unless a single record is larger."""
-        self.record_capacity = record_capacity
+        self.record_capacity: int = record_capacity
         """Records it takes at most (the owner may raise it)."""
-        self.records_size = 0
+        self.records_size: int = 0
         """Bytes of the records appended so far, encoded."""
-        self.max_record_size = 0
+        self.max_record_size: int = 0
         """The largest record appended so far, encoded (0 before the first)."""
-        self.base_timestamp = -1
+        self.base_timestamp: int = -1
         """The first record's timestamp (-1 before it): the base of the deltas."""
-        self.max_timestamp = -1
-        self.full = False
+        self.max_timestamp: int = -1
+        self.full: bool = False
         """``finish()`` was called: it takes no more records."""
         self.futures: list[Any] = []
         """Per record, the future appended with it (None for a record without one)."""

@@ -106,9 +106,9 @@ class KafkaNode:
         self.internal_port = internal_port
         self.controller_port = controller_port
         # Where metadata tells clients to connect: a FaultProxy's port, or the node's own.
-        self.advertised_port = port if advertised_port is None else advertised_port
+        self.advertised_port: int = port if advertised_port is None else advertised_port
         # The name clients connect to: the host unless Kerberos needs a name (localhost).
-        self.client_host = host if client_host is None else client_host
+        self.client_host: str = host if client_host is None else client_host
         self._launcher = launcher
         self._cluster = cluster
         self._process: subprocess.Popen[bytes] | None = None
@@ -237,7 +237,7 @@ class _Launcher:
     ) -> None:
         self.java = java
         self.libs = libs
-        self.jvm_options = tuple(jvm_options)
+        self.jvm_options: tuple[str, ...] = tuple(jvm_options)
         self.watchdog = watchdog
 
 

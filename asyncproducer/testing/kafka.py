@@ -189,7 +189,7 @@ class KafkaCluster:
         self.brokers = brokers
         self.version = version
         self.listener = listener
-        self.cluster_id = new_cluster_id()
+        self.cluster_id: str = new_cluster_id()
         self._broker_config = dict(broker_config or {})
         self._jvm_options = tuple(jvm_options)
         self._startup_timeout = startup_timeout

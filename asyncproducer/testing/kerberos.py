@@ -88,7 +88,7 @@ class KerberosRealm:
     def __init__(self, realm: str = DEFAULT_REALM) -> None:
         self.realm = realm
         self.directory: Path | None = None
-        self.port = 0
+        self.port: int = 0
         self._process: subprocess.Popen[bytes] | None = None
         self._output: IO[bytes] | None = None
 

@@ -75,7 +75,7 @@ from asyncproducer.serializers import resolve_serializer
 
 __all__ = ["MockProducer", "SentRecord"]
 
-logger = logging.getLogger("asyncproducer.testing.mock")
+logger: logging.Logger = logging.getLogger("asyncproducer.testing.mock")
 
 _MOCK_BROKER = BrokerInfo(node_id=0, host="mock", port=9092)
 
@@ -156,7 +156,7 @@ class MockProducer:
         self._next_offset: dict[TopicPartition, int] = {}
         self._round_robin: dict[str, int] = {}
         self._failed_records = 0
-        self.flush_count = 0
+        self.flush_count: int = 0
         """How many times ``flush()`` was called (to assert that your code flushes)."""
         self.send_exception: BaseException | None = None
         """Set it to make every ``send()`` raise it, as a full buffer or a missing topic

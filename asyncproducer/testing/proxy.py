@@ -234,13 +234,13 @@ class FaultProxy:
         self._cut_api_key: int | None = None
         self._rewrite: ResponseRewriter | None = None
         self._rewrite_api_key: int | None = None
-        self.accepted = 0
+        self.accepted: int = 0
         """Client connections accepted so far."""
-        self.cuts = 0
+        self.cuts: int = 0
         """Connections closed by :meth:`cut_after_request` so far."""
-        self.requests_forwarded = 0
+        self.requests_forwarded: int = 0
         """Request frames forwarded upstream so far (complete headers seen)."""
-        self.responses_rewritten = 0
+        self.responses_rewritten: int = 0
         """Response frames passed through :meth:`rewrite_responses`' function so far."""
 
     # ------------------------------------------------------------------ addresses

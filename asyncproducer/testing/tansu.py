@@ -94,7 +94,7 @@ class TansuBroker:
         authentication: bool = False,
     ) -> None:
         self.host = "127.0.0.1"
-        self.port = 0
+        self.port: int = 0
         # Clients connect to the address a broker advertises in its metadata, not to the
         # one they bootstrapped from: a proxy in front of the broker (FaultProxy) must be
         # what it advertises, or only the first connection would go through the proxy.

@@ -180,7 +180,7 @@ class Session:
         self._reauthenticating = False
         self._reauth_started: float | None = None
         self._bad_mechanism = ""
-        self.close_after_response = False
+        self.close_after_response: bool = False
         """Set when the answer being made is the last: the server closes after sending it."""
 
     @property

@@ -159,7 +159,7 @@ class ClusterState:
             raise ValueError(
                 f"transaction_max_timeout_ms must be >= 1, got {transaction_max_timeout_ms}"
             )
-        self.broker_ids = list(range(brokers))
+        self.broker_ids: list[int] = list(range(brokers))
         self.auto_create_topics = auto_create_topics
         self.default_partitions = default_partitions
         self.cluster_id = "fake-cluster"
@@ -177,8 +177,8 @@ class ClusterState:
         # versions advertised (KIP-890 part 2 needs level 2).
         self.transaction_version = transaction_version
         self.transaction_max_timeout_ms = transaction_max_timeout_ms
-        self.placement = CoordinatorPlacement(self.broker_ids)
-        self.transactions = TransactionCoordinator(self)
+        self.placement: CoordinatorPlacement = CoordinatorPlacement(self.broker_ids)
+        self.transactions: TransactionCoordinator = TransactionCoordinator(self)
         self.clock: Callable[[], float] = time.monotonic
         """Seconds, for transaction timeouts; a test may replace it."""
         self._round_robin = itertools.count()
@@ -190,7 +190,7 @@ class ClusterState:
         self.authentications: list[Authentication] = []
         self.authentication_failures: list[AuthenticationFailure] = []
         self._connections = itertools.count()
-        self.quotas = ClientQuotas()
+        self.quotas: ClientQuotas = ClientQuotas()
         """Client quotas (``FakeCluster.set_quota``), measured rates, throttles given."""
 
     def new_connection(self) -> int:

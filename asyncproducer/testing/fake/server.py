@@ -110,7 +110,7 @@ class BrokerServer:
     def __init__(self, broker: int, state: ClusterState) -> None:
         self.broker = broker
         self.state = state
-        self.port = 0
+        self.port: int = 0
         self._scope: anyio.CancelScope | None = None
         self._stopped = anyio.Event()
 
