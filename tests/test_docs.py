@@ -11,8 +11,8 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 BLOCK = re.compile(r"```python\n(.*?)```", re.S)
 
 EXAMPLES = [
-    pytest.param(code, id=f"{page.name}:{n}")
-    for page in sorted(DOCS.glob("*.md"))
+    pytest.param(code, id=f"{page.relative_to(DOCS).as_posix()}:{n}")
+    for page in sorted(DOCS.rglob("*.md"))
     for n, code in enumerate(BLOCK.findall(page.read_text()))
 ]
 
