@@ -41,6 +41,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "interceptors",
         "partitioners",
         "_plugins",
+        "_config_docs",
+        "_config_reference",
     ),
     "network": (
         "_transport",
