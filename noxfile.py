@@ -71,3 +71,14 @@ def scale(session: nox.Session) -> None:
     session.install("-e", ".[test]")
     args = session.posargs or ["--markdown", "--json", "benchmarks/results/scale.json"]
     session.run("python", "-m", "benchmarks.scale", *args)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site (mkdocs.yml) into site/, with every warning an error.
+    ``nox -s docs -- serve`` serves it at http://127.0.0.1:8000 and rebuilds on changes."""
+    session.install("-e", ".[docs]")
+    if session.posargs[:1] == ["serve"]:
+        session.run("mkdocs", "serve", "--strict", *session.posargs[1:])
+    else:
+        session.run("mkdocs", "build", "--strict", *session.posargs)
