@@ -1,5 +1,5 @@
 """Developer sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s typecheck``, ``nox -s demo``,
-``nox -s faults``, ``nox -s bench``."""
+``nox -s faults``, ``nox -s bench``, ``nox -s scale``, ``nox -s docs``."""
 
 from __future__ import annotations
 
