@@ -460,6 +460,8 @@ class ProducerBatch(BatchRecords):
                 if error is not None:  # told: its future need not warn nobody asked
                     mark_retrieved(self.futures[index])
             if record is not None:
+                if outcome is None:  # failed: the topic and partition, -1 for the rest (Java)
+                    outcome = RecordMetadata(self.topic, self.partition, -1, -1, -1, -1)
                 chain.on_acknowledgement(outcome, error)
 
 

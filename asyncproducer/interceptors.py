@@ -49,7 +49,8 @@ class ProducerInterceptor:
         """Called once per record when it is acknowledged (``exception`` is None) or fails.
 
         On failure ``metadata`` carries the topic and, if known, the partition (else -1);
-        its offset, timestamp and sizes are -1.
+        its offset, timestamp and sizes are -1 (as Java's ``InterceptorCallback``): for a
+        record refused in ``send()`` and for one that failed after it was enqueued alike.
         """
 
     def close(self) -> None:

@@ -491,6 +491,9 @@ class MockProducer:
             except Exception:
                 logger.exception("on_delivery callback %r raised", pending.on_delivery)
         if pending.intercepted is not None:
+            if metadata is None:  # failed: as the real producer tells its interceptors
+                record = pending.record
+                metadata = RecordMetadata(record.topic, record.partition, -1, -1, -1, -1)
             self._interceptors.on_acknowledgement(metadata, error)
 
 
