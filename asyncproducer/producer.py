@@ -28,7 +28,7 @@ import anyio
 from asyncproducer._accumulator import RecordAccumulator
 from asyncproducer._backoff import ExponentialBackoff
 from asyncproducer._cluster import parse_bootstrap_servers
-from asyncproducer._connection import ConnectionSettings
+from asyncproducer._connection import ConnectionSettings, Handshake
 from asyncproducer._coordinator import CoordinatorClient
 from asyncproducer._futures import Checkpoint, FutureFactory, checkpoint_factory, future_factory
 from asyncproducer._host import background_task, spawn_host
@@ -46,7 +46,6 @@ from asyncproducer._plugins import named_plugin
 from asyncproducer._pool import ConnectionPool
 from asyncproducer._producer_metrics import ProducerMetrics
 from asyncproducer._properties import parse_properties, read_properties
-from asyncproducer._sasl import SaslSettings
 from asyncproducer._send_path import SendPath
 from asyncproducer._sender import Sender, SenderSettings
 from asyncproducer._staging import RecordStager
@@ -142,7 +141,7 @@ class Producer(SendPath, TransactionAPI):
                 socket_connection_setup_timeout_ms=config.socket_connection_setup_timeout_ms,
                 socket_connection_setup_timeout_max_ms=config.socket_connection_setup_timeout_max_ms,
                 ssl_context=client_tls_context(config),
-                handshake=sasl.handshake() if (sasl := SaslSettings.from_config(config)) else None,
+                handshake=_sasl_handshake(config),
                 metrics=self._metrics,
                 send_buffer_bytes=config.send_buffer_bytes,
                 receive_buffer_bytes=config.receive_buffer_bytes,
@@ -427,6 +426,18 @@ class Producer(SendPath, TransactionAPI):
         self._check_running()
         info = await self._metadata.wait_for_topic(topic, self._max_block_s * 1000)
         return self._metadata.snapshot.partition_infos(info)
+
+
+def _sasl_handshake(config: ProducerConfig) -> Handshake | None:
+    """Each connection's SASL exchange, for SASL_PLAINTEXT and SASL_SSL. Imported only
+    then: every mechanism's code (SCRAM, OAUTHBEARER, GSSAPI, ...) is a tenth of the
+    package's import, which a producer without SASL should not pay at start-up."""
+    if not config.security_protocol.startswith("SASL_"):
+        return None
+    from asyncproducer._sasl import SaslSettings
+
+    settings = SaslSettings.from_config(config)
+    return None if settings is None else settings.handshake()
 
 
 def _instance(plugin: object) -> object:

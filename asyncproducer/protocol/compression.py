@@ -18,7 +18,9 @@ Python clients can read it, and reads what any of them write:
   streams through frames, so frames without a content size (zstd-jni's) decode too.
 
 Compressor objects are cached per thread and level: zstd contexts are expensive to set up
-and must not be shared between threads.
+and must not be shared between threads. Each codec's package is imported when it is first
+used (zlib excepted: the standard library's): a producer that never compresses, or uses
+one codec, does not pay for loading the others at start-up.
 """
 
 from __future__ import annotations
@@ -28,12 +30,12 @@ import threading
 import zlib
 from collections.abc import Callable
 from types import ModuleType
-from typing import TypeAlias
-
-import lz4.frame as lz4_frame
-import zstandard
+from typing import TYPE_CHECKING, TypeAlias
 
 from asyncproducer.errors import CorruptRecordError, UnsupportedCompressionTypeError
+
+if TYPE_CHECKING:
+    import zstandard
 
 Buffer: TypeAlias = bytes | bytearray | memoryview
 
@@ -200,6 +202,8 @@ def _gzip_decompress(data: Buffer) -> bytes:
 
 
 def _lz4_compress(data: Buffer, level: int | None) -> bytes:
+    import lz4.frame as lz4_frame  # imported once, then a lookup in sys.modules
+
     if level is None or level == _LZ4_DEFAULT:
         lz4_level = 0  # LZ4's fast (non-HC) compressor, like Java at its default level
     else:
@@ -216,6 +220,8 @@ def _lz4_compress(data: Buffer, level: int | None) -> bytes:
 
 
 def _lz4_decompress(data: Buffer) -> bytes:
+    import lz4.frame as lz4_frame
+
     try:
         out: bytes = lz4_frame.decompress(data)
     except RuntimeError as exc:
@@ -234,6 +240,8 @@ def _zstd_compressor(level: int) -> zstandard.ZstdCompressor:
         cache = _local.zstd = {}
     compressor = cache.get(level)
     if compressor is None:
+        import zstandard
+
         compressor = cache[level] = zstandard.ZstdCompressor(level=level)
     return compressor
 
@@ -241,6 +249,8 @@ def _zstd_compressor(level: int) -> zstandard.ZstdCompressor:
 def _zstd_decompressor() -> zstandard.ZstdDecompressor:
     decompressor: zstandard.ZstdDecompressor | None = getattr(_local, "unzstd", None)
     if decompressor is None:
+        import zstandard
+
         decompressor = _local.unzstd = zstandard.ZstdDecompressor()
     return decompressor
 
@@ -250,6 +260,8 @@ def _zstd_compress(data: Buffer, level: int | None) -> bytes:
 
 
 def _zstd_decompress(data: Buffer) -> bytes:
+    import zstandard
+
     decompressor = _zstd_decompressor()
     out = bytearray()
     rest: Buffer = data

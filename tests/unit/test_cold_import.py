@@ -1,0 +1,57 @@
+"""What a new process loads to run a producer on asyncio (a cold start: serverless
+functions, CLIs, short jobs; ``python -m benchmarks.cold_start`` measures it): none of
+Hypothesis (kio would import it to register strategies: tests have it installed, so this
+runs where it is), trio, pytest, the SASL mechanisms of a producer without SASL, codecs it
+does not use, or the crc32c package where the extension computes the checksum."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+NOT_NEEDED = (
+    "hypothesis",
+    "trio",
+    "pytest",
+    "asyncproducer._sasl",
+    "asyncproducer.protocol.sasl",
+    "zstandard",
+    "lz4",
+    "cramjam",
+    "crc32c",
+)
+
+CHILD = f"""
+import asyncio, json, sys
+from asyncproducer import Producer
+
+async def main():
+    async with Producer("127.0.0.1:1", client_id="cold") as producer:
+        producer.metrics()
+
+asyncio.run(main())
+print(json.dumps([m for m in {NOT_NEEDED!r} if sys.modules.get(m) is not None]))
+"""
+
+
+def test_a_producer_on_asyncio_loads_only_what_it_uses() -> None:
+    run = subprocess.run(
+        [sys.executable, "-c", CHILD], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert json.loads(run.stdout) == []
+
+
+def test_hypothesis_imported_first_keeps_kios_strategies() -> None:
+    """A process that imported Hypothesis before asyncproducer (a test session using kio's
+    strategies) gets them registered, as kio does on its own."""
+    code = (
+        "import hypothesis.strategies as st\n"
+        "import asyncproducer.errors\n"
+        "from kio.static.primitive import i32\n"
+        "print(st.from_type(i32).example() in range(-2**31, 2**31))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert run.stdout.strip() == "True"
