@@ -27,6 +27,7 @@ setup(
                 f"{SPEEDUPS}_module.c",
                 f"{SPEEDUPS}_records.c",
                 f"{SPEEDUPS}_murmur2.c",
+                f"{SPEEDUPS}_crc32c.c",
                 f"{SPEEDUPS}_appender.c",
                 f"{SPEEDUPS}_send_call.c",
             ],

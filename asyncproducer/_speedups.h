@@ -6,6 +6,7 @@
  *   _speedups_records.c    BatchRecords: a batch's records, validated, measured and
  *                          encoded as they are appended; their metadata at completion
  *   _speedups_murmur2.c    Java's murmur2 (the key hash), alone
+ *   _speedups_crc32c.c     CRC-32C, a record batch's checksum (hardware where the CPU has it)
  *   _speedups_appender.c   Appender: send()'s synchronous step and send_batch()'s loop in
  *                          C, and the sinks that loop leaves (fill_sinks)
  *   _speedups_send_call.c  SendCall: send() in C, the awaitable Appender.send returns
@@ -228,6 +229,19 @@ SPEEDUPS_INTERNAL uint32_t murmur2(const unsigned char *data, Py_ssize_t length)
 
 /* murmur2(data): the module's function. */
 SPEEDUPS_INTERNAL PyObject *speedups_murmur2(PyObject *module, PyObject *data);
+
+/* ------------------------------------------------------------------ crc32c
+ * (_speedups_crc32c.c) */
+
+/* Builds the tables and picks the hardware path if the CPU has one (speedups_exec). */
+SPEEDUPS_INTERNAL void crc32c_init(void);
+
+/* crc32c(data, value=0): the module's function, as the crc32c package's. */
+SPEEDUPS_INTERNAL PyObject *speedups_crc32c(PyObject *module, PyObject *const *args,
+                                            Py_ssize_t nargs);
+/* crc32c_tables(data, value=0): the same on the portable path, for its tests. */
+SPEEDUPS_INTERNAL PyObject *speedups_crc32c_tables(PyObject *module, PyObject *const *args,
+                                                   Py_ssize_t nargs);
 
 /* ------------------------------------------------------------------ module state
  * (_speedups_module.c) */

@@ -98,5 +98,11 @@ def fill_sinks(sinks: list[tuple[int, list[Any], int, int]], outcomes: list[Any]
     ``results[slot:slot + count] = outcomes[first:first + count]``. Returns how many
     outcomes that reported."""
 
+def crc32c(data: bytes | bytearray | memoryview, value: int = 0, /) -> int:
+    """CRC-32C (Castagnoli) of ``data``, carried on from ``value`` (the crc32c package's)."""
+
+def crc32c_tables(data: bytes | bytearray | memoryview, value: int = 0, /) -> int:
+    """``crc32c()`` on the portable path (tables) whatever the CPU has: for its tests."""
+
 def murmur2(data: bytes, /) -> int:
     """Java's ``Utils.murmur2`` of ``data``, as an unsigned 32-bit int."""

@@ -46,6 +46,7 @@ speedups_exec(PyObject *module)
         intern(&str_close, "close") < 0) {
         return -1;
     }
+    crc32c_init(); /* the same tables every time: a second module instance may redo it */
     /* A static type's slot: PyType_GetSlot reads those since Python 3.10. */
     tuple_new = (newfunc)PyType_GetSlot(&PyTuple_Type, Py_tp_new);
     if (tuple_new == NULL) {
@@ -101,6 +102,14 @@ static PyMethodDef speedups_methods[] = {
      "fill_sinks(sinks, outcomes, /)\n--\n\n"
      "For each (first, results, slot, count) of sinks: results[slot:slot + count] =\n"
      "outcomes[first:first + count]. Returns how many outcomes that reported."},
+    {"crc32c", (PyCFunction)(void (*)(void))speedups_crc32c, METH_FASTCALL,
+     "crc32c(data, value=0, /)\n--\n\n"
+     "CRC-32C (Castagnoli) of a buffer, carried on from value, as the crc32c package's\n"
+     "function of that name (a record batch's checksum)."},
+    {"crc32c_tables", (PyCFunction)(void (*)(void))speedups_crc32c_tables, METH_FASTCALL,
+     "crc32c_tables(data, value=0, /)\n--\n\n"
+     "crc32c() computed with the tables whatever the CPU has (the portable path, for its\n"
+     "tests)."},
     {"murmur2", (PyCFunction)speedups_murmur2, METH_O,
      "murmur2(data, /)\n--\n\n"
      "Java's Utils.murmur2 of data, as an unsigned 32-bit int (the Appender's key hash;\n"

@@ -16,11 +16,10 @@ from itertools import chain, repeat
 from operator import sub
 from typing import cast
 
-from crc32c import crc32c
-
 from asyncproducer._types import Header
 from asyncproducer.protocol._varint import encode_varint, size_of_varint
 from asyncproducer.protocol.compression import CompressionType
+from asyncproducer.protocol.crc import crc32c
 
 _HEADER = struct.Struct(">qiibIhiqqqhii")
 BATCH_HEADER_SIZE: int = _HEADER.size  # 61

@@ -30,8 +30,6 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from crc32c import crc32c
-
 from asyncproducer._types import Header
 from asyncproducer.errors import CorruptRecordError, UnsupportedCompressionTypeError
 from asyncproducer.protocol._varint import decode_varint, size_of_varint
@@ -42,6 +40,7 @@ from asyncproducer.protocol.compression import (
     decompress,
     validate_level,
 )
+from asyncproducer.protocol.crc import crc32c
 from asyncproducer.protocol.encoding import (
     ATTRIBUTES_OFFSET,
     CRC_OFFSET,
