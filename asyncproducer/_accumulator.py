@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from asyncproducer._backoff import ExponentialBackoff
-from asyncproducer._batch import BatchState, Charge, ProducerBatch, Record
+from asyncproducer._batch import BatchState, Charge, Offload, ProducerBatch, Record
 from asyncproducer._cluster import ClusterSnapshot
 from asyncproducer._idempotence import IdempotenceState
 from asyncproducer._outcome import SOON_MS
@@ -59,8 +59,11 @@ class RecordAccumulator:
         retry_backoff: ExponentialBackoff,
         guarantee_order: bool = True,
         charge: Charge | None = None,
+        offload: Offload | None = None,
     ) -> None:
         self.batch_size = batch_size
+        self.offload = offload
+        """Where new batches send records too large to compress on the loop (or None)."""
         self._charge = charge
         """Reserves buffer_memory for the overhead of a batch's records (see _batch)."""
         self.linger_ms = linger_ms
@@ -131,6 +134,7 @@ class RecordAccumulator:
             compression_level=self.compression_level,
             charge=self._charge,
             record_capacity=record_capacity,
+            offload=self.offload,
         )
 
     # ------------------------------------------------------------------ sending
@@ -142,6 +146,8 @@ class RecordAccumulator:
             if not queue or tp in self._muted:
                 continue
             batch = queue[0]
+            if batch.compressing:
+                continue  # drainable once its records are back (that wakes the sender)
             topic = cluster.topics.get(tp[0])
             if (
                 topic is None
@@ -163,11 +169,14 @@ class RecordAccumulator:
                 or batch.attempts
                 or waited >= self.linger_ms
             ):
+                if batch.compresses_off_the_loop:
+                    batch.seal_off_the_loop()  # goes when its records are back
+                    continue
                 check.ready_nodes.add(leader)
                 check.drainable.setdefault(leader, []).append(tp)
             else:
                 check.next_check_ms = min(check.next_check_ms, self.linger_ms - waited)
-                if waited * 2 >= self.linger_ms:
+                if waited * 2 >= self.linger_ms and not batch.compresses_off_the_loop:
                     # Past half its linger: it rides along if its broker gets a request
                     # now (it would go soon anyway, alone: one request instead of many).
                     check.drainable.setdefault(leader, []).append(tp)

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
+from asyncproducer._compression_worker import OFFLOAD_BYTES
 from asyncproducer._futures import complete, fail, mark_retrieved, set_results
 from asyncproducer._native import speedups
 from asyncproducer._types import Header, ProducerRecord, RecordMetadata, TopicPartition
@@ -58,6 +59,9 @@ _ONE_BYTE_OFFSETS = 64
 
 Charge = Callable[[int], bool]
 """Reserves more bytes of ``buffer_memory`` if it can, at once (``BufferPool.try_reserve``)."""
+
+Offload = Callable[["ProducerBatch", bytes], None]
+"""Compresses a batch's encoded records off the event loop (``CompressionWorker.submit``)."""
 
 
 class BatchState(enum.Enum):
@@ -137,12 +141,14 @@ class ProducerBatch(BatchRecords):
         "awaited",
         "base_sequence",
         "charge",
+        "compressing",
         "compression",
         "compression_level",
         "created_ms",
         "done_callbacks",
         "hooks",
         "last_error",
+        "offload",
         "order",
         "partition",
         "payload",
@@ -170,6 +176,7 @@ class ProducerBatch(BatchRecords):
         compression_level: int | None = None,
         charge: Charge | None = None,
         record_capacity: int = 1,
+        offload: Offload | None = None,
     ) -> None:
         # The encoded (uncompressed) record bytes that fit: see RecordBatchBuilder's size
         # rule; and the records whose overhead ``reserved`` covers (RECORD_OVERHEAD).
@@ -188,6 +195,12 @@ class ProducerBatch(BatchRecords):
         self.compression_level = compression_level
         self.records: bytes | None = None
         """The encoded (and compressed) records, from when the batch is full until sealed."""
+        self.offload = offload
+        """Where records too large to compress on the event loop go (see
+        _compression_worker); None: compressed where sealed, whatever their size."""
+        self.compressing = False
+        """Its records are being compressed off the loop: QUEUED, neither drained nor
+        riding along until they come back (``compressed()``)."""
         self.hooks: dict[int, Hooks] | None = None
         """By record index: callbacks and interceptors to tell (rare, so not per record)."""
         self.payload: bytes | None = None
@@ -293,13 +306,39 @@ class ProducerBatch(BatchRecords):
         """Finish (and compress) the records, once; later appends go to a new batch. Done
         as soon as the batch is full, so that a batch waiting to be sent (a slow or
         stalled broker) holds its records as one bytes object (the pure-Python records
-        encode them only now)."""
+        encode them only now). Records too large to compress on the event loop go to the
+        worker thread (``offload``), and the batch waits for them."""
         if self.full:
             return
         records = self.finish()
-        if self.compression is not CompressionType.NONE:
-            records = compress(self.compression, records, self.compression_level)
-        self.records = records
+        if self.compression is CompressionType.NONE:
+            self.records = records
+        elif self.offload is not None and len(records) >= OFFLOAD_BYTES[self.compression]:
+            self.compressing = True
+            self.offload(self, records)
+        else:
+            self.records = compress(self.compression, records, self.compression_level)
+
+    @property
+    def compresses_off_the_loop(self) -> bool:
+        """Still open, and sealing it now would hand its records to the worker thread."""
+        return (
+            self.offload is not None
+            and not self.full
+            and self.compression is not CompressionType.NONE
+            and self.records_size >= OFFLOAD_BYTES[self.compression]
+        )
+
+    def seal_off_the_loop(self) -> None:
+        """Seal a batch that is ready to go (``compresses_off_the_loop``): its records go
+        to the worker thread now, and it is drainable when they are back."""
+        self._encode_records()
+
+    def compressed(self, records: bytes) -> None:
+        """The worker thread's compressed records (ignored if the batch ended meanwhile)."""
+        self.compressing = False
+        if not self.done:
+            self.records = records
 
     def close(self) -> bytes:
         """The encoded batch, with its idempotence fields (sealed once)."""

@@ -28,6 +28,7 @@ import anyio
 from asyncproducer._accumulator import RecordAccumulator
 from asyncproducer._backoff import ExponentialBackoff
 from asyncproducer._cluster import parse_bootstrap_servers
+from asyncproducer._compression_worker import OFFLOAD_BYTES, CompressionWorker
 from asyncproducer._connection import ConnectionSettings, Handshake
 from asyncproducer._coordinator import CoordinatorClient
 from asyncproducer._futures import Checkpoint, FutureFactory, checkpoint_factory, future_factory
@@ -121,6 +122,12 @@ class Producer(SendPath, TransactionAPI):
             config.client_id,
             MetricConfig(config.metrics_num_samples, config.metrics_sample_window_ms),
         )
+        # Large batches (or records) compressed in threads (see _compression_worker).
+        self._compression = (
+            CompressionWorker(lambda: self._sender.wakeup())
+            if config.compression_type in OFFLOAD_BYTES
+            else None
+        )
         self._accumulator = RecordAccumulator(
             batch_size=config.batch_size,
             linger_ms=config.linger_ms,
@@ -133,6 +140,7 @@ class Producer(SendPath, TransactionAPI):
             guarantee_order=not config.idempotence_enabled
             and config.max_in_flight_requests_per_connection == 1,
             charge=self._memory.try_reserve,
+            offload=None if self._compression is None else self._compression.submit,
         )
         self._pool = ConnectionPool(
             ConnectionSettings(
@@ -298,6 +306,8 @@ class Producer(SendPath, TransactionAPI):
             async with self._pool, anyio.create_task_group() as tasks:
                 tasks.start_soon(self._metadata.run, name="asyncproducer metadata")
                 tasks.start_soon(self._run_sender, name="asyncproducer sender")
+                if self._compression is not None:
+                    tasks.start_soon(self._compression.run, name="asyncproducer compression")
                 self._started.set()
                 await self._stop.wait()
                 tasks.cancel_scope.cancel()

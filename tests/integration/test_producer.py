@@ -130,6 +130,26 @@ async def test_keyless_records_fill_one_partition_batch_at_a_time(
     assert len(set(partitions)) > 1  # ...and it does move on
 
 
+async def test_large_compressed_batches_from_the_worker_thread_read_back(
+    kafka_bootstrap_servers: str, topic_name: str
+) -> None:
+    """Batches above the compression worker's threshold (zstd: 64 KiB) are compressed in
+    a thread, off the loop (_compression_worker): librdkafka reads every record back."""
+    await anyio.to_thread.run_sync(create_topic, kafka_bootstrap_servers, topic_name, 1)
+    values = [b"record %05d of a large batch " % i * 20 for i in range(600)]  # ~600 B each
+    async with Producer(
+        kafka_bootstrap_servers, compression_type="zstd", batch_size=256 * 1024, linger_ms=50
+    ) as producer:
+        with anyio.fail_after(30):
+            futures = [await producer.send(topic_name, value) for value in values]
+            offsets = [(await future).offset for future in futures]
+    assert offsets == list(range(len(values)))
+    consumed = await anyio.to_thread.run_sync(
+        consume, kafka_bootstrap_servers, topic_name, [0], len(values)
+    )
+    assert [record.value for record in consumed] == values
+
+
 async def test_small_buffer_memory_makes_senders_wait_and_loses_nothing(
     kafka_bootstrap_servers: str, topic_name: str
 ) -> None:

@@ -55,6 +55,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "_memory",
     ),
     "engine": (
+        "_compression_worker",
         "_batch",
         "_idempotence",
         "_outcome",
