@@ -143,7 +143,7 @@ async def test_metadata_auto_creates_topics_with_default_partitions() -> None:
             FakeCluster(default_partitions=4) as cluster,
             Producer(cluster.bootstrap_servers) as producer,
         ):
-            assert await producer.partitions_for("fresh") == {0, 1, 2, 3}
+            assert [p.partition for p in await producer.partitions_for("fresh")] == [0, 1, 2, 3]
             assert {cluster.leader_of("fresh", p) for p in range(4)} == {0, 1, 2}
 
 
