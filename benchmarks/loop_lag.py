@@ -1,0 +1,256 @@
+"""Event-loop lag: how long a producer holds the loop it shares with the application.
+
+    python -m benchmarks.loop_lag [--seconds 3] [--clients asyncproducer,aiokafka]
+                                  [--loop asyncio|uvloop] [--quick] [--markdown]
+                                  [--bootstrap-servers HOST:PORT]
+
+A web service runs its producer on the loop that serves its requests: every millisecond
+the producer keeps the loop is a millisecond added to some request. Here a heartbeat task
+on the same loop sleeps 1 ms again and again; its *lag* is how much later than asked it
+wakes. The producer meanwhile sends, in each case:
+
+- ``rate``: 50,000 records/s offered in 1 ms ticks (50 records a tick, the ticks kept on
+  schedule, catching up if late), every future awaited at the end;
+- ``full``: as fast as it takes them from one task that yields to the loop every 100
+  records (``asyncio.sleep(0)``, as a task serving requests would), with at most 20,000
+  records unacknowledged (then it awaits the oldest);
+
+with zstd or lz4, ``batch_size`` 1 MiB, ``linger_ms`` 5, ``acks=all`` (asyncproducer
+idempotent, its default; aiokafka not: its idempotent producer fails on Tansu, see
+docs/benchmarks.md), and values of 1 KiB or 100 KiB
+(text-like, so that compression works: words drawn from a fixed list). The same loop
+with the heartbeat alone (``idle``) is measured in the same run: the machine's own floor.
+
+Reported per case and client: lag p50, p99, max (ms) over ``--seconds`` of sending, the
+records sent and the heartbeats counted. ``--quick``: one value size, rate only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+TICK_S = 0.001
+RATE = 50_000
+WINDOW = 20_000
+YIELD_EVERY = 100
+BATCH_SIZE = 1 << 20
+CLIENTS = ("asyncproducer", "aiokafka")
+
+
+@dataclass(frozen=True)
+class Case:
+    mode: str  # "rate" or "full"
+    codec: str
+    value_size: int
+
+    @property
+    def name(self) -> str:
+        size = f"{self.value_size // 1024} KiB"
+        rate = f"{RATE:,}/s" if self.mode == "rate" else "full speed"
+        return f"{rate}, {self.codec}, {size}"
+
+
+@dataclass
+class Result:
+    client: str
+    case: Case | None  # None: the idle loop
+    lags_ms: list[float]
+    records: int
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.lags_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def cases(quick: bool) -> list[Case]:
+    sizes = (1024,) if quick else (1024, 100 * 1024)
+    modes = ("rate",) if quick else ("rate", "full")
+    return [Case(m, c, s) for m in modes for c in ("zstd", "lz4") for s in sizes]
+
+
+def values(size: int, count: int = 64) -> list[bytes]:
+    """Text-like values of ``size`` bytes: compressible, not trivially."""
+    rng = random.Random(size)
+    words = [rng.randbytes(rng.randint(2, 6)).hex() for _ in range(2000)]
+    made = []
+    for _ in range(count):
+        text = " ".join(rng.choice(words) for _ in range(size // 5 + 1)).encode()
+        made.append(text[:size])
+    return made
+
+
+async def heartbeat(lags: list[float], stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        asked = time.perf_counter()
+        await asyncio.sleep(TICK_S)
+        lags.append(max(0.0, (time.perf_counter() - asked - TICK_S) * 1000))
+
+
+Send = Callable[[bytes], Awaitable[Any]]  # the record's acknowledgement, when awaited
+
+
+async def offer(case: Case, send: Send, seconds: float) -> int:
+    """Send for ``seconds`` as ``case.mode`` says; every record acknowledged at the end."""
+    pool = values(case.value_size)
+    pending: deque[Any] = deque()
+    sent = 0
+    start = time.perf_counter()
+    end = start + seconds
+    if case.mode == "rate":
+        per_tick = RATE // 1000
+        tick = 0
+        while time.perf_counter() < end:
+            for _ in range(per_tick):
+                pending.append(await send(pool[sent % len(pool)]))
+                sent += 1
+            tick += 1
+            await asyncio.sleep(max(0.0, start + tick * TICK_S - time.perf_counter()))
+    else:
+        while time.perf_counter() < end:
+            for _ in range(YIELD_EVERY):
+                pending.append(await send(pool[sent % len(pool)]))
+                sent += 1
+            while len(pending) > WINDOW:
+                await pending.popleft()
+            await asyncio.sleep(0)
+    for future in pending:
+        await future
+    return sent
+
+
+async def run_case(client: str, case: Case | None, bootstrap: str, seconds: float) -> Result:
+    lags: list[float] = []
+    stop = asyncio.Event()
+    topic = f"loop-lag-{client}"
+    records = 0
+    if case is None:  # the idle loop: the heartbeat alone
+        beat = asyncio.create_task(heartbeat(lags, stop))
+        await asyncio.sleep(seconds)
+    else:
+        async with _producer(client, case, bootstrap) as send_to:
+
+            async def send(value: bytes) -> Any:
+                return await send_to(topic, value)
+
+            await send(b"warm-up")  # metadata, connections, producer id: not measured
+            beat = asyncio.create_task(heartbeat(lags, stop))
+            records = await offer(case, send, seconds)
+    stop.set()
+    await beat
+    return Result(client, case, lags, records)
+
+
+class _producer:
+    """A started producer of ``client`` with the case's settings; ``send(topic, value)``
+    returns the record's future (what awaiting gives the acknowledgement)."""
+
+    def __init__(self, client: str, case: Case, bootstrap: str) -> None:
+        self.client, self.case, self.bootstrap = client, case, bootstrap
+        self.producer: Any = None
+
+    async def __aenter__(self) -> Callable[[str, bytes], Awaitable[Any]]:
+        common = {"linger_ms": 5, "compression_type": self.case.codec}
+        if self.client == "asyncproducer":
+            from asyncproducer import Producer
+
+            self.producer = Producer(
+                self.bootstrap, batch_size=BATCH_SIZE, max_request_size=4 * BATCH_SIZE, **common
+            )
+            await self.producer.start()
+            return self.producer.send  # type: ignore[no-any-return]
+        from aiokafka import AIOKafkaProducer
+
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap,
+            max_batch_size=BATCH_SIZE,
+            max_request_size=4 * BATCH_SIZE,
+            acks="all",  # idempotence off: aiokafka's InitProducerId fails on Tansu
+            **common,
+        )
+        await self.producer.start()
+        return self.producer.send  # type: ignore[no-any-return]
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.client == "asyncproducer":
+            await self.producer.close()
+        else:
+            await self.producer.stop()
+
+
+def measure(
+    clients: Sequence[str], bootstrap: str, seconds: float, quick: bool, loop: str
+) -> list[Result]:
+    runner = _runner(loop)
+    results = [runner(run_case("idle", None, bootstrap, seconds))]
+    for case in cases(quick):
+        for client in clients:  # interleaved: each case's clients back to back
+            results.append(runner(run_case(client, case, bootstrap, seconds)))
+    return results
+
+
+def _runner(loop: str) -> Callable[[Awaitable[Result]], Result]:
+    if loop == "uvloop":
+        import uvloop
+
+        return lambda coro: uvloop.run(coro)  # type: ignore[arg-type]
+    return lambda coro: asyncio.run(coro)  # type: ignore[arg-type]
+
+
+def report(results: Sequence[Result], *, markdown: bool, loop: str) -> str:
+    lines = [
+        f"| case ({loop}) | client | lag p50 (ms) | lag p99 (ms) | lag max (ms) | records "
+        "| beats |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        case = "idle loop" if r.case is None else r.case.name
+        lines.append(
+            f"| {case} | {r.client} | {statistics.median(r.lags_ms):.2f} | "
+            f"{r.percentile(0.99):.2f} | {max(r.lags_ms):.2f} | {r.records:,} | "
+            f"{len(r.lags_ms):,} |"
+        )
+    if markdown:
+        return "\n".join(lines)
+    return "\n".join(line.replace("|", " ").strip() for line in lines if "---" not in line)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--clients", default=",".join(CLIENTS))
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--bootstrap-servers")
+    args = parser.parse_args()
+    clients = [c.strip() for c in args.clients.split(",") if c.strip()]
+    unknown = set(clients) - set(CLIENTS)
+    if unknown:
+        parser.error(f"unknown clients {sorted(unknown)}: choose from {list(CLIENTS)}")
+    with _broker(args.bootstrap_servers) as bootstrap:
+        results = measure(clients, bootstrap, args.seconds, args.quick, args.loop)
+    print(report(results, markdown=args.markdown, loop=args.loop))
+
+
+@contextmanager
+def _broker(bootstrap: str | None) -> Iterator[str]:
+    if bootstrap is not None:
+        yield bootstrap
+        return
+    from asyncproducer.testing.tansu import TansuBroker
+
+    with TansuBroker() as broker:
+        yield broker.bootstrap_servers
+
+
+if __name__ == "__main__":
+    main()
