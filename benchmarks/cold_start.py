@@ -38,9 +38,10 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+from benchmarks._local_broker import given_or_tansu, table
 
 TOPIC = "cold-start"
 
@@ -175,9 +176,7 @@ def report(variants: Sequence[Variant], *, markdown: bool) -> str:
             f"{v.median('maxrss_mib'):.1f} | {ratio_cpu} | {ratio_rss} | "
             f"{', '.join(sorted(v.modules)) or 'none'} |"
         )
-    if markdown:
-        return "\n".join(lines)
-    return "\n".join(line.replace("|", " ").strip() for line in lines if "---" not in line)
+    return table(lines, markdown=markdown)
 
 
 def main() -> None:
@@ -191,21 +190,10 @@ def main() -> None:
     unknown = set(clients) - set(_CHILDREN)
     if unknown:
         parser.error(f"unknown clients {sorted(unknown)}: choose from {sorted(_CHILDREN)}")
-    with _broker(args.bootstrap_servers) as bootstrap:
+    with given_or_tansu(args.bootstrap_servers) as bootstrap:
         variants = measure(clients, bootstrap, args.rounds)
     print(report(variants, markdown=args.markdown))
     print(f"\nmedians of {args.rounds} interleaved rounds, one fresh process each, on asyncio")
-
-
-@contextmanager
-def _broker(bootstrap: str | None) -> Iterator[str]:
-    if bootstrap is not None:
-        yield bootstrap
-        return
-    from asyncproducer.testing.tansu import TansuBroker
-
-    with TansuBroker() as broker:
-        yield broker.bootstrap_servers
 
 
 if __name__ == "__main__":

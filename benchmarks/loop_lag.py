@@ -33,10 +33,11 @@ import random
 import statistics
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from benchmarks._local_broker import given_or_tansu, table
 
 TICK_S = 0.001
 RATE = 50_000
@@ -218,9 +219,7 @@ def report(results: Sequence[Result], *, markdown: bool, loop: str) -> str:
             f"{r.percentile(0.99):.2f} | {max(r.lags_ms):.2f} | {r.records:,} | "
             f"{len(r.lags_ms):,} |"
         )
-    if markdown:
-        return "\n".join(lines)
-    return "\n".join(line.replace("|", " ").strip() for line in lines if "---" not in line)
+    return table(lines, markdown=markdown)
 
 
 def main() -> None:
@@ -236,20 +235,9 @@ def main() -> None:
     unknown = set(clients) - set(CLIENTS)
     if unknown:
         parser.error(f"unknown clients {sorted(unknown)}: choose from {list(CLIENTS)}")
-    with _broker(args.bootstrap_servers) as bootstrap:
+    with given_or_tansu(args.bootstrap_servers) as bootstrap:
         results = measure(clients, bootstrap, args.seconds, args.quick, args.loop)
     print(report(results, markdown=args.markdown, loop=args.loop))
-
-
-@contextmanager
-def _broker(bootstrap: str | None) -> Iterator[str]:
-    if bootstrap is not None:
-        yield bootstrap
-        return
-    from asyncproducer.testing.tansu import TansuBroker
-
-    with TansuBroker() as broker:
-        yield broker.bootstrap_servers
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import anyio
 
 from asyncproducer import Producer
 from asyncproducer._producer_metrics import ProducerMetrics
+from benchmarks._local_broker import given_or_tansu
 
 _RECORDING = (
     "batch_sent",
@@ -103,7 +104,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--bootstrap-servers")
     args = parser.parse_args()
-    with _broker(args.bootstrap_servers) as bootstrap:
+    with given_or_tansu(args.bootstrap_servers) as bootstrap:
         for name, workload, records in (
             ("base (many in flight)", streamed, args.records),
             ("one record per request", one_by_one, max(args.records // 50, 100)),
@@ -114,17 +115,6 @@ def main() -> None:
                 f"{result['off_us']:.2f} without; ratio {result['ratio']:.3f} "
                 f"(median of {args.rounds} paired rounds, {records} records each)"
             )
-
-
-@contextmanager
-def _broker(bootstrap: str | None) -> Iterator[str]:
-    if bootstrap is not None:
-        yield bootstrap
-        return
-    from asyncproducer.testing.tansu import TansuBroker
-
-    with TansuBroker() as broker:
-        yield broker.bootstrap_servers
 
 
 if __name__ == "__main__":
