@@ -116,19 +116,26 @@ async def test_a_batch_expiring_while_compressed_fails_in_time(
             assert time.monotonic() - started < 2  # its delivery timeout, not the thread's
             slow_compression.set()  # the records come back to a failed batch: ignored
             await producer.send_and_wait("t", b"later")
-            outcomes = []
+            outcomes: list[int | KafkaTimeoutError] = []
             for future in futures:
                 try:
                     outcomes.append((await future).offset)
-                except KafkaTimeoutError:
-                    outcomes.append(None)
-        # The batch in the thread expired whole and was never written; the one behind it
-        # went if its turn came within its own delivery timeout; the producer goes on.
-        expired = outcomes.count(None)
-        assert expired > threshold // len(VALUE) // 2  # the first batch, at least
-        assert outcomes == [None] * expired + list(range(len(futures) - expired))
+                except KafkaTimeoutError as error:
+                    outcomes.append(error)
+        # The batch in the thread expired whole and was never written. The small one
+        # behind it went when its turn came: acknowledged, or (its own delivery timeout
+        # running out in flight, as on a slow machine) failed as possibly written.
+        first_batch = threshold // len(VALUE)
         stored = [r.value for r in cluster.records("t", 0)]
-        assert stored == [VALUE] * (len(futures) - expired) + [b"later"]
+        assert stored[-1] == b"later"
+        assert stored[:-1] == [VALUE] * (len(stored) - 1)
+        assert len(stored) - 1 <= len(futures) - first_batch
+        assert all(isinstance(o, KafkaTimeoutError) for o in outcomes[:first_batch])
+        written = outcomes[len(futures) - (len(stored) - 1) :]
+        assert all(
+            o == index or (isinstance(o, KafkaTimeoutError) and o.possibly_written)
+            for index, o in enumerate(written)
+        ), written
 
 
 async def test_close_does_not_wait_for_a_batch_in_a_thread(
