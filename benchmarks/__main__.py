@@ -1,17 +1,23 @@
-"""Peer benchmark: asyncproducer vs aiokafka vs confluent-kafka on one Tansu broker.
+"""Peer benchmark: asyncproducer vs aiokafka vs confluent-kafka (vs the Java producer).
 
     python -m benchmarks [--quick | --all | --scenario NAME ...] [--rounds 3]
                          [--records 100000] [--rate 5000] [--clients NAME,...]
-                         [--json PATH] [--markdown] [--charts DIR]
-                         [--bootstrap-servers HOST:PORT]
+                         [--loop asyncio[,uvloop]] [--json PATH] [--markdown] [--charts DIR]
+                         [--broker {tansu,kafka} | --bootstrap-servers HOST:PORT]
                          [--tls-bootstrap-servers HOST:PORT --tls-ca PEM
                           [--tls-plaintext-bootstrap-servers HOST:PORT]]
 
-Starts one Tansu broker (unless --bootstrap-servers is given), then for each scenario
+Starts one broker (Tansu, or with --broker kafka a single-node Apache Kafka, warmed up
+first; none if --bootstrap-servers names a cluster), then for each scenario
 runs every client in a process of its own, interleaved (A B C D, A B C D, ...) for
 --rounds rounds with the same settings and records. Reports medians and spread over the
 rounds and ratios against aiokafka (docs/benchmarks.md explains every column). Compare
 ratios rather than absolute numbers: the machines are shared and noisy.
+
+``--clients`` takes ``java`` too: the Java producer (kafka-clients, the Kafka version
+KafkaCluster runs) in a JVM of its own, driven by a harness compiled at run time
+(``_bench_java``). ``--loop asyncio,uvloop`` runs every asyncio client on uvloop as well,
+as ``NAME@uvloop`` (a name ``--clients`` takes too).
 
 The ``tls`` scenario runs on a broker with a TLS listener: one Apache Kafka node
 (``KafkaCluster(listener="SSL")``, certificates made at start; Tansu 0.6.0 takes
@@ -28,7 +34,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from benchmarks import _bench_report as report
-from benchmarks._bench_clients import CLIENTS
+from benchmarks._bench_clients import ALL_CLIENTS, CLIENTS, JAVA, LOOPS, known, with_loop
 from benchmarks._bench_run import (
     Plan,
     TlsBroker,
@@ -42,8 +48,23 @@ from benchmarks._bench_run import (
 from benchmarks._bench_scenarios import DEFAULT, QUICK, SCENARIOS, Scenario
 
 WARM_UP_RECORDS = 1_000_000
-"""Records sent over each listener of the TLS broker before the first round (at most
-twice ``--records``): Apache Kafka is a JVM, slow until its JIT has compiled its paths."""
+"""Records sent over each listener of an Apache Kafka broker the benchmark starts (the
+TLS one, ``--broker kafka``) before the first round (at most twice ``--records``): it is
+a JVM, slow until its JIT has compiled its paths."""
+BROKERS = ["tansu", "kafka"]
+KAFKA_JVM_OPTIONS = (
+    "-Xmx1G",
+    "-Xms1G",
+    "-server",
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-XX:InitiatingHeapOccupancyPercent=35",
+    "-XX:+ExplicitGCInvokesConcurrent",
+    "-Djava.awt.headless=true",
+)
+"""``--broker kafka``: the JVM options Kafka's own start scripts give a broker
+(``kafka-server-start.sh``'s heap, ``kafka-run-class.sh``'s performance options), not
+KafkaCluster's small, C1-only test defaults: the broker should not be what is measured."""
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -59,7 +80,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate", type=int, default=5_000, help="latency: offered msg/s")
     parser.add_argument("--latency-seconds", type=float, default=5.0)
     parser.add_argument(
-        "--clients", default=",".join(CLIENTS), help=f"comma-separated: {','.join(CLIENTS)}"
+        "--clients",
+        default=",".join(CLIENTS),
+        help=f"comma-separated, of {','.join(ALL_CLIENTS)} (default: all but {JAVA}); "
+        "an asyncio client @uvloop runs it on uvloop",
+    )
+    parser.add_argument(
+        "--loop",
+        default="asyncio",
+        help=f"comma-separated event loops ({','.join(LOOPS)}) each asyncio client runs on",
+    )
+    parser.add_argument(
+        "--broker",
+        choices=BROKERS,
+        default="tansu",
+        help="the broker started for the run: the embedded Tansu, or one Apache Kafka node",
     )
     parser.add_argument("--timeout", type=float, default=120.0, help="per run, seconds")
     parser.add_argument("--bootstrap-servers", help="use this cluster instead of Tansu")
@@ -78,14 +113,31 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--markdown", action="store_true", help="print the report as Markdown")
     parser.add_argument("--charts", type=Path, help="write PNG charts to this directory")
     args = parser.parse_args(argv)
-    unknown = set(args.clients.split(",")) - set(CLIENTS)
+    loops = args.loop.split(",")
+    if set(loops) - set(LOOPS):
+        parser.error(f"unknown loops {sorted(set(loops) - set(LOOPS))}; choose from {LOOPS}")
+    unknown = [c for c in args.clients.split(",") if not known(c)]
     if unknown:
-        parser.error(f"unknown clients {sorted(unknown)}; choose from {CLIENTS}")
+        parser.error(f"unknown clients {unknown}; choose from {ALL_CLIENTS} (async ones @uvloop)")
+    args.client_list = client_list(args.clients.split(","), loops)
+    if args.bootstrap_servers and args.broker != "tansu":
+        parser.error("--bootstrap-servers names the cluster: no --broker with it")
     if (args.tls_bootstrap_servers is None) != (args.tls_ca is None):
         parser.error("--tls-bootstrap-servers and --tls-ca go together")
     if args.tls_plaintext_bootstrap_servers and not args.tls_bootstrap_servers:
         parser.error("--tls-plaintext-bootstrap-servers needs --tls-bootstrap-servers")
     return args
+
+
+def client_list(names: Sequence[str], loops: Sequence[str]) -> list[str]:
+    """Each client on each loop it can run on, one after the other (``aiokafka``,
+    ``aiokafka@uvloop``, ...), without repeats; a name with its loop stays as it is."""
+    out: list[str] = []
+    for name in names:
+        for variant in [name] if "@" in name else [with_loop(name, loop) for loop in loops]:
+            if variant not in out:
+                out.append(variant)
+    return out
 
 
 def chosen_scenarios(args: argparse.Namespace) -> list[Scenario]:
@@ -98,19 +150,51 @@ def progress(text: str) -> None:
 
 
 @contextlib.contextmanager
-def broker(bootstrap_servers: str | None, needed: bool = True) -> Iterator[tuple[str, str]]:
-    """The cluster's address and a description of it: the given one, or a fresh Tansu
-    (none if ``needed`` is false: every scenario chosen runs on the TLS broker)."""
+def broker(
+    bootstrap_servers: str | None,
+    needed: bool = True,
+    kind: str = "tansu",
+    warm_up_records: int = WARM_UP_RECORDS,
+) -> Iterator[tuple[str, str]]:
+    """The cluster's address and a description of it: the given one, or a fresh Tansu or
+    (``kind`` "kafka") single-node Apache Kafka (none if ``needed`` is false: every
+    scenario chosen runs on the TLS broker)."""
     if not needed:
         yield "", "none (every scenario chosen runs on the TLS broker)"
         return
     if bootstrap_servers:
         yield bootstrap_servers, f"external cluster at {bootstrap_servers}"
         return
+    if kind == "kafka":
+        with kafka_broker(warm_up_records) as found:
+            yield found
+        return
     from asyncproducer.testing.tansu import TansuBroker
 
     with TansuBroker() as tansu:
         yield tansu.bootstrap_servers, f"{tansu_version()} (memory storage, one broker, loopback)"
+
+
+@contextlib.contextmanager
+def kafka_broker(warm_up_records: int) -> Iterator[tuple[str, str]]:
+    """One Apache Kafka node (KRaft, PLAINTEXT listener), warmed up as the TLS one is.
+    Topics are created as on Tansu, explicitly (``create_topics``), each with its
+    scenario's partition count: the broker's auto-creation (1 partition) never runs."""
+    from asyncproducer.testing.kafka import KafkaCluster
+
+    with KafkaCluster(brokers=1, jvm_options=KAFKA_JVM_OPTIONS) as cluster:
+        servers = cluster.bootstrap_servers
+        started = time.monotonic()
+        warm_up(servers, warm_up_records)
+        took = time.monotonic() - started
+        progress(f"Kafka broker warmed up: {warm_up_records:,} records in {took:.1f} s")
+        yield (
+            servers,
+            (
+                f"Apache Kafka {cluster.version} (KRaft, one node, loopback; {java_version()}; "
+                f"Kafka's start scripts' JVM options: {' '.join(KAFKA_JVM_OPTIONS[:4])} ...)"
+            ),
+        )
 
 
 @contextlib.contextmanager
@@ -171,16 +255,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.monotonic()
     scenarios = chosen_scenarios(args)
+    needed = not all(s.tls_broker for s in scenarios)
     with (
-        broker(args.bootstrap_servers, not all(s.tls_broker for s in scenarios)) as (
-            servers,
-            description,
-        ),
+        broker(
+            args.bootstrap_servers,
+            needed,
+            args.broker,
+            min(WARM_UP_RECORDS, 2 * args.records),
+        ) as (servers, description),
         tls_broker(args, any(s.tls_broker for s in scenarios)) as tls,
     ):
         plan = Plan(
             scenarios=scenarios,
-            clients=args.clients.split(","),
+            clients=args.client_list,
             rounds=args.rounds,
             records=args.records,
             rate=args.rate,
@@ -189,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             bootstrap_servers=servers,
             tls_broker=tls if isinstance(tls, TlsBroker) else None,
             no_tls_broker=tls if isinstance(tls, str) else "",
-            on_tansu=not args.bootstrap_servers,
+            on_tansu=not args.bootstrap_servers and args.broker == "tansu",
         )
         progress(f"broker: {description}")
         if plan.tls_broker is not None:
@@ -207,7 +294,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs=runs,
         skipped=skipped,
         settings=settings,
-        machine=machine(description, plan.tls_broker.description if plan.tls_broker else None),
+        machine=machine(
+            description,
+            plan.tls_broker.description if plan.tls_broker else None,
+            java_client(plan.clients, plan.on_tansu),
+        ),
         duration_s=time.monotonic() - started,
     )
     if args.json:
@@ -222,6 +313,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = report.markdown(doc)
     print(text if args.markdown else report.plain(text))
     return 0 if all(run.get("ok") for run in runs) else 1
+
+
+def java_client(names: Sequence[str], on_tansu: bool) -> str | None:
+    """The Java producer's version and JVM, if it is among the clients."""
+    if JAVA not in names:
+        return None
+    from benchmarks._bench_java import kafka_clients_version
+
+    version = kafka_clients_version(on_tansu)
+    why = " (4.x: Tansu 0.6.0 closes connections on its ApiVersions v5)" if on_tansu else ""
+    return f"kafka-clients {version}{why} on {java_version()}, default JVM options"
 
 
 if __name__ == "__main__":

@@ -45,12 +45,51 @@ AIOKAFKA = "aiokafka"
 CONFLUENT = "confluent-kafka"
 CONFLUENT_AIO = "confluent-kafka-aio"
 CLIENTS = [ASYNCPRODUCER, ASYNCPRODUCER_BATCH, AIOKAFKA, CONFLUENT, CONFLUENT_AIO]
+"""The Python clients: what runs without ``--clients``."""
+JAVA = "java"
+"""The Java producer (kafka-clients, in a JVM of its own: ``_bench_java``); opt-in."""
+ALL_CLIENTS = [*CLIENTS, JAVA]
+ASYNC_CLIENTS = [ASYNCPRODUCER, ASYNCPRODUCER_BATCH, AIOKAFKA, CONFLUENT_AIO]
+"""The clients on an asyncio event loop: each runs on uvloop too, as ``NAME@uvloop``."""
+ASYNCIO, UVLOOP = "asyncio", "uvloop"
+LOOPS = [ASYNCIO, UVLOOP]
 CLOSE_TIMEOUT_S = 10.0
+
+
+def split_loop(client: str) -> tuple[str, str | None]:
+    """``"aiokafka@uvloop"`` -> ``("aiokafka", "uvloop")``; a name without ``@`` is on
+    asyncio if it is an async client, on no event loop at all otherwise (None)."""
+    name, sep, loop = client.partition("@")
+    if sep:
+        return name, loop
+    return name, ASYNCIO if name in ASYNC_CLIENTS else None
+
+
+def with_loop(client: str, loop: str) -> str:
+    """``client``'s name on ``loop``: the plain name on asyncio, and for a client with no
+    event loop to change (confluent-kafka's synchronous producer, the JVM)."""
+    return client if loop == ASYNCIO or client not in ASYNC_CLIENTS else f"{client}@{loop}"
+
+
+def known(client: str) -> bool:
+    """A client name ``--clients`` takes: a client, or an async one ``@`` a loop."""
+    name, loop = split_loop(client)
+    if "@" in client:
+        return name in ASYNC_CLIENTS and loop in LOOPS
+    return name in ALL_CLIENTS
 
 
 def unavailable(client: str, scenario: Scenario, *, on_tansu: bool = True) -> str | None:
     """Why ``client`` cannot run ``scenario`` here, or None (``on_tansu``: the broker is
-    the embedded Tansu, not a cluster given with ``--bootstrap-servers``)."""
+    the embedded Tansu, not Apache Kafka or a cluster given with ``--bootstrap-servers``)."""
+    client, loop = split_loop(client)
+    if loop == UVLOOP and importlib.util.find_spec("uvloop") is None:
+        return "uvloop is not installed"
+    if client == JAVA:
+        from benchmarks._bench_java import unavailable as java_unavailable
+
+        # On Tansu it runs kafka-clients 3.9 (_bench_java.TANSU_CLIENTS_VERSION).
+        return java_unavailable()
     module = {AIOKAFKA: "aiokafka", CONFLUENT: "confluent_kafka", CONFLUENT_AIO: "confluent_kafka"}
     if client in module and importlib.util.find_spec(module[client]) is None:
         return f"{module[client]} is not installed"
@@ -59,7 +98,7 @@ def unavailable(client: str, scenario: Scenario, *, on_tansu: bool = True) -> st
 
         if not hasattr(Producer, "send_batch"):
             return "Producer.send_batch does not exist yet"
-    if client == AIOKAFKA and scenario.idempotence and not scenario.is_transactional:
+    if client == AIOKAFKA and scenario.idempotence and not scenario.is_transactional and on_tansu:
         # Seen against Tansu: its InitProducerId version gets UNKNOWN_SERVER_ERROR.
         return "its idempotent producer fails against Tansu (InitProducerId: UnknownError)"
     if client == AIOKAFKA and scenario.is_transactional and on_tansu:
@@ -72,6 +111,7 @@ def unavailable(client: str, scenario: Scenario, *, on_tansu: bool = True) -> st
 
 def note(client: str, scenario: Scenario) -> str | None:
     """What a reader of the results should know about this client in this scenario."""
+    client, _ = split_loop(client)
     if client == CONFLUENT and scenario.tasks > 1:
         return "synchronous client: concurrency does not apply, ran single-threaded"
     return None

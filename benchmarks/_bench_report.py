@@ -17,6 +17,8 @@ from benchmarks._bench_scenarios import PLAINTEXT_SUFFIX
 
 REFERENCE = "aiokafka"
 """Ratios are against this client: the asyncio producer most users would migrate from."""
+JAVA = "java"
+"""The Java producer: when it ran, every client's ratios against it get a table too."""
 
 
 def percentile(ordered: Sequence[float], percent: float) -> float:
@@ -68,6 +70,13 @@ class Summary:
     cpu_vs_plaintext: float | None = None
     """A TLS scenario: median CPU per record divided by the same client's in the
     plaintext twin (above 1: what TLS costs the client in CPU)."""
+    throughput_vs_java: float | None = None
+    """Median msg/s divided by the Java producer's in the same scenario."""
+    cpu_vs_java: float | None = None
+    """Median CPU per record divided by the Java producer's in the same scenario."""
+    process_cpu_s: Stat | None = None
+    """The Java producer: its whole JVM's CPU seconds per run, start-up to exit (the
+    CPU per record counts the measured window only)."""
     notes: list[str] = field(default_factory=list)
 
 
@@ -96,6 +105,7 @@ def _summary(scenario: str, client: str, group: Sequence[Mapping[str, Any]]) -> 
     summary.mb_per_s = stat("mb_per_s")
     summary.cpu_s_per_million = stat("cpu_s_per_million")
     summary.peak_rss_mb = stat("peak_rss_mb")
+    summary.process_cpu_s = stat("process_cpu_s")
     summary.p50_ms, summary.p99_ms, summary.max_ms = stat("p50_ms"), stat("p99_ms"), stat("max_ms")
     for run in group:
         for text in (run.get("note"), run.get("error") and f"failed: {run['error']}"):
@@ -106,12 +116,17 @@ def _summary(scenario: str, client: str, group: Sequence[Mapping[str, Any]]) -> 
 
 def _add_ratios(summaries: Sequence[Summary]) -> None:
     reference = {s.scenario: s for s in summaries if s.client == REFERENCE}
+    java = {s.scenario: s for s in summaries if s.client == JAVA}
     by_key = {(s.scenario, s.client): s for s in summaries}
     for summary in summaries:
         twin = by_key.get((summary.scenario + PLAINTEXT_SUFFIX, summary.client))
         if twin is not None:
             summary.throughput_vs_plaintext = _ratio(summary.msgs_per_s, twin.msgs_per_s)
             summary.cpu_vs_plaintext = _ratio(summary.cpu_s_per_million, twin.cpu_s_per_million)
+        peer = java.get(summary.scenario)
+        if peer is not None:
+            summary.throughput_vs_java = _ratio(summary.msgs_per_s, peer.msgs_per_s)
+            summary.cpu_vs_java = _ratio(summary.cpu_s_per_million, peer.cpu_s_per_million)
         ref = reference.get(summary.scenario)
         if ref is None:
             continue
@@ -212,8 +227,37 @@ def tls_table(summaries: Sequence[Summary]) -> list[str]:
     return lines if len(lines) > 2 else []
 
 
+def java_table(summaries: Sequence[Summary]) -> list[str]:
+    """Every client's medians against the Java producer's in the same scenario (none if
+    it did not run): msg/s (above 1: faster), CPU per record (below 1: cheaper) and,
+    for latency, p50 and p99 (below 1: quicker)."""
+    java = {s.scenario: s for s in summaries if s.client == JAVA}
+    lines = [
+        f"| scenario | client | msg/s x {JAVA} | CPU x {JAVA} | p50 x {JAVA} | p99 x {JAVA} |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s in summaries:
+        peer = java.get(s.scenario)
+        if peer is None or s.client == JAVA:
+            continue
+        # At a fixed offered rate every client's msg/s is that rate: no ratio to show.
+        throughput = None if s.p50_ms is not None else s.throughput_vs_java
+        lines.append(
+            f"| {s.scenario} | {s.client} | {_times(throughput)} "
+            f"| {_times(s.cpu_vs_java)} | {_times(_ratio(s.p50_ms, peer.p50_ms))} "
+            f"| {_times(_ratio(s.p99_ms, peer.p99_ms))} |"
+        )
+    return lines if len(lines) > 2 else []
+
+
 def notes_lines(summaries: Sequence[Summary], skipped: Sequence[Mapping[str, str]]) -> list[str]:
     lines = [f"- {s.scenario} / {s.client}: {'; '.join(s.notes)}" for s in summaries if s.notes]
+    lines += [
+        f"- {s.scenario} / {s.client}: the whole process, start-up to exit, used "
+        f"{_spread(s.process_cpu_s)} CPU s per run (the tables count the measured window)"
+        for s in summaries
+        if s.process_cpu_s is not None
+    ]
     # One line per client and reason, not one per scenario.
     reasons: dict[tuple[str, str], list[str]] = {}
     for skip in skipped:
@@ -256,6 +300,9 @@ def markdown(document: Mapping[str, Any]) -> str:
         parts += ["", "TLS against plaintext (each client, the same broker):", "", *tls]
     if latency:
         parts += ["", "Latency (due → acknowledged):", "", *latency_table(summaries)]
+    java = java_table(summaries)
+    if java:
+        parts += ["", "Against the Java producer (medians, the same scenario):", "", *java]
     notes = notes_lines(summaries, document.get("skipped", []))
     if notes:
         parts += ["", "Notes:", "", *notes]

@@ -170,11 +170,34 @@ def warm_up(
     delete_topics(bootstrap_servers, [topic], ssl_cafile=ssl_cafile)
 
 
-def run_client(client: str, spec: RunSpec) -> dict[str, Any]:
-    """Run one client in its own process; its JSON result, or a failed one."""
+UVLOOP_CLIENT = (
+    "import asyncio, sys, uvloop; asyncio.set_event_loop_policy(uvloop.EventLoopPolicy()); "
+    "from benchmarks._bench_client import main; main(sys.argv[1:])"
+)
+"""A client process on uvloop: ``_bench_client`` as it is, its ``asyncio.run`` given
+uvloop's loop by the policy set first."""
+
+
+def client_command(client: str) -> list[str]:
+    """The command line that runs ``client`` (``NAME`` or ``NAME@uvloop``), but for its
+    ``--scenario``."""
+    name, loop = clients.split_loop(client)
+    if loop == clients.UVLOOP:
+        return [sys.executable, "-c", UVLOOP_CLIENT, "--client", name]
+    return [sys.executable, "-m", "benchmarks._bench_client", "--client", name]
+
+
+def run_client(client: str, spec: RunSpec, *, on_tansu: bool = False) -> dict[str, Any]:
+    """Run one client in its own process; its JSON result, or a failed one (``on_tansu``:
+    the Java producer runs the kafka-clients version that works there)."""
+    if client == clients.JAVA:
+        from benchmarks._bench_java import run_java
+
+        return run_java(spec, client, on_tansu=on_tansu)
     failed: dict[str, Any] = {"client": client, "scenario": spec.scenario.name, "ok": False}
-    command = [sys.executable, "-m", "benchmarks._bench_client", "--client", client]
-    return run_json_process([*command, "--scenario", spec.to_json()], spec.timeout_s, failed)
+    command = [*client_command(client), "--scenario", spec.to_json()]
+    # The process names its client without the loop: the result carries the full name.
+    return run_json_process(command, spec.timeout_s, failed) | {"client": client}
 
 
 def run_json_process(
@@ -209,6 +232,11 @@ def describe(run: dict[str, Any]) -> str:
     )
 
 
+def topic_name(scenario: str, client: str, run_id: str, round_: int) -> str:
+    """A run's own topic (legal characters only: ``aiokafka@uvloop`` -> ``aiokafka-uvloop``)."""
+    return f"bench-{scenario}-{client.replace('@', '-')}-{run_id}-{round_}"
+
+
 def run_plan(
     plan: Plan, progress: Callable[[str], None]
 ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
@@ -230,8 +258,7 @@ def run_plan(
         run_id = uuid.uuid4().hex[:8]
         for round_ in range(1, plan.rounds + 1):
             topics = {
-                v.name: {c: f"bench-{v.name}-{c}-{run_id}-{round_}" for c in chosen}
-                for v in variants
+                v.name: {c: topic_name(v.name, c, run_id, round_) for c in chosen} for v in variants
             }
             for variant in variants:
                 servers, cafile = plan.target(variant)
@@ -242,7 +269,10 @@ def run_plan(
             for client in chosen:
                 for variant in order:
                     spec = plan.spec(variant, topics[variant.name][client])
-                    run = check_committed(run_client(client, spec), spec) | {"round": round_}
+                    done = run_client(
+                        client, spec, on_tansu=plan.on_tansu and not variant.tls_broker
+                    )
+                    run = check_committed(done, spec) | {"round": round_}
                     progress(f"{variant.name} round {round_} {client}: {describe(run)}")
                     runs.append(run)
             for variant in variants:
@@ -329,8 +359,11 @@ def git_commit() -> str:
     return f"{head}{' + uncommitted changes' if dirty else ''}" if head else "unknown"
 
 
-def machine(broker: str, tls_broker: str | None = None) -> dict[str, Any]:
-    """What the numbers were measured on (``tls_broker``: where TLS scenarios ran)."""
+def machine(
+    broker: str, tls_broker: str | None = None, java_client: str | None = None
+) -> dict[str, Any]:
+    """What the numbers were measured on (``tls_broker``: where TLS scenarios ran;
+    ``java_client``: the Java producer's version and JVM, if it ran)."""
     librdkafka = "not installed"
     try:
         import confluent_kafka
@@ -340,6 +373,7 @@ def machine(broker: str, tls_broker: str | None = None) -> dict[str, Any]:
         pass
     packages = ["asyncproducer", "aiokafka", "confluent-kafka", "anyio", "kio"]
     tls = {"tls_broker": tls_broker} if tls_broker else {}
+    java = {"java_client": java_client} if java_client else {}
     return {
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
@@ -348,5 +382,6 @@ def machine(broker: str, tls_broker: str | None = None) -> dict[str, Any]:
         "packages": {name: _version(name) for name in packages} | {"librdkafka": librdkafka},
         "broker": broker,
         **tls,
+        **java,
         "commit": git_commit(),
     }
