@@ -53,7 +53,6 @@ COMPILE_TIMEOUT_S = 300.0
 TANSU_CLIENTS_VERSION = "3.9.1"
 """The kafka-clients version run against Tansu: 4.x sends ApiVersions v5 with the cluster
 id once it knows it, and Tansu 0.6.0 closes the connection on it; 3.9's newest is v4."""
-FETCH_TIMEOUT_S = 900.0
 
 
 def kafka_clients_version(on_tansu: bool = False) -> str:
@@ -253,10 +252,6 @@ def ensure_client_libs(version: str) -> Path:
 
     if version == dist.DEFAULT_KAFKA_VERSION:
         return dist.ensure_kafka_libs(version)
-    libs = dist.kafka_cache_dir(version) / "client-libs"
-    if libs.is_dir():
-        return libs
-    libs.parent.mkdir(parents=True, exist_ok=True)
     pom = (
         '<?xml version="1.0" encoding="UTF-8"?>'
         '<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion>'
@@ -265,30 +260,12 @@ def ensure_client_libs(version: str) -> Path:
         "<groupId>org.apache.kafka</groupId><artifactId>kafka-clients</artifactId>"
         f"<version>{version}</version></dependency></dependencies></project>"
     )
-    with tempfile.TemporaryDirectory(prefix=".fetch-", dir=libs.parent) as work:
-        (Path(work) / "pom.xml").write_text(pom)
-        staged = Path(work) / "libs"
-        command = [
-            dist.find_tool("mvn"),
-            "-B",
-            "-q",
-            "-f",
-            str(Path(work) / "pom.xml"),
-            f"{dist._DEPENDENCY_PLUGIN}:copy-dependencies",
-            f"-DoutputDirectory={staged}",
-            "-DincludeScope=runtime",
-        ]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=FETCH_TIMEOUT_S)
-        if done.returncode != 0 or not any(staged.glob("kafka-clients-*.jar")):
-            raise RuntimeError(
-                f"mvn could not fetch kafka-clients {version}: {done.stdout[-2000:]}"
-            )
-        try:
-            staged.rename(libs)
-        except OSError:
-            if not libs.is_dir():
-                raise
-    return libs
+    return dist.fetch_with_maven(
+        dist.kafka_cache_dir(version) / "client-libs",
+        pom,
+        "kafka-clients-*.jar",
+        f"kafka-clients {version}",
+    )
 
 
 def harness_classpath(version: str) -> str:

@@ -22,6 +22,7 @@ __all__ = [
     "DEFAULT_KAFKA_VERSION",
     "KafkaToolMissingError",
     "ensure_kafka_libs",
+    "fetch_with_maven",
     "find_tool",
     "kafka_cache_dir",
 ]
@@ -90,28 +91,36 @@ def _sweep_abandoned_fetches(directory: Path) -> None:
 
 
 def ensure_kafka_libs(version: str = DEFAULT_KAFKA_VERSION) -> Path:
-    """The ``libs`` directory of Kafka ``version``, fetched with ``mvn`` on first use.
+    """The ``libs`` directory of Kafka ``version``, fetched with ``mvn`` on first use."""
+    return fetch_with_maven(
+        kafka_cache_dir(version) / "libs", _pom(version), "kafka_2.13-*.jar", f"Kafka {version}"
+    )
+
+
+def fetch_with_maven(libs: Path, pom: str, expected: str, what: str) -> Path:
+    """``libs``, made on first use: the runtime dependencies of the project ``pom``
+    (a POM's text) copied there by ``mvn``; ``expected``, a glob that must match a jar
+    among them, says the fetch got what it was for.
 
     The jars land in a temporary sibling directory that is renamed into place only once
     ``mvn`` succeeded: an interrupted or failed fetch never leaves a half cache that later
     runs would trust.
     """
-    libs = kafka_cache_dir(version) / "libs"
     if libs.is_dir():
         return libs
     mvn = find_tool("mvn")
     libs.parent.mkdir(parents=True, exist_ok=True)
     _sweep_abandoned_fetches(libs.parent)
     with tempfile.TemporaryDirectory(prefix=".fetch-", dir=libs.parent) as work:
-        pom = Path(work) / "pom.xml"
-        pom.write_text(_pom(version), encoding="utf-8")
+        pom_file = Path(work) / "pom.xml"
+        pom_file.write_text(pom, encoding="utf-8")
         staged = Path(work) / "libs"
         command = [
             mvn,
             "-B",
             "-q",
             "-f",
-            str(pom),
+            str(pom_file),
             f"{_DEPENDENCY_PLUGIN}:copy-dependencies",
             f"-DoutputDirectory={staged}",
             "-DincludeScope=runtime",
@@ -122,13 +131,13 @@ def ensure_kafka_libs(version: str = DEFAULT_KAFKA_VERSION) -> Path:
             )
         except subprocess.TimeoutExpired as exc:
             raise RuntimeError(
-                f"fetching Kafka {version} from Maven Central took over {FETCH_TIMEOUT_S:g} s"
+                f"fetching {what} from Maven Central took over {FETCH_TIMEOUT_S:g} s"
             ) from exc
-        if result.returncode != 0 or not any(staged.glob("kafka_2.13-*.jar")):
+        if result.returncode != 0 or not any(staged.glob(expected)):
             # Maven 3.8 emits colour resets even in batch mode; keep the message plain.
             tail = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)[-3000:]
             raise RuntimeError(
-                f"mvn could not fetch Kafka {version} (exit {result.returncode}); is Maven "
+                f"mvn could not fetch {what} (exit {result.returncode}); is Maven "
                 f"Central reachable and the version published? mvn said:\n{tail}"
             )
         try:

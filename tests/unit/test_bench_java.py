@@ -19,6 +19,7 @@ from benchmarks import _bench_report as report
 from benchmarks.__main__ import client_list, parse_args
 from benchmarks._bench_run import UVLOOP_CLIENT, client_command, topic_name
 from benchmarks._bench_scenarios import SCENARIOS, Payloads, RunSpec
+from tests.unit.test_bench_report import run
 
 
 def spec(scenario: str = "base", records: int = 1000, **extra: Any) -> RunSpec:
@@ -297,21 +298,6 @@ def test_many_tasks_is_noted_as_single_threaded() -> None:
 # --------------------------------------------------------------------------- the report
 
 
-def run(
-    client: str, msgs: float, cpu: float, scenario: str = "base", **extra: Any
-) -> dict[str, Any]:
-    return {
-        "client": client,
-        "scenario": scenario,
-        "ok": True,
-        "msgs_per_s": msgs,
-        "mb_per_s": msgs / 10_000,
-        "cpu_s_per_million": cpu,
-        "peak_rss_mb": 40.0,
-        **extra,
-    }
-
-
 def test_ratios_against_java_and_its_table() -> None:
     runs = [
         run("asyncproducer", 300.0, 3.0),
@@ -334,8 +320,8 @@ def test_ratios_against_java_and_its_table() -> None:
 
 def test_java_latency_ratios() -> None:
     runs = [
-        run("asyncproducer", 5000.0, 3.0, "latency", p50_ms=1.0, p99_ms=4.0, max_ms=5.0),
-        run("java", 4999.0, 6.0, "latency", p50_ms=2.0, p99_ms=8.0, max_ms=9.0),
+        run("asyncproducer", 5000.0, 3.0, scenario="latency", p50_ms=1.0, p99_ms=4.0, max_ms=5.0),
+        run("java", 4999.0, 6.0, scenario="latency", p50_ms=2.0, p99_ms=8.0, max_ms=9.0),
     ]
     table = report.java_table(report.summarise(runs))
     assert "| latency | asyncproducer | - | 0.50x | 0.50x | 0.50x |" in table
