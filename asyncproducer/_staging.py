@@ -115,7 +115,7 @@ class RecordStager:
     def _resolve_serializers(self, config: ProducerConfig) -> None:
         """The key and value serializers, decided once: whether any is asynchronous
         (``awaits``), and what :meth:`stage` calls."""
-        configs = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+        configs = config.configs()
         key_spec, value_spec = (
             configured_serializer(named_plugin(spec, label), configs, is_key=is_key)
             for spec, label, is_key in (

@@ -625,6 +625,11 @@ class ProducerConfig:
         """
         return self.enable_idempotence and self.acks == -1 and self.retries > 0
 
+    def configs(self) -> dict[str, Any]:
+        """Every key and its value: what pluggable parts' ``configure(configs)`` receives,
+        as Java passes its config map (values as given, not copied)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
     def compression_level(self) -> int | None:
         """The level configured for ``compression_type``; None for codecs without levels."""
         key = LEVEL_KEY_BY_CODEC.get(self.compression_type)

@@ -15,7 +15,6 @@ goes ahead only inside a transaction (``_may_send``).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import os
@@ -280,7 +279,7 @@ class Producer(SendPath, TransactionAPI):
         if self._appender is not None:
             self._appender.new_future = self._new_future
         self._checkpoint = checkpoint_factory()
-        configs = {f.name: getattr(self._config, f.name) for f in dataclasses.fields(self._config)}
+        configs = self._config.configs()
         self._interceptors.configure(configs)
         configure_partitioner = getattr(self._partitioner, "configure", None)
         if configure_partitioner is not None:  # optional, as in Java's Partitioner

@@ -212,9 +212,7 @@ class MockProducer:
         self._transition(State.STARTING)
         # Futures of the running event loop: asyncio.Future on asyncio, TrioFuture on trio.
         self._new_future = future_factory()
-        self._interceptors.configure(
-            {f.name: getattr(self._config, f.name) for f in dataclasses.fields(self._config)}
-        )
+        self._interceptors.configure(self._config.configs())
         await anyio.lowlevel.checkpoint()
         self._transition(State.RUNNING)
 
