@@ -41,7 +41,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from benchmarks._local_broker import given_or_tansu, table
+from benchmarks._local_broker import client_names, given_or_tansu, table
 
 TOPIC = "cold-start"
 
@@ -186,10 +186,7 @@ def main() -> None:
     parser.add_argument("--bootstrap-servers")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
-    clients = [c.strip() for c in args.clients.split(",") if c.strip()]
-    unknown = set(clients) - set(_CHILDREN)
-    if unknown:
-        parser.error(f"unknown clients {sorted(unknown)}: choose from {sorted(_CHILDREN)}")
+    clients = client_names(parser, args.clients, _CHILDREN)
     with given_or_tansu(args.bootstrap_servers) as bootstrap:
         variants = measure(clients, bootstrap, args.rounds)
     print(report(variants, markdown=args.markdown))

@@ -37,7 +37,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks._local_broker import given_or_tansu, table
+from benchmarks._local_broker import client_names, given_or_tansu, table
 
 TICK_S = 0.001
 RATE = 50_000
@@ -231,10 +231,7 @@ def main() -> None:
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--bootstrap-servers")
     args = parser.parse_args()
-    clients = [c.strip() for c in args.clients.split(",") if c.strip()]
-    unknown = set(clients) - set(CLIENTS)
-    if unknown:
-        parser.error(f"unknown clients {sorted(unknown)}: choose from {list(CLIENTS)}")
+    clients = client_names(parser, args.clients, CLIENTS)
     with given_or_tansu(args.bootstrap_servers) as bootstrap:
         results = measure(clients, bootstrap, args.seconds, args.quick, args.loop)
     print(report(results, markdown=args.markdown, loop=args.loop))
