@@ -34,6 +34,7 @@ from asyncproducer._cluster import ClusterSnapshot
 from asyncproducer._idempotence import IdempotenceState
 from asyncproducer._outcome import SOON_MS
 from asyncproducer.protocol.compression import CompressionType
+from asyncproducer.protocol.encoding import BATCH_HEADER_SIZE
 
 
 @dataclass(slots=True)
@@ -82,6 +83,11 @@ class RecordAccumulator:
         one batch per partition): the sender should look again at once."""
         self.incomplete: dict[ProducerBatch, None] = {}
         """Every batch created and not yet completed, in creation order."""
+        self._newest: dict[tuple[str, int], ProducerBatch] = {}
+        self._bytes_before_newest: dict[tuple[str, int], int] = {}
+        """Per partition, its newest batch while it is incomplete, and the record bytes of
+        every batch before it: :meth:`appended_bytes` (counted once per batch, not per
+        record: the C appender appends without telling)."""
         self._flushes = 0
         self.closing = False
 
@@ -117,9 +123,36 @@ class RecordAccumulator:
             return batch, False
         batch = self._new_batch(topic, partition, reserved, now_ms, record_capacity)
         batch.try_append(future, record)  # a first record always fits
-        self.queues.setdefault((topic, partition), deque()).append(batch)
+        tp = (topic, partition)
+        self.queues.setdefault(tp, deque()).append(batch)
         self.incomplete[batch] = None
+        self._forget_newest(tp)
+        self._newest[tp] = batch
         return batch, True
+
+    def appended_bytes(self, topic: str, partition: int) -> int:
+        """Bytes appended to the partition so far, a batch's header and records
+        (uncompressed) each, a full batch at least ``batch_size`` (it took as much as
+        fits): the default partitioner's measure of how much went to its sticky
+        partition (``_sticky_switch``)."""
+        tp = (topic, partition)
+        newest = self._newest.get(tp)
+        before = self._bytes_before_newest.get(tp, 0)
+        return before if newest is None else before + self._batch_bytes(newest)
+
+    def _batch_bytes(self, batch: ProducerBatch) -> int:
+        size = BATCH_HEADER_SIZE + batch.records_size
+        return max(size, self.batch_size) if batch.full else size
+
+    def _forget_newest(self, tp: tuple[str, int], batch: ProducerBatch | None = None) -> None:
+        """Fold the partition's newest batch (only if it is ``batch``, when given) into its
+        bytes before: it takes no more records, and is not kept alive for its size."""
+        newest = self._newest.get(tp)
+        if newest is not None and (batch is None or newest is batch):
+            del self._newest[tp]
+            self._bytes_before_newest[tp] = self._bytes_before_newest.get(
+                tp, 0
+            ) + self._batch_bytes(newest)
 
     def _new_batch(
         self, topic: str, partition: int, reserved: int, created_ms: float, record_capacity: int
@@ -250,6 +283,7 @@ class RecordAccumulator:
         """Split a batch the broker found too large in two (see ``ProducerBatch.split``)
         and queue the halves in its place, to go at once; they replace it in
         ``incomplete``."""
+        self._forget_newest((batch.topic, batch.partition), batch)
         halves = batch.split(self.batch_size)
         batch.move_to(BatchState.SPLIT)
         del self.incomplete[batch]
@@ -261,6 +295,8 @@ class RecordAccumulator:
     def finished(self, batch: ProducerBatch) -> None:
         """The batch completed (acknowledged or failed for good)."""
         self._muted.discard((batch.topic, batch.partition))
+        if self._newest:
+            self._forget_newest((batch.topic, batch.partition), batch)
         self.incomplete.pop(batch, None)
 
     def delivery_deadline_ms(self, batch: ProducerBatch) -> float:

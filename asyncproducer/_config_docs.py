@@ -267,15 +267,16 @@ KEY_DOCS: Final[dict[str, KeyDoc]] = {
     ),
     "partitioner_adaptive_partitioning_enable": KeyDoc(
         PLUGGABLE,
-        "Java's adaptive partitioning (KIP-794), which sends keyless records to faster "
-        "brokers. Not implemented yet: keyless records go to the uniform sticky "
-        "partitioner, Java's behaviour with this off, and `True` (Java's default) is "
-        "refused rather than ignored.",
+        "The default partitioner's adaptive partitioning (KIP-794): a keyless record's "
+        "next sticky partition is drawn weighted by how short its queue of batches is, "
+        "so slower brokers get fewer; `False`: uniformly. Either way the sticky "
+        "partition changes after `batch_size` bytes. No effect with another partitioner.",
     ),
     "partitioner_availability_timeout_ms": KeyDoc(
         PLUGGABLE,
-        "Java's adaptive partitioning skips a broker that has not accepted a batch for "
-        "this long. Not implemented yet: only `0` (off) is accepted.",
+        "With adaptive partitioning: a broker that had batches ready but could not take "
+        "a request for this long gets no new keyless records until it takes one; `0`: "
+        "off. Refused with adaptive partitioning off or another partitioner.",
         unit="ms",
     ),
     "key_serializer": KeyDoc(

@@ -24,7 +24,7 @@ from asyncproducer._config_keys import (
     java_name,
 )
 from asyncproducer._config_security import SASL_MECHANISMS, SECURITY_PROTOCOLS, TLS_PROTOCOLS
-from asyncproducer.config import _DNS_LOOKUPS, _NOT_YET_VALUES, ProducerConfig
+from asyncproducer.config import _DNS_LOOKUPS, ProducerConfig
 from asyncproducer.protocol.compression import LEVEL_RANGES, CompressionType
 
 __all__ = ["allowed_text", "default_text", "render"]
@@ -100,8 +100,6 @@ def allowed_text(key: str) -> str:
     doc = KEY_DOCS[key]
     if doc.allowed:
         return doc.allowed
-    if key in _NOT_YET_VALUES:
-        return f"only `{_NOT_YET_VALUES[key]!r}`: the rest is not implemented yet, and refused"
     if key in LEVEL_KEYS:
         low, high = LEVEL_RANGES[LEVEL_KEYS[key]]
         text = _int_range(low, high)

@@ -41,6 +41,7 @@ from asyncproducer._metadata import MetadataManager
 from asyncproducer._outcome import FATAL_ERRORS, MAYBE_APPENDED, BatchFacts, Outcome, decide
 from asyncproducer._pool import ConnectionPool
 from asyncproducer._producer_metrics import ProducerMetrics
+from asyncproducer._sticky_switch import BrokerAvailability
 from asyncproducer._transactional import TransactionalCalls
 from asyncproducer._transactions import TransactionState
 from asyncproducer._types import TopicPartition
@@ -93,6 +94,7 @@ class Sender:
         idempotence: IdempotenceState | None = None,
         clock: Callable[[], float] = monotonic_ms,
         metrics: ProducerMetrics | None = None,
+        availability: BrokerAvailability | None = None,
     ) -> None:
         self._settings = settings
         self._accumulator = accumulator
@@ -126,6 +128,9 @@ class Sender:
         partition to the transaction before it drains it, and reports failed records."""
         self._crash: BaseException | None = None
         """A bug met in a response callback: the loop stops and raises it."""
+        self._availability = availability
+        """Told each turn which brokers with batches ready could take a request
+        (``partitioner_availability_timeout_ms``, see ``_sticky_switch``)."""
         metadata.add_listener(lambda _: self.wakeup())
 
     def wakeup(self) -> None:
@@ -190,6 +195,9 @@ class Sender:
         if self._throttled_until:
             nodes, throttle_ends = self._unthrottled(nodes, now)
             delay = min(delay, throttle_ends - now)
+        if self._availability is not None:
+            for node in check.ready_nodes:
+                self._availability.polled(node, now, took_request=node in nodes)
         drained = accumulator.drain(check, nodes, self._settings.max_request_size, idempotence)
         if transactions is not None:  # the partitions the drain found outside the transaction
             transactions.add_partitions_soon(

@@ -36,14 +36,17 @@ from collections import deque
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, cast
 
+from asyncproducer._accumulator import RecordAccumulator
 from asyncproducer._batch import ProducerBatch, Record
 from asyncproducer._cluster import ClusterSnapshot
 from asyncproducer._metadata import MetadataManager
 from asyncproducer._native import speedups
 from asyncproducer._plugins import configured_serializer, named_plugin
+from asyncproducer._sticky_switch import BrokerAvailability, StickySwitch
 from asyncproducer._types import Header, ProducerRecord
 from asyncproducer.config import ProducerConfig
 from asyncproducer.errors import (
+    ConfigError,
     InvalidRecordTimestampError,
     InvalidTopicError,
     KafkaError,
@@ -92,7 +95,17 @@ if speedups is not None:
 
 
 class RecordStager:
-    def __init__(self, config: ProducerConfig, metadata: MetadataManager) -> None:
+    def __init__(
+        self,
+        config: ProducerConfig,
+        metadata: MetadataManager,
+        accumulator: RecordAccumulator | None = None,
+        availability: BrokerAvailability | None = None,
+    ) -> None:
+        """``accumulator``: the producer's, whose queues the default partitioner's
+        switch reads (``_sticky_switch``); without it (tests of staging alone) keyless
+        records move on at every new batch, as KIP-480's. ``availability``: the brokers
+        the sender finds unable to take requests (``partitioner_availability_timeout_ms``)."""
         self._config = config
         self._metadata = metadata
         self._partition_counts = metadata.partition_counts
@@ -100,6 +113,23 @@ class RecordStager:
         self.partitioner = resolve_partitioner(named_plugin(config.partitioner, "partitioner"))
         # Exactly the default: subclasses (UniformStickyPartitioner) are treated as custom.
         self._custom = type(self.partitioner) is not DefaultPartitioner
+        if self._custom and config.partitioner_availability_timeout_ms:
+            raise ConfigError(
+                "partitioner_availability_timeout_ms="
+                f"{config.partitioner_availability_timeout_ms}: the availability timeout is "
+                "part of the default partitioner's adaptive partitioning, and partitioner="
+                f"{type(self.partitioner).__qualname__} replaces it; leave it at 0"
+            )
+        self._switch: StickySwitch | None = None
+        """The default partitioner's switch (Java's built-in partitioner, KIP-794)."""
+        if not self._custom and accumulator is not None:
+            self._switch = StickySwitch(
+                cast(DefaultPartitioner, self.partitioner).sticky,
+                accumulator,
+                batch_size=config.batch_size,
+                adaptive=config.partitioner_adaptive_partitioning_enable,
+                availability=availability,
+            )
         self._ignore_keys = config.partitioner_ignore_keys
         partitioner = self.partitioner
         # The default partitioner's sticky partition of a topic, or None: a C-level dict
@@ -278,14 +308,18 @@ class RecordStager:
     def next_partition(
         self, topic: str, partition: int, key: Any, value: Any, record: Record
     ) -> int | None:
-        """KIP-480: a record whose partition the partitioner chose, about to open a new
-        batch, first moves a sticky partitioner on, so that batches fill one partition at
-        a time. The record's new partition, or None when its partition is not sticky."""
+        """A record whose partition the partitioner chose, about to open a new batch,
+        may move a sticky partitioner on, so that batches fill one partition at a time:
+        the default partitioner decides by its switch (KIP-794, ``_sticky_switch``); any
+        other with ``on_new_batch`` is told, then asked again (KIP-480). The record's
+        partition then, or None when its partition is not sticky."""
         key_bytes, value_bytes = record[1], record[2]
         if not self._moves_sticky:
             return None
         if not (self._custom or key_bytes is None or self._ignore_keys):
             return None  # a keyed record's partition is its key's
+        if self._switch is not None:
+            return self._switch.partition_for_new_batch(topic, partition, self._metadata.snapshot)
         try:
             self.partitioner.on_new_batch(topic, self._metadata.snapshot, partition)  # type: ignore[attr-defined]
         except KafkaError:

@@ -264,25 +264,18 @@ def _check_reporters(label: str, value: object) -> tuple[object, ...]:
     return items
 
 
-# Settings whose Java behaviour is not implemented yet: a value other than the one this
-# client's behaviour matches is refused, never accepted and ignored.
-_NOT_YET_VALUES = {
-    "partitioner_adaptive_partitioning_enable": False,
-    "partitioner_availability_timeout_ms": 0,
-}
-
-
-def _check_not_yet(config: object, label: Callable[[str], str]) -> None:
-    for key, supported in _NOT_YET_VALUES.items():
-        value = getattr(config, key)
-        if value != supported:
-            raise _bad(
-                label(key),
-                value,
-                f"only {supported!r} is supported yet: adaptive partitioning (KIP-794) is "
-                "not implemented, so keyless records go to the uniform sticky partitioner "
-                "(Java's behaviour with partitioner.adaptive.partitioning.enable=false)",
-            )
+def _check_availability_timeout(config: ProducerConfig, label: Callable[[str], str]) -> None:
+    """The availability timeout is a part of adaptive partitioning: without it, it would
+    do nothing (Java ignores it then)."""
+    timeout = config.partitioner_availability_timeout_ms
+    if timeout and not config.partitioner_adaptive_partitioning_enable:
+        raise _bad(
+            label("partitioner_availability_timeout_ms"),
+            timeout,
+            f"acts only with adaptive partitioning, and "
+            f"{label('partitioner_adaptive_partitioning_enable')} is False; set it to 0, "
+            "or turn adaptive partitioning on",
+        )
 
 
 _DNS_LOOKUPS = ("use_all_dns_ips", "resolve_canonical_bootstrap_servers_only")
@@ -394,10 +387,8 @@ class ProducerConfig:
     # Pluggable parts, stored as given.
     partitioner: object | None = None
     partitioner_ignore_keys: bool = False
-    # Java's default is true; adaptive partitioning (KIP-794) is not implemented yet, so
-    # keyless records go to the uniform sticky partitioner, which is Java's behaviour
-    # with false: true, or an availability timeout, is refused (_check_not_yet).
-    partitioner_adaptive_partitioning_enable: bool = False
+    # The default partitioner's KIP-794 switch (_sticky_switch), as Java's built-in one.
+    partitioner_adaptive_partitioning_enable: bool = True
     partitioner_availability_timeout_ms: int = 0
     key_serializer: object | None = None
     value_serializer: object | None = None
@@ -526,7 +517,7 @@ class ProducerConfig:
             _check_reporters(label("metric_reporters"), self.metric_reporters),
         )
         _check_recording_level(label("metrics_recording_level"), self.metrics_recording_level)
-        _check_not_yet(self, label)
+        _check_availability_timeout(self, label)
         _check_dns_lookup(label("client_dns_lookup"), self.client_dns_lookup)
 
     def _apply_java_rules(self, given: frozenset[str], label: Callable[[str], str]) -> None:

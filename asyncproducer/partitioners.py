@@ -163,7 +163,7 @@ class StickyPartitionCache:
     event loop. ``rng`` is for tests; by default a private ``random.Random``.
     """
 
-    __slots__ = ("_rng", "_sticky", "current")
+    __slots__ = ("_rng", "_sticky", "chooser", "current")
 
     def __init__(self, *, rng: random.Random | None = None) -> None:
         self._sticky: dict[str, int] = {}
@@ -171,6 +171,16 @@ class StickyPartitionCache:
         self.current: Callable[[str], int | None] = self._sticky.get
         """The topic's sticky partition, None before the first choice (a C-level lookup,
         for the producer's hot path)."""
+        self.chooser: Callable[[str, TopicInfo, int | None], int] = self._choose
+        """``chooser(topic, info, old)``: the topic's next sticky partition (``old`` the
+        one it leaves, None for the first). KIP-480's, uniform and never ``old``; the
+        producer's default partitioner puts Java's built-in one here (``_sticky_switch``)."""
+
+    @property
+    def rng(self) -> random.Random:
+        """Where its random choices come from (``rng=``, for tests; the producer's
+        default partitioner draws from it too)."""
+        return self._rng
 
     @property
     def partitions(self) -> dict[str, int]:
@@ -195,7 +205,7 @@ class StickyPartitionCache:
         old = self._sticky.get(topic)
         if old is not None and old != prev_partition:
             return old
-        new = self._choose(topic, _topic_info(topic, cluster), old)
+        new = self.chooser(topic, _topic_info(topic, cluster), old)
         self._sticky[topic] = new
         return new
 
@@ -223,8 +233,11 @@ class DefaultPartitioner:
     """Keyed records: ``murmur2(key_bytes)`` over all partitions, as Java (so keys map to
     the same partitions in every Kafka client that follows Java). Keyless records: sticky.
 
-    Java's default before 3.3 (KIP-480); later Java versions keep the same key mapping and
-    make the sticky switch adaptive to batch size and broker load (KIP-794).
+    As the producer's partitioner (``partitioner=None``, or this class exactly), its
+    sticky partitions move as Java's built-in partitioner's (KIP-794: after
+    ``batch_size`` bytes, weighted by queue length; see ``_sticky_switch`` and
+    docs/concepts/partitioners.md). Used on its own, ``on_new_batch`` moves them as
+    KIP-480 did: at every new batch.
     """
 
     __slots__ = ("_sticky",)
@@ -263,8 +276,11 @@ class DefaultPartitioner:
 
 
 class UniformStickyPartitioner(DefaultPartitioner):
-    """Every record goes to the topic's sticky partition; keys are ignored (Java's
-    ``UniformStickyPartitioner``, or ``partitioner.ignore.keys=true``)."""
+    """Every record goes to the topic's sticky partition, which moves to a uniformly
+    chosen other partition at every new batch (KIP-480); keys are ignored. Java's
+    deprecated ``UniformStickyPartitioner``; the default partitioner with
+    ``partitioner_ignore_keys=True`` is Java's ``partitioner.ignore.keys=true``
+    (adaptive, KIP-794)."""
 
     __slots__ = ()
 

@@ -49,6 +49,7 @@ from asyncproducer._properties import parse_properties, read_properties
 from asyncproducer._send_path import SendPath
 from asyncproducer._sender import Sender, SenderSettings
 from asyncproducer._staging import RecordStager
+from asyncproducer._sticky_switch import BrokerAvailability
 from asyncproducer._tls import client_tls_context
 from asyncproducer._transaction_api import TransactionAPI
 from asyncproducer._transactional import TransactionalCalls
@@ -169,7 +170,14 @@ class Producer(SendPath, TransactionAPI):
             ),
         )
         self._metadata.busy_topics = lambda: {b.topic for b in self._accumulator.incomplete}
-        self._stager = RecordStager(config, self._metadata)
+        # partitioner_availability_timeout_ms: the sender sees which brokers cannot take
+        # requests, the default partitioner's switch leaves them out (_sticky_switch).
+        availability = (
+            BrokerAvailability(config.partitioner_availability_timeout_ms)
+            if config.partitioner_availability_timeout_ms
+            else None
+        )
+        self._stager = RecordStager(config, self._metadata, self._accumulator, availability)
         # Decided once: an async key or value serializer is awaited in send() (no C shortcut).
         self._awaits_serializers = self._stager.awaits
         self._partitioner = self._stager.partitioner
@@ -204,6 +212,7 @@ class Producer(SendPath, TransactionAPI):
             self._interceptors,
             idempotence,
             metrics=self._metrics,
+            availability=availability,
         )
         self._transactions = self._transactional_calls(idempotence)
         self._reporters = register_gauges(self)

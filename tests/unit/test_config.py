@@ -63,8 +63,7 @@ JAVA_DEFAULTS = [
     ("allow_auto_create_topics", "allow.auto.create.topics", True),  # not a Java producer key
     ("partitioner", "partitioner.class", None),
     ("partitioner_ignore_keys", "partitioner.ignore.keys", False),
-    # Java: true; refused until adaptive partitioning (KIP-794) is implemented.
-    ("partitioner_adaptive_partitioning_enable", "partitioner.adaptive.partitioning.enable", False),
+    ("partitioner_adaptive_partitioning_enable", "partitioner.adaptive.partitioning.enable", True),
     ("partitioner_availability_timeout_ms", "partitioner.availability.timeout.ms", 0),
     ("key_serializer", "key.serializer", None),
     ("value_serializer", "value.serializer", None),
@@ -194,14 +193,9 @@ _COMPANIONS: dict[str, dict[str, Any]] = {
 }
 
 
-# In range, but only 0 is accepted until adaptive partitioning is implemented (see
-# test_adaptive_partitioning_is_refused_until_it_is_implemented).
-_ONLY_ITS_DEFAULT_YET = {"partitioner_availability_timeout_ms"}
-
-
 @given(data=st.data())
 def test_any_in_range_int_round_trips(data: st.DataObject) -> None:
-    key = data.draw(st.sampled_from(sorted(set(INT_RANGES) - _ONLY_ITS_DEFAULT_YET)))
+    key = data.draw(st.sampled_from(sorted(INT_RANGES)))
     low, high = INT_RANGES[key]
     value = data.draw(st.integers(low, high))
     config = make(**{key: value}, **_COMPANIONS.get(key, {}))
@@ -795,16 +789,23 @@ def test_metric_reporters_take_objects_and_classes() -> None:
     assert make(metric_reporters=[reporter, _Reporter]).metric_reporters == (reporter, _Reporter)
 
 
-@pytest.mark.parametrize(
-    ("key", "value"),
-    [
-        ("partitioner_adaptive_partitioning_enable", True),
-        ("partitioner_availability_timeout_ms", 1_000),
-    ],
-)
-def test_adaptive_partitioning_is_refused_until_it_is_implemented(key: str, value: object) -> None:
-    with pytest.raises(ConfigError, match=r"KIP-794"):
-        make(**{key: value})
-    java_key = key.replace("_", ".")
-    with pytest.raises(ConfigError, match=java_key.replace(".", r"\.")):
-        ProducerConfig.from_java_properties({"bootstrap.servers": BOOT, java_key: str(value)})
+def test_an_availability_timeout_needs_adaptive_partitioning() -> None:
+    assert (
+        make(partitioner_availability_timeout_ms=1_000).partitioner_availability_timeout_ms == 1_000
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"partitioner_availability_timeout_ms=1000: acts only with adaptive partitioning",
+    ):
+        make(
+            partitioner_availability_timeout_ms=1_000,
+            partitioner_adaptive_partitioning_enable=False,
+        )
+    with pytest.raises(ConfigError, match=r"partitioner\.availability\.timeout\.ms"):
+        ProducerConfig.from_java_properties(
+            {
+                "bootstrap.servers": BOOT,
+                "partitioner.availability.timeout.ms": "1000",
+                "partitioner.adaptive.partitioning.enable": "false",
+            }
+        )

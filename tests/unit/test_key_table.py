@@ -33,8 +33,6 @@ ONE_VALUE_ACCEPTED: dict[str, tuple[object, object]] = {
     "ssl_truststore_type": ("PEM", "JKS"),
     "ssl_keystore_type": ("PEM", "PKCS12"),
     "metrics_recording_level": ("INFO", "DEBUG"),
-    "partitioner_adaptive_partitioning_enable": (False, True),
-    "partitioner_availability_timeout_ms": (0, 1_000),
 }
 """Keys whose other values would ask for behaviour this client does not have yet."""
 

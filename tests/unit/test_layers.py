@@ -60,6 +60,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "_idempotence",
         "_outcome",
         "_accumulator",
+        "_sticky_switch",
         "_transactions",
         "_group_offsets",
     ),

@@ -1,0 +1,156 @@
+"""When and where the default partitioner moves a topic's keyless records: Java's built-in
+partitioner (KIP-794, Java 3.3 and later).
+
+Keyless records of a topic all go to its *sticky* partition (``partitioners``), so they
+fill batches one partition at a time. Three rules decide the switch to another:
+
+1. **When.** At the first new batch after ``batch_size`` bytes went to the sticky
+   partition (a full batch counts as ``batch_size``: it took as much as fits). KIP-480
+   moved on at every new batch instead: a partition whose batches leave before they
+   fill (a fast broker, with ``linger_ms``) was left sooner, so the slowest broker got
+   the most records. Counting bytes gives every partition the same share; moving only
+   at a new batch leaves no fractional batch behind (with 12 KiB sent per ``linger_ms``
+   and a 16 KiB ``batch_size``, batches of 12 KiB, not 12 and 4).
+2. **Where**, with ``partitioner_adaptive_partitioning_enable`` (the default): a random
+   partition with a leader, weighted by how short its queue is. A partition whose queue
+   holds ``q`` batches waiting to be sent weighs ``max(q) + 1 - q``: the queue of a slow
+   broker's partitions grows (its requests in flight are at their limit), so it gets
+   fewer new records. Uniform when every queue is as long, or with adaptive partitioning
+   off.
+3. **Who is out**, with ``partitioner_availability_timeout_ms`` > 0: a partition whose
+   leader has had batches ready to send but could not take a request (its requests in
+   flight at ``max_in_flight_requests_per_connection``, or throttled) for longer than
+   that gets no new records, unless no partition is left.
+
+Decided only when a keyless record needs a new batch on its sticky partition (the C
+appender's shortcut fills the open batch without asking). Java decides after every
+append, but only switches there at a batch boundary too, or once ``2 * batch_size``
+went there whatever the batches; deciding at the boundary, this needs neither rule.
+The bytes counted are the partition's batches' (``RecordAccumulator.appended_bytes``),
+keyed and explicitly partitioned records included (Java counts the keyless ones only);
+the queue of a partition is its batches in the accumulator, as Java's. Java computes
+the weights on each of its sender's turns; this computes them when it switches, from
+the queues as they are then.
+"""
+
+from __future__ import annotations
+
+import bisect
+import random
+from collections.abc import Callable
+
+from asyncproducer._accumulator import RecordAccumulator
+from asyncproducer._cluster import ClusterSnapshot, TopicInfo
+from asyncproducer.partitioners import StickyPartitionCache
+
+__all__ = ["BrokerAvailability", "StickySwitch"]
+
+
+class BrokerAvailability:
+    """Which brokers could not take a request for longer than ``timeout_ms`` while they
+    had batches ready (Java's ``NodeLatencyStats``), as the sender reports each turn."""
+
+    __slots__ = ("_drained_ms", "_ready_ms", "timeout_ms")
+
+    def __init__(self, timeout_ms: float) -> None:
+        self.timeout_ms = timeout_ms
+        self._ready_ms: dict[int, float] = {}
+        """Per broker, when it last had a batch ready to send."""
+        self._drained_ms: dict[int, float] = {}
+        """Per broker, when it last took a request (or had its first batch ready)."""
+
+    def polled(self, node: int, now_ms: float, *, took_request: bool) -> None:
+        """``node`` had batches ready at ``now_ms``; ``took_request``: a request to it could
+        be drained (else its requests in flight, or a throttle, held it back)."""
+        if took_request or node not in self._drained_ms:
+            self._drained_ms[node] = now_ms
+        self._ready_ms[node] = now_ms
+
+    def unavailable(self, node: int) -> bool:
+        drained = self._drained_ms.get(node)
+        return drained is not None and self._ready_ms[node] - drained > self.timeout_ms
+
+
+class StickySwitch:
+    """The default partitioner's switch (module docstring): moves ``sticky``, the
+    :class:`~asyncproducer.partitioners.StickyPartitionCache` whose partitions the C
+    appender reads, and makes its choices from now on (first ones included)."""
+
+    __slots__ = ("_accumulator", "_availability", "_batch_size", "_from_bytes", "_rng", "_sticky")
+
+    def __init__(
+        self,
+        sticky: StickyPartitionCache,
+        accumulator: RecordAccumulator,
+        *,
+        batch_size: int,
+        adaptive: bool,
+        availability: BrokerAvailability | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._sticky = sticky
+        self._accumulator = accumulator
+        self._batch_size = max(batch_size, 1)
+        self._availability = availability
+        self._rng = rng if rng is not None else sticky.rng
+        self._from_bytes: dict[str, int] = {}
+        """Per topic, its sticky partition's ``appended_bytes`` when it was chosen."""
+        chooser: Callable[[str, TopicInfo, int | None], int] = (
+            self._choose_by_load if adaptive else self._choose_uniformly
+        )
+        sticky.chooser = chooser
+
+    def partition_for_new_batch(self, topic: str, partition: int, cluster: ClusterSnapshot) -> int:
+        """The partition for a keyless record whose sticky ``partition`` has no batch with
+        room: the next sticky partition if ``batch_size`` bytes went to this one (rule
+        1), else the same (the record opens a new batch there)."""
+        if self._sticky.partitions.get(topic) != partition:
+            return self._sticky.partition(topic, cluster)  # moved on meanwhile: follow it
+        produced = self._accumulator.appended_bytes(topic, partition) - self._from_bytes.get(
+            topic, 0
+        )
+        if produced >= self._batch_size:
+            return self._sticky.next_partition(topic, cluster, partition)
+        return partition
+
+    # ------------------------------------------------------------------ choosing
+
+    def _chosen(self, topic: str, partition: int) -> int:
+        self._from_bytes[topic] = self._accumulator.appended_bytes(topic, partition)
+        return partition
+
+    def _choose_uniformly(self, topic: str, info: TopicInfo, old: int | None) -> int:
+        """Java's built-in partitioner without load statistics: any partition with a
+        leader (any partition while none has one), the one it leaves included."""
+        available = info.available_partition_ids
+        pool = available if available else range(len(info.partitions))
+        return self._chosen(topic, pool[self._rng.randrange(len(pool))])
+
+    def _choose_by_load(self, topic: str, info: TopicInfo, old: int | None) -> int:
+        """Rules 2 and 3: weighted by queue length among the available partitions whose
+        broker is not out; uniformly when that gives every one the same weight."""
+        queues = self._accumulator.queues
+        availability = self._availability
+        candidates: list[int] = []
+        lengths: list[int] = []
+        for partition in info.available_partition_ids:
+            if availability is not None and availability.unavailable(
+                info.partitions[partition].leader
+            ):
+                continue
+            candidates.append(partition)
+            queue = queues.get((topic, partition))
+            lengths.append(len(queue) if queue else 0)
+        longest = max(lengths, default=0)
+        excluded = len(candidates) < len(info.available_partition_ids)
+        if not candidates or len(info.partitions) < 2 or (not excluded and min(lengths) == longest):
+            return self._choose_uniformly(topic, info, old)
+        # Cumulative weights: a draw in [0, total) lands on partition i with probability
+        # weight(i) / total, weight(i) = longest + 1 - lengths[i].
+        cumulative: list[int] = []
+        total = 0
+        for length in lengths:
+            total += longest + 1 - length
+            cumulative.append(total)
+        index = bisect.bisect_right(cumulative, self._rng.randrange(total))
+        return self._chosen(topic, candidates[index])
