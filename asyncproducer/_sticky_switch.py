@@ -36,8 +36,11 @@ the queues as they are then.
 from __future__ import annotations
 
 import bisect
+import itertools
 import random
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 from asyncproducer._accumulator import RecordAccumulator
 from asyncproducer._cluster import ClusterSnapshot, TopicInfo
@@ -76,7 +79,16 @@ class StickySwitch:
     :class:`~asyncproducer.partitioners.StickyPartitionCache` whose partitions the C
     appender reads, and makes its choices from now on (first ones included)."""
 
-    __slots__ = ("_accumulator", "_availability", "_batch_size", "_from_bytes", "_rng", "_sticky")
+    __slots__ = (
+        "_accumulator",
+        "_availability",
+        "_batch_size",
+        "_clock",
+        "_from_bytes",
+        "_loads",
+        "_rng",
+        "_sticky",
+    )
 
     def __init__(
         self,
@@ -87,8 +99,12 @@ class StickySwitch:
         adaptive: bool,
         availability: BrokerAvailability | None = None,
         rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._sticky = sticky
+        self._clock = clock
+        self._loads: dict[str, _Load] = {}
+        """Per topic, the weights its last choices drew from (``_LOAD_SERVES_S``)."""
         self._accumulator = accumulator
         self._batch_size = max(batch_size, 1)
         self._availability = availability
@@ -129,28 +145,47 @@ class StickySwitch:
     def _choose_by_load(self, topic: str, info: TopicInfo, old: int | None) -> int:
         """Rules 2 and 3: weighted by queue length among the available partitions whose
         broker is not out; uniformly when that gives every one the same weight."""
-        queues = self._accumulator.queues
-        availability = self._availability
-        candidates: list[int] = []
-        lengths: list[int] = []
-        for partition in info.available_partition_ids:
-            if availability is not None and availability.unavailable(
-                info.partitions[partition].leader
-            ):
-                continue
-            candidates.append(partition)
-            queue = queues.get((topic, partition))
-            lengths.append(len(queue) if queue else 0)
-        longest = max(lengths, default=0)
-        excluded = len(candidates) < len(info.available_partition_ids)
-        if not candidates or len(info.partitions) < 2 or (not excluded and min(lengths) == longest):
+        now = self._clock()
+        load = self._loads.get(topic)
+        if load is None or load.info is not info or now >= load.until:
+            load = self._loads[topic] = self._load(topic, info, now + _LOAD_SERVES_S)
+        if load.candidates is None:
             return self._choose_uniformly(topic, info, old)
-        # Cumulative weights: a draw in [0, total) lands on partition i with probability
-        # weight(i) / total, weight(i) = longest + 1 - lengths[i].
-        cumulative: list[int] = []
-        total = 0
-        for length in lengths:
-            total += longest + 1 - length
-            cumulative.append(total)
-        index = bisect.bisect_right(cumulative, self._rng.randrange(total))
-        return self._chosen(topic, candidates[index])
+        draw = self._rng.randrange(load.cumulative[-1])
+        return self._chosen(topic, load.candidates[bisect.bisect_right(load.cumulative, draw)])
+
+    def _load(self, topic: str, info: TopicInfo, until: float) -> _Load:
+        """The topic's partitions to draw from and their cumulative weights: a draw in
+        [0, total) lands on candidate i with probability weight(i) / total, weight(i) =
+        longest queue + 1 - its queue (Java's example: queues 0, 3, 1 weigh 4, 1, 3)."""
+        candidates: Sequence[int] = info.available_partition_ids
+        availability = self._availability
+        if availability is not None:
+            partitions = info.partitions
+            candidates = [
+                p for p in candidates if not availability.unavailable(partitions[p].leader)
+            ]
+        excluded = len(candidates) < len(info.available_partition_ids)
+        queues = self._accumulator.queues
+        lengths = [len(queues.get((topic, p), ())) for p in candidates]
+        longest = max(lengths, default=0)
+        if not candidates or len(info.partitions) < 2 or (not excluded and min(lengths) == longest):
+            return _Load(info, until, None, [])
+        cumulative = list(itertools.accumulate(longest + 1 - length for length in lengths))
+        return _Load(info, until, list(candidates), cumulative)
+
+
+_LOAD_SERVES_S = 0.001
+"""How long a topic's weights serve before they are computed again (Java's serve until
+its sender's next turn): with a switch at every batch, a topic of 1,000 partitions would
+otherwise pay a pass over them all per batch (~0.3 ms)."""
+
+
+class _Load(NamedTuple):
+    info: TopicInfo
+    """The metadata they were computed from: a refresh (a leader moved) computes anew."""
+    until: float
+    """Until when they serve (the clock's seconds)."""
+    candidates: list[int] | None
+    """The partitions to draw from; None: uniformly among those with a leader."""
+    cumulative: list[int]

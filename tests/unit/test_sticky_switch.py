@@ -286,6 +286,24 @@ def test_kip_480s_choice_stays_with_other_sticky_partitioners() -> None:
     assert first in (0, 1, 2)
 
 
+def test_the_weights_serve_a_millisecond() -> None:
+    """Computed at most once a millisecond per topic (a pass over its partitions), as
+    Java's serve until its sender's next turn."""
+    acc = accumulator()
+    queue(acc, 2, 3)  # weights 4, 4, 1 of 9
+    now = [0.0]
+    draws = Draws(8, 8, 1)
+    sticky = StickyPartitionCache()
+    StickySwitch(sticky, acc, batch_size=BATCH_SIZE, adaptive=True, rng=draws, clock=lambda: now[0])
+    assert sticky.next_partition("t", THREE, -1) == 2
+    queue(acc, 2, 0)  # drained: every queue as long, uniform from now on
+    now[0] = 0.0009
+    assert sticky.next_partition("t", THREE, 2) == 2  # the same weights: the draw 8 of 9
+    now[0] = 0.0011
+    assert sticky.next_partition("t", THREE, 2) == 1  # uniform: the draw 1 of 3
+    assert draws.bounds == [9, 9, 3]
+
+
 def test_the_weights_are_not_cached_across_snapshots() -> None:
     """A partition that loses its leader is not chosen on the next switch."""
     acc = accumulator()
