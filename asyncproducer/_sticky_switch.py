@@ -30,7 +30,7 @@ The bytes counted are the partition's batches' (``RecordAccumulator.appended_byt
 keyed and explicitly partitioned records included (Java counts the keyless ones only);
 the queue of a partition is its batches in the accumulator, as Java's. Java computes
 the weights on each of its sender's turns; this computes them when it switches, from
-the queues as they are then.
+the queues as they are then, at most once a millisecond per topic.
 """
 
 from __future__ import annotations
