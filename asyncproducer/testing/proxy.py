@@ -13,18 +13,20 @@ sits between the client and the broker and misbehaves on the wire instead::
             await proxy.up()
             proxy.cut_after_request(api_key=0) # the next Produce is written, its response lost
             proxy.rewrite_responses(corrupt)   # every response passes through corrupt()
+            proxy.delay_responses(0.05)        # a slow broker: responses 50 ms late
 
 A Kafka client connects to the addresses the broker *advertises* in its metadata, not to
 the bootstrap address, so the broker must advertise the proxy's address (see
 ``TansuBroker(advertised_port=...)``); otherwise only the bootstrap connection goes
 through the proxy.
 
-Bytes are forwarded as they arrive. The proxy also follows the Kafka framing (4-byte
-big-endian size, then the frame) in both directions, which ``cut_after_request`` needs
-to count requests and recognise the response it must swallow, and
-``rewrite_responses`` needs to hand whole response frames, with the API and version of
-their request, to the function that rewrites them; any other protocol passes through
-untouched as long as those faults are not used.
+Bytes are forwarded as they arrive (responses, ``delay_responses`` later). The proxy
+also follows the Kafka framing (4-byte big-endian size, then the frame) in both
+directions, which ``cut_after_request`` needs to count requests and recognise the
+response it must swallow, and ``rewrite_responses`` needs to hand whole response frames,
+with the API and version of their request, to the function that rewrites them; any other
+protocol passes through untouched as long as those faults are not used.
+(``delay_responses`` holds bytes, not frames: it works on any protocol.)
 
 Works on asyncio and trio. Every wait is bounded; errors are :class:`FaultProxyError`.
 """
@@ -32,8 +34,10 @@ Works on asyncio and trio. Every wait is bounded; errors are :class:`FaultProxyE
 from __future__ import annotations
 
 import contextlib
+import math
 import socket
 import struct
+from collections import deque
 from collections.abc import Callable
 from types import TracebackType
 from typing import NamedTuple
@@ -185,6 +189,11 @@ class _Link:
         self.asked: dict[int, tuple[int, int]] = {}
         self.collecting: bytearray | None = None
         self.collecting_for: tuple[int, int] = (-1, -1)
+        # While responses are delayed (or some still wait): what the broker sent, in
+        # order, with when to pass it on; None is its EOF. An entry leaves the deque only
+        # once passed on, so "empty" means nothing of the broker's is between it and the
+        # client and bytes may go straight through again.
+        self.delayed: deque[tuple[float, bytes | None]] = deque()
 
     def abort(self) -> None:
         _abort_on_close(self.client)
@@ -234,6 +243,7 @@ class FaultProxy:
         self._cut_api_key: int | None = None
         self._rewrite: ResponseRewriter | None = None
         self._rewrite_api_key: int | None = None
+        self._response_delay = 0.0
         self.accepted: int = 0
         """Client connections accepted so far."""
         self.cuts: int = 0
@@ -275,6 +285,11 @@ class FaultProxy:
     def cut_pending(self) -> bool:
         """True while a :meth:`cut_after_request` has not picked its request yet."""
         return self._cut_countdown > 0
+
+    @property
+    def response_delay(self) -> float:
+        """The seconds :meth:`delay_responses` holds responses back; 0 when it does not."""
+        return self._response_delay
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -387,10 +402,29 @@ class FaultProxy:
         self._rewrite = rewrite
         self._rewrite_api_key = api_key
 
+    def delay_responses(self, seconds: float) -> None:
+        """Pass on what the broker sends ``seconds`` after it arrived: a slow broker, or a
+        long way to it. ``0`` ends it.
+
+        A latency, not a throttle: bytes keep being read from the broker as they come and
+        each piece waits from its own arrival, so pipelined responses are all late by
+        ``seconds``, not one after the other; their order is kept. Every response is
+        delayed (whatever its API), and the broker's EOF too. Applies to bytes arriving
+        from now on: those already held keep their time, and nothing overtakes them
+        when the delay is shortened or ended. The faults act on bytes as they are passed
+        on: a cut response is recognised, a response rewritten, a black hole drops
+        bytes, when the delay is over.
+        """
+        if not (math.isfinite(seconds) and seconds >= 0):
+            raise ValueError(f"delay_responses: seconds must be finite and >= 0, got {seconds!r}")
+        self._response_delay = float(seconds)
+
     async def heal(self) -> None:
-        """End every fault: up, no black hole, no pending cut, no rewriting."""
+        """End every fault: up, no black hole, no pending cut, no rewriting, no delay
+        (responses already held are passed on at their time)."""
         self._cut_countdown = 0
         self._rewrite = None
+        self._response_delay = 0.0
         self.black_hole(False)
         await self.up()
 
@@ -530,31 +564,66 @@ class FaultProxy:
         assert link.upstream is not None
         try:
             while True:
+                data: bytes | None
                 try:
                     data = await link.upstream.receive(_CHUNK)
                 except anyio.EndOfStream:
-                    await _send_eof(link.client)
-                    link.direction_done()
-                    return
-                if self._black_holed:
-                    link.tainted = True
-                    continue
-                # Once a cut is armed, hold each response header back until it is known
-                # not to be the one to swallow; while rewriting, until it is known
-                # whether to rewrite the frame.
-                hold = link.cut_correlation_id is not None or bool(link.asked)
-                for piece in link.responses.feed(data, hold=hold):
-                    if piece.head is not None and self._is_cut_response(link, piece.head):
-                        self._cut(link)
+                    data = None  # the broker's EOF: passed on in turn, like its bytes
+                if self._response_delay or link.delayed:
+                    # Held even when the delay just ended, until what was held before
+                    # it is out: nothing overtakes. Reading goes on meanwhile, so each
+                    # piece is timed from its own arrival.
+                    self._hold_response(link, data)
+                    if data is None:
                         return
-                    if piece.head is not None:
-                        self._maybe_collect(link, piece)
-                    if link.collecting is not None:
-                        await self._collect(link, piece)
-                    elif piece.data:
-                        await link.client.send(piece.data)
+                elif not await self._forward_response(link, data):
+                    return
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             link.abort()
+
+    def _hold_response(self, link: _Link, data: bytes | None) -> None:
+        link.delayed.append((anyio.current_time() + self._response_delay, data))
+        if len(link.delayed) == 1:  # nothing held before: no task is passing them on
+            assert link.pumps is not None
+            link.pumps.start_soon(self._forward_held, link)
+
+    async def _forward_held(self, link: _Link) -> None:
+        try:
+            while link.delayed:
+                due, data = link.delayed[0]
+                await anyio.sleep(max(0.0, due - anyio.current_time()))
+                if not await self._forward_response(link, data):
+                    link.delayed.clear()
+                    return
+                link.delayed.popleft()  # only now: see _Link.delayed
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            link.abort()
+
+    async def _forward_response(self, link: _Link, data: bytes | None) -> bool:
+        """Pass on what the broker sent (None: its EOF), with the faults; False when the
+        link's responses end here (EOF passed on, or the link cut)."""
+        if data is None:
+            await _send_eof(link.client)
+            link.direction_done()
+            return False
+        if self._black_holed:
+            link.tainted = True
+            return True
+        # Once a cut is armed, hold each response header back until it is known not to
+        # be the one to swallow; while rewriting, until it is known whether to rewrite
+        # the frame.
+        hold = link.cut_correlation_id is not None or bool(link.asked)
+        for piece in link.responses.feed(data, hold=hold):
+            if piece.head is not None and self._is_cut_response(link, piece.head):
+                self._cut(link)
+                return False
+            if piece.head is not None:
+                self._maybe_collect(link, piece)
+            if link.collecting is not None:
+                await self._collect(link, piece)
+            elif piece.data:
+                await link.client.send(piece.data)
+        return True
 
     @staticmethod
     def _maybe_collect(link: _Link, piece: _Piece) -> None:

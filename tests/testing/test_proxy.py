@@ -313,13 +313,83 @@ async def test_heal_ends_every_fault(clients: list[anyio.abc.SocketStream]) -> N
     async with serve("echo") as upstream, FaultProxy(upstream.address) as proxy:
         proxy.black_hole(True)
         proxy.cut_after_request()
+        proxy.delay_responses(BOUND)
         await proxy.down()
         await proxy.heal()
         assert proxy.is_up
         assert not proxy.cut_pending
+        assert proxy.response_delay == 0
         stream = await connect(proxy, clients)
         await stream.send(b"ok")
         assert await receive_exactly(stream, 2) == b"ok"
+
+
+DELAY = 0.2  # seconds: long enough to tell from loopback, short enough for CI
+
+
+async def read_timed(stream: anyio.abc.SocketStream, count: int) -> list[tuple[int, float]]:
+    """(correlation id, when it arrived) of the next ``count`` responses."""
+    timed = []
+    for _ in range(count):
+        correlation_id, _ = await read_response(stream)
+        timed.append((correlation_id, anyio.current_time()))
+    return timed
+
+
+@asynccontextmanager
+async def delayed(
+    clients: list[anyio.abc.SocketStream],
+) -> AsyncIterator[tuple[Upstream, FaultProxy, anyio.abc.SocketStream]]:
+    """A ``kafka`` server behind a proxy that delays responses by DELAY; a client of it."""
+    async with serve("kafka") as upstream, FaultProxy(upstream.address) as proxy:
+        stream = await connect(proxy, clients)
+        proxy.delay_responses(DELAY)
+        yield upstream, proxy, stream
+
+
+async def test_delay_responses_holds_each_pipelined_response_from_its_own_arrival(
+    clients: list[anyio.abc.SocketStream],
+) -> None:
+    async with delayed(clients) as (_, proxy, stream):
+        assert proxy.response_delay == DELAY
+        sent = anyio.current_time()
+        await stream.send(request(0, 1, b"one") + request(0, 2, b"two") + request(0, 3, b"3"))
+        timed = await read_timed(stream, 3)
+        assert [correlation_id for correlation_id, _ in timed] == [1, 2, 3]  # in order
+        late = [at - sent for _, at in timed]
+        # The server answers at once: each response is late by the delay...
+        assert min(late) >= DELAY * 0.95, late
+        # ... and only by the delay, not one delay after the other (a throttle: 3x).
+        assert max(late) < DELAY * 2, late
+
+
+async def test_delay_zero_restores_pass_through_after_what_is_held(
+    clients: list[anyio.abc.SocketStream],
+) -> None:
+    async with delayed(clients) as (upstream, proxy, stream):
+        sent = anyio.current_time()
+        await stream.send(request(0, 1, b"held"))
+        await wait_until(lambda: upstream.requests, "the request to arrive")
+        await anyio.sleep(DELAY / 4)  # its response is held by the proxy now
+        proxy.delay_responses(0)
+        await stream.send(request(0, 2, b"after"))
+        # The second response is not delayed, but it does not overtake the first.
+        timed = await read_timed(stream, 2)
+        assert [correlation_id for correlation_id, _ in timed] == [1, 2]
+        assert timed[0][1] - sent >= DELAY * 0.95
+        # Nothing held any more: straight through, far quicker than the delay.
+        again = anyio.current_time()
+        await stream.send(request(0, 3, b"pass-through"))
+        assert await read_response(stream) == (3, b"pass-through")
+        assert anyio.current_time() - again < DELAY / 2
+
+
+def test_delay_responses_needs_a_finite_non_negative_delay() -> None:
+    proxy = FaultProxy("127.0.0.1:1")
+    for bad in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="finite and >= 0"):
+            proxy.delay_responses(bad)
+    assert proxy.response_delay == 0
 
 
 # --------------------------------------------------------------------------- framing
