@@ -85,9 +85,9 @@ class RecordAccumulator:
         """Every batch created and not yet completed, in creation order."""
         self._newest: dict[tuple[str, int], ProducerBatch] = {}
         self._bytes_before_newest: dict[tuple[str, int], int] = {}
-        """Per partition, its newest batch while it is incomplete, and the record bytes of
-        every batch before it: :meth:`appended_bytes` (counted once per batch, not per
-        record: the C appender appends without telling)."""
+        """Per partition, its newest batch while it is incomplete, and the bytes of every
+        batch before it (:meth:`_batch_bytes`): :meth:`appended_bytes`, counted once per
+        batch, not per record (the C appender appends without telling)."""
         self._flushes = 0
         self.closing = False
 
@@ -150,9 +150,8 @@ class RecordAccumulator:
         newest = self._newest.get(tp)
         if newest is not None and (batch is None or newest is batch):
             del self._newest[tp]
-            self._bytes_before_newest[tp] = self._bytes_before_newest.get(
-                tp, 0
-            ) + self._batch_bytes(newest)
+            before = self._bytes_before_newest.get(tp, 0)
+            self._bytes_before_newest[tp] = before + self._batch_bytes(newest)
 
     def _new_batch(
         self, topic: str, partition: int, reserved: int, created_ms: float, record_capacity: int
