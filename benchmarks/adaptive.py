@@ -22,11 +22,14 @@ The cluster (``--broker``), 3 brokers and a topic of 12 partitions, 4 led by eac
   slow broker, not the CPU the producer shares with the fake, what bounds uniform-sticky
   (with 5 ms, the reference below is barely faster than uniform-sticky itself).
 - ``kafka``: a 3-node :class:`~asyncproducer.testing.kafka.KafkaCluster` (replication
-  factor 3), a ``FaultProxy`` in front of each node. One proxy delays every response of
-  its node so that the node's produce latency is ``--slowdown`` times the median of the
-  others', as measured first (then measured again with the delay, and the delay
-  corrected once); Kafka keeps working on pipelined requests meanwhile: a broker far
-  *away*.
+  factor 3), a ``FaultProxy`` in front of each node. One proxy makes its node slow to
+  *process* (``FaultProxy.slow_requests``): on each connection the node gets one request
+  at a time, each only once it answered the one before, then after a processing time
+  sized so that the node's produce latency is ``--slowdown`` times the median of the
+  others', as measured first (then measured again with it in place, and corrected, up
+  to ``CORRECTIONS`` times). A delay on the responses alone (``delay_responses``) made
+  the node far *away*, not slow: Kafka kept working on the 5 requests in flight while
+  the proxy held their answers, and the node barely limited anyone's throughput.
 
 Before the rounds (on Kafka, after ``WARM_UP_RECORDS`` records to warm its JVMs up), each
 broker's produce latency is measured (``PROBES`` records sent one at a time to a
@@ -152,7 +155,8 @@ class Setup:
     probe_ms: dict[int, float] = field(default_factory=dict)
     """Median produce latency of each broker, with the slowdown in place."""
     unslowed_probe_ms: dict[int, float] = field(default_factory=dict)
-    """The same before the slowdown (kafka: what the proxy's delay was sized from)."""
+    """The same before the slowdown (kafka: what the proxy's processing time was sized
+    from)."""
 
     @property
     def brokers(self) -> list[int]:
@@ -352,22 +356,23 @@ async def kafka_cluster(slowdown: float) -> AsyncIterator[tuple[Setup, Slowed]]:
         )
         await warm_up(setup)
         setup.unslowed_probe_ms = measured = await probe(setup)
-        delay_ms = 0.0
-        # Kafka's latency drifts (JIT, the shared machine): measure again with the delay
-        # in place and correct it, until the slowdown is near enough.
+        proxy = session.proxies[slow]
+        processing = 0.0
+        # Kafka's latency drifts (JIT, the shared machine): measure again with the
+        # processing time in place and correct it, until the slowdown is near enough.
         for _ in range(CORRECTIONS):
-            delay_ms = proxy_delay_ms(measured, slow, slowdown, delay_ms)
-            session.proxies[slow].delay_responses(delay_ms / 1000)
+            processing = processing_ms(measured, slow, slowdown, processing)
+            proxy.slow_requests(processing / 1000)
             measured = await probe(setup)
             if abs(slowness(measured, slow) / slowdown - 1) <= TOLERANCE:
                 break
         setup.probe_ms = measured
         setup.description = (
             f"Apache Kafka {cluster.version}, 3 nodes (replication factor 3), a FaultProxy "
-            f"in front of each; node {slow}'s delays every response {delay_ms:.1f} ms"
+            f"in front of each; node {slow}'s takes its requests one at a time per "
+            f"connection, {processing:.1f} ms each (FaultProxy.slow_requests)"
         )
-        proxy = session.proxies[slow]
-        yield setup, lambda on: proxy.delay_responses(delay_ms / 1000 if on else 0)
+        yield setup, lambda on: proxy.slow_requests(processing / 1000 if on else 0)
 
 
 async def warm_up(setup: Setup) -> None:
@@ -388,13 +393,14 @@ def slowness(measured_ms: Mapping[int, float], slow: int) -> float:
     return measured_ms[slow] / others_ms(measured_ms, slow)
 
 
-def proxy_delay_ms(
-    measured_ms: Mapping[int, float], slow: int, slowdown: float, delay_ms: float = 0.0
+def processing_ms(
+    measured_ms: Mapping[int, float], slow: int, slowdown: float, in_place_ms: float = 0.0
 ) -> float:
-    """The response delay that makes ``slow``'s latency ``slowdown`` times the median of
-    the other brokers', from their latencies ``measured_ms`` with ``delay_ms`` in place
-    (the delay adds to the broker's own latency)."""
-    return max(0.0, delay_ms + slowdown * others_ms(measured_ms, slow) - measured_ms[slow])
+    """The proxy's processing time (``slow_requests``) that makes ``slow``'s latency
+    ``slowdown`` times the median of the other brokers', from their latencies
+    ``measured_ms`` with ``in_place_ms`` in place: on a request sent alone, as the probe
+    sends them, it adds to the broker's own latency."""
+    return max(0.0, in_place_ms + slowdown * others_ms(measured_ms, slow) - measured_ms[slow])
 
 
 # --------------------------------------------------------------------------- the rounds
@@ -557,7 +563,7 @@ def probe_text(setup: Mapping[str, Any]) -> str:
     slow = int(setup["slow"])
 
     def one(broker: int) -> str:
-        was = f" (before the delay {before[broker]:.1f})" if broker in before else ""
+        was = f" (before the slowdown {before[broker]:.1f})" if broker in before else ""
         return f"broker {broker}{' (slow)' if broker == slow else ''} {after[broker]:.1f}{was}"
 
     ratio = slowness(after, slow)

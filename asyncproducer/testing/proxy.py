@@ -13,20 +13,30 @@ sits between the client and the broker and misbehaves on the wire instead::
             await proxy.up()
             proxy.cut_after_request(api_key=0) # the next Produce is written, its response lost
             proxy.rewrite_responses(corrupt)   # every response passes through corrupt()
-            proxy.delay_responses(0.05)        # a slow broker: responses 50 ms late
+            proxy.delay_responses(0.05)        # a distant broker: responses 50 ms late
+            proxy.slow_requests(0.05)          # a busy broker: 50 ms a request, one at a time
 
 A Kafka client connects to the addresses the broker *advertises* in its metadata, not to
 the bootstrap address, so the broker must advertise the proxy's address (see
 ``TansuBroker(advertised_port=...)``); otherwise only the bootstrap connection goes
 through the proxy.
 
-Bytes are forwarded as they arrive (responses, ``delay_responses`` later). The proxy
-also follows the Kafka framing (4-byte big-endian size, then the frame) in both
-directions, which ``cut_after_request`` needs to count requests and recognise the
-response it must swallow, and ``rewrite_responses`` needs to hand whole response frames,
-with the API and version of their request, to the function that rewrites them; any other
-protocol passes through untouched as long as those faults are not used.
-(``delay_responses`` holds bytes, not frames: it works on any protocol.)
+Bytes are forwarded as they arrive (responses, ``delay_responses`` later; requests,
+``slow_requests`` one at a time). The proxy also follows the Kafka framing (4-byte
+big-endian size, then the frame) in both directions, which ``cut_after_request`` needs to
+count requests and recognise the response it must swallow, ``rewrite_responses`` needs to
+hand whole response frames, with the API and version of their request, to the function
+that rewrites them, and ``slow_requests`` needs to tell when the broker answered a request
+(and whether a Produce request expects an answer at all: its acks); any other protocol
+passes through untouched as long as those faults are not used. (``delay_responses`` holds
+bytes, not frames: it works on any protocol.)
+
+``delay_responses`` and ``slow_requests`` are different kinds of slow. Kafka keeps taking
+a connection's pipelined requests while their responses are on their way, so a delay on
+the responses alone makes a broker far *away*: five requests in flight still take about
+one delay. ``slow_requests`` makes it slow to *process*: each request reaches the broker
+only once the one before was answered, then waits its processing time, so five
+pipelined requests take five times that.
 
 Works on asyncio and trio. Every wait is bounded; errors are :class:`FaultProxyError`.
 """
@@ -46,9 +56,12 @@ import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
 
+from asyncproducer.protocol.versions import ApiKey
+
 __all__ = ["FaultProxy", "FaultProxyError", "ResponseRewriter"]
 
 _SIZE = struct.Struct(">i")
+_INT16 = struct.Struct(">h")
 # Request header prefix: size, api key, api version, correlation id.
 _REQUEST_HEAD = struct.Struct(">ihhi")
 # Response header prefix: size, correlation id.
@@ -57,6 +70,12 @@ _RESPONSE_HEAD = struct.Struct(">ii")
 # which is what a crashed host or a middlebox dropping the connection looks like.
 _LINGER_ABORT = struct.pack("ii", 1, 0)
 _CHUNK = 65536
+# Produce v9+ is flexible: compact strings, and a tagged-field section after the header.
+_PRODUCE_FIRST_FLEXIBLE = 9
+# How much of a Produce request slow_requests reads for its acks: past the client id and
+# the transactional id (int16-sized strings both) with room to spare. A request whose
+# acks is not within them is taken to expect an answer.
+_ACKS_WITHIN = 1 << 17
 
 
 ResponseRewriter = Callable[[int, int, bytes], bytes]
@@ -126,6 +145,29 @@ class _FrameSplitter:
                 self._head_sent = len(self._head)
         return pieces
 
+    def heads(self, data: bytes) -> list[bytes]:
+        """Follow ``data`` like :meth:`feed`, but return only the headers completed in it
+        (no pieces: nothing is copied but header bytes). A splitter is fed by one of the
+        two only."""
+        heads: list[bytes] = []
+        pos, end = 0, len(data)
+        while pos < end:
+            if self._body_left:
+                take = min(self._body_left, end - pos)
+                self._body_left -= take
+                pos += take
+                if not self._body_left:
+                    self.frame += 1
+                continue
+            take = min(self._head_target() - len(self._head), end - pos)
+            self._head += data[pos : pos + take]
+            pos += take
+            if len(self._head) == self._head_target():
+                head = self._complete_head().head
+                assert head is not None
+                heads.append(head)
+        return heads
+
     def _complete_head(self) -> _Piece:
         head = bytes(self._head)
         (size,) = _SIZE.unpack_from(head)
@@ -145,6 +187,42 @@ def _request_head(head: bytes) -> tuple[int, int, int] | None:
         return None
     _, api_key, version, correlation_id = _REQUEST_HEAD.unpack(head)
     return api_key, version, correlation_id
+
+
+def _produce_acks(frame: bytes | bytearray, version: int) -> int | None:
+    """The acks of a Produce request of ``version`` from the first bytes of its frame (the
+    size included); None while they do not reach it (or do not parse)."""
+    try:
+        (client_id,) = _INT16.unpack_from(frame, _REQUEST_HEAD.size)
+        pos = _REQUEST_HEAD.size + _INT16.size + max(client_id, 0)
+        if version >= _PRODUCE_FIRST_FLEXIBLE:
+            tags, pos = _read_uvarint(frame, pos)  # request header v2's tagged fields
+            for _ in range(tags):
+                _, pos = _read_uvarint(frame, pos)
+                size, pos = _read_uvarint(frame, pos)
+                pos += size
+            transactional_id, pos = _read_uvarint(frame, pos)  # compact: length + 1
+            pos += max(transactional_id - 1, 0)
+        elif version >= 3:
+            (transactional_id,) = _INT16.unpack_from(frame, pos)
+            pos += _INT16.size + max(transactional_id, 0)
+        (acks,) = _INT16.unpack_from(frame, pos)
+    except (struct.error, IndexError, ValueError):
+        return None
+    return int(acks)
+
+
+def _read_uvarint(data: bytes | bytearray, pos: int) -> tuple[int, int]:
+    """An unsigned varint (at most 5 bytes) at ``data[pos]``: (value, next pos). IndexError
+    when ``data`` ends first, ValueError when it is longer."""
+    value = 0
+    for shift in range(0, 35, 7):
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+    raise ValueError("an unsigned varint longer than 5 bytes")
 
 
 def _response_correlation_id(head: bytes) -> int | None:
@@ -194,6 +272,19 @@ class _Link:
         # once passed on, so "empty" means nothing of the broker's is between it and the
         # client and bytes may go straight through again.
         self.delayed: deque[tuple[float, bytes | None]] = deque()
+        # For slow_requests. The broker's responses as they arrive (before any delay), to
+        # see its answers; the last request frame that had its turn, and the last one
+        # that had it under slow_requests; the correlation id of the request the broker
+        # is working on (None: none, or one that expects no answer); the first bytes of
+        # a Produce request being passed on, until its acks are known; and the event
+        # that wakes a request waiting for its turn.
+        self.arrivals = _FrameSplitter(_RESPONSE_HEAD.size)
+        self.turn_frame = -1
+        self.paced_frame = -1
+        self.awaiting: int | None = None
+        self.produce_head: bytearray | None = None
+        self.produce_version = 0
+        self.wake: anyio.Event | None = None
 
     def abort(self) -> None:
         _abort_on_close(self.client)
@@ -214,8 +305,9 @@ class FaultProxy:
     An async context manager. ``port=0`` (the default) picks a free port; :meth:`down`
     and :meth:`up` keep it, so clients find the proxy again. ``connect_timeout`` bounds
     connecting upstream, ``cut_timeout`` how long a cut connection waits for the response
-    it must swallow, and ``close_timeout`` how long :meth:`reset`/:meth:`down` wait for
-    connections to close.
+    it must swallow, ``answer_timeout`` how long a request held by :meth:`slow_requests`
+    waits for the broker to answer the one before it, and ``close_timeout`` how long
+    :meth:`reset`/:meth:`down` wait for connections to close.
     """
 
     def __init__(
@@ -226,6 +318,7 @@ class FaultProxy:
         port: int = 0,
         connect_timeout: float = 5.0,
         cut_timeout: float = 5.0,
+        answer_timeout: float = 5.0,
         close_timeout: float = 5.0,
     ) -> None:
         self._upstream = _parse_address(upstream)
@@ -233,6 +326,7 @@ class FaultProxy:
         self._port = port
         self._connect_timeout = connect_timeout
         self._cut_timeout = cut_timeout
+        self._answer_timeout = answer_timeout
         self._close_timeout = close_timeout
         self._task_group: anyio.abc.TaskGroup | None = None
         self._listener_scope: anyio.CancelScope | None = None
@@ -244,6 +338,7 @@ class FaultProxy:
         self._rewrite: ResponseRewriter | None = None
         self._rewrite_api_key: int | None = None
         self._response_delay = 0.0
+        self._processing_time = 0.0
         self.accepted: int = 0
         """Client connections accepted so far."""
         self.cuts: int = 0
@@ -290,6 +385,11 @@ class FaultProxy:
     def response_delay(self) -> float:
         """The seconds :meth:`delay_responses` holds responses back; 0 when it does not."""
         return self._response_delay
+
+    @property
+    def processing_time(self) -> float:
+        """The seconds :meth:`slow_requests` makes each request take; 0 when it does not."""
+        return self._processing_time
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -419,12 +519,41 @@ class FaultProxy:
             raise ValueError(f"delay_responses: seconds must be finite and >= 0, got {seconds!r}")
         self._response_delay = float(seconds)
 
+    def slow_requests(self, seconds: float) -> None:
+        """Make the broker slow to process: on each connection, requests reach it one at a
+        time, each once the broker answered the one before and then ``seconds`` later, like
+        a broker whose request handler takes ``seconds`` more (Kafka, like this, works on
+        one request per connection at a time). ``0`` ends it.
+
+        So a request on an idle connection is answered ``seconds`` late, and ``n``
+        pipelined ones take ``n`` times that, where :meth:`delay_responses` keeps them at
+        about one. A request waits in the proxy with the bytes behind it: the client's
+        further bytes wait in the socket buffers (TCP backpressure), in order.
+
+        The broker's answer is recognised by its correlation id as it arrives, before
+        :meth:`delay_responses` holds it (then the broker is slow *and* far away). A
+        Produce request with acks=0 expects none, so the next request waits only its
+        ``seconds``; any other request the broker leaves unanswered holds the next one
+        for ``answer_timeout`` at most. Applies to requests passed on from now on (not
+        to those already in flight); shortening or ending it applies to a waiting
+        request at once. A request that waited its turn into a :meth:`black_hole` is
+        dropped, as if sent during it; a cut request waits its turn like any other, and
+        the requests dropped after it wait for nothing.
+        """
+        if not (math.isfinite(seconds) and seconds >= 0):
+            raise ValueError(f"slow_requests: seconds must be finite and >= 0, got {seconds!r}")
+        self._processing_time = float(seconds)
+        for link in self._links:
+            if link.wake is not None:
+                link.wake.set()
+
     async def heal(self) -> None:
         """End every fault: up, no black hole, no pending cut, no rewriting, no delay
-        (responses already held are passed on at their time)."""
+        (responses already held are passed on at their time), no slow requests."""
         self._cut_countdown = 0
         self._rewrite = None
         self._response_delay = 0.0
+        self.slow_requests(0)
         self.black_hole(False)
         await self.up()
 
@@ -522,8 +651,18 @@ class FaultProxy:
                     link.tainted = True
                     continue
                 for piece in link.requests.feed(data):
+                    if piece.frame > link.turn_frame:  # a new request begins
+                        link.turn_frame = piece.frame
+                        if self._processing_time and link.cut_frame is None:
+                            await self._take_turn(link)
+                            link.paced_frame = piece.frame
+                            if self._black_holed:  # opened while the request waited
+                                link.tainted = True
+                                break
                     if piece.head is not None:
                         self._on_request(link, piece)
+                    if piece.frame == link.paced_frame:
+                        self._follow_paced(link, piece)
                     if piece.data and (link.cut_frame is None or piece.frame <= link.cut_frame):
                         await link.upstream.send(piece.data)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
@@ -551,6 +690,69 @@ class FaultProxy:
             assert link.pumps is not None
             link.pumps.start_soon(self._cut_deadline, link)
 
+    async def _take_turn(self, link: _Link) -> None:
+        """Hold the link's next request until the broker answered the one before (for
+        ``answer_timeout`` at most), then :attr:`processing_time`; whichever time is in
+        force now (it may change meanwhile)."""
+        answer_deadline = anyio.current_time() + self._answer_timeout
+        turn_began: float | None = None
+        while self._processing_time:
+            now = anyio.current_time()
+            if link.awaiting is not None and now < answer_deadline:
+                until = answer_deadline
+            else:
+                link.awaiting = None
+                if turn_began is None:
+                    turn_began = now
+                until = turn_began + self._processing_time
+                if now >= until:
+                    break
+            link.wake = anyio.Event()
+            with anyio.move_on_after(until - now):
+                await link.wake.wait()
+            link.wake = None
+        link.awaiting = None
+        link.produce_head = None
+
+    @staticmethod
+    def _follow_paced(link: _Link, piece: _Piece) -> None:
+        """A piece of a request passed on under slow_requests: note the answer to wait for
+        (none for a Produce with acks=0, known once its first bytes are in)."""
+        if piece.head is not None:
+            parsed = _request_head(piece.head)
+            if parsed is None:
+                return  # shorter than a request header: not one the broker can answer
+            api_key, version, link.awaiting = parsed
+            if api_key != ApiKey.PRODUCE:
+                return
+            link.produce_head = bytearray(piece.head)  # piece.data is its tail
+            link.produce_version = version
+        elif link.produce_head is not None:
+            link.produce_head += piece.data[: _ACKS_WITHIN - len(link.produce_head)]
+        else:
+            return
+        acks = _produce_acks(link.produce_head, link.produce_version)
+        if acks is not None or piece.last or len(link.produce_head) >= _ACKS_WITHIN:
+            if acks == 0:
+                link.awaiting = None
+            link.produce_head = None
+
+    @staticmethod
+    def _on_arrival(link: _Link, data: bytes | None) -> None:
+        """Bytes (None: the EOF) arrived from the broker: wake a request waiting for the
+        answer they complete."""
+        if data is None:
+            answered = True  # nothing more will come
+        else:
+            heads = link.arrivals.heads(data)
+            if link.awaiting is None:
+                return
+            answered = any(_response_correlation_id(h) == link.awaiting for h in heads)
+        if answered:
+            link.awaiting = None
+            if link.wake is not None:
+                link.wake.set()
+
     async def _cut_deadline(self, link: _Link) -> None:
         # The broker may never answer (acks=0, or it is slow): cut anyway, bounded.
         await anyio.sleep(self._cut_timeout)
@@ -569,6 +771,7 @@ class FaultProxy:
                     data = await link.upstream.receive(_CHUNK)
                 except anyio.EndOfStream:
                     data = None  # the broker's EOF: passed on in turn, like its bytes
+                self._on_arrival(link, data)
                 if self._response_delay or link.delayed:
                     # Held even when the delay just ended, until what was held before
                     # it is out: nothing overtakes. Reading goes on meanwhile, so each

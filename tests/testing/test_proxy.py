@@ -13,8 +13,9 @@ import anyio.abc
 import pytest
 
 from asyncproducer import Producer
+from asyncproducer.protocol.produce import ProduceRequest
 from asyncproducer.protocol.versions import ApiKey
-from asyncproducer.testing.proxy import FaultProxy, FaultProxyError, _FrameSplitter
+from asyncproducer.testing.proxy import FaultProxy, FaultProxyError, _FrameSplitter, _produce_acks
 from asyncproducer.testing.tansu import TansuBroker, find_tansu_binary
 
 BOUND = 5  # seconds: no step of these tests waits longer
@@ -25,12 +26,14 @@ QUIET = 0.3  # seconds of silence that show nothing was forwarded
 
 @dataclass
 class Upstream:
-    """What a test server saw: its address, connections closed, request frames received."""
+    """What a test server saw: its address, connections closed, request frames received
+    (and when)."""
 
     host: str
     port: int
     closed: int = 0
     requests: list[tuple[int, int, bytes]] = field(default_factory=list)
+    arrived: list[float] = field(default_factory=list)
 
     @property
     def address(self) -> str:
@@ -41,7 +44,8 @@ class Upstream:
 async def serve(kind: str) -> AsyncIterator[Upstream]:
     """``echo``: send back every byte. ``kafka``: read length-prefixed request frames
     (api key, version, correlation id, payload) and answer each with (correlation id,
-    payload); api key 98 waits a little first, 99 is never answered."""
+    payload); api key 98 waits a little first, 99 is never answered, nor a Produce v3-8
+    with acks=0 (as Kafka does)."""
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
     upstream = Upstream("127.0.0.1", int(listener.extra(anyio.abc.SocketAttribute.local_port)))
     handler = _echo if kind == "echo" else _kafka
@@ -72,14 +76,25 @@ async def _kafka(stream: anyio.abc.SocketStream, upstream: Upstream) -> None:
         while len(buffer) < 4 or len(buffer) < 4 + struct.unpack_from(">i", buffer)[0]:
             buffer += await stream.receive()
         (size,) = struct.unpack_from(">i", buffer)
-        api_key, _, correlation_id = struct.unpack_from(">hhi", buffer, 4)
+        api_key, version, correlation_id = struct.unpack_from(">hhi", buffer, 4)
         payload = buffer[12 : 4 + size]
         buffer = buffer[4 + size :]
         upstream.requests.append((api_key, correlation_id, payload))
+        upstream.arrived.append(anyio.current_time())
         if api_key == 98:
             await anyio.sleep(QUIET / 2)
-        if api_key != 99:
+        if api_key != 99 and not _classic_produce_without_acks(api_key, version, payload):
             await stream.send(struct.pack(">ii", 4 + len(payload), correlation_id) + payload)
+
+
+def _classic_produce_without_acks(api_key: int, version: int, payload: bytes) -> bool:
+    """A Produce v3-8 request with acks=0: its client id, transactional id, then acks."""
+    if api_key != ApiKey.PRODUCE or not 3 <= version <= 8:
+        return False
+    (client_id,) = struct.unpack_from(">h", payload)
+    (transactional_id,) = struct.unpack_from(">h", payload, 2 + max(client_id, 0))
+    (acks,) = struct.unpack_from(">h", payload, 4 + max(client_id, 0) + max(transactional_id, 0))
+    return bool(acks == 0)
 
 
 def request(api_key: int, correlation_id: int, payload: bytes) -> bytes:
@@ -314,11 +329,13 @@ async def test_heal_ends_every_fault(clients: list[anyio.abc.SocketStream]) -> N
         proxy.black_hole(True)
         proxy.cut_after_request()
         proxy.delay_responses(BOUND)
+        proxy.slow_requests(BOUND)
         await proxy.down()
         await proxy.heal()
         assert proxy.is_up
         assert not proxy.cut_pending
         assert proxy.response_delay == 0
+        assert proxy.processing_time == 0
         stream = await connect(proxy, clients)
         await stream.send(b"ok")
         assert await receive_exactly(stream, 2) == b"ok"
@@ -384,12 +401,119 @@ async def test_delay_zero_restores_pass_through_after_what_is_held(
         assert anyio.current_time() - again < DELAY / 2
 
 
-def test_delay_responses_needs_a_finite_non_negative_delay() -> None:
+@pytest.mark.parametrize(
+    ("fault", "in_force"),
+    [("delay_responses", "response_delay"), ("slow_requests", "processing_time")],
+)
+def test_delays_need_a_finite_non_negative_time(fault: str, in_force: str) -> None:
     proxy = FaultProxy("127.0.0.1:1")
     for bad in (-0.1, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="finite and >= 0"):
-            proxy.delay_responses(bad)
-    assert proxy.response_delay == 0
+            getattr(proxy, fault)(bad)
+    assert getattr(proxy, in_force) == 0
+
+
+PACE = 0.05  # seconds a request takes under slow_requests in these tests
+
+
+def produce_frame(correlation_id: int, acks: int, version: int = 3) -> bytes:
+    request = ProduceRequest(version, acks=acks, timeout_ms=1000, topic_data={"t": {0: b"r"}})
+    return request.encode_frame(correlation_id, "client")
+
+
+@asynccontextmanager
+async def slowed(
+    clients: list[anyio.abc.SocketStream], seconds: float, answer_timeout: float = BOUND
+) -> AsyncIterator[tuple[Upstream, FaultProxy, anyio.abc.SocketStream]]:
+    """A ``kafka`` server behind a proxy that slows its requests; a client of it."""
+    async with (
+        serve("kafka") as upstream,
+        FaultProxy(upstream.address, answer_timeout=answer_timeout) as proxy,
+    ):
+        stream = await connect(proxy, clients)
+        proxy.slow_requests(seconds)
+        yield upstream, proxy, stream
+
+
+def gaps(upstream: Upstream) -> list[float]:
+    """Seconds between the requests' arrivals at the server."""
+    return [b - a for a, b in zip(upstream.arrived, upstream.arrived[1:], strict=False)]
+
+
+async def test_slow_requests_takes_pipelined_requests_one_after_another(
+    clients: list[anyio.abc.SocketStream],
+) -> None:
+    async with slowed(clients, PACE) as (upstream, proxy, stream):
+        assert proxy.processing_time == PACE
+        sent = anyio.current_time()
+        await stream.send(b"".join(request(ApiKey.METADATA, i, b"m") for i in (1, 2, 3)))
+        timed = await read_timed(stream, 3)
+        assert [correlation_id for correlation_id, _ in timed] == [1, 2, 3]  # in order
+        late = [at - sent for _, at in timed]
+        # The server answers at once, but takes the requests one at a time, PACE apart:
+        # three requests take three times PACE (a latency, delay_responses, takes one).
+        for n, seconds in enumerate(late, 1):
+            assert seconds >= n * PACE * 0.95, late
+        assert late[-1] < 3 * PACE + 0.2, late
+        assert min(gaps(upstream)) >= PACE * 0.95, gaps(upstream)
+
+
+async def test_slow_requests_ended_lets_the_waiting_request_go_and_passes_through(
+    clients: list[anyio.abc.SocketStream],
+) -> None:
+    async with slowed(clients, BOUND) as (upstream, proxy, stream):
+        await stream.send(request(ApiKey.METADATA, 1, b"held"))
+        await anyio.sleep(PACE)
+        assert upstream.requests == []  # waiting in the proxy for its turn
+        ended = anyio.current_time()
+        proxy.slow_requests(0)
+        assert await read_response(stream) == (1, b"held")
+        await stream.send(request(ApiKey.METADATA, 2, b"again"))
+        assert await read_response(stream) == (2, b"again")
+        assert anyio.current_time() - ended < BOUND / 10  # neither waited for BOUND
+
+
+async def test_slow_requests_waits_for_no_answer_to_acks_0_and_a_bounded_time_for_others(
+    clients: list[anyio.abc.SocketStream],
+) -> None:
+    timeout = 3 * PACE
+    async with slowed(clients, PACE, answer_timeout=timeout) as (upstream, _, stream):
+        await stream.send(
+            produce_frame(1, acks=0)  # expects no answer: the next waits PACE only
+            + request(99, 2, b"never answered")  # the next waits for it, up to timeout
+            + request(ApiKey.METADATA, 3, b"m")
+        )
+        assert await read_response(stream) == (3, b"m")
+        assert [r[1] for r in upstream.requests] == [1, 2, 3]
+        first, second = gaps(upstream)
+        assert PACE * 0.95 <= first < timeout, first
+        assert second >= (timeout + PACE) * 0.95, second
+
+
+@pytest.mark.parametrize("version", [3, 8, 9, 12])
+@pytest.mark.parametrize("acks", [0, 1, -1])
+def test_the_acks_of_a_produce_request_are_read_from_its_first_bytes(
+    version: int, acks: int
+) -> None:
+    request = ProduceRequest(
+        version, acks=acks, timeout_ms=1000, topic_data={"t": {0: b"r"}}, transactional_id="tx"
+    )
+    frame = request.encode_frame(7, "client")
+    assert _produce_acks(frame, version) == acks
+    assert _produce_acks(request.encode_frame(7, None), version) == acks
+    # Until the bytes reach the acks, it is not known.
+    known_from = next(n for n in range(len(frame)) if _produce_acks(frame[:n], version) is not None)
+    assert all(_produce_acks(frame[:n], version) is None for n in range(known_from))
+
+
+def test_the_acks_are_found_behind_tagged_fields_and_in_old_versions() -> None:
+    frame = produce_frame(7, acks=0, version=9)
+    tags_at = 12 + 2 + len("client")  # request header v2: its tagged fields follow the client id
+    assert frame[tags_at] == 0
+    tagged = frame[4:tags_at] + b"\x02\x00\x03abc\x05\x00" + frame[tags_at + 1 :]
+    assert _produce_acks(struct.pack(">i", len(tagged)) + tagged, 9) == 0
+    # v0-2: no transactional id, acks right after the header.
+    assert _produce_acks(struct.pack(">ihhih", 0, 0, 2, 7, -1) + struct.pack(">h", 0), 2) == 0
 
 
 # --------------------------------------------------------------------------- framing
@@ -414,6 +538,10 @@ def test_frame_splitter_finds_frames_fed_byte_by_byte(hold: bool) -> None:
     # first byte goes out at once.
     assert all((head is not None) == hold for head in first_pieces.values())
     assert splitter.frame == 3
+    # heads() follows the frames alike, handing back only the headers.
+    follower = _FrameSplitter(12)
+    assert [h for byte in stream for h in follower.heads(bytes([byte]))] == [h for _, h in heads]
+    assert follower.frame == 3
 
 
 # --------------------------------------------------------------------------- a real broker

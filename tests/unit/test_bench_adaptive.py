@@ -112,13 +112,13 @@ def test_the_target_needs_twice_the_throughput_and_a_lower_p99() -> None:
     assert verdict(30_000, 50, max_ms=adaptive.DELIVERY_TIMEOUT_MS) is False  # too late
 
 
-def test_the_proxy_delay_makes_the_slow_node_slowdown_times_the_others() -> None:
+def test_the_proxy_processing_time_makes_the_slow_node_slowdown_times_the_others() -> None:
     measured = {1: 5.0, 2: 3.0, 3: 4.0}  # node 1 is to be slowed; the others' median 3.5
-    assert adaptive.proxy_delay_ms(measured, slow=1, slowdown=10) == pytest.approx(30.0)
-    assert adaptive.proxy_delay_ms(measured, slow=1, slowdown=1) == 0.0  # never negative
-    # Measured again with a 30 ms delay in place: node 1 at 40 ms, the others' median 5 ms.
+    assert adaptive.processing_ms(measured, slow=1, slowdown=10) == pytest.approx(30.0)
+    assert adaptive.processing_ms(measured, slow=1, slowdown=1) == 0.0  # never negative
+    # Measured again with 30 ms in place: node 1 at 40 ms, the others' median 5 ms.
     again = {1: 40.0, 2: 5.0, 3: 5.0}
-    assert adaptive.proxy_delay_ms(again, slow=1, slowdown=10, delay_ms=30) == pytest.approx(40)
+    assert adaptive.processing_ms(again, slow=1, slowdown=10, in_place_ms=30) == pytest.approx(40)
 
 
 class StubProducer:
