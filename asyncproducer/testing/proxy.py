@@ -50,28 +50,29 @@ import struct
 from collections import deque
 from collections.abc import Callable
 from types import TracebackType
-from typing import NamedTuple
 
 import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
 
 from asyncproducer.protocol.versions import ApiKey
+from asyncproducer.testing._proxy_frames import (
+    REQUEST_HEAD,
+    RESPONSE_HEAD,
+    SIZE,
+    FrameSplitter,
+    Piece,
+    produce_acks,
+    request_head,
+    response_correlation_id,
+)
 
 __all__ = ["FaultProxy", "FaultProxyError", "ResponseRewriter"]
 
-_SIZE = struct.Struct(">i")
-_INT16 = struct.Struct(">h")
-# Request header prefix: size, api key, api version, correlation id.
-_REQUEST_HEAD = struct.Struct(">ihhi")
-# Response header prefix: size, correlation id.
-_RESPONSE_HEAD = struct.Struct(">ii")
 # SO_LINGER on, 0 s: close() sends RST at once instead of a FIN after the unsent data,
 # which is what a crashed host or a middlebox dropping the connection looks like.
 _LINGER_ABORT = struct.pack("ii", 1, 0)
 _CHUNK = 65536
-# Produce v9+ is flexible: compact strings, and a tagged-field section after the header.
-_PRODUCE_FIRST_FLEXIBLE = 9
 # How much of a Produce request slow_requests reads for its acks: past the client id and
 # the transactional id (int16-sized strings both) with room to spare. A request whose
 # acks is not within them is taken to expect an answer.
@@ -86,149 +87,6 @@ is sent to the client instead, behind a size prefix that matches it."""
 
 class FaultProxyError(RuntimeError):
     """The proxy was misused (not running), or a bounded wait of its own ran out."""
-
-
-class _Piece(NamedTuple):
-    """Bytes of one frame; ``head`` is the frame's header bytes on the piece that completes
-    them (the place to decide what to do with the frame), else None; ``last`` is true on
-    the piece that ends the frame."""
-
-    data: bytes
-    frame: int
-    head: bytes | None
-    last: bool = False
-
-
-class _FrameSplitter:
-    """Cuts a byte stream at Kafka frame boundaries, without buffering whole frames.
-
-    ``feed(data, hold=False)`` passes bytes on at once and attaches the frame's header to
-    the piece that completes it; ``hold=True`` keeps the bytes of a frame's header back
-    until the header is complete, so the caller can decide about a frame before any of
-    it is forwarded.
-    """
-
-    def __init__(self, head_size: int) -> None:
-        self._head_size = head_size
-        self._head = bytearray()  # the current frame's header bytes seen so far
-        self._head_sent = 0  # how many of them were already passed on (hold=False)
-        self._body_left = 0  # bytes of the current frame after its header
-        self.frame = 0  # index of the current frame in the stream
-
-    def _head_target(self) -> int:
-        if len(self._head) < _SIZE.size:
-            return _SIZE.size
-        size: int = _SIZE.unpack_from(self._head)[0]
-        # A frame shorter than the header we would like is still a frame.
-        return min(self._head_size, _SIZE.size + max(size, 0))
-
-    def feed(self, data: bytes, *, hold: bool = False) -> list[_Piece]:
-        pieces: list[_Piece] = []
-        pos = 0
-        while pos < len(data):
-            if self._body_left:
-                take = min(self._body_left, len(data) - pos)
-                self._body_left -= take
-                last = not self._body_left
-                pieces.append(_Piece(data[pos : pos + take], self.frame, None, last))
-                pos += take
-                if last:
-                    self.frame += 1
-                continue
-            take = min(self._head_target() - len(self._head), len(data) - pos)
-            self._head += data[pos : pos + take]
-            pos += take
-            if len(self._head) == self._head_target():
-                pieces.append(self._complete_head())
-            elif not hold and len(self._head) > self._head_sent:
-                pieces.append(_Piece(bytes(self._head[self._head_sent :]), self.frame, None))
-                self._head_sent = len(self._head)
-        return pieces
-
-    def heads(self, data: bytes) -> list[bytes]:
-        """Follow ``data`` like :meth:`feed`, but return only the headers completed in it
-        (no pieces: nothing is copied but header bytes). A splitter is fed by one of the
-        two only."""
-        heads: list[bytes] = []
-        pos, end = 0, len(data)
-        while pos < end:
-            if self._body_left:
-                take = min(self._body_left, end - pos)
-                self._body_left -= take
-                pos += take
-                if not self._body_left:
-                    self.frame += 1
-                continue
-            take = min(self._head_target() - len(self._head), end - pos)
-            self._head += data[pos : pos + take]
-            pos += take
-            if len(self._head) == self._head_target():
-                head = self._complete_head().head
-                assert head is not None
-                heads.append(head)
-        return heads
-
-    def _complete_head(self) -> _Piece:
-        head = bytes(self._head)
-        (size,) = _SIZE.unpack_from(head)
-        self._body_left = _SIZE.size + max(size, 0) - len(head)
-        piece = _Piece(head[self._head_sent :], self.frame, head, not self._body_left)
-        self._head.clear()
-        self._head_sent = 0
-        if not self._body_left:
-            self.frame += 1
-        return piece
-
-
-def _request_head(head: bytes) -> tuple[int, int, int] | None:
-    """(api key, api version, correlation id) of a request header, None if the frame is
-    too short."""
-    if len(head) < _REQUEST_HEAD.size:
-        return None
-    _, api_key, version, correlation_id = _REQUEST_HEAD.unpack(head)
-    return api_key, version, correlation_id
-
-
-def _produce_acks(frame: bytes | bytearray, version: int) -> int | None:
-    """The acks of a Produce request of ``version`` from the first bytes of its frame (the
-    size included); None while they do not reach it (or do not parse)."""
-    try:
-        (client_id,) = _INT16.unpack_from(frame, _REQUEST_HEAD.size)
-        pos = _REQUEST_HEAD.size + _INT16.size + max(client_id, 0)
-        if version >= _PRODUCE_FIRST_FLEXIBLE:
-            tags, pos = _read_uvarint(frame, pos)  # request header v2's tagged fields
-            for _ in range(tags):
-                _, pos = _read_uvarint(frame, pos)
-                size, pos = _read_uvarint(frame, pos)
-                pos += size
-            transactional_id, pos = _read_uvarint(frame, pos)  # compact: length + 1
-            pos += max(transactional_id - 1, 0)
-        elif version >= 3:
-            (transactional_id,) = _INT16.unpack_from(frame, pos)
-            pos += _INT16.size + max(transactional_id, 0)
-        (acks,) = _INT16.unpack_from(frame, pos)
-    except (struct.error, IndexError, ValueError):
-        return None
-    return int(acks)
-
-
-def _read_uvarint(data: bytes | bytearray, pos: int) -> tuple[int, int]:
-    """An unsigned varint (at most 5 bytes) at ``data[pos]``: (value, next pos). IndexError
-    when ``data`` ends first, ValueError when it is longer."""
-    value = 0
-    for shift in range(0, 35, 7):
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-    raise ValueError("an unsigned varint longer than 5 bytes")
-
-
-def _response_correlation_id(head: bytes) -> int | None:
-    if len(head) < _RESPONSE_HEAD.size:
-        return None
-    return int(_RESPONSE_HEAD.unpack(head)[1])
 
 
 def _abort_on_close(stream: anyio.abc.SocketStream | None) -> None:
@@ -253,8 +111,8 @@ class _Link:
         self.closed = anyio.Event()
         self.pumps: anyio.abc.TaskGroup | None = None
         self.open_directions = 2
-        self.requests = _FrameSplitter(_REQUEST_HEAD.size)
-        self.responses = _FrameSplitter(_RESPONSE_HEAD.size)
+        self.requests = FrameSplitter(REQUEST_HEAD.size)
+        self.responses = FrameSplitter(RESPONSE_HEAD.size)
         # Set by cut_after_request: requests after this frame are not forwarded, and the
         # response with this correlation id closes the link instead of reaching the client.
         self.cut_frame: int | None = None
@@ -278,7 +136,7 @@ class _Link:
         # is working on (None: none, or one that expects no answer); the first bytes of
         # a Produce request being passed on, until its acks are known; and the event
         # that wakes a request waiting for its turn.
-        self.arrivals = _FrameSplitter(_RESPONSE_HEAD.size)
+        self.arrivals = FrameSplitter(RESPONSE_HEAD.size)
         self.turn_frame = -1
         self.paced_frame = -1
         self.awaiting: int | None = None
@@ -668,12 +526,12 @@ class FaultProxy:
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             link.abort()
 
-    def _on_request(self, link: _Link, piece: _Piece) -> None:
+    def _on_request(self, link: _Link, piece: Piece) -> None:
         """A request's header is complete: count it, and maybe make it the cut one."""
         if link.cut_frame is not None or piece.head is None:
             return  # after a cut nothing more goes upstream on this link
         self.requests_forwarded += 1
-        parsed = _request_head(piece.head)
+        parsed = request_head(piece.head)
         if parsed is None:
             return
         api_key, version, correlation_id = parsed
@@ -715,11 +573,11 @@ class FaultProxy:
         link.produce_head = None
 
     @staticmethod
-    def _follow_paced(link: _Link, piece: _Piece) -> None:
+    def _follow_paced(link: _Link, piece: Piece) -> None:
         """A piece of a request passed on under slow_requests: note the answer to wait for
         (none for a Produce with acks=0, known once its first bytes are in)."""
         if piece.head is not None:
-            parsed = _request_head(piece.head)
+            parsed = request_head(piece.head)
             if parsed is None:
                 return  # shorter than a request header: not one the broker can answer
             api_key, version, link.awaiting = parsed
@@ -731,7 +589,7 @@ class FaultProxy:
             link.produce_head += piece.data[: _ACKS_WITHIN - len(link.produce_head)]
         else:
             return
-        acks = _produce_acks(link.produce_head, link.produce_version)
+        acks = produce_acks(link.produce_head, link.produce_version)
         if acks is not None or piece.last or len(link.produce_head) >= _ACKS_WITHIN:
             if acks == 0:
                 link.awaiting = None
@@ -747,7 +605,7 @@ class FaultProxy:
             heads = link.arrivals.heads(data)
             if link.awaiting is None:
                 return
-            answered = any(_response_correlation_id(h) == link.awaiting for h in heads)
+            answered = any(response_correlation_id(h) == link.awaiting for h in heads)
         if answered:
             link.awaiting = None
             if link.wake is not None:
@@ -829,35 +687,35 @@ class FaultProxy:
         return True
 
     @staticmethod
-    def _maybe_collect(link: _Link, piece: _Piece) -> None:
+    def _maybe_collect(link: _Link, piece: Piece) -> None:
         """A response header is complete: collect the frame if it is to be rewritten
         (and none of it was forwarded yet: a header passed on before rewriting began)."""
         assert piece.head is not None
-        correlation_id = _response_correlation_id(piece.head)
+        correlation_id = response_correlation_id(piece.head)
         asked = link.asked.pop(correlation_id, None) if correlation_id is not None else None
         if asked is not None and piece.data == piece.head:
             link.collecting = bytearray()
             link.collecting_for = asked
 
-    async def _collect(self, link: _Link, piece: _Piece) -> None:
+    async def _collect(self, link: _Link, piece: Piece) -> None:
         assert link.collecting is not None
         link.collecting += piece.data
         if not piece.last:
             return
-        frame = bytes(link.collecting[_SIZE.size :])
+        frame = bytes(link.collecting[SIZE.size :])
         link.collecting = None
         rewrite = self._rewrite
         if rewrite is not None:
             api_key, version = link.collecting_for
             frame = rewrite(api_key, version, frame)
             self.responses_rewritten += 1
-        await link.client.send(_SIZE.pack(len(frame)) + frame)
+        await link.client.send(SIZE.pack(len(frame)) + frame)
 
     @staticmethod
     def _is_cut_response(link: _Link, head: bytes) -> bool:
         if link.cut_correlation_id is None:
             return False
-        return _response_correlation_id(head) == link.cut_correlation_id
+        return response_correlation_id(head) == link.cut_correlation_id
 
 
 def _parse_address(address: str | tuple[str, int]) -> tuple[str, int]:

@@ -15,7 +15,8 @@ import pytest
 from asyncproducer import Producer
 from asyncproducer.protocol.produce import ProduceRequest
 from asyncproducer.protocol.versions import ApiKey
-from asyncproducer.testing.proxy import FaultProxy, FaultProxyError, _FrameSplitter, _produce_acks
+from asyncproducer.testing._proxy_frames import FrameSplitter, produce_acks
+from asyncproducer.testing.proxy import FaultProxy, FaultProxyError
 from asyncproducer.testing.tansu import TansuBroker, find_tansu_binary
 
 BOUND = 5  # seconds: no step of these tests waits longer
@@ -499,11 +500,11 @@ def test_the_acks_of_a_produce_request_are_read_from_its_first_bytes(
         version, acks=acks, timeout_ms=1000, topic_data={"t": {0: b"r"}}, transactional_id="tx"
     )
     frame = request.encode_frame(7, "client")
-    assert _produce_acks(frame, version) == acks
-    assert _produce_acks(request.encode_frame(7, None), version) == acks
+    assert produce_acks(frame, version) == acks
+    assert produce_acks(request.encode_frame(7, None), version) == acks
     # Until the bytes reach the acks, it is not known.
-    known_from = next(n for n in range(len(frame)) if _produce_acks(frame[:n], version) is not None)
-    assert all(_produce_acks(frame[:n], version) is None for n in range(known_from))
+    known_from = next(n for n in range(len(frame)) if produce_acks(frame[:n], version) is not None)
+    assert all(produce_acks(frame[:n], version) is None for n in range(known_from))
 
 
 def test_the_acks_are_found_behind_tagged_fields_and_in_old_versions() -> None:
@@ -511,9 +512,9 @@ def test_the_acks_are_found_behind_tagged_fields_and_in_old_versions() -> None:
     tags_at = 12 + 2 + len("client")  # request header v2: its tagged fields follow the client id
     assert frame[tags_at] == 0
     tagged = frame[4:tags_at] + b"\x02\x00\x03abc\x05\x00" + frame[tags_at + 1 :]
-    assert _produce_acks(struct.pack(">i", len(tagged)) + tagged, 9) == 0
+    assert produce_acks(struct.pack(">i", len(tagged)) + tagged, 9) == 0
     # v0-2: no transactional id, acks right after the header.
-    assert _produce_acks(struct.pack(">ihhih", 0, 0, 2, 7, -1) + struct.pack(">h", 0), 2) == 0
+    assert produce_acks(struct.pack(">ihhih", 0, 0, 2, 7, -1) + struct.pack(">h", 0), 2) == 0
 
 
 # --------------------------------------------------------------------------- framing
@@ -522,7 +523,7 @@ def test_the_acks_are_found_behind_tagged_fields_and_in_old_versions() -> None:
 @pytest.mark.parametrize("hold", [False, True])
 def test_frame_splitter_finds_frames_fed_byte_by_byte(hold: bool) -> None:
     stream = request(0, 7, b"payload") + request(18, 8, b"") + struct.pack(">i", 2) + b"ab"
-    splitter = _FrameSplitter(12)
+    splitter = FrameSplitter(12)
     pieces = [p for byte in stream for p in splitter.feed(bytes([byte]), hold=hold)]
     assert b"".join(p.data for p in pieces) == stream
     heads = [(p.frame, p.head) for p in pieces if p.head is not None]
@@ -539,7 +540,7 @@ def test_frame_splitter_finds_frames_fed_byte_by_byte(hold: bool) -> None:
     assert all((head is not None) == hold for head in first_pieces.values())
     assert splitter.frame == 3
     # heads() follows the frames alike, handing back only the headers.
-    follower = _FrameSplitter(12)
+    follower = FrameSplitter(12)
     assert [h for byte in stream for h in follower.heads(bytes([byte]))] == [h for _, h in heads]
     assert follower.frame == 3
 
