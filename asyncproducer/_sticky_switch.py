@@ -85,6 +85,7 @@ class StickySwitch:
         "_batch_size",
         "_clock",
         "_from_bytes",
+        "_keys",
         "_loads",
         "_rng",
         "_sticky",
@@ -104,6 +105,7 @@ class StickySwitch:
         self._sticky = sticky
         self._clock = clock
         self._loads: dict[str, _Load] = {}
+        self._keys: dict[str, tuple[TopicInfo, list[tuple[str, int]]]] = {}
         """Per topic, the weights its last choices drew from (``_LOAD_SERVES_S``)."""
         self._accumulator = accumulator
         self._batch_size = max(batch_size, 1)
@@ -159,20 +161,32 @@ class StickySwitch:
         [0, total) lands on candidate i with probability weight(i) / total, weight(i) =
         longest queue + 1 - its queue (Java's example: queues 0, 3, 1 weigh 4, 1, 3)."""
         candidates: Sequence[int] = info.available_partition_ids
+        keys = self._queue_keys(topic, info)
         availability = self._availability
         if availability is not None:
             partitions = info.partitions
-            candidates = [
-                p for p in candidates if not availability.unavailable(partitions[p].leader)
-            ]
+            out = [availability.unavailable(partitions[p].leader) for p in candidates]
+            if any(out):
+                candidates = list(itertools.compress(candidates, (not o for o in out)))
+                keys = list(itertools.compress(keys, (not o for o in out)))
         excluded = len(candidates) < len(info.available_partition_ids)
-        queues = self._accumulator.queues
-        lengths = [len(queues.get((topic, p), ())) for p in candidates]
+        # At most once a millisecond per topic; but with many topics each switch may be
+        # the first in its millisecond: the keys are made once, not per pass.
+        queue = self._accumulator.queues.get
+        lengths = [len(queue(key, ())) for key in keys]
         longest = max(lengths, default=0)
         if not candidates or len(info.partitions) < 2 or (not excluded and min(lengths) == longest):
             return _Load(info, until, None, [])
         cumulative = list(itertools.accumulate(longest + 1 - length for length in lengths))
         return _Load(info, until, list(candidates), cumulative)
+
+    def _queue_keys(self, topic: str, info: TopicInfo) -> list[tuple[str, int]]:
+        """The accumulator's keys of the topic's partitions with a leader (made once per
+        metadata snapshot of the topic)."""
+        cached = self._keys.get(topic)
+        if cached is None or cached[0] is not info:
+            cached = self._keys[topic] = (info, [(topic, p) for p in info.available_partition_ids])
+        return cached[1]
 
 
 _LOAD_SERVES_S = 0.001
