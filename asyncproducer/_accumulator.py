@@ -331,10 +331,11 @@ class RecordAccumulator:
         """A flush or close is in progress: every batch is sendable at once."""
         return self._flushes > 0 or self.closing
 
-    def has_full_batch(self, topic: str, partition: int) -> bool:
-        """The partition's last batch is full: it is sendable now, whatever the linger."""
+    def full_batch(self, topic: str, partition: int) -> ProducerBatch | None:
+        """The partition's last batch, if it is full (sendable now, whatever the linger);
+        else None."""
         queue = self.queues.get((topic, partition))
-        return queue[-1].full if queue else False
+        return queue[-1] if queue and queue[-1].full else None
 
     def queued_batches(self, topic: str, partition: int) -> int:
         queue = self.queues.get((topic, partition))

@@ -162,6 +162,7 @@ class ProducerBatch(BatchRecords):
         "state",
         "topic",
         "transactional",
+        "yielded",
     )
 
     def __init__(
@@ -229,6 +230,9 @@ class ProducerBatch(BatchRecords):
         that send answers for the old stamp (Java's "reopened")."""
         self.transactional = False
         """Part of a transaction (stamped by a transactional producer): its header says so."""
+        self.yielded = False
+        """Full, and a send() yielded to the loop on finding it so: the others that find it
+        full open the next batch without (``SendPath._append_to_new_batch``)."""
 
     def move_to(self, state: BatchState) -> None:
         """The one way a batch changes state: by :data:`BATCH_TRANSITIONS`."""

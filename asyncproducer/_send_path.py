@@ -228,13 +228,17 @@ class SendPath:
         nothing awaits after it: a ``send()`` cancelled here has not enqueued its record
         and holds no memory; one that returns has (docs/producer.md, "Cancellation")."""
         accumulator = self._accumulator
-        if accumulator.has_full_batch(topic, partition):
+        full = accumulator.full_batch(topic, partition)
+        if full is not None and not full.yielded:
             # Once per full batch, not per record (a full event-loop turn per record would
             # cost more than the send itself): let the sender run, so a tight loop of
             # sends cannot starve it until the buffer is full. Not when the record opens a
             # batch only because the last one was sent already (linger_ms=0): the records
-            # a task sends before it yields then share one request, not one each. Trio's
-            # rule is a checkpoint on every call; this is the documented exception.
+            # a task sends before it yields then share one request, not one each. Nor by
+            # every task that finds the batch full while the first yields (10,000 tasks
+            # would each pay a turn of the loop for one batch): they open the next one.
+            # Trio's rule is a checkpoint on every call; this is the documented exception.
+            full.yielded = True
             await self._checkpoint()
             if not self._may_send:  # closed (or failed, or the transaction ended) meanwhile
                 self._check_can_send()

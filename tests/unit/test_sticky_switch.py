@@ -85,9 +85,9 @@ def append(acc: RecordAccumulator, partition: int) -> bool:
 
 def fill(acc: RecordAccumulator, partition: int) -> None:
     """Append until the partition's open batch is full."""
-    while not acc.has_full_batch("t", partition):
+    while acc.full_batch("t", partition) is None:
         record = (0, None, VALUE, ())
-        if acc.try_append("t", partition, None, record) is None and not acc.has_full_batch(
+        if acc.try_append("t", partition, None, record) is None and not acc.full_batch(
             "t", partition
         ):
             acc.append_to_new_batch("t", partition, None, record, 0, 0.0)
@@ -175,7 +175,7 @@ def test_a_full_batch_from_before_the_choice_does_not_count() -> None:
     moving, sticky = switch(acc, draws)
     assert sticky.partition("t", THREE) == 1
     assert draws.bounds == [5]  # queues 0, 1, 0 weigh 2, 1, 2: the draw 2 lands on 1
-    assert acc.has_full_batch("t", 1)
+    assert acc.full_batch("t", 1) is not None
     assert moving.partition_for_new_batch("t", 1, THREE) == 1
 
 
