@@ -3,8 +3,10 @@
 Every throughput case is the peer benchmark's base (100 B values, acks=1, linger 5 ms,
 no compression, idempotence off, one 6-partition topic, one task, at most 10,000 records
 unacknowledged) with one factor changed; the stall cases send records (1 KiB, and 100 B
-once) from 100 tasks into a producer whose broker is stopped. A :class:`RunSpec` carries one case to
-one client process as JSON.
+once) from 100 tasks into a producer whose broker is stopped. The target group is issue
+23's: 10,000 partitions (100 topics of 100), 10,000 tasks, and both, each against its own
+base run in the same round, and a stall at that scale. A :class:`RunSpec` carries one case
+to one client process as JSON.
 """
 
 from __future__ import annotations
@@ -12,14 +14,20 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
+from typing import Any
 
 PARTITIONS = "partitions"
 TOPICS = "topics"
 TASKS = "tasks"
 WINDOW = "window"
 STALL = "stall"
-GROUPS = [PARTITIONS, TOPICS, TASKS, WINDOW, STALL]
+TARGET = "target"
+GROUPS = [PARTITIONS, TOPICS, TASKS, WINDOW, STALL, TARGET]
 THROUGHPUT_GROUPS = [PARTITIONS, TOPICS, TASKS, WINDOW]
+TARGET_BASE = "target-base"
+"""The target group's base case: every other case of the group is divided by it."""
+TARGET_RATIO = 0.8
+"""Issue 23: msg/s within 20 % of base."""
 
 MIB = 1024 * 1024
 BASE_WINDOW = 10_000
@@ -54,6 +62,31 @@ class Case:
 
 
 @dataclass(frozen=True)
+class Layout:
+    """Where a target case's records go, and from how many tasks."""
+
+    topics: int
+    partitions: int
+    """Per topic."""
+    tasks: int
+
+    @property
+    def name(self) -> str:
+        return f"t{self.topics}xp{self.partitions}-tasks{self.tasks}"
+
+    def case(self, kind: str, **changes: Any) -> Case:
+        """The target group's case for this layout: ``target-{kind}{name}``."""
+        return Case(
+            TARGET,
+            f"target-{kind}{self.name}",
+            topics=self.topics,
+            partitions=self.partitions,
+            tasks=self.tasks,
+            **changes,
+        )
+
+
+@dataclass(frozen=True)
 class Sizes:
     """How big each group's cases get (the defaults, or --quick's)."""
 
@@ -63,6 +96,10 @@ class Sizes:
     windows: tuple[int, ...]
     stalls: tuple[tuple[int, int], ...]
     """(buffer_memory MiB, value bytes) per stall case."""
+    target: tuple[Layout, ...]
+    """The target group's throughput cases besides its base."""
+    target_stalls: tuple[Layout, ...]
+    """The target group's stall cases: 100 B records, the default 32 MiB buffer_memory."""
 
 
 FULL = Sizes(
@@ -73,6 +110,10 @@ FULL = Sizes(
     # 1 KiB records as the issue asks, twice, to show how growth follows buffer_memory;
     # then 100 B records, to show what the per-record overhead does to it.
     stalls=((8, STALL_VALUE_SIZE), (32, STALL_VALUE_SIZE), (8, 100)),
+    # Issue 23: 10,000 tasks on base's topic; 10,000 partitions over 100 topics; both.
+    target=(Layout(1, 6, 10_000), Layout(100, 100, 1), Layout(100, 100, 10_000)),
+    # 10,000 partitions from 100 tasks (as the stall group), then from 10,000 tasks.
+    target_stalls=(Layout(100, 100, 100), Layout(100, 100, 10_000)),
 )
 QUICK = Sizes(
     partitions=(1, 100),
@@ -80,6 +121,8 @@ QUICK = Sizes(
     tasks=(1, 100),
     windows=(100, 1_000),
     stalls=((8, 100),),  # small records: where per-record overhead shows most
+    target=(Layout(10, 10, 100),),
+    target_stalls=(),  # the stall group's case runs the same code
 )
 
 
@@ -118,7 +161,18 @@ def cases(sizes: Sizes, groups: list[str], records: int, stall_s: float) -> list
             )
             for mib, size in sizes.stalls
         ]
+    if TARGET in groups:
+        chosen += target_cases(sizes, records, stall_s)
     return chosen
+
+
+def target_cases(sizes: Sizes, records: int, stall_s: float) -> list[Case]:
+    """Base, then each layout, then the stalls at scale (keyless, round-robin over topics)."""
+    return [
+        Case(TARGET, TARGET_BASE, records=records),
+        *(layout.case("", records=records) for layout in sizes.target),
+        *(layout.case("stall-", stall_s=stall_s, records=0) for layout in sizes.target_stalls),
+    ]
 
 
 @dataclass(frozen=True)
