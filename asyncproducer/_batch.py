@@ -51,8 +51,11 @@ their list slots). The scale benchmark's broker stall measured ~220-330 bytes pe
 beyond the encoded bytes when batches kept their records as Python objects until full;
 without this charge a stalled producer of 100-byte records held 3x ``buffer_memory``."""
 RECORDS_PER_CHARGE = 16
-"""A batch whose records turn out smaller than its first pays for more records' overhead
-16 records at a time: one reservation per 16 records, not one per record."""
+"""A new batch pays up front for the overhead of at most 16 records; then, each time it
+holds as many as it paid for, for as many again (at most as many as still fit): a few
+reservations per batch, not one per record, and a batch that stays small (one of many
+partitions' with few records each) holds ~21 KiB of ``buffer_memory`` at 16 KiB
+``batch_size``, not the ~64 KiB that every 100-byte record that could fit would cost."""
 
 _ONE_BYTE_OFFSETS = 64
 """Records whose offset delta is a one-byte varint (zigzag 0 to 63)."""
@@ -110,8 +113,8 @@ _FINAL: Final = frozenset({BatchState.SPLIT, BatchState.COMPLETE, BatchState.FAI
 
 def batch_reservation(batch_size: int, first: Record, buffer_memory: int) -> tuple[int, int]:
     """What a new batch reserves, and for how many records' overhead: room for its encoded
-    records, and the overhead of as many records as fit if they are like its ``first``
-    (so a batch of like records does not have to reserve more); never more than all of
+    records, and the overhead of as many records as fit if they are like its ``first``, up
+    to :data:`RECORDS_PER_CHARGE` (more are paid for as they come); never more than all of
     ``buffer_memory`` (a record may be as large as that: it then gets the whole buffer)."""
     _, key, value, headers = first
     alone = record_size(0, 0, key, value, headers)  # exact: the first's deltas are 0
@@ -125,6 +128,7 @@ def batch_reservation(batch_size: int, first: Record, buffer_memory: int) -> tup
         records = max(1, budget // alone)
     else:
         records = _ONE_BYTE_OFFSETS + (budget - _ONE_BYTE_OFFSETS * alone) // (alone + 1)
+    records = min(records, RECORDS_PER_CHARGE)
     reserved = room + records * RECORD_OVERHEAD
     if reserved > buffer_memory:
         reserved = buffer_memory
@@ -260,27 +264,29 @@ class ProducerBatch(BatchRecords):
         if self.full:
             return False
         # At record_capacity: pay for more records, if this one fits at all.
-        at_capacity = self.record_count >= self.record_capacity
-        fits = at_capacity and self._fits(record)
-        if fits and self._charge_more() and self.append(future, *record):
-            return True
+        if self.record_count >= self.record_capacity:
+            room = self._room_for(record)
+            if room and self._charge_more(room) and self.append(future, *record):
+                return True
         self._encode_records()  # no room left, or buffer_memory is short
         return False
 
-    def _fits(self, record: Record) -> bool:
-        """The record fits in the bytes left (checked before paying for more records)."""
+    def _room_for(self, record: Record) -> int:
+        """How many more records like ``record`` fit in the bytes left (0: not even it)."""
         timestamp, key, value, headers = record
         delta = timestamp - self.base_timestamp
         size = record_size(delta, self.record_count, key, value, headers)
-        return self.records_size + size <= self.max_records_size
+        return max(0, (self.max_records_size - self.records_size) // size)
 
-    def _charge_more(self) -> bool:
-        """Reserve the overhead of :data:`RECORDS_PER_CHARGE` more records, if
-        ``buffer_memory`` has it now (never waiting: a new batch waits instead)."""
-        if self.charge is None or not self.charge(RECORDS_PER_CHARGE * RECORD_OVERHEAD):
+    def _charge_more(self, room: int) -> bool:
+        """Reserve the overhead of as many more records as the batch holds (at least
+        :data:`RECORDS_PER_CHARGE`, at most ``room``), if ``buffer_memory`` has it now
+        (never waiting: a new batch waits instead)."""
+        more = min(max(RECORDS_PER_CHARGE, self.record_capacity), room)
+        if self.charge is None or not self.charge(more * RECORD_OVERHEAD):
             return False
-        self.reserved += RECORDS_PER_CHARGE * RECORD_OVERHEAD
-        self.record_capacity += RECORDS_PER_CHARGE
+        self.reserved += more * RECORD_OVERHEAD
+        self.record_capacity += more
         return True
 
     def add_hooks(self, callback: DeliveryCallback | None, record: ProducerRecord | None) -> None:

@@ -176,10 +176,11 @@ def test_a_new_batch_reserves_the_overhead_of_as_many_records_as_fit() -> None:
     # length varints), and so do the next 63: 939 // 99 = 9 fit in a batch of 1,000.
     assert record_size(0, 0, None, b"v" * 90, ()) == 99
     assert batch_reservation(1_000, pending(b"v" * 90), 10**6) == (1_000 + 9 * RECORD_OVERHEAD, 9)
-    # 100-byte values in 16 KiB: 64 of 109 bytes, then (16_323 - 6_976) // 110 = 84.
+    # 100-byte values in 16 KiB: 64 of 109 bytes, then (16_323 - 6_976) // 110 = 84 fit,
+    # 148 in all; 16 are paid for up front, the rest as they come.
     assert batch_reservation(16_384, pending(b"v" * 100), 10**6) == (
-        16_384 + 148 * RECORD_OVERHEAD,
-        148,
+        16_384 + RECORDS_PER_CHARGE * RECORD_OVERHEAD,
+        RECORDS_PER_CHARGE,
     )
     # A record larger than batch_size: its own batch, exactly its size.
     assert batch_reservation(1_000, pending(b"v" * 5_000), 10**6) == (
@@ -193,23 +194,43 @@ def test_a_new_batch_reserves_the_overhead_of_as_many_records_as_fit() -> None:
 
 @pytest.mark.parametrize("value_size", [0, 10, 90, 100, 1_000])
 @pytest.mark.parametrize("batch_size", [1_000, 16_384])
-def test_a_batch_of_like_records_is_paid_for_exactly_up_front(
+def test_a_batch_of_like_records_pays_for_what_it_holds_in_a_few_steps(
     value_size: int, batch_size: int
 ) -> None:
-    # Capacity for every record that fits, and no more: a batch of like records never
-    # goes back to the Python path to pay for more of them.
+    # Up to 16 records up front, then as many again each time it is at capacity (at most
+    # as many as still fit): a full batch has paid for its records and at most one more,
+    # and went back to the Python path to pay a few times, not once per 16 records.
     pool = BufferPool(10**7)
-    acc = accumulator(batch_size=batch_size, charge=pool.try_reserve)
+    charges = 0
+
+    def charge(size: int) -> bool:
+        nonlocal charges
+        charges += 1
+        return pool.try_reserve(size)
+
+    acc = accumulator(batch_size=batch_size, charge=charge)
     reserved, capacity = batch_reservation(batch_size, pending(b"v" * value_size), pool.total)
+    assert capacity <= RECORDS_PER_CHARGE
     assert pool.try_reserve(reserved)
     batch, _ = acc.append_to_new_batch(
         "t", 0, None, pending(b"v" * value_size), reserved, 0, capacity
     )
+    paid_for = batch.record_capacity
     while acc.try_append("t", 0, None, pending(b"v" * value_size)) is batch:
-        pass
+        paid_for = batch.record_capacity
     assert batch.full
-    assert batch.record_count == capacity
-    assert batch.reserved == reserved
+    assert 0 <= paid_for - batch.record_count <= 1
+    assert batch.reserved == reserved + (paid_for - capacity) * RECORD_OVERHEAD
+    assert charges <= max(1, batch.record_count // RECORDS_PER_CHARGE).bit_length() + 1
+
+
+def test_small_batches_leave_room_for_many_partitions() -> None:
+    """A batch of a few records holds ~21 KiB of buffer_memory at 16 KiB batch_size, not
+    the overhead of every record that could fit (~64 KiB): 32 MiB keeps ~1,500 partitions'
+    batches open, where Java's pool keeps 2,048."""
+    reserved, _ = batch_reservation(16_384, pending(b"v" * 100), 32 * 2**20)
+    assert reserved == 16_384 + RECORDS_PER_CHARGE * RECORD_OVERHEAD
+    assert 32 * 2**20 // reserved > 1_500
 
 
 def test_a_batch_pays_for_smaller_records_and_closes_when_memory_is_short() -> None:
