@@ -85,9 +85,11 @@ class RecordAccumulator:
         """Every batch created and not yet completed, in creation order."""
         self._newest: dict[tuple[str, int], ProducerBatch] = {}
         self._bytes_before_newest: dict[tuple[str, int], int] = {}
+        self._last_records: dict[tuple[str, int], int] = {}
         """Per partition, its newest batch while it is incomplete, and the bytes of every
         batch before it (:meth:`_batch_bytes`): :meth:`appended_bytes`, counted once per
-        batch, not per record (the C appender appends without telling)."""
+        batch, not per record (the C appender appends without telling); and the record
+        count of the newest batch once it is gone (:meth:`last_batch_records`)."""
         self._flushes = 0
         self.closing = False
 
@@ -130,6 +132,13 @@ class RecordAccumulator:
         self._newest[tp] = batch
         return batch, True
 
+    def last_batch_records(self, topic: str, partition: int) -> int:
+        """How many records the partition's newest batch holds (0 before its first): what
+        its next batch pays for up front (``_batch.batch_reservation``)."""
+        tp = (topic, partition)
+        newest = self._newest.get(tp)
+        return newest.record_count if newest is not None else self._last_records.get(tp, 0)
+
     def appended_bytes(self, topic: str, partition: int) -> int:
         """Bytes appended to the partition so far, a batch's header and records
         (uncompressed) each, a full batch at least ``batch_size`` (it took as much as
@@ -152,6 +161,7 @@ class RecordAccumulator:
             del self._newest[tp]
             before = self._bytes_before_newest.get(tp, 0)
             self._bytes_before_newest[tp] = before + self._batch_bytes(newest)
+            self._last_records[tp] = newest.record_count
 
     def _new_batch(
         self, topic: str, partition: int, reserved: int, created_ms: float, record_capacity: int

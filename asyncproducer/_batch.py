@@ -51,10 +51,11 @@ their list slots). The scale benchmark's broker stall measured ~220-330 bytes pe
 beyond the encoded bytes when batches kept their records as Python objects until full;
 without this charge a stalled producer of 100-byte records held 3x ``buffer_memory``."""
 RECORDS_PER_CHARGE = 16
-"""A new batch pays up front for the overhead of at most 16 records; then, each time it
-holds as many as it paid for, for as many again (at most as many as still fit): a few
-reservations per batch, not one per record, and a batch that stays small (one of many
-partitions' with few records each) holds ~21 KiB of ``buffer_memory`` at 16 KiB
+"""A new batch pays up front for the overhead of as many records as its partition's last
+batch held, at least 16 (at most as many as fit); then, each time it holds as many as it
+paid for, for as many again (at most as many as still fit). A partition with steady
+traffic pays once per batch, as many records as it will hold; one with few records a
+batch (one of many partitions or topics) holds ~21 KiB of ``buffer_memory`` at 16 KiB
 ``batch_size``, not the ~64 KiB that every 100-byte record that could fit would cost."""
 
 _ONE_BYTE_OFFSETS = 64
@@ -111,10 +112,13 @@ BATCH_TRANSITIONS: Final[dict[BatchState, frozenset[BatchState]]] = {
 _FINAL: Final = frozenset({BatchState.SPLIT, BatchState.COMPLETE, BatchState.FAILED})
 
 
-def batch_reservation(batch_size: int, first: Record, buffer_memory: int) -> tuple[int, int]:
+def batch_reservation(
+    batch_size: int, first: Record, buffer_memory: int, expected: int = RECORDS_PER_CHARGE
+) -> tuple[int, int]:
     """What a new batch reserves, and for how many records' overhead: room for its encoded
     records, and the overhead of as many records as fit if they are like its ``first``, up
-    to :data:`RECORDS_PER_CHARGE` (more are paid for as they come); never more than all of
+    to ``expected`` (the partition's last batch's count) or :data:`RECORDS_PER_CHARGE`,
+    whichever is more (more are paid for as they come); never more than all of
     ``buffer_memory`` (a record may be as large as that: it then gets the whole buffer)."""
     _, key, value, headers = first
     alone = record_size(0, 0, key, value, headers)  # exact: the first's deltas are 0
@@ -128,7 +132,7 @@ def batch_reservation(batch_size: int, first: Record, buffer_memory: int) -> tup
         records = max(1, budget // alone)
     else:
         records = _ONE_BYTE_OFFSETS + (budget - _ONE_BYTE_OFFSETS * alone) // (alone + 1)
-    records = min(records, RECORDS_PER_CHARGE)
+    records = min(records, max(expected, RECORDS_PER_CHARGE))
     reserved = room + records * RECORD_OVERHEAD
     if reserved > buffer_memory:
         reserved = buffer_memory

@@ -253,7 +253,12 @@ class SendPath:
                 batch = accumulator.try_append(topic, partition, future, record)
                 if batch is not None:
                     return batch
-        reserved, record_capacity = batch_reservation(self._batch_size, record, self._memory.total)
+        reserved, record_capacity = batch_reservation(
+            self._batch_size,
+            record,
+            self._memory.total,
+            accumulator.last_batch_records(topic, partition),
+        )
         if not self._memory.try_reserve(reserved):
             self._sender.wakeup()  # senders waiting for memory make batches sendable now
             if deadline is None:

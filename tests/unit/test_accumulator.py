@@ -224,6 +224,37 @@ def test_a_batch_of_like_records_pays_for_what_it_holds_in_a_few_steps(
     assert charges <= max(1, batch.record_count // RECORDS_PER_CHARGE).bit_length() + 1
 
 
+def test_the_next_batch_pays_up_front_for_what_the_last_one_held() -> None:
+    """Steady traffic: a partition's second batch pays once, for as many records as its
+    first held, and fills without going back to pay more."""
+    pool = BufferPool(10**7)
+    charges = 0
+
+    def charge(size: int) -> bool:
+        nonlocal charges
+        charges += 1
+        return pool.try_reserve(size)
+
+    acc = accumulator(batch_size=16_384, charge=charge)
+    assert acc.last_batch_records("t", 0) == 0
+    record = pending(b"v" * 100)
+    for expected_charges in (4, 0):  # 16 -> 32 -> 64 -> 128 -> 148; then none
+        charges = 0
+        reserved, capacity = batch_reservation(
+            16_384, record, pool.total, acc.last_batch_records("t", 0)
+        )
+        assert pool.try_reserve(reserved)
+        batch, _ = acc.append_to_new_batch("t", 0, None, record, reserved, 0, capacity)
+        while acc.try_append("t", 0, None, record) is batch:
+            pass
+        assert batch.record_count == 148
+        assert charges == expected_charges
+        assert acc.last_batch_records("t", 0) == 148
+    acc.queues[("t", 0)].clear()
+    acc.finished(batch)  # gone: its count is kept
+    assert acc.last_batch_records("t", 0) == 148
+
+
 def test_small_batches_leave_room_for_many_partitions() -> None:
     """A batch of a few records holds ~21 KiB of buffer_memory at 16 KiB batch_size, not
     the overhead of every record that could fit (~64 KiB): 32 MiB keeps ~1,500 partitions'
