@@ -63,9 +63,10 @@ def test_scale_benchmark_runs_every_quick_case(
         assert row["accepted"] > 0
         assert row["acked"] == row["accepted"]
         assert row["failed"] == row["pending"] == 0
-        # Used up: no room for one more batch of such records.
+        # Used up: no room for one more batch of such records (a partition whose last
+        # batch was full pays for as many as fit).
         one_batch, _ = batch_reservation(
-            16_384, (0, None, b"v" * case.value_size, ()), case.buffer_memory
+            16_384, (0, None, b"v" * case.value_size, ()), case.buffer_memory, 16_384
         )
         assert row["min_buffer_available"] < one_batch
         # buffer_memory bounds the memory, records' Python objects included (docs/scale.md:
