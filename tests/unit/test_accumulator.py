@@ -192,6 +192,16 @@ def test_a_new_batch_reserves_the_overhead_of_as_many_records_as_fit() -> None:
     assert batch_reservation(1_000, pending(b"v" * 1_800), 2_000) == (2_000, 1)
 
 
+class CountedPool(BufferPool):
+    """A buffer pool that counts the charges batches make for more records."""
+
+    charges = 0
+
+    def charge(self, size: int) -> bool:
+        self.charges += 1
+        return self.try_reserve(size)
+
+
 @pytest.mark.parametrize("value_size", [0, 10, 90, 100, 1_000])
 @pytest.mark.parametrize("batch_size", [1_000, 16_384])
 def test_a_batch_of_like_records_pays_for_what_it_holds_in_a_few_steps(
@@ -200,15 +210,8 @@ def test_a_batch_of_like_records_pays_for_what_it_holds_in_a_few_steps(
     # Up to 16 records up front, then as many again each time it is at capacity (at most
     # as many as still fit): a full batch has paid for its records and at most one more,
     # and went back to the Python path to pay a few times, not once per 16 records.
-    pool = BufferPool(10**7)
-    charges = 0
-
-    def charge(size: int) -> bool:
-        nonlocal charges
-        charges += 1
-        return pool.try_reserve(size)
-
-    acc = accumulator(batch_size=batch_size, charge=charge)
+    pool = CountedPool(10**7)
+    acc = accumulator(batch_size=batch_size, charge=pool.charge)
     reserved, capacity = batch_reservation(batch_size, pending(b"v" * value_size), pool.total)
     assert capacity <= RECORDS_PER_CHARGE
     assert pool.try_reserve(reserved)
@@ -221,25 +224,18 @@ def test_a_batch_of_like_records_pays_for_what_it_holds_in_a_few_steps(
     assert batch.full
     assert 0 <= paid_for - batch.record_count <= 1
     assert batch.reserved == reserved + (paid_for - capacity) * RECORD_OVERHEAD
-    assert charges <= max(1, batch.record_count // RECORDS_PER_CHARGE).bit_length() + 1
+    assert pool.charges <= max(1, batch.record_count // RECORDS_PER_CHARGE).bit_length() + 1
 
 
 def test_the_next_batch_pays_up_front_for_what_the_last_one_held() -> None:
     """Steady traffic: a partition's second batch pays once, for as many records as its
     first held, and fills without going back to pay more."""
-    pool = BufferPool(10**7)
-    charges = 0
-
-    def charge(size: int) -> bool:
-        nonlocal charges
-        charges += 1
-        return pool.try_reserve(size)
-
-    acc = accumulator(batch_size=16_384, charge=charge)
+    pool = CountedPool(10**7)
+    acc = accumulator(batch_size=16_384, charge=pool.charge)
     assert acc.last_batch_records("t", 0) == 0
     record = pending(b"v" * 100)
     for expected_charges in (4, 0):  # 16 -> 32 -> 64 -> 128 -> 148; then none
-        charges = 0
+        pool.charges = 0
         reserved, capacity = batch_reservation(
             16_384, record, pool.total, acc.last_batch_records("t", 0)
         )
@@ -248,7 +244,7 @@ def test_the_next_batch_pays_up_front_for_what_the_last_one_held() -> None:
         while acc.try_append("t", 0, None, record) is batch:
             pass
         assert batch.record_count == 148
-        assert charges == expected_charges
+        assert pool.charges == expected_charges
         assert acc.last_batch_records("t", 0) == 148
     acc.queues[("t", 0)].clear()
     acc.finished(batch)  # gone: its count is kept
