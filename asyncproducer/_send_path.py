@@ -248,7 +248,7 @@ class SendPath:
                 return batch
         if chosen:
             moved = self._stager.next_partition(topic, partition, key, value, record)
-            if moved is not None:
+            if moved is not None and moved != partition:  # the same: no room there still
                 partition = moved
                 batch = accumulator.try_append(topic, partition, future, record)
                 if batch is not None:

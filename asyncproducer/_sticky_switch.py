@@ -105,8 +105,9 @@ class StickySwitch:
         self._sticky = sticky
         self._clock = clock
         self._loads: dict[str, _Load] = {}
-        self._keys: dict[str, tuple[TopicInfo, list[tuple[str, int]]]] = {}
         """Per topic, the weights its last choices drew from (``_LOAD_SERVES_S``)."""
+        self._keys: dict[str, tuple[TopicInfo, list[tuple[str, int]]]] = {}
+        """Per topic, the accumulator's keys of its partitions (``_queue_keys``)."""
         self._accumulator = accumulator
         self._batch_size = max(batch_size, 1)
         self._availability = availability
@@ -165,10 +166,10 @@ class StickySwitch:
         availability = self._availability
         if availability is not None:
             partitions = info.partitions
-            out = [availability.unavailable(partitions[p].leader) for p in candidates]
-            if any(out):
-                candidates = list(itertools.compress(candidates, (not o for o in out)))
-                keys = list(itertools.compress(keys, (not o for o in out)))
+            kept = [not availability.unavailable(partitions[p].leader) for p in candidates]
+            if not all(kept):
+                candidates = list(itertools.compress(candidates, kept))
+                keys = list(itertools.compress(keys, kept))
         excluded = len(candidates) < len(info.available_partition_ids)
         # At most once a millisecond per topic; but with many topics each switch may be
         # the first in its millisecond: the keys are made once, not per pass.
