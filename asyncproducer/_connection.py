@@ -98,7 +98,7 @@ that ends is renewed by running the handshake again on the same connection (KIP-
 
 
 class OutgoingRequest(Protocol):
-    """A kio request payload, or a request with an ``encode_frame(correlation_id,
+    """A kio request payload, or a request with a ``frame_parts(correlation_id,
     client_id)`` method of its own (``protocol.produce.ProduceRequest``)."""
 
     @property
@@ -337,15 +337,15 @@ class BrokerConnection:
         self._next_correlation_id = (correlation_id + 1) & 0x7FFF_FFFF
         api_key, version = request.__api_key__, request.__version__
         client_id = self._settings.client_id
-        encode_frame = getattr(request, "encode_frame", None)
-        if encode_frame is not None:  # a request that encodes itself (Produce)
-            frame: bytes = encode_frame(correlation_id, client_id)
+        frame_parts = getattr(request, "frame_parts", None)
+        if frame_parts is not None:  # a request that encodes itself (Produce)
+            frame: list[bytes] = frame_parts(correlation_id, client_id)
         else:
             payload = cast(RequestPayload, request)  # a kio payload: encoded by its schema
-            frame = encode_request(payload, correlation_id=correlation_id, client_id=client_id)
+            frame = [encode_request(payload, correlation_id=correlation_id, client_id=client_id)]
         self._sent += 1
         if self._metrics is not None:
-            self._metrics.request_written(len(frame))
+            self._metrics.request_written(sum(map(len, frame)))
         if timeout_ms is None:
             timeout_ms = self._settings.request_timeout_ms
         self.last_active = now = self._now()

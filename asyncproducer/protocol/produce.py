@@ -7,7 +7,7 @@ the one request on the latency path (one per drained set of batches), where that
 generic path cost about a tenth of the CPU per request. Its schema is small and has not
 changed shape since v3, so it is written here directly: fixed-size fields through
 precompiled ``struct`` formats, the record batches (nearly all of the bytes) passed
-through untouched, and everything joined once into the frame.
+through untouched, as parts of the frame that the connection writes without joining.
 
 Versions 3-8 use request header v1 and classic lengths (int16 for strings, int32 for
 arrays and bytes). Versions 9+ are flexible: request header v2 (whose client id stays a
@@ -94,8 +94,8 @@ class ProduceRequest:
     """A Produce request, encoded straight to bytes (no kio entities).
 
     The body does not depend on the correlation id or the client id, so it is encoded
-    once, here, into parts that :meth:`encode_frame` joins behind the header: the record
-    batches are copied exactly once, into the frame. Out-of-range values (an acks or
+    once, here, into parts that :meth:`frame_parts` puts behind the header: the record
+    batches are not copied (the transport writes them in chunks). Out-of-range values (an acks or
     partition index beyond its integer type) therefore raise ValueError on construction.
     """
 
@@ -132,6 +132,11 @@ class ProduceRequest:
 
     def encode_frame(self, correlation_id: int, client_id: str | None) -> bytes:
         """The complete frame: int32 size prefix + request header + body."""
+        return _EMPTY.join(self.frame_parts(correlation_id, client_id))
+
+    def frame_parts(self, correlation_id: int, client_id: str | None) -> list[bytes]:
+        """The frame as parts to write in order, the record batches among them uncopied
+        (what a connection writes: see ``asyncproducer/_write_queue.py``)."""
         if client_id is None:
             raw_client_id = _EMPTY
             client_id_length = -1
@@ -146,4 +151,4 @@ class ProduceRequest:
             )
         except struct.error as exc:
             raise ValueError(f"a Produce request header field is out of range: {exc}") from None
-        return _EMPTY.join((head, raw_client_id, tail, *self._body))
+        return [head, raw_client_id, tail, *self._body]

@@ -46,6 +46,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     ),
     "network": (
         "_transport",
+        "_write_queue",
         "_tls",
         "_connection",
         "_pool",

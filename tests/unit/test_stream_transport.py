@@ -68,7 +68,7 @@ async def test_a_failed_write_is_a_lost_connection(
         async with anyio.create_task_group() as group:
             transport = StreamTransport(stream, client)
             transport.start(group, "transport")
-            transport.write(b"a request")
+            transport.write([b"a request"])
             await client.ended.wait()
     assert len(client.lost) == 1
     assert isinstance(client.lost[0], reported)
