@@ -22,7 +22,10 @@ docs/benchmarks.md), and values of 1 KiB or 100 KiB
 with the heartbeat alone (``idle``) is measured in the same run: the machine's own floor.
 
 Reported per case and client: lag p50, p99, max (ms) over ``--seconds`` of sending, the
-records sent and the heartbeats counted. ``--quick``: one value size, rate only.
+records sent, the heartbeats counted, and (on Linux) how long the loop's thread was
+ready to run but waiting for a core, per second: the share of the lag that is the
+machine's (the broker and the compression threads on the same cores), not the loop's.
+``--quick``: one value size, rate only.
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ class Result:
     case: Case | None  # None: the idle loop
     lags_ms: list[float]
     records: int
+    core_wait_ms_per_s: float | None  # None: the kernel does not say (not Linux)
 
     def percentile(self, q: float) -> float:
         ordered = sorted(self.lags_ms)
@@ -87,6 +91,16 @@ def values(size: int, count: int = 64) -> list[bytes]:
         text = " ".join(rng.choice(words) for _ in range(size // 5 + 1)).encode()
         made.append(text[:size])
     return made
+
+
+def core_wait_s() -> float | None:
+    """Seconds this thread has spent ready to run but waiting for a core (Linux's
+    schedstat: CPU time, run-queue wait, time slices), or None where there is none."""
+    try:
+        with open("/proc/thread-self/schedstat") as stats:
+            return int(stats.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 async def heartbeat(lags: list[float], stop: asyncio.Event) -> None:
@@ -133,6 +147,7 @@ async def run_case(client: str, case: Case | None, bootstrap: str, seconds: floa
     stop = asyncio.Event()
     topic = f"loop-lag-{client}"
     records = 0
+    waited_before, started = core_wait_s(), time.perf_counter()
     if case is None:  # the idle loop: the heartbeat alone
         beat = asyncio.create_task(heartbeat(lags, stop))
         await asyncio.sleep(seconds)
@@ -143,11 +158,17 @@ async def run_case(client: str, case: Case | None, bootstrap: str, seconds: floa
                 return await send_to(topic, value)
 
             await send(b"warm-up")  # metadata, connections, producer id: not measured
+            waited_before, started = core_wait_s(), time.perf_counter()
             beat = asyncio.create_task(heartbeat(lags, stop))
             records = await offer(case, send, seconds)
     stop.set()
     await beat
-    return Result(client, case, lags, records)
+    waited_after, elapsed = core_wait_s(), time.perf_counter() - started
+    if waited_before is None or waited_after is None:
+        core_wait = None
+    else:
+        core_wait = (waited_after - waited_before) * 1000 / elapsed
+    return Result(client, case, lags, records, core_wait)
 
 
 class _producer:
@@ -209,15 +230,16 @@ def _runner(loop: str) -> Callable[[Awaitable[Result]], Result]:
 def report(results: Sequence[Result], *, markdown: bool, loop: str) -> str:
     lines = [
         f"| case ({loop}) | client | lag p50 (ms) | lag p99 (ms) | lag max (ms) | records "
-        "| beats |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| beats | waiting for a core (ms/s) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         case = "idle loop" if r.case is None else r.case.name
+        wait = "n/a" if r.core_wait_ms_per_s is None else f"{r.core_wait_ms_per_s:.0f}"
         lines.append(
             f"| {case} | {r.client} | {statistics.median(r.lags_ms):.2f} | "
             f"{r.percentile(0.99):.2f} | {max(r.lags_ms):.2f} | {r.records:,} | "
-            f"{len(r.lags_ms):,} |"
+            f"{len(r.lags_ms):,} | {wait} |"
         )
     return table(lines, markdown=markdown)
 

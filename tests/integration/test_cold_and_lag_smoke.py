@@ -5,6 +5,8 @@ working."""
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from benchmarks import cold_start, loop_lag
@@ -37,5 +39,8 @@ def test_loop_lag_measures_a_heartbeat_beside_the_producer(kafka_bootstrap_serve
     for result in results:
         assert len(result.lags_ms) > 10
         assert min(result.lags_ms) >= 0
+        if sys.platform == "linux":  # the loop thread's run-queue wait, from schedstat
+            assert result.core_wait_ms_per_s is not None
+            assert 0 <= result.core_wait_ms_per_s <= 1000
     assert all(r.records > 1_000 for r in sending)  # 50,000/s for 0.3 s
     assert "idle loop" in loop_lag.report(results, markdown=True, loop="asyncio")
