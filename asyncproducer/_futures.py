@@ -150,6 +150,25 @@ def event_factory() -> EventFactory:
     raise RuntimeError(f"asyncproducer runs on asyncio or trio, not {library}")
 
 
+ThreadsafeCall = Callable[..., object]
+"""``call(callback, *args)``, from any thread: ``callback(*args)`` runs soon on the loop.
+Raises RuntimeError once that loop has ended."""
+
+
+def threadsafe_caller() -> ThreadsafeCall:
+    """How another thread hands a callback to the event loop running now (asyncio's
+    ``call_soon_threadsafe``, trio's ``run_sync_soon``), without blocking that thread.
+    Call from async code."""
+    library = sniffio.current_async_library()
+    if library == "asyncio":
+        return asyncio.get_running_loop().call_soon_threadsafe
+    if library == "trio":
+        import trio
+
+        return trio.lowlevel.current_trio_token().run_sync_soon  # RunFinishedError: a RuntimeError
+    raise RuntimeError(f"asyncproducer runs on asyncio or trio, not {library}")
+
+
 def complete(future: asyncio.Future[Any] | TrioFuture[Any], result: Any) -> None:
     """Set a result unless the user cancelled the (asyncio) future meanwhile."""
     if not future.done():
@@ -227,3 +246,53 @@ def timed_wait_factory() -> TimedWait:
 
         return wait_on_trio
     raise RuntimeError(f"asyncproducer runs on asyncio or trio, not {library}")
+
+
+class Parking:
+    """The leanest timed wait there is, for tasks parked by the thousand (``send()``
+    waiting for buffer memory): ``token = new()``, ``await wait(token, timeout_s)``
+    returns when ``wake(token)`` is called or ``timeout_s`` passes, whichever is first;
+    ``wake`` may be called any number of times, before or after. On asyncio a future and
+    a timer handle, ~1.7 KiB less per task than an event under a cancel scope; on trio a
+    trio event under trio's own cancel scope. Still cancellable by enclosing AnyIO cancel
+    scopes. Made with :func:`parking`, from async code."""
+
+    __slots__ = ("new", "wait", "wake")
+
+    def __init__(
+        self,
+        new: Callable[[], Any],
+        wait: Callable[[Any, float], Awaitable[None]],
+        wake: Callable[[Any], None],
+    ) -> None:
+        self.new, self.wait, self.wake = new, wait, wake
+
+
+def parking() -> Parking:
+    """The running event loop's :class:`Parking`."""
+    library = sniffio.current_async_library()
+    if library == "asyncio":
+        loop = asyncio.get_running_loop()
+
+        async def wait_on_asyncio(future: asyncio.Future[None], timeout_s: float) -> None:
+            timer = loop.call_later(timeout_s, _complete_if_pending, future)
+            try:
+                await future
+            finally:
+                timer.cancel()
+
+        return Parking(loop.create_future, wait_on_asyncio, _complete_if_pending)
+    if library == "trio":
+        import trio
+
+        async def wait_on_trio(event: trio.Event, timeout_s: float) -> None:
+            with trio.move_on_after(timeout_s):
+                await event.wait()
+
+        return Parking(trio.Event, wait_on_trio, trio.Event.set)
+    raise RuntimeError(f"asyncproducer runs on asyncio or trio, not {library}")
+
+
+def _complete_if_pending(future: asyncio.Future[None]) -> None:
+    if not future.done():  # its time ran out, or its task was cancelled
+        future.set_result(None)
