@@ -13,34 +13,20 @@ machines (measured with text-like records: gzip 64 KiB 1.2 ms, 16 KiB 0.22 ms; z
 the 1 ms a loop-lag p99 may take (``benchmarks/loop_lag.py``). With the default
 ``batch_size`` (16 KiB) no batch reaches them: the worker is for large batches.
 
-The threads are the worker's own (not AnyIO's pool, which the application's
-``to_thread`` calls share), and on Linux they run at a lower scheduling priority (nice
-+10): on a machine whose cores are busy (the broker beside it, or the two threads
-themselves at full speed) the loop's thread comes first, and the threads compress with
-what it leaves. Measured (``benchmarks/loop_lag.py``, 100 KiB values, 2 cores), the
-loop's thread waited for a core ~250-330 ms a second with the threads at its own
-priority.
-
 A batch handed over is QUEUED with ``compressing`` set: the accumulator neither drains it
-nor lets it ride along until its records come back (the thread hands them to the loop,
-``threadsafe_caller``); then the sender is woken. A batch that failed meanwhile (its
-delivery timeout, the producer closing) ignores them. A producer closing does not wait
-for a batch in a thread.
+nor lets it ride along until its records come back; then the sender is woken. A batch
+that failed meanwhile (its delivery timeout, the producer closing) ignores them.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import queue
-import sys
-import threading
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 import anyio
+import anyio.to_thread
 
-from asyncproducer._futures import ThreadsafeCall, threadsafe_caller
 from asyncproducer.protocol.compression import CompressionType, compress
 
 if TYPE_CHECKING:
@@ -58,90 +44,38 @@ THREADS: Final = 2
 """Batches compressed at once (CI's and many containers' core count): more would only
 take CPU from the loop's own thread."""
 
-NICENESS: Final = 10
-"""How much lower the threads' priority is than the loop's (Linux only: elsewhere a
-thread's priority cannot be set apart from its process's)."""
-
-_Job = tuple["ProducerBatch", bytes]
-
 
 class CompressionWorker:
     """Takes batches to compress (``submit``, synchronous: called where a batch is sealed)
-    and compresses them in its threads while :meth:`run` runs in the producer's task
-    group (its end stops them)."""
+    and compresses them in threads while :meth:`run` runs in the producer's task group."""
 
     def __init__(self, wake_sender: Callable[[], None]) -> None:
         self._wake_sender = wake_sender
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()  # FIFO
-        self._threads: list[threading.Thread] = []
-        self._call_loop: ThreadsafeCall | None = None
-        self._error: BaseException | None = None
-        self._failed: anyio.Event | None = None
+        self._waiting: deque[tuple[ProducerBatch, bytes]] = deque()
+        self._work = anyio.Event()
+        self._limiter = anyio.CapacityLimiter(THREADS)
 
     def submit(self, batch: ProducerBatch, records: bytes) -> None:
-        """Compress ``records`` (the batch's, encoded) for ``batch``, which waits for them.
-        Called on the loop's thread."""
-        if self._call_loop is None:
-            self._call_loop = threadsafe_caller()
-        self._jobs.put((batch, records))
-        if len(self._threads) < THREADS:
-            thread = threading.Thread(
-                target=self._work,
-                args=(self._call_loop,),
-                name=f"asyncproducer compression {len(self._threads)}",
-                daemon=True,  # an interpreter exiting does not wait for a batch
-            )
-            self._threads.append(thread)
-            thread.start()
+        """Compress ``records`` (the batch's, encoded) for ``batch``, which waits for them."""
+        self._waiting.append((batch, records))
+        self._work.set()
 
     async def run(self) -> None:
-        """Until cancelled (the producer closing), or a compression failed (raised here,
-        as any failure of the producer's background tasks). Then the threads stop."""
-        self._failed = anyio.Event()
-        try:
-            await self._failed.wait()
-            raise self._error  # type: ignore[misc]
-        finally:
-            with contextlib.suppress(queue.Empty):
-                while True:  # batches not started are dropped: they fail with the producer
-                    self._jobs.get_nowait()
-            for _ in self._threads:
-                self._jobs.put(None)
-            self._threads.clear()
+        async with anyio.create_task_group() as tasks:
+            while True:
+                await self._work.wait()
+                self._work = anyio.Event()
+                while self._waiting:
+                    tasks.start_soon(self._compress, *self._waiting.popleft())
 
-    def _work(self, call_loop: ThreadsafeCall) -> None:
-        """A thread's life: compress batches until told to stop or the loop is gone."""
-        _lower_priority()
-        while (job := self._jobs.get()) is not None:
-            batch, records = job
-            try:
-                try:
-                    compressed = compress(batch.compression, records, batch.compression_level)
-                except BaseException as exc:  # raised on the loop, as the inline path would
-                    call_loop(self._fail, exc)
-                else:
-                    call_loop(self._done, batch, compressed)
-            except RuntimeError:  # the loop has ended: nobody waits for this batch
-                return
-
-    def _done(self, batch: ProducerBatch, compressed: bytes) -> None:
+    async def _compress(self, batch: ProducerBatch, records: bytes) -> None:
+        compressed = await anyio.to_thread.run_sync(
+            compress,
+            batch.compression,
+            records,
+            batch.compression_level,
+            abandon_on_cancel=True,  # a producer closing does not wait for it
+            limiter=self._limiter,  # FIFO: the first sealed is the first compressed
+        )
         batch.compressed(compressed)
         self._wake_sender()
-
-    def _fail(self, error: BaseException) -> None:
-        if self._error is None:
-            self._error = error
-            if self._failed is not None:
-                self._failed.set()
-
-
-def _lower_priority() -> None:
-    """Lower the calling thread's priority by ``NICENESS`` (Linux: a thread's nice value
-    is its own). Best effort: a sandbox may refuse, and the thread then runs as before."""
-    if sys.platform != "linux":
-        return
-    try:
-        thread = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + NICENESS)
-    except OSError:
-        pass

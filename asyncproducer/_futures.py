@@ -150,25 +150,6 @@ def event_factory() -> EventFactory:
     raise RuntimeError(f"asyncproducer runs on asyncio or trio, not {library}")
 
 
-ThreadsafeCall = Callable[..., object]
-"""``call(callback, *args)``, from any thread: ``callback(*args)`` runs soon on the loop.
-Raises RuntimeError once that loop has ended."""
-
-
-def threadsafe_caller() -> ThreadsafeCall:
-    """How another thread hands a callback to the event loop running now (asyncio's
-    ``call_soon_threadsafe``, trio's ``run_sync_soon``), without blocking that thread.
-    Call from async code."""
-    library = sniffio.current_async_library()
-    if library == "asyncio":
-        return asyncio.get_running_loop().call_soon_threadsafe
-    if library == "trio":
-        import trio
-
-        return trio.lowlevel.current_trio_token().run_sync_soon  # RunFinishedError: a RuntimeError
-    raise RuntimeError(f"asyncproducer runs on asyncio or trio, not {library}")
-
-
 def complete(future: asyncio.Future[Any] | TrioFuture[Any], result: Any) -> None:
     """Set a result unless the user cancelled the (asyncio) future meanwhile."""
     if not future.done():

@@ -5,8 +5,6 @@ arrive whole and in order, and that a batch which ends while its records are in 
 
 from __future__ import annotations
 
-import os
-import sys
 import threading
 import time
 
@@ -16,7 +14,7 @@ import pytest
 import asyncproducer._compression_worker as worker_module
 from asyncproducer import Producer
 from asyncproducer._compression_worker import OFFLOAD_BYTES
-from asyncproducer.errors import KafkaTimeoutError, ProducerClosedError, ProducerStateError
+from asyncproducer.errors import KafkaTimeoutError, ProducerClosedError
 from asyncproducer.protocol.compression import CompressionType, compress
 from asyncproducer.testing import FakeCluster
 
@@ -158,53 +156,3 @@ async def test_close_does_not_wait_for_a_batch_in_a_thread(
         for future in futures:
             with pytest.raises((ProducerClosedError, KafkaTimeoutError)):
                 await future
-
-
-@pytest.mark.skipif(sys.platform != "linux", reason="a thread's own priority is Linux's")
-async def test_the_threads_run_below_the_loops_priority_and_stop_with_the_producer(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The loop's thread comes first on busy cores (see the module's docstring)."""
-    priorities: list[int] = []
-
-    def spy(codec: CompressionType, data: bytes, level: int | None) -> bytes:
-        priorities.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
-        return compress(codec, data, level)
-
-    monkeypatch.setattr(worker_module, "compress", spy)
-    threshold = OFFLOAD_BYTES[CompressionType.LZ4]
-    own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    async with FakeCluster(brokers=1) as cluster:
-        async with Producer(
-            cluster.bootstrap_servers, compression_type="lz4", batch_size=threshold + 2048
-        ) as producer:
-            results = await producer.send_batch([("t", VALUE)] * (2 * threshold // len(VALUE) + 2))
-            assert not [r for r in results if isinstance(r, Exception)]
-            workers = [t for t in threading.enumerate() if t.name.startswith("asyncproducer co")]
-            assert workers
-        assert priorities
-        assert all(p == min(own + worker_module.NICENESS, 19) for p in priorities)
-        for thread in workers:  # close() stopped them
-            await anyio.to_thread.run_sync(thread.join, 5)
-            assert not thread.is_alive()
-
-
-async def test_a_failed_compression_fails_the_producer_with_its_cause(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    def broken(codec: CompressionType, data: bytes, level: int | None) -> bytes:
-        raise MemoryError("no room for the compressed batch")
-
-    monkeypatch.setattr(worker_module, "compress", broken)
-    threshold = OFFLOAD_BYTES[CompressionType.ZSTD]
-    async with FakeCluster(brokers=1) as cluster:
-        producer = Producer(
-            cluster.bootstrap_servers, compression_type="zstd", batch_size=threshold + 2048
-        )
-        await producer.start()
-        try:
-            futures = [await producer.send("t", VALUE) for _ in range(threshold // len(VALUE) + 1)]
-            with anyio.fail_after(5), pytest.raises(ProducerStateError, match="no room"):
-                await futures[0]
-        finally:
-            await producer.close(timeout=1)
