@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol, cast
 
 import anyio
@@ -33,7 +33,7 @@ import anyio.abc
 
 from asyncproducer._futures import event_factory
 from asyncproducer._host import background_task
-from asyncproducer._write_queue import Chunk, WriteQueue, Written
+from asyncproducer._write_queue import CHUNK, Chunk, WriteQueue, Written
 from asyncproducer.errors import KafkaConnectionError
 
 TURN_CHUNKS = 4
@@ -50,7 +50,7 @@ class TransportClient(Protocol):
 
 
 class Transport(Protocol):
-    def write(self, parts: Iterable[Chunk], written: Written | None = None) -> None:
+    def write(self, parts: Sequence[Chunk], written: Written | None = None) -> None:
         """Queue one frame (its ``parts`` in order) for sending, without waiting;
         ``written`` is called once all of it is handed to the operating system (the
         socket's buffer), or never if the transport closes first."""
@@ -134,7 +134,15 @@ class AsyncioTransport(asyncio.Protocol):
 
     # Transport
 
-    def write(self, parts: Iterable[Chunk], written: Written | None = None) -> None:
+    def write(self, parts: Sequence[Chunk], written: Written | None = None) -> None:
+        if not self._queue and not self._paused and sum(map(len, parts)) <= CHUNK:
+            # The common case, a request of up to a chunk with nothing queued: one
+            # write, as before there was a queue (per request, the queue's bookkeeping
+            # would cost more than the join).
+            self._connected().write(parts[0] if len(parts) == 1 else b"".join(parts))
+            if written is not None:
+                self._report_written((written,))
+            return
         self._queue.push(parts, written)
         if not self._pump_scheduled:
             self._pump()
@@ -150,17 +158,20 @@ class AsyncioTransport(asyncio.Protocol):
                 break
             chunk, done = self._queue.take()
             transport.write(chunk)
-            if self._paused:  # above the high-water mark: wait until the socket takes it
-                self._waiting_for_buffer += done
-            else:
-                for written in done:
-                    self._loop.call_soon(written)  # never from inside the caller's own call
+            self._report_written(done)
         else:
             if self._queue and not self._paused:
                 self._pump_scheduled = True
                 self._loop.call_soon(self._pump)
         if not self._queue:
             self._set_flushed()
+
+    def _report_written(self, done: Iterable[Written]) -> None:
+        if self._paused:  # above the high-water mark: wait until the socket takes it
+            self._waiting_for_buffer += done
+        else:
+            for written in done:
+                self._loop.call_soon(written)  # never from inside the caller's own call
 
     def _set_flushed(self) -> None:
         if self._flushed is not None:
@@ -269,7 +280,7 @@ class StreamTransport:
             self._lost = True
             self._client.connection_lost(error)
 
-    def write(self, parts: Iterable[Chunk], written: Written | None = None) -> None:
+    def write(self, parts: Sequence[Chunk], written: Written | None = None) -> None:
         self._queue.push(parts, written)
         self._wake_writer.set()
 
