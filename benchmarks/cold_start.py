@@ -15,6 +15,8 @@ after a warm-up round that fills the OS's file cache.
 Reported per variant, medians of the rounds:
 
 - ``import``: the client's import, measured inside the process;
+- ``started``: from the first line the child runs to ``start()`` returning (import,
+  bootstrap connection, metadata; asyncproducer's idempotent default, its producer id);
 - ``to first ack``: from the first line the child runs (after the interpreter's own
   start-up, which is the same for every client) to the acknowledgement;
 - ``process``: the whole process, spawn to exit (start-up and close included);
@@ -29,7 +31,8 @@ each import (with ``PYTHONDONTWRITEBYTECODE`` set, always).
 
 The clients run with their own defaults (asyncproducer: idempotent, ``acks=all``,
 ``linger_ms=5``: one InitProducerId round trip and up to 5 ms before the first batch goes;
-aiokafka: ``acks=1``, no idempotence, ``linger_ms=0``), as a user starting each gets them.
+aiokafka: ``acks=1``, no idempotence, ``linger_ms=0``), as a user starting each gets them;
+``asyncproducer:aiokafka-defaults`` (in ``--clients``) is asyncproducer with aiokafka's.
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ from dataclasses import dataclass, field
 from benchmarks._local_broker import client_names, given_or_tansu, table
 
 TOPIC = "cold-start"
+AIOKAFKA_DEFAULTS = "asyncproducer:aiokafka-defaults"
+"""asyncproducer with ``acks=1``, no idempotence, ``linger_ms=0`` (``--clients`` name)."""
 
 # The child: everything it measures goes to stdout as one JSON line. Its clock starts at
 # the first line the interpreter runs, after Python's own start-up (which is the same for
@@ -62,20 +67,31 @@ if os.environ["COLD_START_HIDE_HYPOTHESIS"] == "1":
     sys.modules["hypothesis"] = None
 """
 
-_CHILDREN = {
-    "asyncproducer": """
+_ASYNCPRODUCER = """
 import asyncio
 _t1 = time.perf_counter()
 from asyncproducer import Producer
 _t2 = time.perf_counter()
 
 async def main():
-    async with Producer(os.environ["BOOTSTRAP"]) as producer:
+    global _ts
+    producer = Producer(os.environ["BOOTSTRAP"]%s)
+    await producer.start()
+    _ts = time.perf_counter()
+    try:
         await producer.send_and_wait(os.environ["TOPIC"], b"v" * 100)
         return time.perf_counter()
+    finally:
+        await producer.close()
 
 _t3 = asyncio.run(main())
-""",
+"""
+
+_CHILDREN = {
+    "asyncproducer": _ASYNCPRODUCER % "",
+    # The same library with aiokafka's defaults: what the library costs, apart from what
+    # its defaults ask for (an InitProducerId round trip, up to 5 ms of linger).
+    AIOKAFKA_DEFAULTS: _ASYNCPRODUCER % ", acks=1, enable_idempotence=False, linger_ms=0",
     "aiokafka": """
 import asyncio
 _t1 = time.perf_counter()
@@ -83,8 +99,10 @@ from aiokafka import AIOKafkaProducer
 _t2 = time.perf_counter()
 
 async def main():
+    global _ts
     producer = AIOKafkaProducer(bootstrap_servers=os.environ["BOOTSTRAP"])
     await producer.start()
+    _ts = time.perf_counter()
     try:
         await producer.send_and_wait(os.environ["TOPIC"], b"v" * 100)
         return time.perf_counter()
@@ -98,6 +116,7 @@ _t3 = asyncio.run(main())
 _CHILD_REPORT = """
 print(json.dumps({
     "import_s": _t2 - _t1,
+    "started_s": _ts - _t0,
     "first_ack_s": _t3 - _t0,
     # VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so a child forked from a
     # large parent would report the parent's.
@@ -147,6 +166,7 @@ def run_once(variant: Variant, bootstrap: str) -> dict[str, float]:
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {
         "import_s": report["import_s"],
+        "started_s": report["started_s"],
         "first_ack_s": report["first_ack_s"],
         "process_s": wall,
         "cpu_s": cpu,
@@ -167,17 +187,18 @@ def measure(clients: Sequence[str], bootstrap: str, rounds: int) -> list[Variant
 def report(variants: Sequence[Variant], *, markdown: bool) -> str:
     baseline = {v.hypothesis: v for v in variants if v.client == "aiokafka"}
     header = (
-        "| client | import (ms) | to first ack (ms) | process (ms) | CPU (ms) | peak RSS (MiB) | "
-        "CPU vs aiokafka | RSS vs aiokafka | heavy modules imported |"
+        "| client | import (ms) | started (ms) | to first ack (ms) | process (ms) | CPU (ms) | "
+        "peak RSS (MiB) | CPU vs aiokafka | RSS vs aiokafka | heavy modules imported |"
     )
-    lines = [header, "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = [header, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for v in variants:
         base = baseline.get(v.hypothesis)
         ratio_cpu = f"{v.median('cpu_s') / base.median('cpu_s'):.2f}x" if base else "n/a"
         ratio_rss = f"{v.median('maxrss_mib') / base.median('maxrss_mib'):.2f}x" if base else ""
         lines.append(
             f"| {v.name} | {v.median('import_s') * 1000:.0f} | "
-            f"{v.median('first_ack_s') * 1000:.0f} | {v.median('process_s') * 1000:.0f} | "
+            f"{v.median('started_s') * 1000:.0f} | {v.median('first_ack_s') * 1000:.0f} | "
+            f"{v.median('process_s') * 1000:.0f} | "
             f"{v.median('cpu_s') * 1000:.0f} | "
             f"{v.median('maxrss_mib'):.1f} | {ratio_cpu} | {ratio_rss} | "
             f"{', '.join(sorted(v.modules)) or 'none'} |"
@@ -191,7 +212,7 @@ def compile_bytecode(clients: list[str]) -> None:
     imported before) would compile each module at every import, ~100 ms for this one,
     which no installed client pays."""
     for client in clients:
-        package = importlib.util.find_spec(client)
+        package = importlib.util.find_spec(client.split(":")[0])
         if package is not None and package.submodule_search_locations:
             for folder in package.submodule_search_locations:
                 compileall.compile_dir(folder, quiet=1)
@@ -200,7 +221,7 @@ def compile_bytecode(clients: list[str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--clients", default="asyncproducer,aiokafka")
+    parser.add_argument("--clients", default=f"asyncproducer,{AIOKAFKA_DEFAULTS},aiokafka")
     parser.add_argument("--bootstrap-servers")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()

@@ -14,14 +14,17 @@ from benchmarks import cold_start, loop_lag
 
 @pytest.mark.timeout(120)
 def test_cold_start_measures_fresh_processes(kafka_bootstrap_servers: str) -> None:
-    variants = cold_start.measure(["asyncproducer"], kafka_bootstrap_servers, rounds=1)
+    clients = ["asyncproducer", cold_start.AIOKAFKA_DEFAULTS]
+    variants = cold_start.measure(clients, kafka_bootstrap_servers, rounds=1)
     assert [(v.client, v.hypothesis) for v in variants] == [
         ("asyncproducer", True),
         ("asyncproducer", False),
+        (cold_start.AIOKAFKA_DEFAULTS, True),
+        (cold_start.AIOKAFKA_DEFAULTS, False),
     ]
     for variant in variants:
         (run,) = variant.runs
-        assert 0 < run["import_s"] < run["first_ack_s"] < run["process_s"]
+        assert 0 < run["import_s"] < run["started_s"] < run["first_ack_s"] < run["process_s"]
         assert run["cpu_s"] > 0
         assert run["maxrss_mib"] > 5
         assert variant.modules == set()  # no Hypothesis, pytest or trio, even installed

@@ -1,20 +1,24 @@
-"""Large frames through both transports, to a real socket whose reader is slow: every
-byte arrives in order, no single write hands over more than a chunk (what bounds the
-event loop's time per write, ``asyncproducer/_write_queue.py``), each frame's callback
-comes once it is all written, and closing flushes what is still queued before the EOF."""
+"""Large frames through both transports (and asyncio's over TLS), to a real socket whose
+reader is slow: every byte arrives in order, no single write hands over more than a
+chunk (what bounds the event loop's time per write, ``asyncproducer/_write_queue.py``),
+each frame's callback comes once it is all written, and closing flushes what is still
+queued before the EOF."""
 
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
 import anyio.abc
 import pytest
+from anyio.streams.tls import TLSListener
 
 from asyncproducer._transport import AsyncioTransport, StreamTransport, Transport
 from asyncproducer._write_queue import CHUNK
+from asyncproducer.testing.certs import TlsFiles, make_tls_files
 from tests.conftest import ASYNCIO_BACKENDS
 
 pytestmark = pytest.mark.anyio
@@ -83,6 +87,26 @@ async def server() -> AsyncIterator[tuple[SlowReader, int]]:
         group.cancel_scope.cancel()
 
 
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    return make_tls_files(tmp_path_factory.mktemp("tls"), hosts=["127.0.0.1"])
+
+
+@pytest.fixture
+async def tls_server(tls_files: TlsFiles) -> AsyncIterator[tuple[SlowReader, int]]:
+    """The slow reader behind TLS (asyncio's SSL transport buffers and pauses its own way)."""
+    reader = SlowReader()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*tls_files.server_pair())
+    tcp = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = tcp.extra(anyio.abc.SocketAttribute.local_port)
+    listener = TLSListener(tcp, context, standard_compatible=False)
+    async with listener, anyio.create_task_group() as group:
+        group.start_soon(listener.serve, reader.serve)
+        yield reader, port
+        group.cancel_scope.cancel()
+
+
 async def write_frames(transport: Transport, reader: SlowReader) -> list[int]:
     """Writes FRAMES, closes, and returns the frames' indexes in the order their
     callbacks came."""
@@ -117,6 +141,22 @@ async def test_asyncio_transport_writes_a_chunk_at_a_time(
 ) -> None:
     reader, port = server
     transport = await AsyncioTransport.connect("127.0.0.1", port, Client())
+    sizes: list[int] = []
+    recording = RecordingTransport(transport._connected(), sizes)
+    monkeypatch.setattr(transport, "_connected", lambda: recording)
+    assert await write_frames(transport, reader) == [0, 1, 2]
+    assert max(sizes) <= CHUNK
+    assert sum(sizes) == len(EXPECTED)
+
+
+@pytest.mark.parametrize("anyio_backend", ASYNCIO_BACKENDS)
+async def test_asyncio_transport_over_tls_writes_a_chunk_at_a_time(
+    tls_server: tuple[SlowReader, int], tls_files: TlsFiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reader, port = tls_server
+    transport = await AsyncioTransport.connect(
+        "127.0.0.1", port, Client(), tls_files.client_ssl_context()
+    )
     sizes: list[int] = []
     recording = RecordingTransport(transport._connected(), sizes)
     monkeypatch.setattr(transport, "_connected", lambda: recording)
