@@ -135,18 +135,24 @@ class RecordingTransport:
         return getattr(self.inner, name)
 
 
-@pytest.mark.parametrize("anyio_backend", ASYNCIO_BACKENDS)  # AsyncioTransport: asyncio only
-async def test_asyncio_transport_writes_a_chunk_at_a_time(
-    server: tuple[SlowReader, int], monkeypatch: pytest.MonkeyPatch
+async def check_chunks(
+    transport: AsyncioTransport, reader: SlowReader, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    reader, port = server
-    transport = await AsyncioTransport.connect("127.0.0.1", port, Client())
     sizes: list[int] = []
     recording = RecordingTransport(transport._connected(), sizes)
     monkeypatch.setattr(transport, "_connected", lambda: recording)
     assert await write_frames(transport, reader) == [0, 1, 2]
     assert max(sizes) <= CHUNK
     assert sum(sizes) == len(EXPECTED)
+
+
+@pytest.mark.parametrize("anyio_backend", ASYNCIO_BACKENDS)  # AsyncioTransport: asyncio only
+async def test_asyncio_transport_writes_a_chunk_at_a_time(
+    server: tuple[SlowReader, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reader, port = server
+    transport = await AsyncioTransport.connect("127.0.0.1", port, Client())
+    await check_chunks(transport, reader, monkeypatch)
 
 
 @pytest.mark.parametrize("anyio_backend", ASYNCIO_BACKENDS)
@@ -154,15 +160,9 @@ async def test_asyncio_transport_over_tls_writes_a_chunk_at_a_time(
     tls_server: tuple[SlowReader, int], tls_files: TlsFiles, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     reader, port = tls_server
-    transport = await AsyncioTransport.connect(
-        "127.0.0.1", port, Client(), tls_files.client_ssl_context()
-    )
-    sizes: list[int] = []
-    recording = RecordingTransport(transport._connected(), sizes)
-    monkeypatch.setattr(transport, "_connected", lambda: recording)
-    assert await write_frames(transport, reader) == [0, 1, 2]
-    assert max(sizes) <= CHUNK
-    assert sum(sizes) == len(EXPECTED)
+    context = tls_files.client_ssl_context()
+    transport = await AsyncioTransport.connect("127.0.0.1", port, Client(), context)
+    await check_chunks(transport, reader, monkeypatch)
 
 
 async def test_stream_transport_sends_a_chunk_at_a_time(server: tuple[SlowReader, int]) -> None:

@@ -128,7 +128,7 @@ async def test_a_waiting_send_holds_little_memory_of_its_own() -> None:
     pool = BufferPool(1)
     assert pool.try_reserve(1)
     new_future = future_factory()
-    tasks = 2_000
+    tasks = 1_000
 
     async def reserve() -> None:
         await pool.reserve(1, 60)
