@@ -36,19 +36,14 @@ which Linux doubles), so that one write can fill the socket's buffer."""
 class WriteQueue:
     """Frames in order, taken out as chunks of at most ``limit`` bytes."""
 
-    __slots__ = ("_parts", "_size")
+    __slots__ = ("_parts",)
 
     def __init__(self) -> None:
         # (part, the frame's callback if this is its last part)
         self._parts: deque[tuple[Chunk, Written | None]] = deque()
-        self._size = 0
 
     def __bool__(self) -> bool:
         return bool(self._parts)
-
-    def __len__(self) -> int:
-        """Bytes queued."""
-        return self._size
 
     def push(self, parts: Iterable[Chunk], written: Written | None = None) -> None:
         """Queue one frame (its parts in order); ``written`` comes back from :meth:`take`
@@ -58,7 +53,6 @@ class WriteQueue:
             queued.append((b"", None))
         queued[-1] = (queued[-1][0], written)
         self._parts.extend(queued)
-        self._size += sum(len(part) for part, _ in queued)
 
     def take(self, limit: int = CHUNK) -> tuple[Chunk, list[Written]]:
         """The next chunk (at most ``limit`` bytes, and never empty while bytes are
@@ -80,11 +74,9 @@ class WriteQueue:
             room -= len(part)
             if written is not None:
                 done.append(written)
-        self._size -= limit - room
         chunk = pieces[0] if len(pieces) == 1 else b"".join(pieces)
         return chunk, done
 
     def clear(self) -> None:
         """Drop everything queued (the stream is gone); no callback is called."""
         self._parts.clear()
-        self._size = 0
