@@ -195,9 +195,12 @@ class Sender:
         if self._throttled_until:
             nodes, throttle_ends = self._unthrottled(nodes, now)
             delay = min(delay, throttle_ends - now)
-        if self._availability is not None:
+        if (availability := self._availability) is not None:
             for node in check.ready_nodes:
-                self._availability.polled(node, now, took_request=node in nodes)
+                took_request = node in nodes
+                availability.polled(node, now, took_request=took_request)
+                if not took_request:  # wake when its timeout runs out, to say so in time
+                    delay = min(delay, availability.ms_until_unavailable(node, now))
         drained = accumulator.drain(check, nodes, self._settings.max_request_size, idempotence)
         if transactions is not None:  # the partitions the drain found outside the transaction
             transactions.add_partitions_soon(

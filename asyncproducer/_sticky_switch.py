@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -72,6 +73,16 @@ class BrokerAvailability:
     def unavailable(self, node: int) -> bool:
         drained = self._drained_ms.get(node)
         return drained is not None and self._ready_ms[node] - drained > self.timeout_ms
+
+    def ms_until_unavailable(self, node: int, now_ms: float) -> float:
+        """How long after ``now_ms`` a poll of ``node`` (still held back) would find it
+        unavailable; infinity if it already is. The sender wakes then: a sender asleep
+        (nothing else to do) would otherwise leave the keyless records' next switches
+        reading a broker as available well past its timeout."""
+        drained = self._drained_ms.get(node)
+        if drained is None or self.unavailable(node):
+            return math.inf
+        return max(drained + self.timeout_ms + 1 - now_ms, 0)
 
 
 class StickySwitch:

@@ -3,6 +3,7 @@ another partition, and where, from the accumulator's queues (no I/O)."""
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter, deque
 from typing import Any
@@ -255,6 +256,19 @@ def test_a_broker_that_cannot_take_requests_beyond_the_timeout_is_left_out() -> 
     assert draws.bounds == [2, 2]  # partition 2 (broker 3) is out; 0 and 1 weigh the same
     availability.polled(3, 160, took_request=True)
     assert not availability.unavailable(3)
+
+
+def test_the_sender_is_told_when_a_held_back_broker_runs_out_of_time() -> None:
+    """A sender with nothing else to do sleeps: it must wake when a broker's timeout runs
+    out, or the switches meanwhile read it as available (seen on CI, on uvloop)."""
+    availability = BrokerAvailability(100)
+    assert availability.ms_until_unavailable(3, 0) == math.inf  # never polled
+    availability.polled(3, 0, took_request=True)
+    availability.polled(3, 30, took_request=False)
+    assert availability.ms_until_unavailable(3, 30) == 71  # out once past 100 ms, at 101
+    availability.polled(3, 101, took_request=False)
+    assert availability.unavailable(3)
+    assert availability.ms_until_unavailable(3, 101) == math.inf  # out: nothing to wait for
 
 
 def test_when_every_broker_is_out_the_choice_is_uniform_again() -> None:
