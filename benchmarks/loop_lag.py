@@ -113,9 +113,8 @@ async def heartbeat(lags: list[float], stop: asyncio.Event) -> None:
 Send = Callable[[bytes], Awaitable[Any]]  # the record's acknowledgement, when awaited
 
 
-async def offer(case: Case, send: Send, seconds: float) -> int:
+async def offer(case: Case, send: Send, seconds: float, pool: Sequence[bytes]) -> int:
     """Send for ``seconds`` as ``case.mode`` says; every record acknowledged at the end."""
-    pool = values(case.value_size)
     pending: deque[Any] = deque()
     sent = 0
     start = time.perf_counter()
@@ -158,9 +157,10 @@ async def run_case(client: str, case: Case | None, bootstrap: str, seconds: floa
                 return await send_to(topic, value)
 
             await send(b"warm-up")  # metadata, connections, producer id: not measured
+            pool = values(case.value_size)  # made before the measured window, not in it
             waited_before, started = core_wait_s(), time.perf_counter()
             beat = asyncio.create_task(heartbeat(lags, stop))
-            records = await offer(case, send, seconds)
+            records = await offer(case, send, seconds, pool)
     stop.set()
     await beat
     waited_after, elapsed = core_wait_s(), time.perf_counter() - started
