@@ -641,7 +641,8 @@ async def _open_transport(
     connection: BrokerConnection,
     task_group: anyio.abc.TaskGroup,
 ) -> Transport:
-    """A protocol-driven transport on asyncio with plain TCP; a stream's otherwise."""
+    """A protocol-driven transport on asyncio (plain TCP or TLS) without a custom
+    connector; a stream's otherwise."""
     connector, tls = settings.connector, settings.ssl_context
     transport: Transport
     if connector is None and sniffio.current_async_library() == "asyncio":

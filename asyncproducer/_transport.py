@@ -5,14 +5,14 @@ sender writes a request from its own turn, without a task or a lock per request)
 incoming bytes handed to it as they arrive, and to hear when the stream ends. Two
 implementations:
 
-* :class:`AsyncioTransport`, on asyncio with plain TCP: an :class:`asyncio.Protocol`.
+* :class:`AsyncioTransport`, on asyncio (plain TCP or TLS): an :class:`asyncio.Protocol`.
   The event loop calls ``data_received`` itself, so a response costs no task switch and
   no pause/resume of reading (what a stream's ``receive()`` costs per call), and
   ``write()`` goes straight to the socket. This is the per-request path of the latency
   benchmark; it is asyncio-only because trio has no protocol/transport layer.
 * :class:`StreamTransport`, on any AnyIO byte stream (trio, and custom connectors such
   as TLS wrappers): a task reads and hands bytes over, a task writes what ``write()``
-  queued, coalescing frames queued meanwhile into one ``send()``.
+  queued, coalescing frames queued meanwhile into sends of up to a chunk.
 
 A frame is written as a list of parts, a chunk (``_write_queue.CHUNK``) at a time, so that
 no write copies more than a chunk however large the request (a loop shared with a web
