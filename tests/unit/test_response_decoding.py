@@ -6,6 +6,13 @@ decodes to its entity, also with unknown tagged fields anywhere and with error c
 does not know; anything else is a ``ProtocolError``, never another exception, and never a
 null where the schema forbids one. Then one test per defect class, each of which failed
 before the fix.
+
+Those four responses have two decoders: the producer's, written by hand
+(``protocol.responses``), and kio's (``messages.response_decoder``: the test harness's,
+and the other APIs'). Every frame here goes through both: they must agree (the same
+entity, or both a ``ProtocolError``), and the assertions then check the hand decoder's
+outcome. Where Java reads more liberally than kio, so does the hand decoder: a boolean
+byte other than 0 or 1 is true, and a timestamp is any int64 (kio refuses both).
 """
 
 from __future__ import annotations
@@ -15,11 +22,13 @@ import dataclasses
 import datetime
 import importlib
 import io
+import re
 import struct
 import subprocess
 import sys
 import textwrap
 import uuid
+from collections.abc import Callable
 from dataclasses import fields
 from typing import Any
 
@@ -32,7 +41,9 @@ from kio.serial._introspect import EntityField, EntityTupleField, classify_field
 
 from asyncproducer.errors import ProtocolError, UnknownBrokerError, error_for_code
 from asyncproducer.protocol.messages import response_decoder
+from asyncproducer.protocol.responses import HAND_DECODED, decoder
 from asyncproducer.protocol.versions import ApiKey
+from tests.hand_decoded import as_kio
 from tests.response_frames import (
     UNKNOWN_TAG_SIZES,
     api_versions,
@@ -54,7 +65,37 @@ _WITH_ARRAYS = [
 
 
 def _decode(api: ApiKey, version: int, frame: bytes) -> Any:
-    return response_decoder(api, version)(memoryview(frame))
+    """The decoded entity (kio's class), or the ``ProtocolError``: the hand decoder's,
+    where there is one, after checking that kio's decoder agrees."""
+    kio_outcome = _outcome(lambda: response_decoder(api, version)(memoryview(frame)))
+    if api not in HAND_DECODED:
+        return _unwrap(kio_outcome)
+    hand_outcome = _outcome(lambda: as_kio(api, version, decoder(api, version)(memoryview(frame))))
+    if isinstance(kio_outcome, ProtocolError) and not isinstance(hand_outcome, ProtocolError):
+        assert _KIO_ONLY_REFUSALS.search(str(kio_outcome)), (kio_outcome, hand_outcome)
+    else:
+        assert type(hand_outcome) is type(kio_outcome), (hand_outcome, kio_outcome)
+        if not isinstance(kio_outcome, ProtocolError):
+            assert hand_outcome == kio_outcome
+    return _unwrap(hand_outcome)
+
+
+# What kio refuses and Java (and the hand decoder) reads: a boolean byte other than 0 or
+# 1, a timestamp before 1970 or beyond Python's datetime.
+_KIO_ONLY_REFUSALS = re.compile(r"Invalid boolean value|negative timestamp|out of range")
+
+
+def _outcome(decode: Callable[[], Any]) -> Any:
+    try:
+        return decode()
+    except ProtocolError as exc:
+        return exc
+
+
+def _unwrap(outcome: Any) -> Any:
+    if isinstance(outcome, ProtocolError):
+        raise outcome
+    return outcome
 
 
 def _for_every_version(
@@ -404,19 +445,24 @@ def test_a_huge_array_count_is_a_protocol_error_not_a_process_abort(
         resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
         from asyncproducer.errors import ProtocolError
         from asyncproducer.protocol.messages import response_decoder
+        from asyncproducer.protocol.responses import decoder
         from asyncproducer.protocol.versions import ApiKey
-        try:
-            response_decoder(ApiKey({int(api)}), {version})(memoryview({header + body!r}))
-        except ProtocolError as exc:
-            print("ProtocolError:", exc)
+        for decoder_of in (response_decoder, decoder):
+            try:
+                decoder_of(ApiKey({int(api)}), {version})(memoryview({header + body!r}))
+            except ProtocolError as exc:
+                print("ProtocolError:", exc)
         """
     )
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 0, done.stderr[-500:]
-    assert done.stdout.startswith("ProtocolError:"), done.stdout
-    assert "cannot fit" in done.stdout
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2, done.stdout  # kio's decoder, then the hand-written one
+    for line in lines:
+        assert line.startswith("ProtocolError:"), line
+        assert "cannot fit" in line
 
 
 def _first_flexible(api: ApiKey) -> int:
