@@ -3,32 +3,7 @@
 from __future__ import annotations
 
 import importlib
-import sys
 from typing import TYPE_CHECKING, Any
-
-
-def _load_kio_without_hypothesis() -> None:
-    """Load kio's phantom types (under every kio schema the producer uses) with Hypothesis
-    hidden, unless it is imported already.
-
-    kio registers a Hypothesis strategy for each of its types when Hypothesis can be
-    imported, which imports Hypothesis (and, through it, pytest and trio): ~0.3 s and
-    ~15 MiB in every process where Hypothesis happens to be installed, a production
-    service's included, for strategies only kio's own property tests use. A process that
-    imported Hypothesis before asyncproducer keeps kio's strategies. (~6 ms, mostly
-    ``typing``, which the package imports anyway.)
-    """
-    if "hypothesis" in sys.modules or "kio.static._phantom" in sys.modules:
-        return
-    sys.modules["hypothesis"] = None  # type: ignore[assignment]  # `import` raises ImportError
-    try:
-        importlib.import_module("kio.static._phantom")
-    finally:
-        if sys.modules.get("hypothesis", 0) is None:
-            del sys.modules["hypothesis"]
-
-
-_load_kio_without_hypothesis()
 
 if TYPE_CHECKING:
     from asyncproducer import errors

@@ -38,12 +38,11 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, cast
 
 import anyio
 import anyio.abc
 import sniffio
-from kio.static.protocol import RequestPayload, ResponsePayload
 
 from asyncproducer._cluster import BrokerAddress, address_problem
 from asyncproducer._futures import event_factory, loop_clock
@@ -68,11 +67,8 @@ from asyncproducer.protocol.framing import (
     encode_request,
     peek_correlation_id,
 )
-from asyncproducer.protocol.messages import (
-    ResponseDecoder,
-    api_versions_request,
-    response_decoder,
-)
+from asyncproducer.protocol.requests import ApiVersionsRequest
+from asyncproducer.protocol.responses import ApiVersionsResponse, Decoder, decoder_for
 from asyncproducer.protocol.versions import (
     CLIENT_VERSIONS,
     ApiKey,
@@ -81,7 +77,14 @@ from asyncproducer.protocol.versions import (
     negotiate,
 )
 
+if TYPE_CHECKING:
+    from kio.static.protocol import RequestPayload
+
 logger = logging.getLogger("asyncproducer.connection")
+
+Response: TypeAlias = Any
+"""A decoded response: a ``protocol.responses`` class for the APIs decoded by hand, a
+kio entity for the others."""
 
 _UNSUPPORTED_VERSION = 35
 GRACEFUL_CLOSE_S = 2.0
@@ -99,7 +102,7 @@ that ends is renewed by running the handshake again on the same connection (KIP-
 
 class OutgoingRequest(Protocol):
     """A kio request payload, or a request with a ``frame_parts(correlation_id,
-    client_id)`` method of its own (``protocol.produce.ProduceRequest``)."""
+    client_id)`` method of its own (``protocol.produce``, ``protocol.requests``)."""
 
     @property
     def __api_key__(self) -> Any: ...
@@ -142,7 +145,7 @@ class ConnectionSettings:
     """SO_RCVBUF (``receive.buffer.bytes``); -1: the OS default."""
 
 
-Done = Callable[[ResponsePayload | None, KafkaError | None], None]
+Done = Callable[[Response | None, KafkaError | None], None]
 """Told once how a submitted request ended: ``(response, None)``; ``(None, None)`` for a
 request sent expecting no response, once written; ``(None, error)`` if it failed."""
 
@@ -156,7 +159,7 @@ class _Pending:
         self,
         api_key: int,
         version: int,
-        decode: ResponseDecoder | None,
+        decode: Decoder | None,
         sent: int,
         timeout_ms: float,
         deadline: float,
@@ -341,7 +344,7 @@ class BrokerConnection:
         if frame_parts is not None:  # a request that encodes itself (Produce)
             frame: list[bytes] = frame_parts(correlation_id, client_id)
         else:
-            payload = cast(RequestPayload, request)  # a kio payload: encoded by its schema
+            payload = cast("RequestPayload", request)  # a kio payload: encoded by its schema
             frame = [encode_request(payload, correlation_id=correlation_id, client_id=client_id)]
         self._sent += 1
         if self._metrics is not None:
@@ -351,7 +354,7 @@ class BrokerConnection:
         self.last_active = now = self._now()
         deadline = now + timeout_ms / 1000
         if expect_response:
-            decode = response_decoder(ApiKey(api_key), version)
+            decode = decoder_for(ApiKey(api_key), version)
             self._pending[correlation_id] = _Pending(
                 api_key, version, decode, self._sent, timeout_ms, deadline, on_done
             )
@@ -372,15 +375,15 @@ class BrokerConnection:
         expect_response: bool = True,
         timeout_ms: float | None = None,
         urgent: bool = False,
-    ) -> ResponsePayload | None:
+    ) -> Response | None:
         """Send ``request`` and return its response (None when ``expect_response`` is False,
         as for Produce with acks=0, where the broker does not answer). A caller cancelled
         while waiting abandons the request; the connection stays usable. ``urgent``: as
         for :meth:`submit`."""
         done = self._new_event()
-        outcome: list[tuple[ResponsePayload | None, KafkaError | None]] = []
+        outcome: list[tuple[Response | None, KafkaError | None]] = []
 
-        def on_done(response: ResponsePayload | None, error: KafkaError | None) -> None:
+        def on_done(response: Response | None, error: KafkaError | None) -> None:
             outcome.append((response, error))
             done.set()
 
@@ -483,17 +486,20 @@ class BrokerConnection:
         Each retry is at a lower version than the one refused, so this ends.
         """
         version = CLIENT_VERSIONS[ApiKey.API_VERSIONS][1]
-        response = await self.send(api_versions_request(version, _CLIENT_SOFTWARE_VERSION))
-        while int(getattr(response, "error_code", 0)) == _UNSUPPORTED_VERSION and version > 0:
+        request = ApiVersionsRequest(version, _CLIENT_SOFTWARE_VERSION)
+        response = cast(ApiVersionsResponse, await self.send(request))
+        while response.error_code == _UNSUPPORTED_VERSION and version > 0:
             retry = api_versions_retry_version(_ranges(response))
             refused, version = version, retry if retry < version else 0
             logger.debug(
                 "broker %s rejected ApiVersions v%d; retrying v%d", self.address, refused, version
             )
-            response = await self.send(api_versions_request(version, _CLIENT_SOFTWARE_VERSION))
-        code = int(getattr(response, "error_code", 0))
-        if code:
-            raise error_for_code(code, f"ApiVersions failed on broker {self.address}")
+            request = ApiVersionsRequest(version, _CLIENT_SOFTWARE_VERSION)
+            response = cast(ApiVersionsResponse, await self.send(request))
+        if response.error_code:
+            raise error_for_code(
+                response.error_code, f"ApiVersions failed on broker {self.address}"
+            )
         self._versions = negotiate(_ranges(response), _finalized_features(response))
 
     def data_received(self, data: bytes) -> None:
@@ -720,15 +726,9 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-def _finalized_features(response: object) -> dict[str, int]:
-    return {
-        str(feature.name): int(feature.max_version_level)
-        for feature in getattr(response, "finalized_features", ()) or ()
-    }
+def _finalized_features(response: ApiVersionsResponse) -> dict[str, int]:
+    return {feature.name: feature.max_version_level for feature in response.finalized_features}
 
 
-def _ranges(response: object) -> dict[int, tuple[int, int]]:
-    return {
-        int(entry.api_key): (int(entry.min_version), int(entry.max_version))
-        for entry in getattr(response, "api_keys", ())
-    }
+def _ranges(response: ApiVersionsResponse) -> dict[int, tuple[int, int]]:
+    return {entry.api_key: (entry.min_version, entry.max_version) for entry in response.api_keys}

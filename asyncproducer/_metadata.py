@@ -42,7 +42,7 @@ from asyncproducer.errors import (
     error_for_code,
     fresh_copy,
 )
-from asyncproducer.protocol.messages import metadata_request
+from asyncproducer.protocol.requests import MetadataRequest
 from asyncproducer.protocol.topics import check_topic_name
 from asyncproducer.protocol.versions import ApiKey
 
@@ -423,7 +423,7 @@ class MetadataManager:
                 connection = await self._pool.get(address)
                 version = connection.versions.version_for(ApiKey.METADATA)
                 response = await connection.send(
-                    metadata_request(
+                    MetadataRequest(
                         version, topics, allow_auto_topic_creation=self._allow_auto_topic_creation
                     )
                 )

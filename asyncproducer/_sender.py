@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
@@ -42,7 +43,6 @@ from asyncproducer._outcome import FATAL_ERRORS, MAYBE_APPENDED, BatchFacts, Out
 from asyncproducer._pool import ConnectionPool
 from asyncproducer._producer_metrics import ProducerMetrics
 from asyncproducer._sticky_switch import BrokerAvailability
-from asyncproducer._transactional import TransactionalCalls
 from asyncproducer._transactions import TransactionState
 from asyncproducer._types import TopicPartition
 from asyncproducer.errors import (
@@ -56,9 +56,13 @@ from asyncproducer.errors import (
 )
 from asyncproducer.interceptors import InterceptorChain
 from asyncproducer.protocol.encoding import BATCH_HEADER_SIZE
-from asyncproducer.protocol.messages import init_producer_id_request
 from asyncproducer.protocol.produce import ProduceRequest
+from asyncproducer.protocol.requests import InitProducerIdRequest
+from asyncproducer.protocol.responses import PartitionProduceResponse, ProduceResponse
 from asyncproducer.protocol.versions import ApiKey
+
+if TYPE_CHECKING:
+    from asyncproducer._transactional import TransactionalCalls
 
 logger = logging.getLogger("asyncproducer.sender")
 
@@ -311,7 +315,7 @@ class Sender:
             try:
                 connection = await self._metadata.connect_to_any()
                 response = await connection.send(
-                    init_producer_id_request(
+                    InitProducerIdRequest(
                         connection.versions.version_for(ApiKey.INIT_PRODUCER_ID),
                         transactional_id=None,
                         transaction_timeout_ms=_NO_TRANSACTION_TIMEOUT_MS,
@@ -414,7 +418,7 @@ class Sender:
         node: int,
         batches: list[ProducerBatch],
         written_ms: float,
-        response: object,
+        response: ProduceResponse | None,
         error: KafkaError | None,
     ) -> None:
         """The connection's report on a Produce request: its response, None for acks=0
@@ -440,12 +444,11 @@ class Sender:
         finally:
             self._request_ended(node)
 
-    def _answered(self, node: int, written_ms: float, response: object) -> None:
+    def _answered(self, node: int, written_ms: float, response: ProduceResponse | None) -> None:
         """Record the request's latency, and honour the broker's throttle time: nothing
         more goes to it until the time is over (KIP-219: a broker over a client's quota
         answers at once and mutes the connection meanwhile)."""
-        throttle = getattr(response, "throttle_time", None)
-        throttle_ms = 0.0 if throttle is None else throttle.total_seconds() * 1000
+        throttle_ms = 0 if response is None else response.throttle_time_ms
         now = self._clock()
         self.metrics.produce_answered(now - written_ms, throttle_ms, now)
         if throttle_ms > 0:
@@ -465,14 +468,16 @@ class Sender:
         for batch in batches:
             self._settle(batch, error, now)
 
-    def _handle_response(self, node: int, batches: list[ProducerBatch], response: object) -> None:
+    def _handle_response(
+        self, node: int, batches: list[ProducerBatch], response: ProduceResponse | None
+    ) -> None:
         if response is None:  # acks=0: written to the socket is all we will ever know
             for batch in batches:
                 self._complete(batch, -1, -1)
             return
         results = {
-            (topic.name, int(p.index)): p
-            for topic in response.responses  # type: ignore[attr-defined]
+            (topic.name, p.index): p
+            for topic in response.responses
             for p in topic.partition_responses
         }
         now = self._clock()
@@ -484,43 +489,41 @@ class Sender:
                 )
                 self._settle(batch, error, now)
                 continue
-            code = int(result.error_code)
+            code = result.error_code
             if code == 0:
                 error = None
             else:
-                message = getattr(result, "error_message", None)
+                message = result.error_message
                 error = error_for_code(
                     code,
                     f"producing to {batch.topic_partition} on broker {node}"
                     + (f": {message}" if message else ""),
                 )
-            log_start = getattr(result, "log_start_offset", None)
             self._settle(
                 batch,
                 error,
                 now,
                 answer=result,
-                log_start_offset=-1 if log_start is None else int(log_start),
+                log_start_offset=result.log_start_offset,
                 leader_known=isinstance(error, NotLeaderOrFollowerError)
                 and self._apply_leader_hint(batch, result, response),
             )
 
-    def _apply_leader_hint(self, batch: ProducerBatch, result: object, response: object) -> bool:
+    def _apply_leader_hint(
+        self, batch: ProducerBatch, result: PartitionProduceResponse, response: ProduceResponse
+    ) -> bool:
         """Use the new leader a v10+ response names (KIP-951), instead of waiting for a
         metadata refresh. True if the snapshot now has it."""
-        leader = getattr(result, "current_leader", None)
-        if leader is None or int(leader.leader_id) < 0:
+        leader = result.current_leader
+        if leader.leader_id < 0:
             return False
-        endpoints = {
-            int(e.node_id): (str(e.host), int(e.port), e.rack)
-            for e in getattr(response, "node_endpoints", ())
-        }
+        endpoints = {e.node_id: (e.host, e.port, e.rack) for e in response.node_endpoints}
         return self._metadata.apply_leader_hint(
             batch.topic,
             batch.partition,
-            int(leader.leader_id),
-            int(leader.leader_epoch),
-            endpoints.get(int(leader.leader_id)),
+            leader.leader_id,
+            leader.leader_epoch,
+            endpoints.get(leader.leader_id),
         )
 
     # ------------------------------------------------------------------ outcomes
@@ -531,7 +534,7 @@ class Sender:
         error: KafkaError | None,
         now: float,
         *,
-        answer: object = None,
+        answer: PartitionProduceResponse | None = None,
         log_start_offset: int = -1,
         leader_known: bool = False,
     ) -> None:
@@ -564,8 +567,10 @@ class Sender:
         )
         outcome = decision.outcome
         if outcome is Outcome.COMPLETE:
-            base_offset = -1 if answer is None else int(answer.base_offset)  # type: ignore[attr-defined]
-            self._complete(batch, base_offset, _log_append_time(answer))
+            if answer is None:  # acks=0
+                self._complete(batch, -1, -1)
+            else:
+                self._complete(batch, answer.base_offset, answer.log_append_time_ms)
             return
         assert error is not None
         batch.last_error = error
@@ -651,12 +656,3 @@ class Sender:
                 self._fail(batch, error)
             else:  # its futures are complete; it only missed its bookkeeping
                 self._finished(batch)
-
-
-def _log_append_time(result: object) -> int:
-    value = getattr(result, "log_append_time", None)
-    if value is None:
-        return -1
-    if isinstance(value, int):
-        return value
-    return int(value.timestamp() * 1000)  # kio decodes it as an aware datetime

@@ -53,9 +53,9 @@ from asyncproducer.protocol.messages import (
     added_partitions_of,
     committed_offsets_of,
     end_txn_request,
-    init_producer_id_request,
     txn_offset_commit_request,
 )
+from asyncproducer.protocol.requests import InitProducerIdRequest
 from asyncproducer.protocol.versions import (
     TRANSACTION_VERSION_FEATURE,
     ApiKey,
@@ -159,7 +159,7 @@ class TransactionalCalls:
                 self.version = min(
                     2, versions.finalized_features.get(TRANSACTION_VERSION_FEATURE, 0)
                 )
-            return init_producer_id_request(
+            return InitProducerIdRequest(
                 versions.version_for(ApiKey.INIT_PRODUCER_ID),
                 transactional_id=self._id,
                 transaction_timeout_ms=self.manager.timeout_ms,

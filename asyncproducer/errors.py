@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, TypeVar
 
-from kio.schema.errors import ErrorCode
+from asyncproducer._error_codes import ERROR_CODES
 
 
 class KafkaError(Exception):
@@ -193,15 +193,20 @@ class InvalidMetadataError(BrokerResponseError):
 _classes_by_code: dict[int, type[BrokerResponseError]] = {}
 
 
+_NAME_AND_RETRIABLE: dict[int, tuple[str, bool]] = {
+    code: (name, retriable) for code, name, retriable in ERROR_CODES
+}
+
+
 def _bind(cls: type[BrokerResponseError], code: int, description: str) -> None:
-    kio_code = ErrorCode(code)
+    name, retriable = _NAME_AND_RETRIABLE[code]
     cls.code = code
-    cls.name = kio_code.name.upper()
+    cls.name = name
     cls.description = description
-    # A class may override kio's retriable flag (InvalidMetadataError subclasses are
-    # always retriable); otherwise kio's flag, generated from Kafka's Errors.java, is used.
+    # A class may override Kafka's retriable flag (InvalidMetadataError subclasses are
+    # always retriable); otherwise the flag of Kafka's Errors.java is used.
     if "retriable" not in cls.__dict__ and not issubclass(cls, InvalidMetadataError):
-        cls.retriable = kio_code.retriable
+        cls.retriable = retriable
     _classes_by_code[code] = cls
 
 
@@ -450,11 +455,11 @@ def _register_all() -> None:
         _bind(cls, code, (cls.__doc__ or "").strip())
     # Codes a producer never receives still get a class, so that an unexpected code is
     # reported by name rather than as a bare number.
-    for kio_code in ErrorCode:
-        if kio_code == ErrorCode.none or int(kio_code) in _classes_by_code:
+    for code, name, _ in ERROR_CODES:
+        if code in _classes_by_code:
             continue
-        generated = type(_camel(kio_code.name), (BrokerResponseError,), {"__module__": __name__})
-        _bind(generated, int(kio_code), "")
+        generated = type(_camel(name.lower()), (BrokerResponseError,), {"__module__": __name__})
+        _bind(generated, code, "")
         globals()[generated.__name__] = generated
 
 

@@ -20,7 +20,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from types import MethodType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -29,7 +29,6 @@ from asyncproducer._backoff import ExponentialBackoff
 from asyncproducer._cluster import parse_bootstrap_servers
 from asyncproducer._compression_worker import OFFLOAD_BYTES, CompressionWorker
 from asyncproducer._connection import ConnectionSettings, Handshake
-from asyncproducer._coordinator import CoordinatorClient
 from asyncproducer._futures import Checkpoint, FutureFactory, checkpoint_factory, future_factory
 from asyncproducer._host import background_task, spawn_host
 from asyncproducer._idempotence import IdempotenceState
@@ -52,7 +51,6 @@ from asyncproducer._staging import RecordStager
 from asyncproducer._sticky_switch import BrokerAvailability
 from asyncproducer._tls import client_tls_context
 from asyncproducer._transaction_api import TransactionAPI
-from asyncproducer._transactional import TransactionalCalls
 from asyncproducer._transactions import TransactionManager, TransactionState
 from asyncproducer._types import PartitionInfo
 from asyncproducer.config import ProducerConfig
@@ -63,6 +61,9 @@ from asyncproducer.errors import (
     fresh_copy,
 )
 from asyncproducer.interceptors import InterceptorChain
+
+if TYPE_CHECKING:
+    from asyncproducer._transactional import TransactionalCalls
 
 logger: logging.Logger = logging.getLogger("asyncproducer.producer")
 
@@ -221,10 +222,14 @@ class Producer(SendPath, TransactionAPI):
         self, idempotence: IdempotenceState | None
     ) -> TransactionalCalls | None:
         """With a transactional_id: the transaction's state, and its calls (which the
-        sender uses too); else None."""
+        sender uses too); else None. Imported only then: the transactional requests are
+        kio's, whose import a producer without transactions should not pay at start-up."""
         config = self._config
         if config.transactional_id is None:
             return None
+        from asyncproducer._coordinator import CoordinatorClient
+        from asyncproducer._transactional import TransactionalCalls
+
         assert idempotence is not None  # the config refuses transactions without it
         manager = TransactionManager(
             config.transactional_id,

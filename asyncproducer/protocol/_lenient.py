@@ -29,6 +29,9 @@ from collections.abc import Callable
 from dataclasses import MISSING, Field, fields
 from typing import Any, TypeAlias
 
+import asyncproducer.protocol._kio  # noqa: F401  # before kio: see there
+
+# isort: split
 from kio._kio_native import get_field_reader
 from kio.schema.errors import ErrorCode
 from kio.serial._implicit_defaults import get_tagged_field_default

@@ -33,6 +33,9 @@ from collections.abc import Callable
 from dataclasses import Field, fields
 from typing import Any, TypeAlias
 
+import asyncproducer.protocol._kio  # noqa: F401  # before kio: see there
+
+# isort: split
 from kio.serial._introspect import (
     EntityField,
     EntityTupleField,

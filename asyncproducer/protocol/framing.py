@@ -5,24 +5,27 @@ Every Kafka message on the wire is ``int32 size`` + ``size`` bytes. A request is
 versions) followed by the payload; a response is a header (v0: correlation id; v1 adds
 tagged fields) followed by the body. kio's classes carry which header each version uses,
 including the exception that ApiVersions responses always use header v0.
+
+kio is imported only when a kio entity is encoded or a header read through kio: the
+requests and responses of a producer's start are encoded by hand (``requests``,
+``produce``, ``responses``), and a process that needs nothing else never loads kio.
 """
 
 from __future__ import annotations
 
-import io
 import struct
-from typing import Any
-
-from kio.schema.request_header.v1.header import RequestHeader as RequestHeaderV1
-from kio.schema.request_header.v2.header import RequestHeader as RequestHeaderV2
-from kio.serial import entity_reader, entity_writer
-from kio.static.primitive import i32
-from kio.static.protocol import RequestPayload
+from typing import TYPE_CHECKING, Any
 
 from asyncproducer.errors import ProtocolError
 
+if TYPE_CHECKING:
+    from kio.static.protocol import RequestPayload
+
 _SIZE = struct.Struct(">i")
 _CORRELATION_ID = struct.Struct(">i")
+# size, api key, api version, correlation id, client id length (-1: null)
+_REQUEST_HEAD = struct.Struct(">ihhih")
+_REQUEST_HEAD_AFTER_SIZE = _REQUEST_HEAD.size - 4
 
 # Java's clients default to no limit on the response size; a bound turns a non-Kafka
 # peer's reply (an HTTP server answering "HTTP/1.1" reads as a 1.2 GB frame) into a clear
@@ -39,6 +42,8 @@ _readers: dict[type[Any], Any] = {}
 def _writer(cls: type[Any]) -> Any:
     writer = _writers.get(cls)
     if writer is None:
+        from kio.serial import entity_writer
+
         writer = _writers[cls] = entity_writer(cls)
     return writer
 
@@ -46,14 +51,48 @@ def _writer(cls: type[Any]) -> Any:
 def _header_reader(cls: type[Any]) -> Any:
     reader = _readers.get(cls)
     if reader is None:
+        from kio.serial import entity_reader
+
         reader = _readers[cls] = entity_reader(cls)
     return reader
 
 
+def request_head(
+    api_key: int,
+    version: int,
+    correlation_id: int,
+    client_id: str | None,
+    *,
+    flexible: bool,
+    body_size: int,
+) -> bytes:
+    """The size prefix and request header of a frame whose body is ``body_size`` bytes:
+    header v1, or v2 for a flexible version (whose client id stays a classic nullable
+    string, as Kafka's RequestHeader.json special-cases it, followed by an empty
+    tagged-field section). Out-of-range values raise ValueError."""
+    if client_id is None:
+        raw_client_id = b""
+        client_id_length = -1
+    else:
+        raw_client_id = client_id.encode()
+        client_id_length = len(raw_client_id)
+    tail = b"\x00" if flexible else b""
+    size = _REQUEST_HEAD_AFTER_SIZE + len(raw_client_id) + len(tail) + body_size
+    try:
+        head = _REQUEST_HEAD.pack(size, api_key, version, correlation_id, client_id_length)
+    except struct.error as exc:
+        raise ValueError(f"a request header field is out of range: {exc}") from None
+    return head + raw_client_id + tail
+
+
 def encode_request(payload: RequestPayload, *, correlation_id: int, client_id: str | None) -> bytes:
-    """The complete frame (size prefix included) for ``payload``."""
+    """The complete frame (size prefix included) for the kio entity ``payload``."""
+    import io
+
+    from kio.static.primitive import i32
+
     header_cls = payload.__header_schema__
-    header: RequestHeaderV1 | RequestHeaderV2 = header_cls(
+    header = header_cls(
         request_api_key=payload.__api_key__,
         request_api_version=payload.__version__,
         correlation_id=i32(correlation_id),

@@ -16,6 +16,9 @@ from dataclasses import fields
 from types import ModuleType
 from typing import Any, TypeAlias
 
+import asyncproducer.protocol._kio  # noqa: F401  # before kio: see there
+
+# isort: split
 from kio.index import load_payload_module
 from kio.schema.errors import ErrorCode
 from kio.serial import entity_reader
@@ -26,12 +29,12 @@ from asyncproducer.errors import ProtocolError
 from asyncproducer.protocol._lenient import read_entity
 from asyncproducer.protocol._prescan import ShapeError, prescanner
 from asyncproducer.protocol.framing import response_body
+from asyncproducer.protocol.requests import SOFTWARE_NAME
 from asyncproducer.protocol.versions import ApiKey
 
 ResponseDecoder: TypeAlias = Callable[[memoryview], ResponsePayload]
 
 _UNSUPPORTED_VERSION = 35
-_SOFTWARE_NAME = "asyncproducer"
 
 
 @functools.cache
@@ -66,7 +69,7 @@ def _request_class(api: ApiKey, version: int, name: str) -> type[Any]:
 def api_versions_request(version: int, software_version: str) -> RequestPayload:
     cls = _request_class(ApiKey.API_VERSIONS, version, "ApiVersionsRequest")
     built: RequestPayload = _build(
-        cls, client_software_name=_SOFTWARE_NAME, client_software_version=software_version
+        cls, client_software_name=SOFTWARE_NAME, client_software_version=software_version
     )
     return built
 

@@ -1,6 +1,7 @@
 """The Produce request, encoded by hand (sans-I/O).
 
-Every other request is a kio entity written by :func:`framing.encode_request`, whose
+The requests of a producer's start are encoded by hand too (:mod:`requests`: no kio in a
+cold start); the others are kio entities written by :func:`framing.encode_request`, whose
 writers kio assembles by introspection: a Python call or two per field, a ``BytesIO``,
 and the entity objects :func:`messages.produce_request` has to build first. Produce is
 the one request on the latency path (one per drained set of batches), where that
@@ -27,14 +28,12 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 from asyncproducer.protocol._varint import encode_uvarint
+from asyncproducer.protocol.framing import request_head
 from asyncproducer.protocol.versions import CLIENT_VERSIONS, ApiKey
 
 _MIN_VERSION, _MAX_VERSION = CLIENT_VERSIONS[ApiKey.PRODUCE]
 _FIRST_FLEXIBLE_VERSION = 9
 
-# size, api key, api version, correlation id, client id length (-1: null)
-_HEADER = struct.Struct(">ihhih")
-_HEADER_AFTER_SIZE = _HEADER.size - 4
 _INT16 = struct.Struct(">h")
 _INT32 = struct.Struct(">i")
 _ACKS_TIMEOUT = struct.Struct(">hi")
@@ -99,7 +98,7 @@ class ProduceRequest:
     partition index beyond its integer type) therefore raise ValueError on construction.
     """
 
-    __slots__ = ("__version__", "_body", "_body_size", "_header_tail")
+    __slots__ = ("__version__", "_body", "_body_size", "_flexible")
 
     __api_key__: ClassVar[int] = ApiKey.PRODUCE.value
     __version__: int
@@ -127,8 +126,7 @@ class ProduceRequest:
         self.__version__ = version
         self._body = body
         self._body_size = sum(map(len, body))
-        # Request header v2 ends with a tagged-field section; v1 ends at the client id.
-        self._header_tail = _NO_TAGS if flexible else _EMPTY
+        self._flexible = flexible
 
     def encode_frame(self, correlation_id: int, client_id: str | None) -> bytes:
         """The complete frame: int32 size prefix + request header + body."""
@@ -137,18 +135,12 @@ class ProduceRequest:
     def frame_parts(self, correlation_id: int, client_id: str | None) -> list[bytes]:
         """The frame as parts to write in order, the record batches among them uncopied
         (what a connection writes: see ``asyncproducer/_write_queue.py``)."""
-        if client_id is None:
-            raw_client_id = _EMPTY
-            client_id_length = -1
-        else:
-            raw_client_id = client_id.encode()
-            client_id_length = len(raw_client_id)
-        tail = self._header_tail
-        size = _HEADER_AFTER_SIZE + len(raw_client_id) + len(tail) + self._body_size
-        try:
-            head = _HEADER.pack(
-                size, self.__api_key__, self.__version__, correlation_id, client_id_length
-            )
-        except struct.error as exc:
-            raise ValueError(f"a Produce request header field is out of range: {exc}") from None
-        return [head, raw_client_id, tail, *self._body]
+        head = request_head(
+            self.__api_key__,
+            self.__version__,
+            correlation_id,
+            client_id,
+            flexible=self._flexible,
+            body_size=self._body_size,
+        )
+        return [head, *self._body]

@@ -1,8 +1,9 @@
 """What a new process loads to run a producer on asyncio (a cold start: serverless
 functions, CLIs, short jobs; ``python -m benchmarks.cold_start`` measures it): none of
-Hypothesis (kio would import it to register strategies: tests have it installed, so this
-runs where it is), trio, pytest, the SASL mechanisms of a producer without SASL, codecs it
-does not use, or the crc32c package where the extension computes the checksum."""
+kio (the producer's own requests and responses are encoded by hand), Hypothesis (kio
+would import it to register strategies: tests have it installed, so this runs where it
+is), trio, pytest, the SASL mechanisms of a producer without SASL, codecs it does not use,
+or the crc32c package where the extension computes the checksum."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import subprocess
 import sys
 
 NOT_NEEDED = (
+    "kio",
     "hypothesis",
     "trio",
     "pytest",
@@ -40,6 +42,21 @@ def test_a_producer_on_asyncio_loads_only_what_it_uses() -> None:
         [sys.executable, "-c", CHILD], capture_output=True, text=True, check=True, timeout=60
     )
     assert json.loads(run.stdout) == []
+
+
+def test_kio_loaded_later_still_leaves_hypothesis_out() -> None:
+    """A producer that does need kio (transactions, SASL) loads it without Hypothesis."""
+    code = (
+        "import sys\n"
+        "from asyncproducer import Producer\n"
+        "from asyncproducer.protocol.messages import end_txn_request\n"
+        "end_txn_request(3, transactional_id='t', producer_id=1, producer_epoch=0, commit=True)\n"
+        "print('kio' in sys.modules, sys.modules.get('hypothesis') is not None)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert run.stdout.split() == ["True", "False"]
 
 
 def test_hypothesis_imported_first_keeps_kios_strategies() -> None:

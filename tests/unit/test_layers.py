@@ -19,6 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "asyncproducer"
 LAYERS: dict[str, tuple[str, ...]] = {
     "base": (
         "errors",
+        "_error_codes",
         "_types",
         "_backoff",
         "_cluster",
