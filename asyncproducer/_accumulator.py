@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from asyncproducer._backoff import ExponentialBackoff
@@ -33,19 +32,30 @@ from asyncproducer._batch import BatchState, Charge, Offload, ProducerBatch, Rec
 from asyncproducer._cluster import ClusterSnapshot
 from asyncproducer._idempotence import IdempotenceState
 from asyncproducer._outcome import SOON_MS
+from asyncproducer._value import Value
 from asyncproducer.protocol.compression import CompressionType
 from asyncproducer.protocol.encoding import BATCH_HEADER_SIZE
 
 
-@dataclass(slots=True)
-class ReadyCheck:
-    ready_nodes: set[int] = field(default_factory=set)
+class ReadyCheck(Value):
+    """What :meth:`RecordAccumulator.ready` found (filled in as it looks)."""
+
+    __slots__ = ("drainable", "next_check_ms", "ready_nodes", "unknown_leader_topics")
+    _fields = ("ready_nodes", "drainable", "next_check_ms", "unknown_leader_topics")
+
+    ready_nodes: set[int]
     """Brokers with at least one sendable partition."""
-    drainable: dict[int, list[tuple[str, int]]] = field(default_factory=dict)
+    drainable: dict[int, list[tuple[str, int]]]
     """Per broker, the partitions whose head batch may go now."""
-    next_check_ms: float = float("inf")
+    next_check_ms: float
     """How long until something not yet sendable becomes sendable."""
-    unknown_leader_topics: set[str] = field(default_factory=set)
+    unknown_leader_topics: set[str]
+
+    def __init__(self) -> None:
+        self.ready_nodes = set()
+        self.drainable = {}
+        self.next_check_ms = float("inf")
+        self.unknown_leader_topics = set()
 
 
 class RecordAccumulator:

@@ -11,16 +11,33 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, field
+
+from asyncproducer._value import Value
 
 
-@dataclass(frozen=True, slots=True)
-class ExponentialBackoff:
+class ExponentialBackoff(Value):
+    __slots__ = ("initial_ms", "jitter", "maximum_ms", "multiplier", "rng")
+    _fields = ("initial_ms", "maximum_ms", "multiplier", "jitter")
+
     initial_ms: float
     maximum_ms: float
-    multiplier: float = 2.0
-    jitter: float = 0.2
-    rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
+    multiplier: float
+    jitter: float
+    rng: random.Random
+
+    def __init__(
+        self,
+        initial_ms: float,
+        maximum_ms: float,
+        multiplier: float = 2.0,
+        jitter: float = 0.2,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.initial_ms = initial_ms
+        self.maximum_ms = maximum_ms
+        self.multiplier = multiplier
+        self.jitter = jitter
+        self.rng = random.Random() if rng is None else rng
 
     def delay_ms(self, attempts: int) -> float:
         """The delay after ``attempts`` consecutive failures (``attempts >= 0``)."""

@@ -7,40 +7,74 @@ the ``cluster`` argument (Java's ``Cluster``).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
 
 from asyncproducer._types import Node, PartitionInfo
+from asyncproducer._value import Value
 from asyncproducer.errors import ConfigError
 
 
-@dataclass(frozen=True, slots=True)
-class BrokerAddress:
+class BrokerAddress(Value):
+    __slots__ = ("host", "node_id", "port")
+    _fields = ("host", "port", "node_id")
+
     host: str
     port: int
-    node_id: int | None = None
+    node_id: int | None
     """The broker's id once known from metadata; None for a bootstrap address."""
+
+    def __init__(self, host: str, port: int, node_id: int | None = None) -> None:
+        self.host = host
+        self.port = port
+        self.node_id = node_id
 
     def __str__(self) -> str:
         where = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
         return where if self.node_id is None else f"{where} (node {self.node_id})"
 
 
-@dataclass(frozen=True, slots=True)
-class BrokerInfo:
+class BrokerInfo(Value):
+    __slots__ = ("host", "node_id", "port", "rack")
+    _fields = ("node_id", "host", "port", "rack")
+
     node_id: int
     host: str
     port: int
-    rack: str | None = None
+    rack: str | None
+
+    def __init__(self, node_id: int, host: str, port: int, rack: str | None = None) -> None:
+        self.node_id = node_id
+        self.host = host
+        self.port = port
+        self.rack = rack
 
     @property
     def address(self) -> BrokerAddress:
         return BrokerAddress(self.host, self.port, self.node_id)
 
 
-@dataclass(frozen=True, slots=True)
-class PartitionMetadata:
+class PartitionMetadata(Value):
+    __slots__ = (
+        "error_code",
+        "isr",
+        "leader",
+        "leader_epoch",
+        "offline_replicas",
+        "partition",
+        "replicas",
+        "topic",
+    )
+    _fields = (
+        "topic",
+        "partition",
+        "leader",
+        "leader_epoch",
+        "replicas",
+        "isr",
+        "offline_replicas",
+        "error_code",
+    )
+
     topic: str
     partition: int
     leader: int
@@ -48,38 +82,92 @@ class PartitionMetadata:
     leader_epoch: int
     replicas: tuple[int, ...]
     isr: tuple[int, ...]
-    offline_replicas: tuple[int, ...] = ()
-    error_code: int = 0
+    offline_replicas: tuple[int, ...]
+    error_code: int
+
+    def __init__(
+        self,
+        topic: str,
+        partition: int,
+        leader: int,
+        leader_epoch: int,
+        replicas: tuple[int, ...],
+        isr: tuple[int, ...],
+        offline_replicas: tuple[int, ...] = (),
+        error_code: int = 0,
+    ) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.leader = leader
+        self.leader_epoch = leader_epoch
+        self.replicas = replicas
+        self.isr = isr
+        self.offline_replicas = offline_replicas
+        self.error_code = error_code
 
 
-@dataclass(frozen=True, slots=True)
-class TopicInfo:
+class TopicInfo(Value):
+    __slots__ = (
+        "available_partition_ids",
+        "available_partitions",
+        "error_code",
+        "is_internal",
+        "name",
+        "partitions",
+    )
+    _fields = ("name", "partitions", "error_code", "is_internal")
+
     name: str
     partitions: tuple[PartitionMetadata, ...]
     """Indexed by partition id: ``partitions[p].partition == p``."""
-    error_code: int = 0
-    is_internal: bool = False
-    available_partitions: tuple[PartitionMetadata, ...] = field(
-        init=False, repr=False, compare=False
-    )
-    """Partitions with a leader right now (what the sticky and round-robin partitioners
-    pick from), computed once: snapshots are immutable, and this is read per record."""
-    available_partition_ids: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    error_code: int
+    is_internal: bool
+    available_partitions: tuple[PartitionMetadata, ...]
+    """Partitions with a leader right now (what the sticky and round-robin
+    partitioners pick from), computed once: snapshots are immutable, and this is read
+    per record."""
+    available_partition_ids: tuple[int, ...]
 
-    def __post_init__(self) -> None:
-        available = tuple(p for p in self.partitions if p.leader >= 0)
-        object.__setattr__(self, "available_partitions", available)
-        object.__setattr__(self, "available_partition_ids", tuple(p.partition for p in available))
+    def __init__(
+        self,
+        name: str,
+        partitions: tuple[PartitionMetadata, ...],
+        error_code: int = 0,
+        is_internal: bool = False,
+    ) -> None:
+        self.name = name
+        self.partitions = partitions
+        self.error_code = error_code
+        self.is_internal = is_internal
+        available = tuple(p for p in partitions if p.leader >= 0)
+        self.available_partitions = available
+        self.available_partition_ids = tuple(p.partition for p in available)
 
 
-@dataclass(frozen=True, slots=True)
-class ClusterSnapshot:
-    brokers: Mapping[int, BrokerInfo] = field(default_factory=dict)
-    topics: Mapping[str, TopicInfo] = field(default_factory=dict)
-    cluster_id: str | None = None
-    controller_id: int = -1
-    fetched_at: float = float("-inf")
+class ClusterSnapshot(Value):
+    __slots__ = ("brokers", "cluster_id", "controller_id", "fetched_at", "topics")
+    _fields = ("brokers", "topics", "cluster_id", "controller_id", "fetched_at")
+
+    brokers: Mapping[int, BrokerInfo]
+    topics: Mapping[str, TopicInfo]
+    cluster_id: str | None
+    controller_id: int
+    fetched_at: float
     """``anyio.current_time()`` of the response; -inf before the first one."""
+
+    def __init__(
+        self,
+        brokers: Mapping[int, BrokerInfo] | None = None,
+        topics: Mapping[str, TopicInfo] | None = None,
+        cluster_id: str | None = None,
+        controller_id: int = -1,
+        fetched_at: float = float("-inf"),
+    ) -> None:
+        self.brokers = {} if brokers is None else brokers
+        self.topics = {} if topics is None else topics
+        self.cluster_id = cluster_id
+        self.controller_id = controller_id
+        self.fetched_at = fetched_at
 
     def topic(self, name: str) -> TopicInfo | None:
         return self.topics.get(name)
@@ -125,18 +213,17 @@ class ClusterSnapshot:
         if leader_epoch <= old.leader_epoch:
             return None
         partitions = list(info.partitions)
-        partitions[partition] = replace(old, leader=leader.node_id, leader_epoch=leader_epoch)
-        return replace(
-            self,
+        partitions[partition] = old.replace(leader=leader.node_id, leader_epoch=leader_epoch)
+        return self.replace(
             brokers={**self.brokers, leader.node_id: leader},
-            topics={**self.topics, topic: replace(info, partitions=tuple(partitions))},
+            topics={**self.topics, topic: info.replace(partitions=tuple(partitions))},
         )
 
     def without_topics(self, names: Iterable[str]) -> ClusterSnapshot:
         """This snapshot, forgetting ``names`` (topics no longer in use)."""
         gone = set(names)
         topics = {name: info for name, info in self.topics.items() if name not in gone}
-        return dataclasses.replace(self, topics=topics)
+        return self.replace(topics=topics)
 
     def merged_with(self, update: ClusterSnapshot, requested: Iterable[str]) -> ClusterSnapshot:
         """This snapshot with ``update`` applied: brokers replaced, requested topics replaced

@@ -37,7 +37,6 @@ import random
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, cast
 
 import anyio
@@ -50,6 +49,7 @@ from asyncproducer._host import background_task
 from asyncproducer._producer_metrics import ProducerMetrics
 from asyncproducer._tls import tls_failure
 from asyncproducer._transport import AsyncioTransport, StreamTransport, Transport
+from asyncproducer._value import Value
 from asyncproducer.errors import (
     ConnectionSetupTimeoutError,
     KafkaConnectionError,
@@ -122,27 +122,79 @@ async def connect_tls(context: ssl.SSLContext, host: str, port: int) -> anyio.ab
     )
 
 
-@dataclass(frozen=True, slots=True)
-class ConnectionSettings:
-    client_id: str | None = "asyncproducer"
-    request_timeout_ms: int = 30_000
-    socket_connection_setup_timeout_ms: int = 10_000
-    socket_connection_setup_timeout_max_ms: int = 30_000
-    """The pool grows a broker's setup timeout from the one above, doubling (with Java's
-    20 % jitter) after each failed attempt in a row, up to this (as Java's
+class ConnectionSettings(Value):
+    __slots__ = (
+        "client_id",
+        "connector",
+        "handshake",
+        "max_frame_size",
+        "metrics",
+        "receive_buffer_bytes",
+        "request_timeout_ms",
+        "send_buffer_bytes",
+        "socket_connection_setup_timeout_max_ms",
+        "socket_connection_setup_timeout_ms",
+        "ssl_context",
+    )
+    _fields = (
+        "client_id",
+        "request_timeout_ms",
+        "socket_connection_setup_timeout_ms",
+        "socket_connection_setup_timeout_max_ms",
+        "max_frame_size",
+        "connector",
+        "ssl_context",
+        "handshake",
+        "metrics",
+        "send_buffer_bytes",
+        "receive_buffer_bytes",
+    )
+
+    client_id: str | None
+    request_timeout_ms: int
+    socket_connection_setup_timeout_ms: int
+    socket_connection_setup_timeout_max_ms: int
+    """The pool grows a broker's setup timeout from the one above, doubling (with
+    Java's 20 % jitter) after each failed attempt in a row, up to this (as Java's
     ``ClusterConnectionStates``)."""
-    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
-    connector: StreamConnector | None = None
-    """Opens the byte stream; None: TCP (through the protocol transport on asyncio), with
-    TLS when ``ssl_context`` is set."""
-    ssl_context: ssl.SSLContext | None = None
-    handshake: Handshake | None = None
-    metrics: ProducerMetrics | None = None
+    max_frame_size: int
+    connector: StreamConnector | None
+    """Opens the byte stream; None: TCP (through the protocol transport on asyncio),
+    with TLS when ``ssl_context`` is set."""
+    ssl_context: ssl.SSLContext | None
+    handshake: Handshake | None
+    metrics: ProducerMetrics | None
     """Where requests, responses and bytes are counted (``request-rate``, ...)."""
-    send_buffer_bytes: int = -1
+    send_buffer_bytes: int
     """SO_SNDBUF for the socket (Java's ``send.buffer.bytes``); -1: the OS default."""
-    receive_buffer_bytes: int = -1
+    receive_buffer_bytes: int
     """SO_RCVBUF (``receive.buffer.bytes``); -1: the OS default."""
+
+    def __init__(
+        self,
+        client_id: str | None = "asyncproducer",
+        request_timeout_ms: int = 30_000,
+        socket_connection_setup_timeout_ms: int = 10_000,
+        socket_connection_setup_timeout_max_ms: int = 30_000,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        connector: StreamConnector | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        handshake: Handshake | None = None,
+        metrics: ProducerMetrics | None = None,
+        send_buffer_bytes: int = -1,
+        receive_buffer_bytes: int = -1,
+    ) -> None:
+        self.client_id = client_id
+        self.request_timeout_ms = request_timeout_ms
+        self.socket_connection_setup_timeout_ms = socket_connection_setup_timeout_ms
+        self.socket_connection_setup_timeout_max_ms = socket_connection_setup_timeout_max_ms
+        self.max_frame_size = max_frame_size
+        self.connector = connector
+        self.ssl_context = ssl_context
+        self.handshake = handshake
+        self.metrics = metrics
+        self.send_buffer_bytes = send_buffer_bytes
+        self.receive_buffer_bytes = receive_buffer_bytes
 
 
 Done = Callable[[Response | None, KafkaError | None], None]
@@ -178,14 +230,27 @@ class _Pending:
         return f"{ApiKey(self.api_key).name} v{self.version}"
 
 
-@dataclass(frozen=True, slots=True)
 class _Held:
     """A request submitted while the session was being renewed."""
+
+    __slots__ = ("expect_response", "on_done", "request", "timeout_ms")
 
     request: OutgoingRequest
     on_done: Done
     expect_response: bool
     timeout_ms: float | None
+
+    def __init__(
+        self,
+        request: OutgoingRequest,
+        on_done: Done,
+        expect_response: bool,
+        timeout_ms: float | None,
+    ) -> None:
+        self.request = request
+        self.on_done = on_done
+        self.expect_response = expect_response
+        self.timeout_ms = timeout_ms
 
 
 class BrokerConnection:

@@ -30,10 +30,10 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Final
 
 from asyncproducer._batch import ProducerBatch
+from asyncproducer._value import Value
 from asyncproducer.errors import KafkaError, OutOfOrderSequenceNumberError, UnknownProducerIdError
 
 logger = logging.getLogger("asyncproducer.producer")
@@ -44,21 +44,36 @@ _EPOCH_MAX = 2**15 - 1
 TopicPartitionKey = tuple[str, int]
 
 
-@dataclass(frozen=True, slots=True)
-class SequenceVerdict:
+class SequenceVerdict(Value):
     """The idempotence rules' judgement of an error for a stamped batch."""
 
+    __slots__ = ("bump_epoch", "lost_acknowledged", "retriable")
+    _fields = ("retriable", "bump_epoch", "lost_acknowledged")
+
     retriable: bool
-    bump_epoch: bool = False
-    lost_acknowledged: bool = False
+    bump_epoch: bool
+    lost_acknowledged: bool
     """The broker refused the sequence right after the last acknowledged one: it lost
     records it had acknowledged."""
 
+    def __init__(
+        self, retriable: bool, bump_epoch: bool = False, lost_acknowledged: bool = False
+    ) -> None:
+        self.retriable = retriable
+        self.bump_epoch = bump_epoch
+        self.lost_acknowledged = lost_acknowledged
 
-@dataclass(frozen=True, slots=True)
-class ProducerIdAndEpoch:
+
+class ProducerIdAndEpoch(Value):
+    __slots__ = ("epoch", "producer_id")
+    _fields = ("producer_id", "epoch")
+
     producer_id: int
     epoch: int
+
+    def __init__(self, producer_id: int, epoch: int) -> None:
+        self.producer_id = producer_id
+        self.epoch = epoch
 
 
 def increment_sequence(sequence: int, increment: int) -> int:

@@ -24,15 +24,23 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from asyncproducer._value import Value
+
 Kind = Literal["counter", "gauge"]
 
 
-@dataclass(frozen=True, slots=True)
-class MetricConfig:
-    samples: int = 2
+class MetricConfig(Value):
+    __slots__ = ("samples", "window_ms")
+    _fields = ("samples", "window_ms")
+
+    samples: int
     """Windows kept (``metrics_num_samples``)."""
-    window_ms: int = 30_000
+    window_ms: int
     """Length of one window (``metrics_sample_window_ms``)."""
+
+    def __init__(self, samples: int = 2, window_ms: int = 30_000) -> None:
+        self.samples = samples
+        self.window_ms = window_ms
 
 
 class _Sample:

@@ -38,9 +38,9 @@ the two comes first when the answer and the deadline race must not change the er
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 
 from asyncproducer._idempotence import SequenceVerdict
+from asyncproducer._value import Value
 from asyncproducer.errors import (
     BrokerRequestTimedOutError,
     ClusterAuthorizationFailedError,
@@ -85,29 +85,46 @@ class Outcome(enum.Enum):
     EXPIRE = "expire"
 
 
-@dataclass(frozen=True, slots=True)
-class BatchFacts:
+class BatchFacts(Value):
     """What the decision needs to know of a batch, at the moment of its answer."""
+
+    __slots__ = ("attempts", "in_time", "record_count", "sequence_reset")
+    _fields = ("record_count", "attempts", "in_time", "sequence_reset")
 
     record_count: int
     attempts: int
     in_time: bool
     """Before its delivery deadline."""
-    sequence_reset: bool = False
+    sequence_reset: bool
     """Re-stamped since it was sent (idempotence): an answer is for its old stamp."""
+
+    def __init__(
+        self, record_count: int, attempts: int, in_time: bool, sequence_reset: bool = False
+    ) -> None:
+        self.record_count = record_count
+        self.attempts = attempts
+        self.in_time = in_time
+        self.sequence_reset = sequence_reset
 
 
 SOON_MS = 20
 """The backoff cap of a retry that should come soon (``Decision.soon``)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(Value):
+    __slots__ = ("bump_epoch", "outcome", "soon")
+    _fields = ("outcome", "bump_epoch", "soon")
+
     outcome: Outcome
-    bump_epoch: bool = False
+    bump_epoch: bool
     """Idempotence: start the partition's sequences over under a new epoch."""
-    soon: bool = False
+    soon: bool
     """RETRY after at most ``SOON_MS``: the error clears in milliseconds."""
+
+    def __init__(self, outcome: Outcome, bump_epoch: bool = False, soon: bool = False) -> None:
+        self.outcome = outcome
+        self.bump_epoch = bump_epoch
+        self.soon = soon
 
 
 def decide(

@@ -9,7 +9,6 @@ After a failed attempt, or after a connection drops, the next attempt waits
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from types import TracebackType
 
 import anyio
@@ -182,7 +181,7 @@ class ConnectionPool:
         settings = self.settings
         if state.failures:  # the setup timeout grows with each failed attempt in a row
             timeout_ms = round(self._setup_timeout.delay_ms(state.failures))
-            settings = replace(settings, socket_connection_setup_timeout_ms=timeout_ms)
+            settings = settings.replace(socket_connection_setup_timeout_ms=timeout_ms)
         try:
             connection = await BrokerConnection.open(address, settings, self._task_group)
         except KafkaError as exc:

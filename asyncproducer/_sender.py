@@ -20,7 +20,6 @@ import functools
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import anyio
@@ -45,6 +44,7 @@ from asyncproducer._producer_metrics import ProducerMetrics
 from asyncproducer._sticky_switch import BrokerAvailability
 from asyncproducer._transactions import TransactionState
 from asyncproducer._types import TopicPartition
+from asyncproducer._value import Value
 from asyncproducer.errors import (
     InvalidProducerEpochError,
     KafkaConnectionError,
@@ -71,14 +71,46 @@ def monotonic_ms() -> float:
     return time.monotonic() * 1000
 
 
-@dataclass(frozen=True, slots=True)
-class SenderSettings:
+class SenderSettings(Value):
+    __slots__ = (
+        "acks",
+        "max_in_flight_requests_per_connection",
+        "max_request_size",
+        "request_timeout_ms",
+        "retries",
+        "transactional_id",
+    )
+    _fields = (
+        "acks",
+        "request_timeout_ms",
+        "max_request_size",
+        "max_in_flight_requests_per_connection",
+        "retries",
+        "transactional_id",
+    )
+
     acks: int
     request_timeout_ms: int
     max_request_size: int
     max_in_flight_requests_per_connection: int
     retries: int
-    transactional_id: str | None = None
+    transactional_id: str | None
+
+    def __init__(
+        self,
+        acks: int,
+        request_timeout_ms: int,
+        max_request_size: int,
+        max_in_flight_requests_per_connection: int,
+        retries: int,
+        transactional_id: str | None = None,
+    ) -> None:
+        self.acks = acks
+        self.request_timeout_ms = request_timeout_ms
+        self.max_request_size = max_request_size
+        self.max_in_flight_requests_per_connection = max_in_flight_requests_per_connection
+        self.retries = retries
+        self.transactional_id = transactional_id
 
 
 # Java's idempotent (non-transactional) producer asks for the longest transaction timeout:

@@ -33,7 +33,6 @@ that is not an ``Exception``, such as ``KeyboardInterrupt``, goes through unchan
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import json
 from collections.abc import Awaitable, Callable, Sequence
@@ -223,11 +222,12 @@ def _java_style(obj: object, role: str) -> Serializer:
 # --------------------------------------------------------------------------- awaited
 
 
-@dataclasses.dataclass(frozen=True, slots=True, eq=False)
 class AwaitedSerializer:
     """An asynchronous key or value serializer, as the send path awaits it: :meth:`start`
     makes the coroutine, :meth:`result` checks what it returned, :meth:`error` names a
     failure (an exception, a cancellation, a timeout) as the synchronous ones do."""
+
+    __slots__ = ("java_style", "method", "name", "role")
 
     role: str
     """``"key"`` or ``"value"``."""
@@ -236,6 +236,18 @@ class AwaitedSerializer:
     method: Callable[..., Awaitable[object]]
     java_style: bool
     """``method(topic, headers, data)``; else ``method(data)``."""
+
+    def __init__(
+        self,
+        role: str,
+        name: str,
+        method: Callable[..., Awaitable[object]],
+        java_style: bool,
+    ) -> None:
+        self.role = role
+        self.name = name
+        self.method = method
+        self.java_style = java_style
 
     def start(self, topic: str, headers: Sequence[Header], data: Any) -> Awaitable[object]:
         """The serializer's coroutine, not started. SerializationError if calling it raises

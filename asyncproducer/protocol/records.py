@@ -28,9 +28,9 @@ from __future__ import annotations
 import functools
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from asyncproducer._types import Header
+from asyncproducer._value import Value
 from asyncproducer.errors import CorruptRecordError, UnsupportedCompressionTypeError
 from asyncproducer.protocol._varint import decode_varint, size_of_varint
 from asyncproducer.protocol.compression import (
@@ -306,9 +306,11 @@ def _field_size(data: bytes | None) -> int:
 # --------------------------------------------------------------------------- decoding
 
 
-@dataclass(frozen=True, slots=True)
-class DecodedRecord:
+class DecodedRecord(Value):
     """One record of a decoded batch, with absolute offset and timestamp."""
+
+    __slots__ = ("attributes", "headers", "key", "offset", "timestamp", "value")
+    _fields = ("offset", "timestamp", "key", "value", "headers", "attributes")
 
     offset: int
     timestamp: int
@@ -317,10 +319,62 @@ class DecodedRecord:
     headers: tuple[tuple[str, bytes | None], ...]
     attributes: int
 
+    def __init__(
+        self,
+        offset: int,
+        timestamp: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: tuple[tuple[str, bytes | None], ...],
+        attributes: int,
+    ) -> None:
+        self.offset = offset
+        self.timestamp = timestamp
+        self.key = key
+        self.value = value
+        self.headers = headers
+        self.attributes = attributes
 
-@dataclass(frozen=True, slots=True)
-class DecodedBatch:
+
+class DecodedBatch(Value):
     """A decoded v2 batch: its header fields and its records."""
+
+    __slots__ = (
+        "attributes",
+        "base_offset",
+        "base_sequence",
+        "base_timestamp",
+        "compression",
+        "crc",
+        "is_control",
+        "is_transactional",
+        "last_offset_delta",
+        "magic",
+        "max_timestamp",
+        "partition_leader_epoch",
+        "producer_epoch",
+        "producer_id",
+        "records",
+        "timestamp_type",
+    )
+    _fields = (
+        "base_offset",
+        "partition_leader_epoch",
+        "magic",
+        "crc",
+        "attributes",
+        "compression",
+        "timestamp_type",
+        "is_transactional",
+        "is_control",
+        "last_offset_delta",
+        "base_timestamp",
+        "max_timestamp",
+        "producer_id",
+        "producer_epoch",
+        "base_sequence",
+        "records",
+    )
 
     base_offset: int
     partition_leader_epoch: int
@@ -338,6 +392,43 @@ class DecodedBatch:
     producer_epoch: int
     base_sequence: int
     records: tuple[DecodedRecord, ...]
+
+    def __init__(
+        self,
+        *,
+        base_offset: int,
+        partition_leader_epoch: int,
+        magic: int,
+        crc: int,
+        attributes: int,
+        compression: CompressionType,
+        timestamp_type: int,
+        is_transactional: bool,
+        is_control: bool,
+        last_offset_delta: int,
+        base_timestamp: int,
+        max_timestamp: int,
+        producer_id: int,
+        producer_epoch: int,
+        base_sequence: int,
+        records: tuple[DecodedRecord, ...],
+    ) -> None:
+        self.base_offset = base_offset
+        self.partition_leader_epoch = partition_leader_epoch
+        self.magic = magic
+        self.crc = crc
+        self.attributes = attributes
+        self.compression = compression
+        self.timestamp_type = timestamp_type
+        self.is_transactional = is_transactional
+        self.is_control = is_control
+        self.last_offset_delta = last_offset_delta
+        self.base_timestamp = base_timestamp
+        self.max_timestamp = max_timestamp
+        self.producer_id = producer_id
+        self.producer_epoch = producer_epoch
+        self.base_sequence = base_sequence
+        self.records = records
 
 
 def decode_batches(

@@ -27,6 +27,7 @@ import struct
 from collections.abc import Callable
 from typing import Any, Final
 
+from asyncproducer._value import Value
 from asyncproducer.errors import ProtocolError
 from asyncproducer.protocol._reader import Malformed, Reader
 from asyncproducer.protocol.versions import ApiKey
@@ -34,30 +35,15 @@ from asyncproducer.protocol.versions import ApiKey
 _UNSUPPORTED_VERSION: Final = 35
 
 
-class _Plain:
-    """Equality and repr by the fields in ``__slots__`` (for tests and logs)."""
-
-    __slots__ = ()
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        names: tuple[str, ...] = self.__slots__
-        return all(getattr(self, name) == getattr(other, name) for name in names)
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        names: tuple[str, ...] = self.__slots__
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in names)
-        return f"{type(self).__name__}({fields})"
-
-
 # --------------------------------------------------------------------------- ApiVersions
 
 
-class ApiVersion(_Plain):
+class ApiVersion(Value):
     __slots__ = ("api_key", "max_version", "min_version")
+
+    api_key: int
+    min_version: int
+    max_version: int
 
     def __init__(self, api_key: int, min_version: int, max_version: int) -> None:
         self.api_key = api_key
@@ -65,8 +51,12 @@ class ApiVersion(_Plain):
         self.max_version = max_version
 
 
-class SupportedFeatureKey(_Plain):
+class SupportedFeatureKey(Value):
     __slots__ = ("max_version", "min_version", "name")
+
+    name: str
+    min_version: int
+    max_version: int
 
     def __init__(self, name: str, min_version: int, max_version: int) -> None:
         self.name = name
@@ -74,8 +64,12 @@ class SupportedFeatureKey(_Plain):
         self.max_version = max_version
 
 
-class FinalizedFeatureKey(_Plain):
+class FinalizedFeatureKey(Value):
     __slots__ = ("max_version_level", "min_version_level", "name")
+
+    name: str
+    max_version_level: int
+    min_version_level: int
 
     def __init__(self, name: str, max_version_level: int, min_version_level: int) -> None:
         self.name = name
@@ -83,7 +77,7 @@ class FinalizedFeatureKey(_Plain):
         self.min_version_level = min_version_level
 
 
-class ApiVersionsResponse(_Plain):
+class ApiVersionsResponse(Value):
     """``version``: the layout it was read in (0 for a broker's v0-format rejection)."""
 
     __slots__ = (
@@ -97,14 +91,23 @@ class ApiVersionsResponse(_Plain):
         "zk_migration_ready",
     )
 
+    version: int
+    error_code: int
+    api_keys: tuple[ApiVersion, ...]
+    throttle_time_ms: int
+    supported_features: tuple[SupportedFeatureKey, ...]
+    finalized_features_epoch: int
+    finalized_features: tuple[FinalizedFeatureKey, ...]
+    zk_migration_ready: bool
+
     def __init__(self, version: int, error_code: int, api_keys: tuple[ApiVersion, ...]) -> None:
         self.version = version
         self.error_code = error_code
         self.api_keys = api_keys
         self.throttle_time_ms = 0
-        self.supported_features: tuple[SupportedFeatureKey, ...] = ()
+        self.supported_features = ()
         self.finalized_features_epoch = -1
-        self.finalized_features: tuple[FinalizedFeatureKey, ...] = ()
+        self.finalized_features = ()
         self.zk_migration_ready = False
 
 
@@ -167,8 +170,13 @@ def _read_api_versions(reader: Reader, version: int) -> ApiVersionsResponse:
 # --------------------------------------------------------------------------- Metadata
 
 
-class MetadataResponseBroker(_Plain):
+class MetadataResponseBroker(Value):
     __slots__ = ("host", "node_id", "port", "rack")
+
+    node_id: int
+    host: str
+    port: int
+    rack: str | None
 
     def __init__(self, node_id: int, host: str, port: int, rack: str | None) -> None:
         self.node_id = node_id
@@ -177,7 +185,7 @@ class MetadataResponseBroker(_Plain):
         self.rack = rack
 
 
-class MetadataResponsePartition(_Plain):
+class MetadataResponsePartition(Value):
     __slots__ = (
         "error_code",
         "isr_nodes",
@@ -187,6 +195,14 @@ class MetadataResponsePartition(_Plain):
         "partition_index",
         "replica_nodes",
     )
+
+    error_code: int
+    partition_index: int
+    leader_id: int
+    leader_epoch: int
+    replica_nodes: tuple[int, ...]
+    isr_nodes: tuple[int, ...]
+    offline_replicas: tuple[int, ...]
 
     def __init__(
         self,
@@ -207,7 +223,7 @@ class MetadataResponsePartition(_Plain):
         self.offline_replicas = offline_replicas
 
 
-class MetadataResponseTopic(_Plain):
+class MetadataResponseTopic(Value):
     """``topic_id``: the 16 bytes of the topic's UUID (v10+; all zero when unknown)."""
 
     __slots__ = (
@@ -218,6 +234,13 @@ class MetadataResponseTopic(_Plain):
         "topic_authorized_operations",
         "topic_id",
     )
+
+    error_code: int
+    name: str | None
+    topic_id: bytes
+    is_internal: bool
+    partitions: tuple[MetadataResponsePartition, ...]
+    topic_authorized_operations: int
 
     def __init__(
         self,
@@ -236,7 +259,7 @@ class MetadataResponseTopic(_Plain):
         self.topic_authorized_operations = topic_authorized_operations
 
 
-class MetadataResponse(_Plain):
+class MetadataResponse(Value):
     __slots__ = (
         "brokers",
         "cluster_authorized_operations",
@@ -245,6 +268,13 @@ class MetadataResponse(_Plain):
         "throttle_time_ms",
         "topics",
     )
+
+    throttle_time_ms: int
+    brokers: tuple[MetadataResponseBroker, ...]
+    cluster_id: str | None
+    controller_id: int
+    topics: tuple[MetadataResponseTopic, ...]
+    cluster_authorized_operations: int
 
     def __init__(
         self,
@@ -352,8 +382,13 @@ class _MetadataReader:
 # --------------------------------------------------------------------------- InitProducerId
 
 
-class InitProducerIdResponse(_Plain):
+class InitProducerIdResponse(Value):
     __slots__ = ("error_code", "producer_epoch", "producer_id", "throttle_time_ms")
+
+    throttle_time_ms: int
+    error_code: int
+    producer_id: int
+    producer_epoch: int
 
     def __init__(
         self, throttle_time_ms: int, error_code: int, producer_id: int, producer_epoch: int
@@ -377,8 +412,11 @@ def _read_init_producer_id(reader: Reader, version: int) -> InitProducerIdRespon
 # --------------------------------------------------------------------------- Produce
 
 
-class LeaderIdAndEpoch(_Plain):
+class LeaderIdAndEpoch(Value):
     __slots__ = ("leader_epoch", "leader_id")
+
+    leader_id: int
+    leader_epoch: int
 
     def __init__(self, leader_id: int, leader_epoch: int) -> None:
         self.leader_id = leader_id
@@ -389,15 +427,18 @@ NO_LEADER: Final = LeaderIdAndEpoch(-1, -1)
 """``current_leader`` when the broker names none (and before v10)."""
 
 
-class BatchIndexAndErrorMessage(_Plain):
+class BatchIndexAndErrorMessage(Value):
     __slots__ = ("batch_index", "batch_index_error_message")
+
+    batch_index: int
+    batch_index_error_message: str | None
 
     def __init__(self, batch_index: int, batch_index_error_message: str | None) -> None:
         self.batch_index = batch_index
         self.batch_index_error_message = batch_index_error_message
 
 
-class PartitionProduceResponse(_Plain):
+class PartitionProduceResponse(Value):
     __slots__ = (
         "base_offset",
         "current_leader",
@@ -408,6 +449,15 @@ class PartitionProduceResponse(_Plain):
         "log_start_offset",
         "record_errors",
     )
+
+    index: int
+    error_code: int
+    base_offset: int
+    log_append_time_ms: int
+    log_start_offset: int
+    record_errors: tuple[BatchIndexAndErrorMessage, ...]
+    error_message: str | None
+    current_leader: LeaderIdAndEpoch
 
     def __init__(
         self,
@@ -422,13 +472,16 @@ class PartitionProduceResponse(_Plain):
         self.base_offset = base_offset
         self.log_append_time_ms = log_append_time_ms
         self.log_start_offset = log_start_offset
-        self.record_errors: tuple[BatchIndexAndErrorMessage, ...] = ()
-        self.error_message: str | None = None
+        self.record_errors = ()
+        self.error_message = None
         self.current_leader = NO_LEADER
 
 
-class TopicProduceResponse(_Plain):
+class TopicProduceResponse(Value):
     __slots__ = ("name", "partition_responses")
+
+    name: str
+    partition_responses: tuple[PartitionProduceResponse, ...]
 
     def __init__(
         self, name: str, partition_responses: tuple[PartitionProduceResponse, ...]
@@ -437,8 +490,13 @@ class TopicProduceResponse(_Plain):
         self.partition_responses = partition_responses
 
 
-class NodeEndpoint(_Plain):
+class NodeEndpoint(Value):
     __slots__ = ("host", "node_id", "port", "rack")
+
+    node_id: int
+    host: str
+    port: int
+    rack: str | None
 
     def __init__(self, node_id: int, host: str, port: int, rack: str | None) -> None:
         self.node_id = node_id
@@ -447,13 +505,17 @@ class NodeEndpoint(_Plain):
         self.rack = rack
 
 
-class ProduceResponse(_Plain):
+class ProduceResponse(Value):
     __slots__ = ("node_endpoints", "responses", "throttle_time_ms")
+
+    responses: tuple[TopicProduceResponse, ...]
+    throttle_time_ms: int
+    node_endpoints: tuple[NodeEndpoint, ...]
 
     def __init__(self, responses: tuple[TopicProduceResponse, ...], throttle_time_ms: int) -> None:
         self.responses = responses
         self.throttle_time_ms = throttle_time_ms
-        self.node_endpoints: tuple[NodeEndpoint, ...] = ()
+        self.node_endpoints = ()
 
 
 _PARTITION_V3: Final = struct.Struct(">ihqq")  # index, error, base offset, append time

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
+from asyncproducer._value import Value
 from asyncproducer.errors import UnsupportedVersionError
 
 
@@ -77,15 +77,27 @@ transactions on a cluster with ``transaction.version`` >= 2, as Java's producer.
 TRANSACTION_VERSION_FEATURE = "transaction.version"
 
 
-@dataclass(frozen=True, slots=True)
-class NegotiatedVersions:
+class NegotiatedVersions(Value):
     """What one broker supports, and the version to use per API."""
+
+    __slots__ = ("broker_ranges", "chosen", "finalized_features")
+    _fields = ("broker_ranges", "chosen", "finalized_features")
 
     broker_ranges: Mapping[int, tuple[int, int]]
     chosen: Mapping[ApiKey, int]
-    finalized_features: Mapping[str, int] = field(default_factory=dict)
-    """The cluster's finalized feature levels as this broker reported them (ApiVersions
-    v3+): e.g. ``transaction.version`` 2 enables KIP-890 part 2."""
+    finalized_features: Mapping[str, int]
+    """The cluster's finalized feature levels as this broker reported them
+    (ApiVersions v3+): e.g. ``transaction.version`` 2 enables KIP-890 part 2."""
+
+    def __init__(
+        self,
+        broker_ranges: Mapping[int, tuple[int, int]],
+        chosen: Mapping[ApiKey, int],
+        finalized_features: Mapping[str, int] | None = None,
+    ) -> None:
+        self.broker_ranges = broker_ranges
+        self.chosen = chosen
+        self.finalized_features = finalized_features or {}
 
     def version_for(self, api: ApiKey) -> int:
         """The version to send for ``api``; raises UnsupportedVersionError if none fits."""

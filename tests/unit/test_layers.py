@@ -20,6 +20,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "base": (
         "errors",
         "_error_codes",
+        "_value",
         "_types",
         "_backoff",
         "_cluster",
