@@ -643,7 +643,7 @@ def decoder(api: ApiKey, version: int) -> Decoder:
         return _decode(frame, tagged_header, flexible, read, name)
 
     if api is ApiKey.API_VERSIONS and version > 0:
-        return _api_versions_decoder(decode, name)
+        return _api_versions_decoder(decode)
     return decode
 
 
@@ -683,7 +683,7 @@ def _decode(
         raise ProtocolError(f"cannot decode {name}: {exc}") from None
 
 
-def _api_versions_decoder(decode: Decoder, name: str) -> Decoder:
+def _api_versions_decoder(decode: Decoder) -> Decoder:
     """ApiVersions v1+: read at the requested version, else as v0, as Java does.
 
     KIP-511: a broker that does not support our ApiVersions version answers in the v0
