@@ -25,13 +25,11 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Mapping
-from typing import ClassVar
 
 from asyncproducer.protocol._varint import encode_uvarint
-from asyncproducer.protocol.framing import request_head
-from asyncproducer.protocol.versions import CLIENT_VERSIONS, ApiKey
+from asyncproducer.protocol.requests import HandEncodedRequest
+from asyncproducer.protocol.versions import ApiKey
 
-_MIN_VERSION, _MAX_VERSION = CLIENT_VERSIONS[ApiKey.PRODUCE]
 _FIRST_FLEXIBLE_VERSION = 9
 
 _INT16 = struct.Struct(">h")
@@ -40,7 +38,6 @@ _ACKS_TIMEOUT = struct.Struct(">hi")
 _ACKS_TIMEOUT_COUNT = struct.Struct(">hii")  # classic: acks, timeout, topic count
 _INDEX_LENGTH = struct.Struct(">ii")  # classic: partition index, records length
 
-_EMPTY = b""
 _NO_TAGS = b"\x00"  # an empty tagged-field section: a count of 0
 _NULL_CLASSIC_STRING = _INT16.pack(-1)
 _NULL_COMPACT_STRING = b"\x00"
@@ -89,19 +86,19 @@ def _flexible_body(
     return parts
 
 
-class ProduceRequest:
+class ProduceRequest(HandEncodedRequest):
     """A Produce request, encoded straight to bytes (no kio entities).
 
     The body does not depend on the correlation id or the client id, so it is encoded
     once, here, into parts that :meth:`frame_parts` puts behind the header: the record
-    batches are not copied (the transport writes them in chunks). Out-of-range values (an acks or
-    partition index beyond its integer type) therefore raise ValueError on construction.
+    batches are not copied (the transport writes them in chunks). Out-of-range values (an
+    acks or partition index beyond its integer type) therefore raise ValueError on
+    construction.
     """
 
-    __slots__ = ("__version__", "_body", "_body_size", "_flexible")
-
-    __api_key__: ClassVar[int] = ApiKey.PRODUCE.value
-    __version__: int
+    __slots__ = ()
+    __api_key__ = ApiKey.PRODUCE.value
+    _FIRST_FLEXIBLE = _FIRST_FLEXIBLE_VERSION
 
     def __init__(
         self,
@@ -112,35 +109,9 @@ class ProduceRequest:
         topic_data: Mapping[str, Mapping[int, bytes]],
         transactional_id: str | None = None,
     ) -> None:
-        if not _MIN_VERSION <= version <= _MAX_VERSION:
-            raise ValueError(
-                f"Produce v{version} is not supported: this encoder writes "
-                f"v{_MIN_VERSION}-v{_MAX_VERSION}"
-            )
-        flexible = version >= _FIRST_FLEXIBLE_VERSION
-        encode_body = _flexible_body if flexible else _classic_body
+        encode_body = _flexible_body if version >= _FIRST_FLEXIBLE_VERSION else _classic_body
         try:
             body = encode_body(acks, timeout_ms, topic_data, transactional_id)
         except struct.error as exc:
             raise ValueError(f"a Produce request field is out of range: {exc}") from None
-        self.__version__ = version
-        self._body = body
-        self._body_size = sum(map(len, body))
-        self._flexible = flexible
-
-    def encode_frame(self, correlation_id: int, client_id: str | None) -> bytes:
-        """The complete frame: int32 size prefix + request header + body."""
-        return _EMPTY.join(self.frame_parts(correlation_id, client_id))
-
-    def frame_parts(self, correlation_id: int, client_id: str | None) -> list[bytes]:
-        """The frame as parts to write in order, the record batches among them uncopied
-        (what a connection writes: see ``asyncproducer/_write_queue.py``)."""
-        head = request_head(
-            self.__api_key__,
-            self.__version__,
-            correlation_id,
-            client_id,
-            flexible=self._flexible,
-            body_size=self._body_size,
-        )
-        return [head, *self._body]
+        super().__init__(version, body)

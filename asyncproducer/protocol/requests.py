@@ -29,33 +29,39 @@ _NO_TOPIC_ID: Final = bytes(16)
 
 
 class HandEncodedRequest:
-    """A request whose body is bytes already; the connection asks it for its frame."""
+    """A request whose body is encoded already, as parts (Produce's record batches among
+    them, uncopied); the connection asks it for its frame."""
 
-    __slots__ = ("__version__", "_body", "_flexible")
+    __slots__ = ("__version__", "_body", "_body_size", "_flexible")
 
     __api_key__: int
     __version__: int
     _FIRST_FLEXIBLE: int
 
-    def __init__(self, version: int, body: bytes) -> None:
-        api = ApiKey(self.__api_key__)
-        low, high = CLIENT_VERSIONS[api]
+    def __init__(self, version: int, body: list[bytes]) -> None:
+        low, high = CLIENT_VERSIONS[ApiKey(self.__api_key__)]
         if not low <= version <= high:
-            raise ValueError(f"{api.name} v{version} is not supported: v{low}-v{high} are")
+            name = type(self).__name__.removesuffix("Request")
+            raise ValueError(
+                f"{name} v{version} is not supported: this client writes v{low}-v{high}"
+            )
         self.__version__ = version
         self._flexible = version >= self._FIRST_FLEXIBLE
         self._body = body
+        self._body_size = sum(map(len, body))
 
     def frame_parts(self, correlation_id: int, client_id: str | None) -> list[bytes]:
+        """The frame as parts to write in order (what a connection writes: see
+        ``asyncproducer/_write_queue.py``): the size prefix and header, then the body."""
         head = request_head(
             self.__api_key__,
             self.__version__,
             correlation_id,
             client_id,
             flexible=self._flexible,
-            body_size=len(self._body),
+            body_size=self._body_size,
         )
-        return [head, self._body]
+        return [head, *self._body]
 
     def encode_frame(self, correlation_id: int, client_id: str | None) -> bytes:
         """The complete frame: int32 size prefix + request header + body."""
@@ -88,7 +94,7 @@ class ApiVersionsRequest(HandEncodedRequest):
         if version >= self._FIRST_FLEXIBLE:
             name = _string(SOFTWARE_NAME, True)
             body = name + _string(software_version, True) + _NO_TAGS
-        super().__init__(version, body)
+        super().__init__(version, [body])
 
 
 class MetadataRequest(HandEncodedRequest):
@@ -125,7 +131,7 @@ class MetadataRequest(HandEncodedRequest):
             parts.append(_BOOL[False])  # include_topic_authorized_operations
         if flexible:
             parts.append(_NO_TAGS)
-        super().__init__(version, b"".join(parts))
+        super().__init__(version, parts)
 
 
 class InitProducerIdRequest(HandEncodedRequest):
@@ -151,4 +157,4 @@ class InitProducerIdRequest(HandEncodedRequest):
             body += struct.pack(">qh", producer_id, producer_epoch)
         if flexible:
             body += _NO_TAGS
-        super().__init__(version, body)
+        super().__init__(version, [body])
