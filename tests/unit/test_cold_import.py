@@ -22,6 +22,7 @@ NOT_NEEDED = (
     "lz4",
     "cramjam",
     "crc32c",
+    "encodings.idna",  # the bootstrap address is ASCII
 )
 
 CHILD = f"""

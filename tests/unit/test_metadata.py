@@ -4,6 +4,8 @@ import datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from kio.index import load_payload_module
 from kio.schema.errors import ErrorCode
 from kio.static.constants import EntityType
@@ -14,6 +16,7 @@ from asyncproducer._cluster import (
     ClusterSnapshot,
     PartitionMetadata,
     TopicInfo,
+    _encode_idna,
     address_problem,
     parse_bootstrap_servers,
 )
@@ -228,3 +231,25 @@ def test_usual_hosts_have_no_address_problem(host: str) -> None:
 def test_bootstrap_servers_with_impossible_hosts_are_config_errors(value: str) -> None:
     with pytest.raises(ConfigError, match="bootstrap_servers"):
         parse_bootstrap_servers(value)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(
+        st.text(alphabet=st.characters(max_codepoint=0x7F), max_size=70)
+        | st.sampled_from(["", "a" * 63, "a" * 64, "é", "xn--e-"]),
+        min_size=1,
+        max_size=5,
+    ).map(".".join)
+)
+def test_host_names_are_checked_as_the_idna_codec_checks_them(host: str) -> None:
+    # _encode_idna skips the codec's import for ASCII names: the same outcome, always.
+    try:
+        expected: bytes | None = host.encode("idna")
+    except UnicodeError:
+        expected = None
+    try:
+        got: bytes | None = _encode_idna(host)
+    except UnicodeError:
+        got = None
+    assert got == expected
