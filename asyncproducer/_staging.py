@@ -94,6 +94,27 @@ if speedups is not None:
     Coroutine.register(speedups.SendCall)
 
 
+def configured_partitioner(config: ProducerConfig) -> Partitioner:
+    """The ``partitioner`` setting's partitioner (named, a class or an instance), as the
+    producer and ``MockProducer`` both resolve it. A custom partitioner refuses the
+    availability timeout, a part of the default partitioner's adaptive partitioning."""
+    partitioner = resolve_partitioner(named_plugin(config.partitioner, "partitioner"))
+    if is_custom(partitioner) and config.partitioner_availability_timeout_ms:
+        raise ConfigError(
+            "partitioner_availability_timeout_ms="
+            f"{config.partitioner_availability_timeout_ms}: the availability timeout is "
+            "part of the default partitioner's adaptive partitioning, and partitioner="
+            f"{type(partitioner).__qualname__} replaces it; leave it at 0"
+        )
+    return partitioner
+
+
+def is_custom(partitioner: Partitioner) -> bool:
+    """Anything but exactly the default partitioner: subclasses (UniformStickyPartitioner)
+    are treated as custom."""
+    return type(partitioner) is not DefaultPartitioner
+
+
 class RecordStager:
     def __init__(
         self,
@@ -110,16 +131,8 @@ class RecordStager:
         self._metadata = metadata
         self._partition_counts = metadata.partition_counts
         self._resolve_serializers(config)
-        self.partitioner = resolve_partitioner(named_plugin(config.partitioner, "partitioner"))
-        # Exactly the default: subclasses (UniformStickyPartitioner) are treated as custom.
-        self._custom = type(self.partitioner) is not DefaultPartitioner
-        if self._custom and config.partitioner_availability_timeout_ms:
-            raise ConfigError(
-                "partitioner_availability_timeout_ms="
-                f"{config.partitioner_availability_timeout_ms}: the availability timeout is "
-                "part of the default partitioner's adaptive partitioning, and partitioner="
-                f"{type(self.partitioner).__qualname__} replaces it; leave it at 0"
-            )
+        self.partitioner = configured_partitioner(config)
+        self._custom = is_custom(self.partitioner)
         self._switch: StickySwitch | None = None
         """The default partitioner's switch (Java's built-in partitioner, KIP-794)."""
         if not self._custom and accumulator is not None:

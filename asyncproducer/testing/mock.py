@@ -12,7 +12,8 @@ Modelled on Java's ``org.apache.kafka.clients.producer.MockProducer``:
   returning False when nothing is pending, as Java's ``completeNext``/``errorNext``),
   :meth:`~MockProducer.complete_all` / :meth:`~MockProducer.fail_all`.
 
-What it checks like the real producer: the configuration (``ProducerConfig``), the
+What it checks like the real producer: the configuration (``ProducerConfig``, and the
+``partitioner`` setting resolved as the producer resolves it: Java's class names too), the
 lifecycle (``send()`` before ``start()`` raises ``ProducerStateError``, after ``close()``
 ``ProducerClosedError``), topic names (``InvalidTopicError``), headers, explicit
 partitions (``PartitionOutOfRangeError``), timestamps (``InvalidRecordTimestampError``),
@@ -50,7 +51,9 @@ from asyncproducer._staging import (
     check_partition,
     check_record_size,
     check_timestamp,
+    configured_partitioner,
     exact_topic,
+    is_custom,
 )
 from asyncproducer._types import (
     Header,
@@ -69,7 +72,7 @@ from asyncproducer.errors import (
     fresh_copy,
 )
 from asyncproducer.interceptors import InterceptorChain
-from asyncproducer.partitioners import DefaultPartitioner, partition_for_key, resolve_partitioner
+from asyncproducer.partitioners import partition_for_key
 from asyncproducer.protocol.records import BATCH_HEADER_SIZE, record_size_upper_bound
 from asyncproducer.serializers import resolve_serializer
 
@@ -146,8 +149,8 @@ class MockProducer:
         self._partitions = _check_partition_counts(partitions)
         self._key_serializer = resolve_serializer(config.key_serializer, is_key=True)
         self._value_serializer = resolve_serializer(config.value_serializer, is_key=False)
-        self._partitioner = resolve_partitioner(config.partitioner)
-        self._custom_partitioner = type(self._partitioner) is not DefaultPartitioner
+        self._partitioner = configured_partitioner(config)
+        self._custom_partitioner = is_custom(self._partitioner)
         self._interceptors = InterceptorChain(list(config.interceptors))
         self._state = State.NEW
         self._new_future: FutureFactory | None = None

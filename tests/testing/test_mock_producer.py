@@ -140,6 +140,16 @@ async def test_ignore_keys_and_custom_partitioner() -> None:
         assert parts == [0, 1, 0]
 
 
+async def test_a_partitioner_named_as_in_java_and_the_same_refusals_as_the_producer() -> None:
+    named = "org.apache.kafka.clients.producer.RoundRobinPartitioner"
+    async with MockProducer(partitioner=named, partitions=2) as producer:
+        parts = [(await producer.send_and_wait("t", b"v")).partition for _ in range(3)]
+        assert parts == [0, 1, 0]
+    # As the real producer: the availability timeout belongs to the default partitioner.
+    with pytest.raises(ConfigError, match="partitioner_availability_timeout_ms=100"):
+        MockProducer(partitioner=RoundRobinPartitioner, partitioner_availability_timeout_ms=100)
+
+
 async def test_record_too_large() -> None:
     async with MockProducer(max_request_size=1000) as producer:
         with pytest.raises(RecordTooLargeError, match="max_request_size=1000"):
