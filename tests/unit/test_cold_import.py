@@ -38,11 +38,16 @@ print(json.dumps([m for m in {NOT_NEEDED!r} if sys.modules.get(m) is not None]))
 """
 
 
-def test_a_producer_on_asyncio_loads_only_what_it_uses() -> None:
+def _output_of(code: str) -> str:
+    """What a new interpreter running ``code`` prints."""
     run = subprocess.run(
-        [sys.executable, "-c", CHILD], capture_output=True, text=True, check=True, timeout=60
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
-    assert json.loads(run.stdout) == []
+    return run.stdout
+
+
+def test_a_producer_on_asyncio_loads_only_what_it_uses() -> None:
+    assert json.loads(_output_of(CHILD)) == []
 
 
 def test_kio_loaded_later_still_leaves_hypothesis_out() -> None:
@@ -54,10 +59,7 @@ def test_kio_loaded_later_still_leaves_hypothesis_out() -> None:
         "end_txn_request(3, transactional_id='t', producer_id=1, producer_epoch=0, commit=True)\n"
         "print('kio' in sys.modules, sys.modules.get('hypothesis') is not None)\n"
     )
-    run = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert run.stdout.split() == ["True", "False"]
+    assert _output_of(code).split() == ["True", "False"]
 
 
 def test_hypothesis_imported_first_keeps_kios_strategies() -> None:
@@ -69,7 +71,4 @@ def test_hypothesis_imported_first_keeps_kios_strategies() -> None:
         "from kio.static.primitive import i32\n"
         "print(st.from_type(i32).example() in range(-2**31, 2**31))\n"
     )
-    run = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert run.stdout.strip() == "True"
+    assert _output_of(code).strip() == "True"
