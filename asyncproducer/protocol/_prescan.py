@@ -45,6 +45,8 @@ from kio.serial._introspect import (
     is_optional,
 )
 
+from asyncproducer.protocol._reader import join_path
+
 # (buffer, offset) -> the offset after the entity; raises _Bad, IndexError, struct.error.
 Walk: TypeAlias = Callable[[memoryview, int], int]
 
@@ -150,12 +152,6 @@ def _skip_string(buffer: memoryview, offset: int, length: int) -> int:
     return offset + max(length, 0)
 
 
-def _join(head: str, tail: str) -> str:
-    if not head or not tail:
-        return head or tail
-    return f"{head}{tail}" if tail.startswith("[") else f"{head}.{tail}"
-
-
 def _tags(buffer: memoryview, offset: int, known: dict[int, tuple[str, Walk]]) -> int:
     """A tagged-field section with at least one field (the generated code skips empty ones)."""
     count, offset = _uvarint(buffer, offset)
@@ -171,7 +167,7 @@ def _tags(buffer: memoryview, offset: int, known: dict[int, tuple[str, Walk]]) -
             try:
                 walk(buffer[:end], offset)  # inside its declared size
             except _Bad as exc:
-                raise _Bad(_join(name, exc.path), exc.reason) from None
+                raise _Bad(join_path(name, exc.path), exc.reason) from None
             except (IndexError, struct.error):
                 raise _Bad(name, "overruns its tagged field") from None
         offset = end  # unknown tags are skipped (KIP-482)
@@ -181,7 +177,7 @@ def _tags(buffer: memoryview, offset: int, known: dict[int, tuple[str, Walk]]) -
 _RUNTIME: dict[str, Any] = {
     "_Bad": _Bad,
     "_NULL": _NULL_REFUSED,
-    "_join": _join,
+    "_join": join_path,
     "_tags": _tags,
     "_uvarint": _uvarint,
     "_i16": struct.Struct(">h").unpack_from,

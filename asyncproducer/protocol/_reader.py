@@ -40,7 +40,9 @@ class Malformed(Exception):
         self.reason = reason
 
 
-def _join(head: str, tail: str) -> str:
+def join_path(head: str, tail: str) -> str:
+    """``head`` and ``tail`` of a field's path: ``topics[2]`` + ``name``, ``topics`` +
+    ``[2]``."""
     if not head or not tail:
         return head or tail
     return f"{head}{tail}" if tail.startswith("[") else f"{head}.{tail}"
@@ -157,7 +159,7 @@ class Reader:
             for _ in range(count):
                 items.append(read_item(self))
         except Malformed as exc:  # items[len(items)] failed
-            raise Malformed(_join(f"{name}[{len(items)}]", exc.path), exc.reason) from None
+            raise Malformed(join_path(f"{name}[{len(items)}]", exc.path), exc.reason) from None
         return tuple(items)
 
     def int32_array(self, name: str) -> tuple[int, ...]:
@@ -182,7 +184,7 @@ class Reader:
                 try:
                     read(Reader(self._buffer, start, end, flexible=True))
                 except Malformed as exc:
-                    raise Malformed(_join(name, exc.path), exc.reason) from None
+                    raise Malformed(join_path(name, exc.path), exc.reason) from None
             self.offset = end  # unknown tags are skipped (KIP-482)
 
     def entity(self, name: str, read: Callable[[Reader], _T]) -> _T:
@@ -190,4 +192,4 @@ class Reader:
         try:
             return read(self)
         except Malformed as exc:
-            raise Malformed(_join(name, exc.path), exc.reason) from None
+            raise Malformed(join_path(name, exc.path), exc.reason) from None
