@@ -28,11 +28,11 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from asyncproducer._value import Value
-from asyncproducer.errors import ProtocolError
+from asyncproducer.errors import ProtocolError, UnsupportedVersionError
 from asyncproducer.protocol._reader import Malformed, Reader
 from asyncproducer.protocol.versions import ApiKey
 
-_UNSUPPORTED_VERSION: Final = 35
+_UNSUPPORTED_VERSION: Final = UnsupportedVersionError.code
 
 
 # --------------------------------------------------------------------------- ApiVersions
@@ -299,22 +299,41 @@ _PARTITION_HEAD: Final = struct.Struct(">hii")  # error code, index, leader
 _PARTITION_HEAD_WITH_EPOCH: Final = struct.Struct(">hiii")
 
 
+def _broker(reader: Reader) -> MetadataResponseBroker:
+    node_id = reader.int32("node_id")
+    host = reader.string("host")
+    port = reader.int32("port")
+    rack = reader.nullable_string("rack")
+    if reader.flexible:
+        reader.tags()
+    return MetadataResponseBroker(node_id, host, port, rack)
+
+
 class _MetadataReader:
     """The Metadata layout of one version (fields come and go between v4 and v12)."""
 
-    __slots__ = ("flexible", "version")
+    __slots__ = ("flexible", "partition_min_size", "topic_min_size", "version")
 
     def __init__(self, version: int) -> None:
         self.version = version
-        self.flexible = version >= 9
+        flexible = self.flexible = version >= 9
+        # The fewest bytes an item takes, which bounds the count an array can claim.
+        tags = 1 if flexible else 0
+        name_and_count = 2 if flexible else 6
+        topic_id = 16 if version >= 10 else 0
+        operations = 4 if version >= 8 else 0
+        self.topic_min_size = 3 + name_and_count + topic_id + operations + tags
+        head = 14 if version >= 7 else 10
+        arrays = (3 if version >= 5 else 2) * (1 if flexible else 4)
+        self.partition_min_size = head + arrays + tags
 
     def response(self, reader: Reader) -> MetadataResponse:
         flexible = self.flexible
         throttle_time_ms = reader.int32("throttle_time")
-        brokers = reader.array("brokers", self.broker, 11 if flexible else 12)
+        brokers = reader.array("brokers", _broker, 11 if flexible else 12)
         cluster_id = reader.nullable_string("cluster_id")
         controller_id = reader.int32("controller_id")
-        topics = reader.array("topics", self.topic, self._topic_min_size())
+        topics = reader.array("topics", self.topic, self.topic_min_size)
         cluster_operations = _AUTHORIZED_OPERATIONS_UNKNOWN
         if 8 <= self.version <= 10:
             cluster_operations = reader.int32("cluster_authorized_operations")
@@ -324,22 +343,13 @@ class _MetadataReader:
             throttle_time_ms, brokers, cluster_id, controller_id, topics, cluster_operations
         )
 
-    def broker(self, reader: Reader) -> MetadataResponseBroker:
-        node_id = reader.int32("node_id")
-        host = reader.string("host")
-        port = reader.int32("port")
-        rack = reader.nullable_string("rack")
-        if self.flexible:
-            reader.tags()
-        return MetadataResponseBroker(node_id, host, port, rack)
-
     def topic(self, reader: Reader) -> MetadataResponseTopic:
         version = self.version
         error_code = reader.int16("error_code")
         name = reader.nullable_string("name") if version >= 12 else reader.string("name")
         topic_id = reader.raw(16, "topic_id") if version >= 10 else _NO_TOPIC_ID
         is_internal = reader.boolean("is_internal")
-        partitions = reader.array("partitions", self.partition, self._partition_min_size())
+        partitions = reader.array("partitions", self.partition, self.partition_min_size)
         operations = _AUTHORIZED_OPERATIONS_UNKNOWN
         if version >= 8:
             operations = reader.int32("topic_authorized_operations")
@@ -348,19 +358,6 @@ class _MetadataReader:
         return MetadataResponseTopic(
             error_code, name, topic_id, is_internal, partitions, operations
         )
-
-    def _topic_min_size(self) -> int:
-        version, flexible = self.version, self.flexible
-        name_and_count = 2 if flexible else 6
-        topic_id = 16 if version >= 10 else 0
-        operations = 4 if version >= 8 else 0
-        return 3 + name_and_count + topic_id + operations + (1 if flexible else 0)
-
-    def _partition_min_size(self) -> int:
-        version = self.version
-        head = 14 if version >= 7 else 10
-        arrays = (3 if version >= 5 else 2) * (1 if self.flexible else 4)
-        return head + arrays + (1 if self.flexible else 0)
 
     def partition(self, reader: Reader) -> MetadataResponsePartition:
         version = self.version
@@ -490,19 +487,9 @@ class TopicProduceResponse(Value):
         self.partition_responses = partition_responses
 
 
-class NodeEndpoint(Value):
-    __slots__ = ("host", "node_id", "port", "rack")
-
-    node_id: int
-    host: str
-    port: int
-    rack: str | None
-
-    def __init__(self, node_id: int, host: str, port: int, rack: str | None) -> None:
-        self.node_id = node_id
-        self.host = host
-        self.port = port
-        self.rack = rack
+NodeEndpoint = MetadataResponseBroker
+"""A broker a Produce response (v10+) names as a partition's new leader: the same fields
+as a Metadata response's broker."""
 
 
 class ProduceResponse(Value):
@@ -543,15 +530,6 @@ def _leader(reader: Reader) -> LeaderIdAndEpoch:
     return leader
 
 
-def _node_endpoint(reader: Reader) -> NodeEndpoint:
-    node_id = reader.int32("node_id")
-    host = reader.string("host")
-    port = reader.int32("port")
-    endpoint = NodeEndpoint(node_id, host, port, reader.nullable_string("rack"))
-    reader.tags()
-    return endpoint
-
-
 class _ProduceReader:
     __slots__ = ("_fixed", "_partition_min_size", "_plain", "_plain_tail", "version")
 
@@ -571,7 +549,7 @@ class _ProduceReader:
         if reader.flexible:
 
             def endpoints(r: Reader) -> None:
-                response.node_endpoints = r.array("", _node_endpoint, 11)
+                response.node_endpoints = r.array("", _broker, 11)
 
             reader.tags({0: ("node_endpoints", endpoints)} if self.version >= 10 else None)
         return response
