@@ -406,7 +406,7 @@ class BrokerConnection:
         api_key, version = request.__api_key__, request.__version__
         client_id = self._settings.client_id
         frame_parts = getattr(request, "frame_parts", None)
-        if frame_parts is not None:  # a request that encodes itself (Produce)
+        if frame_parts is not None:  # a request that encodes itself (protocol.requests)
             frame: list[bytes] = frame_parts(correlation_id, client_id)
         else:
             payload = cast("RequestPayload", request)  # a kio payload: encoded by its schema

@@ -97,7 +97,7 @@ class ProduceRequest(HandEncodedRequest):
     """
 
     __slots__ = ()
-    __api_key__ = ApiKey.PRODUCE.value
+    __api_key__ = ApiKey.PRODUCE
     _FIRST_FLEXIBLE = _FIRST_FLEXIBLE_VERSION
 
     def __init__(

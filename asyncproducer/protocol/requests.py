@@ -34,12 +34,12 @@ class HandEncodedRequest:
 
     __slots__ = ("__version__", "_body", "_body_size", "_flexible")
 
-    __api_key__: int
+    __api_key__: ApiKey
     __version__: int
     _FIRST_FLEXIBLE: int
 
     def __init__(self, version: int, body: list[bytes]) -> None:
-        low, high = CLIENT_VERSIONS[ApiKey(self.__api_key__)]
+        low, high = CLIENT_VERSIONS[self.__api_key__]
         if not low <= version <= high:
             name = type(self).__name__.removesuffix("Request")
             raise ValueError(
@@ -86,7 +86,7 @@ class ApiVersionsRequest(HandEncodedRequest):
     """v0-v2 have no body; v3+ name the client software (KIP-511)."""
 
     __slots__ = ()
-    __api_key__ = ApiKey.API_VERSIONS.value
+    __api_key__ = ApiKey.API_VERSIONS
     _FIRST_FLEXIBLE = 3
 
     def __init__(self, version: int, software_version: str) -> None:
@@ -105,7 +105,7 @@ class MetadataRequest(HandEncodedRequest):
     """
 
     __slots__ = ()
-    __api_key__ = ApiKey.METADATA.value
+    __api_key__ = ApiKey.METADATA
     _FIRST_FLEXIBLE = 9
 
     def __init__(
@@ -139,7 +139,7 @@ class InitProducerIdRequest(HandEncodedRequest):
     producer; v3+ can ask to bump an existing producer's epoch (KIP-360)."""
 
     __slots__ = ()
-    __api_key__ = ApiKey.INIT_PRODUCER_ID.value
+    __api_key__ = ApiKey.INIT_PRODUCER_ID
     _FIRST_FLEXIBLE = 2
 
     def __init__(
