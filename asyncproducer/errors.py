@@ -193,13 +193,8 @@ class InvalidMetadataError(BrokerResponseError):
 _classes_by_code: dict[int, type[BrokerResponseError]] = {}
 
 
-_NAME_AND_RETRIABLE: dict[int, tuple[str, bool]] = {
-    code: (name, retriable) for code, name, retriable in ERROR_CODES
-}
-
-
 def _bind(cls: type[BrokerResponseError], code: int, description: str) -> None:
-    name, retriable = _NAME_AND_RETRIABLE[code]
+    name, retriable = ERROR_CODES[code]
     cls.code = code
     cls.name = name
     cls.description = description
@@ -455,7 +450,7 @@ def _register_all() -> None:
         _bind(cls, code, (cls.__doc__ or "").strip())
     # Codes a producer never receives still get a class, so that an unexpected code is
     # reported by name rather than as a bare number.
-    for code, name, _ in ERROR_CODES:
+    for code, (name, _) in ERROR_CODES.items():
         if code in _classes_by_code:
             continue
         generated = type(_camel(name.lower()), (BrokerResponseError,), {"__module__": __name__})

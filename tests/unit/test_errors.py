@@ -9,8 +9,8 @@ from asyncproducer._error_codes import ERROR_CODES
 
 def test_the_error_code_table_is_kafkas_as_kio_has_it() -> None:
     # Both come from Kafka's Errors.java; kio's enum is the independent copy.
-    kio_codes = [(int(c), c.name.upper(), c.retriable) for c in ErrorCode if c != ErrorCode.none]
-    assert list(ERROR_CODES) == kio_codes
+    kio_codes = {int(c): (c.name.upper(), c.retriable) for c in ErrorCode if c != ErrorCode.none}
+    assert kio_codes == ERROR_CODES
 
 
 def test_every_kafka_error_code_maps_to_a_named_class() -> None:
