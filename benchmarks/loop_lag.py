@@ -2,7 +2,7 @@
 
     python -m benchmarks.loop_lag [--seconds 3] [--clients asyncproducer,aiokafka]
                                   [--loop asyncio|uvloop] [--quick] [--markdown]
-                                  [--bootstrap-servers HOST:PORT]
+                                  [--hold-futures] [--bootstrap-servers HOST:PORT]
 
 A web service runs its producer on the loop that serves its requests: every millisecond
 the producer keeps the loop is a millisecond added to some request. Here a heartbeat task
@@ -10,10 +10,16 @@ on the same loop sleeps 1 ms again and again; its *lag* is how much later than a
 wakes. The producer meanwhile sends, in each case:
 
 - ``rate``: 50,000 records/s offered in 1 ms ticks (50 records a tick, the ticks kept on
-  schedule, catching up if late), every future awaited at the end;
+  schedule, catching up if late);
 - ``full``: as fast as it takes them from one task that yields to the loop every 100
   records (``asyncio.sleep(0)``, as a task serving requests would), with at most 20,000
   records unacknowledged (then it awaits the oldest);
+
+in both, the acknowledgements are taken as they come, as a service does: after each tick
+or turn the sending task takes the result of every leading future that is done and lets
+it go (``--hold-futures``: keep every future to the end, as this benchmark did before;
+the collector then walks them all: its full collections, not the producer, set the
+maxima);
 
 with zstd or lz4, ``batch_size`` 1 MiB, ``linger_ms`` 5, ``acks=all`` (asyncproducer
 idempotent, its default; aiokafka not: its idempotent producer fails on Tansu, see
@@ -113,9 +119,19 @@ async def heartbeat(lags: list[float], stop: asyncio.Event) -> None:
 Send = Callable[[bytes], Awaitable[Any]]  # the record's acknowledgement, when awaited
 
 
-async def offer(case: Case, send: Send, seconds: float, pool: Sequence[bytes]) -> int:
-    """Send for ``seconds`` as ``case.mode`` says; every record acknowledged at the end."""
+def take_acknowledged(pending: deque[Any]) -> None:
+    """Take the result of every leading future that is done, and let it go."""
+    while pending and pending[0].done():
+        pending.popleft().result()
+
+
+async def offer(
+    case: Case, send: Send, seconds: float, pool: Sequence[bytes], *, hold: bool = False
+) -> int:
+    """Send for ``seconds`` as ``case.mode`` says, taking acknowledgements as they come
+    (``hold``: keeping every future to the end); every record acknowledged at the end."""
     pending: deque[Any] = deque()
+    take = (lambda pending: None) if hold else take_acknowledged
     sent = 0
     start = time.perf_counter()
     end = start + seconds
@@ -126,6 +142,7 @@ async def offer(case: Case, send: Send, seconds: float, pool: Sequence[bytes]) -
             for _ in range(per_tick):
                 pending.append(await send(pool[sent % len(pool)]))
                 sent += 1
+            take(pending)
             tick += 1
             await asyncio.sleep(max(0.0, start + tick * TICK_S - time.perf_counter()))
     else:
@@ -133,6 +150,7 @@ async def offer(case: Case, send: Send, seconds: float, pool: Sequence[bytes]) -
             for _ in range(YIELD_EVERY):
                 pending.append(await send(pool[sent % len(pool)]))
                 sent += 1
+            take(pending)
             while len(pending) > WINDOW:
                 await pending.popleft()
             await asyncio.sleep(0)
@@ -141,7 +159,9 @@ async def offer(case: Case, send: Send, seconds: float, pool: Sequence[bytes]) -
     return sent
 
 
-async def run_case(client: str, case: Case | None, bootstrap: str, seconds: float) -> Result:
+async def run_case(
+    client: str, case: Case | None, bootstrap: str, seconds: float, hold: bool
+) -> Result:
     lags: list[float] = []
     stop = asyncio.Event()
     topic = f"loop-lag-{client}"
@@ -160,7 +180,7 @@ async def run_case(client: str, case: Case | None, bootstrap: str, seconds: floa
             pool = values(case.value_size)  # made before the measured window, not in it
             waited_before, started = core_wait_s(), time.perf_counter()
             beat = asyncio.create_task(heartbeat(lags, stop))
-            records = await offer(case, send, seconds, pool)
+            records = await offer(case, send, seconds, pool, hold=hold)
     stop.set()
     await beat
     waited_after, elapsed = core_wait_s(), time.perf_counter() - started
@@ -209,13 +229,13 @@ class _producer:
 
 
 def measure(
-    clients: Sequence[str], bootstrap: str, seconds: float, quick: bool, loop: str
+    clients: Sequence[str], bootstrap: str, seconds: float, quick: bool, loop: str, hold: bool
 ) -> list[Result]:
     runner = _runner(loop)
-    results = [runner(run_case("idle", None, bootstrap, seconds))]
+    results = [runner(run_case("idle", None, bootstrap, seconds, hold))]
     for case in cases(quick):
         for client in clients:  # interleaved: each case's clients back to back
-            results.append(runner(run_case(client, case, bootstrap, seconds)))
+            results.append(runner(run_case(client, case, bootstrap, seconds, hold)))
     return results
 
 
@@ -252,10 +272,17 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--bootstrap-servers")
+    parser.add_argument(
+        "--hold-futures",
+        action="store_true",
+        help="keep every record's future to the end of its case (as before 2026-12-07)",
+    )
     args = parser.parse_args()
     clients = client_names(parser, args.clients, CLIENTS)
     with given_or_tansu(args.bootstrap_servers) as bootstrap:
-        results = measure(clients, bootstrap, args.seconds, args.quick, args.loop)
+        results = measure(
+            clients, bootstrap, args.seconds, args.quick, args.loop, args.hold_futures
+        )
     print(report(results, markdown=args.markdown, loop=args.loop))
 
 

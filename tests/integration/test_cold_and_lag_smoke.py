@@ -34,7 +34,12 @@ def test_cold_start_measures_fresh_processes(kafka_bootstrap_servers: str) -> No
 @pytest.mark.timeout(120)
 def test_loop_lag_measures_a_heartbeat_beside_the_producer(kafka_bootstrap_servers: str) -> None:
     results = loop_lag.measure(
-        ["asyncproducer"], kafka_bootstrap_servers, seconds=0.3, quick=True, loop="asyncio"
+        ["asyncproducer"],
+        kafka_bootstrap_servers,
+        seconds=0.3,
+        quick=True,
+        loop="asyncio",
+        hold=False,
     )
     idle, *sending = results
     assert idle.case is None
