@@ -40,8 +40,20 @@ from asyncproducer.protocol.encoding import BATCH_HEADER_SIZE
 class ReadyCheck(Value):
     """What :meth:`RecordAccumulator.ready` found (filled in as it looks)."""
 
-    __slots__ = ("drainable", "next_check_ms", "ready_nodes", "unknown_leader_topics")
-    _fields = ("ready_nodes", "drainable", "next_check_ms", "unknown_leader_topics")
+    __slots__ = (
+        "drainable",
+        "next_check_ms",
+        "ready_nodes",
+        "unknown_leader_topics",
+        "urgent",
+    )
+    _fields = (
+        "ready_nodes",
+        "drainable",
+        "next_check_ms",
+        "unknown_leader_topics",
+        "urgent",
+    )
 
     ready_nodes: set[int]
     """Brokers with at least one sendable partition."""
@@ -50,12 +62,18 @@ class ReadyCheck(Value):
     next_check_ms: float
     """How long until something not yet sendable becomes sendable."""
     unknown_leader_topics: set[str]
+    urgent: set[int]
+    """Brokers with a partition sendable for more than a full head batch: its linger is
+    over, a batch queued behind it, a retry, a ``send_batch()`` awaiting it, a flush or
+    close, or a ``send()`` waiting for memory. A broker with a request out gets the next
+    at once only if urgent; full batches alone wait for its answer (``Sender``)."""
 
     def __init__(self) -> None:
         self.ready_nodes = set()
         self.drainable = {}
         self.next_check_ms = float("inf")
         self.unknown_leader_topics = set()
+        self.urgent = set()
 
 
 class RecordAccumulator:
@@ -213,19 +231,23 @@ class RecordAccumulator:
                 continue
             leader = topic.partitions[tp[1]].leader
             waited = now_ms - batch.created_ms
-            if (
+            urgent = (
                 hurry
-                or batch.full
                 or batch.awaited
-                or len(queue) > 1
                 or batch.attempts
                 or waited >= self.linger_ms
-            ):
+                or len(queue) > 1
+            )
+            if urgent or batch.full:
                 if batch.compresses_off_the_loop:
                     batch.seal_off_the_loop()  # goes when its records are back
                     continue
                 check.ready_nodes.add(leader)
                 check.drainable.setdefault(leader, []).append(tp)
+                if urgent:
+                    check.urgent.add(leader)
+                else:  # full: it may wait for company, until its linger is over
+                    check.next_check_ms = min(check.next_check_ms, self.linger_ms - waited)
             else:
                 check.next_check_ms = min(check.next_check_ms, self.linger_ms - waited)
                 if waited * 2 >= self.linger_ms and not batch.compresses_off_the_loop:

@@ -227,13 +227,24 @@ class Sender:
         if check.unknown_leader_topics:
             self._metadata.request_update()
         limit = self._settings.max_in_flight_requests_per_connection
-        nodes = [n for n in check.ready_nodes if self._in_flight_requests.get(n, 0) < limit]
+        in_flight = self._in_flight_requests
+        # A broker with a request out gets the next one when something presses (see
+        # ReadyCheck.urgent). Full batches alone wait for its answer, at most until their
+        # linger_ms is over, and go together in one request: on a fast broker, one
+        # request per batch cost more per record in syscalls, encoding and the
+        # broker's work than the wait costs in latency (docs/producer.md, "Batching").
+        nodes = [
+            n
+            for n in check.ready_nodes
+            if not (out := in_flight.get(n, 0)) or (out < limit and n in check.urgent)
+        ]
         if self._throttled_until:
             nodes, throttle_ends = self._unthrottled(nodes, now)
             delay = min(delay, throttle_ends - now)
         if (availability := self._availability) is not None:
             for node in check.ready_nodes:
-                took_request = node in nodes
+                # Full batches waiting for company are not a broker that cannot take them.
+                took_request = node in nodes or in_flight.get(node, 0) < limit
                 availability.polled(node, now, took_request=took_request)
                 if not took_request:  # wake when its timeout runs out, to say so in time
                     delay = min(delay, availability.ms_until_unavailable(node, now))

@@ -86,6 +86,33 @@ def test_full_batch_flush_close_and_memory_pressure_skip_linger() -> None:
         assert acc.ready(CLUSTER, 0, hurry == "memory").ready_nodes == {2}, hurry
 
 
+def test_a_full_batch_alone_is_ready_but_not_urgent_until_its_linger_is_over() -> None:
+    """Its broker, with a request out, gets it with the answer (``Sender``), unless
+    something presses: its linger over, a batch behind it, a flush, close or memory."""
+    acc = accumulator()
+    add(acc, 0, now=0, value=b"x" * 500)
+    # Full now; the record that did not fit goes elsewhere (a sticky partitioner's next
+    # partition): nothing queues behind the full batch.
+    assert acc.try_append("t", 0, None, pending(b"x" * 500)) is None
+    check = acc.ready(CLUSTER, now_ms=4, memory_waiting=False)
+    assert check.ready_nodes == {1}
+    assert check.drainable == {1: [("t", 0)]}
+    assert check.urgent == set()
+    assert check.next_check_ms == 6  # when its linger is over
+    assert acc.ready(CLUSTER, now_ms=10, memory_waiting=False).urgent == {1}
+    assert acc.ready(CLUSTER, now_ms=4, memory_waiting=True).urgent == {1}
+    acc.begin_flush()
+    assert acc.ready(CLUSTER, now_ms=4, memory_waiting=False).urgent == {1}
+
+
+def test_a_batch_queued_behind_a_full_one_makes_its_broker_urgent() -> None:
+    acc = accumulator()
+    add(acc, 0, now=0, value=b"x" * 500)
+    assert add(acc, 0, now=1, value=b"x" * 500) == NEEDS_NEW_BATCH
+    check = acc.ready(CLUSTER, now_ms=1, memory_waiting=False)
+    assert check.ready_nodes == check.urgent == {1}
+
+
 def test_batch_fills_until_batch_size() -> None:
     acc = accumulator(linger_ms=0)
     outcomes = [add(acc, 0, now=0, value=b"x" * 100) for _ in range(12)]

@@ -1,0 +1,124 @@
+"""While a broker has a Produce request out, full batches for it wait for the answer and
+go together in the next request (``Sender._run_once``, ``ReadyCheck.urgent``); at most
+until their ``linger_ms`` is over, and not when a batch is queued behind one of them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pytest
+
+from asyncproducer import Producer
+from asyncproducer._cluster import ClusterSnapshot
+from asyncproducer.protocol.versions import ApiKey
+from asyncproducer.testing.fake import FakeCluster
+
+pytestmark = pytest.mark.anyio
+
+PARTITIONS = 4
+VALUE = b"v" * 300  # three to a 1,000-byte batch: the fourth record finds it full
+
+
+class Cycling:
+    """Keyless records fill one partition's batch, then the next partition's (as the
+    default sticky partitioner does, without its random choice)."""
+
+    def __init__(self) -> None:
+        self.current = 0
+
+    def partition(self, topic: str, *record_and_cluster: Any) -> int:
+        return self.current
+
+    def on_new_batch(self, topic: str, cluster: ClusterSnapshot, prev_partition: int) -> None:
+        self.current = (prev_partition + 1) % PARTITIONS
+
+
+def produce_requests(cluster: FakeCluster) -> int:
+    return cluster.request_count(ApiKey.PRODUCE)
+
+
+async def connected(producer: Producer, cluster: FakeCluster) -> None:
+    """The producer's connection to the broker open (a record acknowledged on another
+    topic), so that the first request goes as soon as it can."""
+    cluster.create_topic("warm-up", 1)
+    await producer.send("warm-up", b"w", partition=0)
+    await producer.flush()
+
+
+async def wait_for_requests(cluster: FakeCluster, count: int) -> None:
+    while produce_requests(cluster) < count:
+        await anyio.sleep(0.005)
+
+
+async def test_full_batches_wait_for_the_answer_and_go_in_one_request() -> None:
+    with anyio.fail_after(20):
+        async with FakeCluster(brokers=1) as cluster:
+            cluster.create_topic("t", PARTITIONS)
+            async with Producer(
+                cluster.bootstrap_servers,
+                linger_ms=60_000,  # nothing goes for its linger in this test
+                batch_size=1_000,
+                partitioner=Cycling(),
+            ) as producer:
+                await producer.partitions_for("t")
+                await connected(producer, cluster)
+                cluster.delay_responses(ApiKey.PRODUCE, 0.3, count=1)
+                # Partitions 0, 1 and 2 fill (the 4th, 7th and 10th records find them
+                # full); partition 3 holds three records and is not full.
+                futures = [await producer.send("t", VALUE) for _ in range(12)]
+                for future in futures[:9]:
+                    await future
+                # Partition 0's batch went alone; partitions 1 and 2 in one request, once
+                # the first was answered (before: one request per full batch, at once).
+                assert produce_requests(cluster) == 1 + 2
+                assert queue_time_max_ms(producer) >= 200  # they waited for the answer
+                assert not futures[9].done()
+                await producer.flush()
+                assert produce_requests(cluster) == 1 + 3
+            for partition in range(PARTITIONS):
+                assert len(cluster.batches("t", partition)) == 1
+
+
+def queue_time_max_ms(producer: Producer) -> float:
+    """The longest a batch waited between its first record and its request going out."""
+    return producer.metrics()["record-queue-time-max"]
+
+
+async def test_a_full_batch_waits_no_longer_than_its_linger() -> None:
+    with anyio.fail_after(20):
+        async with FakeCluster(brokers=1) as cluster:
+            cluster.create_topic("t", PARTITIONS)
+            async with Producer(
+                cluster.bootstrap_servers, linger_ms=200, batch_size=1_000, partitioner=Cycling()
+            ) as producer:
+                await producer.partitions_for("t")
+                await connected(producer, cluster)
+                cluster.delay_responses(ApiKey.PRODUCE, 2.0, count=1)
+                # Partition 0's batch goes; partition 1's fills while that request is out
+                # for 2 s: it goes when its 200 ms are over, not when the answer comes.
+                futures = [await producer.send("t", VALUE) for _ in range(7)]
+                for future in futures[:6]:
+                    await future
+                assert 200 <= queue_time_max_ms(producer) < 1_000
+
+
+async def test_a_batch_queued_behind_a_full_one_goes_at_once() -> None:
+    with anyio.fail_after(20):
+        async with FakeCluster(brokers=1) as cluster:
+            cluster.create_topic("t", 1)
+            async with Producer(
+                cluster.bootstrap_servers, linger_ms=60_000, batch_size=1_000
+            ) as producer:
+                await producer.partitions_for("t")
+                await connected(producer, cluster)
+                cluster.delay_responses(ApiKey.PRODUCE, 2.0, count=1)
+                # One partition: the first batch goes alone; the second fills while the
+                # first is out for 2 s, and the third opens behind it: the second goes
+                # at once (a partition's batches are pipelined), not after the answer.
+                futures = [await producer.send("t", VALUE) for _ in range(7)]
+                for future in futures[:6]:
+                    await future
+                assert queue_time_max_ms(producer) < 1_000
+                await producer.flush()
+            assert len(cluster.batches("t", 0)) == 3
