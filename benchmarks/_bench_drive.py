@@ -27,8 +27,13 @@ from benchmarks._bench_scenarios import Payloads, RunSpec
 
 WINDOW = 10_000
 """Unacknowledged records per client process, at most."""
-CHUNK = 10_000
+CHUNK = 5_000
 """Records per ``send_batch`` call, at most."""
+CALLS_IN_FLIGHT = WINDOW // CHUNK
+"""``send_batch`` calls a task keeps going at once: while one call's records are being
+acknowledged the next one's are sent, as a service streaming records would, and at most
+``WINDOW`` records are unacknowledged, as for every client. (Until 2026-12-07: one call of
+10,000 at a time, so the records in flight fell to none between calls.)"""
 
 SendBatch = Callable[[list[Any]], Awaitable[Sequence[object]]]
 """``Producer.send_batch``: records in, each one's metadata or exception out, in order."""
@@ -125,20 +130,23 @@ async def throughput(client: AsyncClient, spec: RunSpec, data: Payloads, tally: 
 async def throughput_batch(
     send_batch: SendBatch, make_record: MakeRecord, spec: RunSpec, tally: Tally
 ) -> None:
-    """Each task sends its share in ``send_batch`` calls of at most ``CHUNK`` records;
-    each call returns when all its records are acknowledged (or failed)."""
+    """Each task sends its share in ``send_batch`` calls of at most ``CHUNK`` records,
+    ``CALLS_IN_FLIGHT`` of them going at once (call ``k`` starts when call
+    ``k - CALLS_IN_FLIGHT`` returned); each call returns when all its records are
+    acknowledged (or failed)."""
     tasks, count = spec.scenario.tasks, spec.records
 
-    async def sender(first: int) -> None:
-        mine = range(first, count, tasks)
-        for start in range(0, len(mine), CHUNK):
-            records = [make_record(i) for i in mine[start : start + CHUNK]]
-            for outcome in await send_batch(records):
+    async def calls(chunks: Sequence[range]) -> None:
+        for chunk in chunks:
+            for outcome in await send_batch([make_record(i) for i in chunk]):
                 tally.result(outcome)
 
     async with asyncio.TaskGroup() as group:
         for first in range(tasks):
-            group.create_task(sender(first))
+            mine = range(first, count, tasks)
+            chunks = [mine[start : start + CHUNK] for start in range(0, len(mine), CHUNK)]
+            for lane in range(CALLS_IN_FLIGHT):
+                group.create_task(calls(chunks[lane::CALLS_IN_FLIGHT]))
 
 
 def transactions(count: int, size: int) -> list[range]:
