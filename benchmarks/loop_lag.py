@@ -131,7 +131,6 @@ async def offer(
     """Send for ``seconds`` as ``case.mode`` says (at a rate, taking acknowledgements as
     they come unless ``hold``); every record acknowledged at the end."""
     pending: deque[Any] = deque()
-    take = (lambda pending: None) if hold else take_acknowledged
     sent = 0
     start = time.perf_counter()
     end = start + seconds
@@ -142,7 +141,8 @@ async def offer(
             for _ in range(per_tick):
                 pending.append(await send(pool[sent % len(pool)]))
                 sent += 1
-            take(pending)
+            if not hold:
+                take_acknowledged(pending)
             tick += 1
             await asyncio.sleep(max(0.0, start + tick * TICK_S - time.perf_counter()))
     else:
