@@ -790,7 +790,18 @@ async def test_an_answer_that_may_follow_the_append_leaves_the_records_possibly_
         async with FakeCluster(brokers=1) as cluster:
             cluster.create_topic("t", 1)
             cluster.fail_next(ApiKey.PRODUCE, code, count=1_000_000)
-            async with make_producer(cluster, acks="all", delivery_timeout_ms=1000) as producer:
+            # Retries (10-50 ms apart in FAST) could leave a request out when the time runs
+            # out, and a record expiring with its request out is rightly possibly written
+            # whatever the answers before said (seen once in CI: code 19, on trio). With a
+            # backoff past the delivery timeout, the record expires between attempts and
+            # only the answers decide.
+            async with make_producer(
+                cluster,
+                acks="all",
+                delivery_timeout_ms=1000,
+                retry_backoff_ms=5_000,
+                retry_backoff_max_ms=5_000,
+            ) as producer:
                 future = await producer.send("t", b"v", partition=0)
                 error = await outcome(future)
             assert isinstance(error, KafkaTimeoutError), error
