@@ -2,7 +2,8 @@
 
     python -m benchmarks.loop_lag [--seconds 3] [--clients asyncproducer,aiokafka]
                                   [--loop asyncio|uvloop] [--quick] [--markdown]
-                                  [--hold-futures] [--bootstrap-servers HOST:PORT]
+                                  [--hold-futures] [--gc-freeze]
+                                  [--bootstrap-servers HOST:PORT]
 
 A web service runs its producer on the loop that serves its requests: every millisecond
 the producer keeps the loop is a millisecond added to some request. Here a heartbeat task
@@ -27,17 +28,31 @@ docs/benchmarks.md), and values of 1 KiB or 100 KiB
 (text-like, so that compression works: words drawn from a fixed list). The same loop
 with the heartbeat alone (``idle``) is measured in the same run: the machine's own floor.
 
-Reported per case and client: lag p50, p99, max (ms) over ``--seconds`` of sending, the
-records sent, the heartbeats counted, and (on Linux) how long the loop's thread was
+Each case runs two windows of ``--seconds`` under one started producer: the heartbeat's,
+then the *request probe's*: another process sends a timestamp every millisecond on a
+socket, and each one's lag is how long it waited before the loop read it, what the
+loop's occupancy adds to a request (benchmarks/_lag_probes.py). Both are needed: asyncio's
+selector rounds each timeout up to a whole millisecond, so whenever other work wakes the
+loop shortly before the heartbeat is due, the heartbeat is late by up to a millisecond
+while the loop sleeps; a request on a socket is not rounded. They run one after the other
+because the probe's own wake-ups would round the heartbeat's timers.
+
+Reported per case and client: the heartbeat's and the requests' lag p50, p99, max (ms);
+the garbage collector's full collections over both windows (how many, the longest; they
+walk the whole process's heap, the application's objects as much as the producer's); the
+records sent in the heartbeat's window; and (on Linux) how long the loop's thread was
 ready to run but waiting for a core, per second: the share of the lag that is the
 machine's (the broker and the compression threads on the same cores), not the loop's.
-``--quick``: one value size, rate only.
+``--quick``: one value size, rate only. ``--gc-freeze``: ``gc.freeze()`` once the
+producer is started, as a service minding its latency does after start-up, so that full
+collections walk only what was made since.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import random
 import statistics
 import time
@@ -46,6 +61,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from benchmarks._lag_probes import FullCollections, RequestProbe
 from benchmarks._local_broker import client_names, given_or_tansu, table
 
 TICK_S = 0.001
@@ -76,9 +92,12 @@ class Result:
     lags_ms: list[float]
     records: int
     core_wait_ms_per_s: float | None  # None: the kernel does not say (not Linux)
+    request_lags_ms: list[float]  # RequestProbe's: a timestamp a millisecond, from outside
+    collections_ms: list[float]  # each full collection's length
 
-    def percentile(self, q: float) -> float:
-        ordered = sorted(self.lags_ms)
+    def percentile(self, q: float, lags: list[float] | None = None) -> float:
+        """The heartbeat's lag at quantile ``q`` (or that of ``lags``)."""
+        ordered = sorted(self.lags_ms if lags is None else lags)
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
@@ -159,35 +178,69 @@ async def offer(
 
 
 async def run_case(
-    client: str, case: Case | None, bootstrap: str, seconds: float, hold: bool
+    client: str,
+    case: Case | None,
+    bootstrap: str,
+    seconds: float,
+    hold: bool,
+    *,
+    freeze: bool = False,
 ) -> Result:
+    """One case (``None``: the idle loop) in two windows of ``seconds`` under one started
+    producer, each sending as ``case`` says: the heartbeat's, then the request probe's (one
+    at a time: the probe's wake-ups would round the heartbeat's timers, see
+    ``_lag_probes``); the full collections of both. ``freeze``: ``gc.freeze()`` once the
+    producer is started, as a service does after start-up."""
+    if case is None:  # the idle loop: the heartbeat alone, then the probe alone
+        return await _windows(client, None, lambda: asyncio.sleep(seconds, 0))
+    async with _producer(client, case, bootstrap) as send_to:
+        topic = f"loop-lag-{client}"
+
+        async def send(value: bytes) -> Any:
+            return await send_to(topic, value)
+
+        await send(b"warm-up")  # metadata, connections, producer id: not measured
+        pool = values(case.value_size)  # made before the measured window, not in it
+        if freeze:
+            gc.freeze()
+        try:
+            return await _windows(client, case, lambda: offer(case, send, seconds, pool, hold=hold))
+        finally:
+            if freeze:
+                gc.unfreeze()
+
+
+async def _windows(client: str, case: Case | None, work: Callable[[], Awaitable[int]]) -> Result:
     lags: list[float] = []
     stop = asyncio.Event()
-    topic = f"loop-lag-{client}"
-    records = 0
-    waited_before, started = core_wait_s(), time.perf_counter()
-    if case is None:  # the idle loop: the heartbeat alone
+    with FullCollections() as collections:
+        waited_before, started = core_wait_s(), time.perf_counter()
         beat = asyncio.create_task(heartbeat(lags, stop))
-        await asyncio.sleep(seconds)
-    else:
-        async with _producer(client, case, bootstrap) as send_to:
-
-            async def send(value: bytes) -> Any:
-                return await send_to(topic, value)
-
-            await send(b"warm-up")  # metadata, connections, producer id: not measured
-            pool = values(case.value_size)  # made before the measured window, not in it
-            waited_before, started = core_wait_s(), time.perf_counter()
-            beat = asyncio.create_task(heartbeat(lags, stop))
-            records = await offer(case, send, seconds, pool, hold=hold)
-    stop.set()
-    await beat
-    waited_after, elapsed = core_wait_s(), time.perf_counter() - started
+        records = await work()
+        stop.set()
+        await beat
+        waited_after, elapsed = core_wait_s(), time.perf_counter() - started
+        probe = RequestProbe()
+        await probe.start()
+        try:
+            probe.recording = True
+            await work()
+            probe.recording = False
+        finally:
+            probe.close()
     if waited_before is None or waited_after is None:
         core_wait = None
     else:
         core_wait = (waited_after - waited_before) * 1000 / elapsed
-    return Result(client, case, lags, records, core_wait)
+    return Result(
+        client,
+        case,
+        lags,
+        records,
+        core_wait,
+        request_lags_ms=probe.lags_ms,
+        collections_ms=collections.pauses_ms,
+    )
 
 
 class _producer:
@@ -228,13 +281,20 @@ class _producer:
 
 
 def measure(
-    clients: Sequence[str], bootstrap: str, seconds: float, quick: bool, loop: str, hold: bool
+    clients: Sequence[str],
+    bootstrap: str,
+    seconds: float,
+    quick: bool,
+    loop: str,
+    hold: bool,
+    *,
+    freeze: bool = False,
 ) -> list[Result]:
     runner = _runner(loop)
-    results = [runner(run_case("idle", None, bootstrap, seconds, hold))]
+    results = [runner(run_case("idle", None, bootstrap, seconds, hold, freeze=freeze))]
     for case in cases(quick):
         for client in clients:  # interleaved: each case's clients back to back
-            results.append(runner(run_case(client, case, bootstrap, seconds, hold)))
+            results.append(runner(run_case(client, case, bootstrap, seconds, hold, freeze=freeze)))
     return results
 
 
@@ -248,19 +308,25 @@ def _runner(loop: str) -> Callable[[Awaitable[Result]], Result]:
 
 def report(results: Sequence[Result], *, markdown: bool, loop: str) -> str:
     lines = [
-        f"| case ({loop}) | client | lag p50 (ms) | lag p99 (ms) | lag max (ms) | records "
-        "| beats | waiting for a core (ms/s) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        f"| case ({loop}) | client | heartbeat p50 / p99 / max (ms) | request p50 / p99 / max "
+        "(ms) | full collections: count, longest (ms) | records | waiting for a core (ms/s) |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         case = "idle loop" if r.case is None else r.case.name
         wait = "n/a" if r.core_wait_ms_per_s is None else f"{r.core_wait_ms_per_s:.0f}"
+        collections = f"{len(r.collections_ms)}, {max(r.collections_ms, default=0):.1f}"
         lines.append(
-            f"| {case} | {r.client} | {statistics.median(r.lags_ms):.2f} | "
-            f"{r.percentile(0.99):.2f} | {max(r.lags_ms):.2f} | {r.records:,} | "
-            f"{len(r.lags_ms):,} | {wait} |"
+            f"| {case} | {r.client} | {_spread(r, r.lags_ms)} | {_spread(r, r.request_lags_ms)} "
+            f"| {collections} | {r.records:,} | {wait} |"
         )
     return table(lines, markdown=markdown)
+
+
+def _spread(result: Result, lags: list[float]) -> str:
+    if not lags:
+        return "n/a"
+    return f"{statistics.median(lags):.2f} / {result.percentile(0.99, lags):.2f} / {max(lags):.2f}"
 
 
 def main() -> None:
@@ -276,11 +342,22 @@ def main() -> None:
         action="store_true",
         help="at a rate, keep every record's future to the end of its case (as before 2026-12-07)",
     )
+    parser.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="gc.freeze() once the producer is started, as a latency-minded service does",
+    )
     args = parser.parse_args()
     clients = client_names(parser, args.clients, CLIENTS)
     with given_or_tansu(args.bootstrap_servers) as bootstrap:
         results = measure(
-            clients, bootstrap, args.seconds, args.quick, args.loop, args.hold_futures
+            clients,
+            bootstrap,
+            args.seconds,
+            args.quick,
+            args.loop,
+            args.hold_futures,
+            freeze=args.gc_freeze,
         )
     print(report(results, markdown=args.markdown, loop=args.loop))
 

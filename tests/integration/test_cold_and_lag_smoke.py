@@ -47,6 +47,9 @@ def test_loop_lag_measures_a_heartbeat_beside_the_producer(kafka_bootstrap_serve
     for result in results:
         assert len(result.lags_ms) > 10
         assert min(result.lags_ms) >= 0
+        assert len(result.request_lags_ms) > 10  # the request probe's own window
+        assert min(result.request_lags_ms) >= 0
+        assert all(pause > 0 for pause in result.collections_ms)
         if sys.platform == "linux":  # the loop thread's run-queue wait, from schedstat
             assert result.core_wait_ms_per_s is not None
             assert 0 <= result.core_wait_ms_per_s <= 1000
