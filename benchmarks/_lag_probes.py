@@ -24,7 +24,7 @@ import time
 from typing import Any
 
 # The sender, in its own interpreter: a timestamp (perf_counter_ns, CLOCK_MONOTONIC on
-# Linux, one clock for every process) every ``period`` seconds until the socket closes.
+# Linux, one clock for every process) every ``period`` seconds until it is ended.
 _SENDER = """
 import socket, sys, time
 sock = socket.socket(fileno=int(sys.argv[1]))
@@ -83,14 +83,13 @@ class RequestProbe(asyncio.Protocol):
         self._partial = data[whole:]
 
     def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()  # the sender's next send fails: it exits
         if self._sender is not None:
-            try:
-                self._sender.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._sender.kill()
-                self._sender.wait()
+            # Ended here: closing the transport alone would close the socket only on the
+            # loop's next turn, and the sender would not notice before then.
+            self._sender.kill()
+            self._sender.wait()
+        if self._transport is not None:
+            self._transport.close()
 
 
 class FullCollections:
