@@ -64,7 +64,7 @@ _ONE_BYTE_OFFSETS = 64
 Charge = Callable[[int], bool]
 """Reserves more bytes of ``buffer_memory`` if it can, at once (``BufferPool.try_reserve``)."""
 
-Offload = Callable[["ProducerBatch", bytes], None]
+Offload = Callable[["ProducerBatch", bytes | bytearray], None]
 """Compresses a batch's encoded records off the event loop (``CompressionWorker.submit``)."""
 
 
@@ -202,7 +202,7 @@ class ProducerBatch(BatchRecords):
         self.created_ms = now_ms
         self.compression = compression
         self.compression_level = compression_level
-        self.records: bytes | None = None
+        self.records: bytes | bytearray | None = None
         """The encoded (and compressed) records, from when the batch is full until sealed."""
         self.offload = offload
         """Where records too large to compress on the event loop go (see

@@ -67,11 +67,11 @@ class CompressionWorker:
 
     def __init__(self, wake_sender: Callable[[], None]) -> None:
         self._wake_sender = wake_sender
-        self._waiting: deque[tuple[ProducerBatch, bytes]] = deque()
+        self._waiting: deque[tuple[ProducerBatch, bytes | bytearray]] = deque()
         self._work = anyio.Event()
         self._limiter = anyio.CapacityLimiter(THREADS)
 
-    def submit(self, batch: ProducerBatch, records: bytes) -> None:
+    def submit(self, batch: ProducerBatch, records: bytes | bytearray) -> None:
         """Compress ``records`` (the batch's, encoded) for ``batch``, which waits for them."""
         self._waiting.append((batch, records))
         self._work.set()
@@ -84,7 +84,7 @@ class CompressionWorker:
                 while self._waiting:
                     tasks.start_soon(self._compress, *self._waiting.popleft())
 
-    async def _compress(self, batch: ProducerBatch, records: bytes) -> None:
+    async def _compress(self, batch: ProducerBatch, records: bytes | bytearray) -> None:
         compressed = await anyio.to_thread.run_sync(
             compress,
             batch.compression,

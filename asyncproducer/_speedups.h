@@ -175,7 +175,8 @@ typedef struct {
     PyObject_HEAD
     PyObject *futures;            /* list: per record, its future (or None) */
     PyObject *sinks;              /* list of send_batch() sinks, or NULL/None for none */
-    char *buf;                    /* the encoded records; NULL once finished */
+    PyObject *buf_owner;          /* a bytearray holding buf; NULL once finished */
+    char *buf;                    /* the encoded records, in buf_owner */
     Py_ssize_t buf_cap;
     RecordInfo *infos;            /* per record */
     Py_ssize_t infos_cap;

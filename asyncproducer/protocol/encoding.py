@@ -169,7 +169,7 @@ def encode_records(
 
 
 def seal_batch(
-    records: bytes,
+    records: bytes | bytearray,
     *,
     count: int,
     base_timestamp: int,
