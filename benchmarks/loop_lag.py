@@ -54,13 +54,13 @@ import argparse
 import asyncio
 import gc
 import random
-import statistics
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from benchmarks._bench_report import percentile
 from benchmarks._lag_probes import FullCollections, RequestProbe
 from benchmarks._local_broker import client_names, given_or_tansu, table
 
@@ -94,11 +94,6 @@ class Result:
     core_wait_ms_per_s: float | None  # None: the kernel does not say (not Linux)
     request_lags_ms: list[float]  # RequestProbe's: a timestamp a millisecond, from outside
     collections_ms: list[float]  # each full collection's length
-
-    def percentile(self, q: float, lags: list[float] | None = None) -> float:
-        """The heartbeat's lag at quantile ``q`` (or that of ``lags``)."""
-        ordered = sorted(self.lags_ms if lags is None else lags)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def cases(quick: bool) -> list[Case]:
@@ -317,16 +312,18 @@ def report(results: Sequence[Result], *, markdown: bool, loop: str) -> str:
         wait = "n/a" if r.core_wait_ms_per_s is None else f"{r.core_wait_ms_per_s:.0f}"
         collections = f"{len(r.collections_ms)}, {max(r.collections_ms, default=0):.1f}"
         lines.append(
-            f"| {case} | {r.client} | {_spread(r, r.lags_ms)} | {_spread(r, r.request_lags_ms)} "
+            f"| {case} | {r.client} | {_spread(r.lags_ms)} | {_spread(r.request_lags_ms)} "
             f"| {collections} | {r.records:,} | {wait} |"
         )
     return table(lines, markdown=markdown)
 
 
-def _spread(result: Result, lags: list[float]) -> str:
+def _spread(lags: list[float]) -> str:
+    """p50 / p99 / max (nearest rank), or n/a for none."""
     if not lags:
         return "n/a"
-    return f"{statistics.median(lags):.2f} / {result.percentile(0.99, lags):.2f} / {max(lags):.2f}"
+    ordered = sorted(lags)
+    return " / ".join(f"{percentile(ordered, p):.2f}" for p in (50, 99, 100))
 
 
 def main() -> None:
