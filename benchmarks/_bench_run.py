@@ -118,16 +118,38 @@ def _admin(bootstrap_servers: str, ssl_cafile: str | None = None) -> Any:
 def create_topics(
     bootstrap_servers: str, topics: dict[str, int], *, ssl_cafile: str | None = None
 ) -> None:
-    """Create ``{name: partitions}`` (over TLS, trusting ``ssl_cafile``, if given)."""
+    """Create ``{name: partitions}`` (over TLS, trusting ``ssl_cafile``, if given), in
+    calls of at most ``PARTITIONS_PER_CALL`` partitions."""
     from confluent_kafka.cimpl import NewTopic  # what .admin re-exports, typed here
 
     admin = _admin(bootstrap_servers, ssl_cafile)  # alive until the futures are done
-    futures = admin.create_topics(
-        [NewTopic(name, num_partitions=n, replication_factor=1) for name, n in topics.items()],
-        operation_timeout=TOPIC_TIMEOUT_S,
-    )
-    for future in futures.values():
-        future.result(timeout=TOPIC_TIMEOUT_S)
+    for names in _calls(topics):
+        futures = admin.create_topics(
+            [NewTopic(name, num_partitions=topics[name], replication_factor=1) for name in names],
+            operation_timeout=TOPIC_TIMEOUT_S,
+        )
+        for future in futures.values():
+            future.result(timeout=TOPIC_TIMEOUT_S)
+
+
+PARTITIONS_PER_CALL = 5_000
+"""Apache Kafka's controller refuses a CreateTopics that makes more than 10,000 metadata
+records at once (POLICY_VIOLATION, "excessively large batch operation"): one per
+partition and one per topic, so 100 topics of 100 partitions must go in two calls."""
+
+
+def _calls(topics: dict[str, int]) -> list[list[str]]:
+    """The topics grouped in order, each group at most ``PARTITIONS_PER_CALL`` partitions
+    (a larger topic alone)."""
+    calls: list[list[str]] = []
+    partitions = PARTITIONS_PER_CALL
+    for name, count in topics.items():
+        if partitions + count > PARTITIONS_PER_CALL:
+            calls.append([])
+            partitions = 0
+        calls[-1].append(name)
+        partitions += count
+    return calls
 
 
 def delete_topics(
