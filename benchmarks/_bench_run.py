@@ -1,7 +1,10 @@
 """Running the peer benchmark: topics, one process per run, interleaved rounds.
 
-For each scenario, the rounds run the clients one after another in a fixed order (A B C
-D, A B C D, ...): whatever the noisy machine does during a round falls on all of them.
+For each scenario, the rounds run the clients one after another, each round starting one
+client further on (A B C D, B C D A, C D A B, ...): whatever the noisy machine does during
+a round falls on all of them, and no client always runs first after the round's topics
+were created (on Apache Kafka, while its JIT was still warming up, the first run of a
+round was the slowest).
 Every run writes to a topic of its own (a log only it wrote), created before its round
 and deleted after it: Tansu's memory storage keeps every record, and a whole run's
 records (some 80 million) do not fit in the machine's memory.
@@ -167,13 +170,21 @@ def warm_up(
 ) -> None:
     """Send ``records`` 100-byte records with confluent-kafka to a topic of their own,
     then delete it: a fresh JVM broker (Apache Kafka) runs its hot paths interpreted
-    until the JIT has compiled them, so the first client measured would pay for that."""
+    until the JIT has compiled them, so the first client measured would pay for that.
+    In the scenarios' batches (``Scenario.batch_size``, not librdkafka's 1 MB default), so
+    that the broker's per-request and per-batch paths are warmed as often as a run calls
+    them."""
     from confluent_kafka import Producer
 
     deadline = time.monotonic() + timeout_s
     topic = f"bench-warm-up-{uuid.uuid4().hex[:8]}"
     create_topics(bootstrap_servers, {topic: 6}, ssl_cafile=ssl_cafile)
-    config = {"bootstrap.servers": bootstrap_servers, "linger.ms": 5, "log_level": 4}
+    config = {
+        "bootstrap.servers": bootstrap_servers,
+        "linger.ms": Scenario.linger_ms,
+        "batch.size": Scenario.batch_size,
+        "log_level": 4,
+    }
     producer = Producer(config | clients.confluent_tls(ssl_cafile))
     value = b"w" * 100
     for _ in range(records):
@@ -288,7 +299,7 @@ def run_plan(
                 create_topics(servers, dict.fromkeys(names, variant.partitions), ssl_cafile=cafile)
             # A twin first in even rounds: neither always runs right after another client.
             order = variants if round_ % 2 else variants[::-1]
-            for client in chosen:
+            for client in rotated(chosen, round_ - 1):
                 for variant in order:
                     spec = plan.spec(variant, topics[variant.name][client])
                     done = run_client(
@@ -301,6 +312,14 @@ def run_plan(
                 servers, cafile = plan.target(variant)
                 delete_topics(servers, list(topics[variant.name].values()), ssl_cafile=cafile)
     return runs, skipped
+
+
+def rotated(clients: Sequence[str], by: int) -> list[str]:
+    """``clients`` starting at index ``by`` (modulo their number), wrapping around."""
+    if not clients:
+        return []
+    by %= len(clients)
+    return [*clients[by:], *clients[:by]]
 
 
 # --------------------------------------------------------------------------- the machine

@@ -1,8 +1,9 @@
-"""The benchmarks' topic creation: split in calls Apache Kafka's controller accepts."""
+"""The peer benchmark's runs: topics created in calls Apache Kafka's controller accepts,
+and the clients' order rotated from round to round."""
 
 from __future__ import annotations
 
-from benchmarks._bench_run import PARTITIONS_PER_CALL, _calls
+from benchmarks._bench_run import PARTITIONS_PER_CALL, _calls, rotated
 
 
 def test_ten_thousand_partitions_go_in_calls_of_at_most_the_limit() -> None:
@@ -20,3 +21,14 @@ def test_a_topic_larger_than_the_limit_goes_alone() -> None:
 
 def test_no_topics_no_calls() -> None:
     assert _calls({}) == []
+
+
+def test_each_round_starts_one_client_further_on() -> None:
+    clients = ["a", "b", "c"]
+    assert [rotated(clients, r) for r in range(4)] == [
+        ["a", "b", "c"],
+        ["b", "c", "a"],
+        ["c", "a", "b"],
+        ["a", "b", "c"],
+    ]
+    assert rotated([], 3) == []
