@@ -9,10 +9,11 @@
 
 Starts one broker (Tansu, or with --broker kafka a single-node Apache Kafka, warmed up
 first; none if --bootstrap-servers names a cluster), then for each scenario
-runs every client in a process of its own, interleaved (A B C D, A B C D, ...) for
---rounds rounds with the same settings and records. Reports medians and spread over the
-rounds and ratios against aiokafka (docs/benchmarks.md explains every column). Compare
-ratios rather than absolute numbers: the machines are shared and noisy.
+runs every client in a process of its own, interleaved (A B C D, B C D A, ...: each
+round starts one client further on) for --rounds rounds with the same settings and
+records. Reports medians and spread over the rounds and ratios against aiokafka
+(docs/benchmarks.md explains every column). Compare ratios rather than absolute numbers:
+the machines are shared and noisy.
 
 ``--clients`` takes ``java`` too: the Java producer (kafka-clients, the Kafka version
 KafkaCluster runs) in a JVM of its own, driven by a harness compiled at run time
