@@ -126,8 +126,8 @@ def _uvarint(buffer: memoryview, offset: int) -> tuple[int, int]:
         if byte < 0x80:
             return value, offset
         shift += 7
-        if shift > 63:
-            raise _Bad("", "unsigned varint longer than 10 bytes")
+        if shift > 28:  # lengths, counts and tags are at most 32 bits (5 bytes), as in Java
+            raise _Bad("", "unsigned varint longer than 5 bytes")
 
 
 def _compact_string(buffer: memoryview, offset: int) -> int:
