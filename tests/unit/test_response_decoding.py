@@ -473,8 +473,9 @@ def test_a_huge_array_count_is_a_protocol_error_not_a_process_abort(
     ],
 )
 def test_an_unsigned_varint_longer_than_5_bytes_is_refused_by_both_decoders(count: bytes) -> None:
-    # Compact lengths, counts and tags are 32-bit (Java reads at most 5 bytes); kio's
-    # pre-scan allowed 10, so the two decoders could read the same frame differently.
+    # Compact lengths, counts and tags are 32-bit (Java reads at most 5 bytes); the
+    # pre-scan before kio's decoder allowed 10, so the two decoders could read the same
+    # frame differently.
     frame = memoryview(b"\x00\x00\x00\x07\x00" + count)
     for decoder_of in (response_decoder, decoder):
         with pytest.raises(ProtocolError, match="unsigned varint longer than 5 bytes"):
