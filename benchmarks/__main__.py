@@ -261,13 +261,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     scenarios = chosen_scenarios(args)
     needed = not all(s.tls_broker for s in scenarios)
+    warm_up_records = min(WARM_UP_RECORDS, WARM_UP_RUNS * args.records)
     with (
-        broker(
-            args.bootstrap_servers,
-            needed,
-            args.broker,
-            min(WARM_UP_RECORDS, WARM_UP_RUNS * args.records),
-        ) as (servers, description),
+        broker(args.bootstrap_servers, needed, args.broker, warm_up_records) as (
+            servers,
+            description,
+        ),
         tls_broker(args, any(s.tls_broker for s in scenarios)) as tls,
     ):
         plan = Plan(
@@ -286,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress(f"broker: {description}")
         if plan.tls_broker is not None:
             progress(f"TLS broker: {plan.tls_broker.description}")
-            warm_up_tls_broker(plan.tls_broker, min(WARM_UP_RECORDS, WARM_UP_RUNS * args.records))
+            warm_up_tls_broker(plan.tls_broker, warm_up_records)
         runs, skipped = run_plan(plan, progress)
     settings = {
         "records": args.records,
