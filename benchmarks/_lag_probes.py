@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 # The sender, in its own interpreter: a timestamp (perf_counter_ns, CLOCK_MONOTONIC on
@@ -44,9 +45,11 @@ class RequestProbe(asyncio.Protocol):
     """Timestamps from another process every ``period`` seconds; ``lags_ms``: how long
     each waited on the socket before the loop read it, while ``recording``."""
 
-    def __init__(self) -> None:
+    def __init__(self, place: Callable[[int], None] | None = None) -> None:
+        """``place``: called with the sender's pid as soon as it started (to pin it)."""
         self.lags_ms: list[float] = []
         self.recording = False
+        self._place = place
         self._partial = b""
         self._transport: asyncio.BaseTransport | None = None
         self._sender: subprocess.Popen[bytes] | None = None
@@ -68,6 +71,8 @@ class RequestProbe(asyncio.Protocol):
                 [sys.executable, "-c", _SENDER, str(theirs.fileno()), str(period)],
                 pass_fds=[theirs.fileno()],
             )
+        if self._place is not None:
+            self._place(self._sender.pid)
         return ours
 
     def data_received(self, data: bytes) -> None:

@@ -2,7 +2,7 @@
 
     python -m benchmarks.loop_lag [--seconds 3] [--clients asyncproducer,aiokafka]
                                   [--loop asyncio|uvloop] [--quick] [--markdown]
-                                  [--hold-futures] [--gc-freeze]
+                                  [--hold-futures] [--gc-freeze] [--pin-loop CPU]
                                   [--bootstrap-servers HOST:PORT]
 
 A web service runs its producer on the loop that serves its requests: every millisecond
@@ -45,7 +45,9 @@ ready to run but waiting for a core, per second: the share of the lag that is th
 machine's (the broker and the compression threads on the same cores), not the loop's.
 ``--quick``: one value size, rate only. ``--gc-freeze``: ``gc.freeze()`` once the
 producer is started, as a service minding its latency does after start-up, so that full
-collections walk only what was made since.
+collections walk only what was made since. ``--pin-loop CPU`` (Linux): the loop's thread
+alone on that CPU, the broker, the other threads and the probe's sender on the others
+(benchmarks/_lag_pinning.py), so that the loop's thread never waits for a core.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks._bench_report import percentile
+from benchmarks._lag_pinning import LoopPinning
 from benchmarks._lag_probes import FullCollections, RequestProbe
 from benchmarks._local_broker import client_names, given_or_tansu, table
 
@@ -180,14 +183,17 @@ async def run_case(
     hold: bool,
     *,
     freeze: bool = False,
+    pinning: LoopPinning | None = None,
 ) -> Result:
     """One case (``None``: the idle loop) in two windows of ``seconds`` under one started
     producer, each sending as ``case`` says: the heartbeat's, then the request probe's (one
     at a time: the probe's wake-ups would round the heartbeat's timers, see
     ``_lag_probes``); the full collections of both. ``freeze``: ``gc.freeze()`` once the
-    producer is started, as a service does after start-up."""
+    producer is started, as a service does after start-up. ``pinning``: it places the
+    probe's sender."""
+    place = None if pinning is None else pinning.place
     if case is None:  # the idle loop: the heartbeat alone, then the probe alone
-        return await _windows(client, None, lambda: asyncio.sleep(seconds, 0))
+        return await _windows(client, None, lambda: asyncio.sleep(seconds, 0), place)
     async with _producer(client, case, bootstrap) as send_to:
         topic = f"loop-lag-{client}"
 
@@ -199,13 +205,20 @@ async def run_case(
         if freeze:
             gc.freeze()
         try:
-            return await _windows(client, case, lambda: offer(case, send, seconds, pool, hold=hold))
+            return await _windows(
+                client, case, lambda: offer(case, send, seconds, pool, hold=hold), place
+            )
         finally:
             if freeze:
                 gc.unfreeze()
 
 
-async def _windows(client: str, case: Case | None, work: Callable[[], Awaitable[int]]) -> Result:
+async def _windows(
+    client: str,
+    case: Case | None,
+    work: Callable[[], Awaitable[int]],
+    place: Callable[[int], None] | None,
+) -> Result:
     lags: list[float] = []
     stop = asyncio.Event()
     with FullCollections() as collections:
@@ -215,7 +228,7 @@ async def _windows(client: str, case: Case | None, work: Callable[[], Awaitable[
         stop.set()
         await beat
         waited_after, elapsed = core_wait_s(), time.perf_counter() - started
-        probe = RequestProbe()
+        probe = RequestProbe(place)
         await probe.start()
         try:
             probe.recording = True
@@ -284,12 +297,23 @@ def measure(
     hold: bool,
     *,
     freeze: bool = False,
+    pinning: LoopPinning | None = None,
 ) -> list[Result]:
+    """Every case for every client, interleaved; with ``pinning``, the calling thread
+    (the loops') takes its CPU first."""
+    if pinning is not None:
+        pinning.take_for_the_loop()
     runner = _runner(loop)
-    results = [runner(run_case("idle", None, bootstrap, seconds, hold, freeze=freeze))]
+
+    def one(client: str, case: Case | None) -> Result:
+        return runner(
+            run_case(client, case, bootstrap, seconds, hold, freeze=freeze, pinning=pinning)
+        )
+
+    results = [one("idle", None)]
     for case in cases(quick):
         for client in clients:  # interleaved: each case's clients back to back
-            results.append(runner(run_case(client, case, bootstrap, seconds, hold, freeze=freeze)))
+            results.append(one(client, case))
     return results
 
 
@@ -344,8 +368,22 @@ def main() -> None:
         action="store_true",
         help="gc.freeze() once the producer is started, as a latency-minded service does",
     )
+    parser.add_argument(
+        "--pin-loop",
+        type=int,
+        metavar="CPU",
+        help="Linux: the loop's thread alone on this CPU, everything else of the run "
+        "(the embedded broker included) on the others",
+    )
     args = parser.parse_args()
     clients = client_names(parser, args.clients, CLIENTS)
+    pinning = None
+    if args.pin_loop is not None:
+        try:
+            pinning = LoopPinning.for_cpu(args.pin_loop)
+        except ValueError as exc:
+            parser.error(f"--pin-loop: {exc}")
+        pinning.keep_off()  # before the broker starts: it inherits the other CPUs
     with given_or_tansu(args.bootstrap_servers) as bootstrap:
         results = measure(
             clients,
@@ -355,7 +393,10 @@ def main() -> None:
             args.loop,
             args.hold_futures,
             freeze=args.gc_freeze,
+            pinning=pinning,
         )
+    if pinning is not None:
+        print(f"({pinning.describe(embedded_broker=args.bootstrap_servers is None)})")
     print(report(results, markdown=args.markdown, loop=args.loop))
 
 

@@ -37,6 +37,24 @@ async def test_the_request_probe_measures_how_long_the_loop_was_held() -> None:
     assert sorted(probe.lags_ms)[len(probe.lags_ms) // 2] < 20  # most did not wait
 
 
+def _command_line(pid: int) -> bytes:
+    with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+        return cmdline.read()
+
+
+async def test_the_request_probe_hands_its_sender_to_be_placed() -> None:
+    placed: list[int] = []
+    probe = RequestProbe(place=placed.append)
+    await probe.start()
+    try:
+        # Read once its first timestamp came (start() returned): just after the fork, the
+        # kernel may not have set the new program's arguments yet.
+        assert len(placed) == 1
+        assert b"perf_counter_ns" in _command_line(placed[0])  # the sender's program
+    finally:
+        probe.close()
+
+
 async def test_the_request_probe_keeps_a_timestamp_split_across_reads() -> None:
     probe = RequestProbe()
     probe.recording = True
