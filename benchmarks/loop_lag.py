@@ -183,15 +183,14 @@ async def run_case(
     hold: bool,
     *,
     freeze: bool = False,
-    pinning: LoopPinning | None = None,
+    place: Callable[[int], None] | None = None,
 ) -> Result:
     """One case (``None``: the idle loop) in two windows of ``seconds`` under one started
     producer, each sending as ``case`` says: the heartbeat's, then the request probe's (one
     at a time: the probe's wake-ups would round the heartbeat's timers, see
     ``_lag_probes``); the full collections of both. ``freeze``: ``gc.freeze()`` once the
-    producer is started, as a service does after start-up. ``pinning``: it places the
-    probe's sender."""
-    place = None if pinning is None else pinning.place
+    producer is started, as a service does after start-up. ``place``: called with the
+    probe's sender's pid (``LoopPinning.place``)."""
     if case is None:  # the idle loop: the heartbeat alone, then the probe alone
         return await _windows(client, None, lambda: asyncio.sleep(seconds, 0), place)
     async with _producer(client, case, bootstrap) as send_to:
@@ -305,10 +304,10 @@ def measure(
         pinning.take_for_the_loop()
     runner = _runner(loop)
 
+    place = None if pinning is None else pinning.place
+
     def one(client: str, case: Case | None) -> Result:
-        return runner(
-            run_case(client, case, bootstrap, seconds, hold, freeze=freeze, pinning=pinning)
-        )
+        return runner(run_case(client, case, bootstrap, seconds, hold, freeze=freeze, place=place))
 
     results = [one("idle", None)]
     for case in cases(quick):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import time
 
 import pytest
@@ -42,6 +43,7 @@ def _command_line(pid: int) -> bytes:
         return cmdline.read()
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/cmdline"), reason="reads Linux's /proc")
 async def test_the_request_probe_hands_its_sender_to_be_placed() -> None:
     placed: list[int] = []
     probe = RequestProbe(place=placed.append)
