@@ -30,6 +30,7 @@ setup(
                 f"{SPEEDUPS}_crc32c.c",
                 f"{SPEEDUPS}_appender.c",
                 f"{SPEEDUPS}_send_call.c",
+                f"{SPEEDUPS}_untracked.c",
             ],
             # Rebuilt when the header changes; setuptools also puts it in the sdist.
             depends=[f"{SPEEDUPS}.h"],

@@ -4,19 +4,35 @@ On asyncio it is a real :class:`asyncio.Future`, so it works with ``asyncio.gath
 ``asyncio.wait`` and ``asyncio.as_completed``. Trio has no future type; there it is a
 :class:`TrioFuture` with the same ``done()/result()/exception()/add_done_callback()``
 surface, awaitable from any task.
+
+With the C extension, ``send()`` makes its asyncio futures untracked by the cycle
+collector (:func:`untrackable_futures`; why, and why it is safe: ``_speedups_untracked.c``).
+So each way a future is completed here tracks it again where it may come to be part of a
+cycle: :func:`fail` (an exception holds frames), :func:`complete` and
+:func:`set_results` when its owner cancelled it, :func:`set_results` when it has
+attributes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import sys
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from typing import Any, Generic, TypeVar
 
 import sniffio
 
+from asyncproducer._native import speedups
+
 T = TypeVar("T")
+
+# Without the C extension no future is untracked: nothing to track again.
+_track: Callable[[object], None] = speedups.track if speedups is not None else lambda _: None
+_track_decorated: Callable[[list[Any]], None] = (
+    speedups.track_decorated if speedups is not None else lambda _: None
+)
 
 
 class InvalidStateError(RuntimeError):
@@ -188,11 +204,14 @@ class LoopEvent:
 
 def complete(future: asyncio.Future[Any] | TrioFuture[Any], result: Any) -> None:
     """Set a result unless the user cancelled the (asyncio) future meanwhile."""
-    if not future.done():
+    if future.done():
+        _track(future)  # cancelled: its CancelledError may hold frames that hold it
+    else:
         future.set_result(result)
 
 
 def fail(future: asyncio.Future[Any] | TrioFuture[Any], error: BaseException) -> None:
+    _track(future)  # the exception's traceback may hold frames that hold the future
     if not future.done():
         future.set_exception(error)
 
@@ -206,7 +225,7 @@ def mark_retrieved(future: asyncio.Future[Any] | TrioFuture[Any] | None) -> None
         future.exception()
 
 
-def set_results(futures: Sequence[Any], results: Sequence[Any]) -> None:
+def set_results(futures: list[Any], results: Sequence[Any]) -> None:
     """Set each future's result, in order, skipping futures the user cancelled."""
     if not futures:
         return
@@ -215,8 +234,18 @@ def set_results(futures: Sequence[Any], results: Sequence[Any]) -> None:
         deque(map(type(futures[0]).set_result, futures, results), maxlen=0)
     except _ALREADY_DONE:
         for future, result in zip(futures, results, strict=True):
-            if not future.done():
-                future.set_result(result)
+            complete(future, result)
+    _track_decorated(futures)
+
+
+def untrackable_futures(new_future: FutureFactory) -> bool:
+    """Whether ``send()`` in C may make ``new_future``'s futures untracked by the cycle
+    collector: asyncio's own C futures, on the Python versions whose futures' fields
+    ``_speedups_untracked.c`` accounts for."""
+    if speedups is None or sys.version_info >= (3, 14):
+        return False
+    probe = new_future()
+    return type(probe) is asyncio.Future and type(probe).__module__ == "_asyncio"
 
 
 def loop_clock() -> Callable[[], float]:

@@ -10,6 +10,8 @@
  *   _speedups_appender.c   Appender: send()'s synchronous step and send_batch()'s loop in
  *                          C, and the sinks that loop leaves (fill_sinks)
  *   _speedups_send_call.c  SendCall: send() in C, the awaitable Appender.send returns
+ *   _speedups_untracked.c  the futures send() makes, untracked by the cycle collector:
+ *                          why, and which ones to track again (track, track_decorated)
  *   _speedups_module.c     the module: interning, types registration, its functions
  *
  * BatchRecords: the records of a batch being filled, each encoded into a growing buffer
@@ -290,6 +292,7 @@ typedef struct {
     PyObject *new_future;  /* the running loop's future factory */
     PyObject *python_send; /* Producer.send, bound: the coroutine for every other case */
     char open;             /* the producer is running: send() may take the shortcut */
+    char untrack_futures;  /* new_future's futures are untracked (_speedups_untracked.c) */
 } Appender;
 
 SPEEDUPS_INTERNAL extern PyType_Spec appender_spec;
@@ -299,6 +302,11 @@ SPEEDUPS_INTERNAL extern PyType_Spec appender_spec;
  * changed nothing, or NULL with an exception. */
 SPEEDUPS_INTERNAL PyObject *append_fields(Appender *self, PyObject *const *fields,
                                           PyObject *future);
+
+/* track(obj) and track_decorated(futures): the module's functions
+ * (_speedups_untracked.c). */
+SPEEDUPS_INTERNAL PyObject *speedups_track(PyObject *module, PyObject *obj);
+SPEEDUPS_INTERNAL PyObject *speedups_track_decorated(PyObject *module, PyObject *futures);
 
 /* fill_sinks(sinks, outcomes): the module's function. */
 SPEEDUPS_INTERNAL PyObject *speedups_fill_sinks(PyObject *module, PyObject *const *args,

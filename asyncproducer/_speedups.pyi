@@ -29,6 +29,9 @@ class Appender:
     """send(): the coroutine function for the records append() declines."""
     open: bool
     """send(): whether the producer is running (else every record goes to python_send)."""
+    untrack_futures: bool
+    """send(): new_future's futures are made untracked by the cycle collector (see
+    ``_speedups_untracked.c``)."""
 
     def __init__(
         self,
@@ -103,6 +106,12 @@ def crc32c(data: bytes | bytearray | memoryview, value: int = 0, /) -> int:
 
 def crc32c_tables(data: bytes | bytearray | memoryview, value: int = 0, /) -> int:
     """``crc32c()`` on the portable path (tables) whatever the CPU has: for its tests."""
+
+def track(obj: object, /) -> None:
+    """Have the cycle collector walk ``obj`` again (a future send() made untracked)."""
+
+def track_decorated(futures: list[Any], /) -> None:
+    """``track()`` each untracked item of ``futures`` that has attributes (None skipped)."""
 
 def murmur2(data: bytes, /) -> int:
     """Java's ``Utils.murmur2`` of ``data``, as an unsigned 32-bit int."""

@@ -600,6 +600,9 @@ static PyMemberDef appender_members[] = {
      "send(): the running event loop's future factory."},
     {"python_send", T_OBJECT, offsetof(Appender, python_send), 0,
      "send(): the coroutine function for the records append() declines."},
+    {"untrack_futures", T_BOOL, offsetof(Appender, untrack_futures), 0,
+     "send(): new_future's futures are made untracked by the cycle collector (see\n"
+     "_speedups_untracked.c)."},
     {"open", T_BOOL, offsetof(Appender, open), 0,
      "send(): whether the producer is running (else every record goes to python_send)."},
     {NULL, 0, 0, 0, NULL},

@@ -1,7 +1,7 @@
 /* asyncproducer._speedups, the module: its interned strings and tuple's tp_new (the
  * state the other files share, defined here), the registration of its types
- * (BatchRecords, SendCall, Appender) and its functions (murmur2, fill_sinks), and its
- * initialization. See _speedups.h.
+ * (BatchRecords, SendCall, Appender) and its functions (murmur2, fill_sinks, crc32c,
+ * track, track_decorated), and its initialization. See _speedups.h.
  */
 
 #include "_speedups.h"
@@ -110,6 +110,12 @@ static PyMethodDef speedups_methods[] = {
      "crc32c_tables(data, value=0, /)\n--\n\n"
      "crc32c() computed with the tables whatever the CPU has (the portable path, for its\n"
      "tests)."},
+    {"track", (PyCFunction)speedups_track, METH_O,
+     "track(obj, /)\n--\n\n"
+     "Have the cycle collector walk obj again (a future send() made untracked)."},
+    {"track_decorated", (PyCFunction)speedups_track_decorated, METH_O,
+     "track_decorated(futures, /)\n--\n\n"
+     "track() each untracked item of the list futures that has attributes (None skipped)."},
     {"murmur2", (PyCFunction)speedups_murmur2, METH_O,
      "murmur2(data, /)\n--\n\n"
      "Java's Utils.murmur2 of data, as an unsigned 32-bit int (the Appender's key hash;\n"

@@ -115,6 +115,9 @@ send_call_start(SendCall *self, PyObject **result)
         if (future == NULL) {
             return PYGEN_ERROR;
         }
+        if (appender->untrack_futures) {
+            PyObject_GC_UnTrack(future); /* tracked again where needed: _speedups_untracked.c */
+        }
         batch = append_fields(appender, self->args, future);
         if (batch != NULL && batch != Py_None) {
             if (on_delivery != Py_None) {

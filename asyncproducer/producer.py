@@ -29,7 +29,13 @@ from asyncproducer._backoff import ExponentialBackoff
 from asyncproducer._cluster import parse_bootstrap_servers
 from asyncproducer._compression_worker import OFFLOAD_BYTES, CompressionWorker
 from asyncproducer._connection import ConnectionSettings, Handshake
-from asyncproducer._futures import Checkpoint, FutureFactory, checkpoint_factory, future_factory
+from asyncproducer._futures import (
+    Checkpoint,
+    FutureFactory,
+    checkpoint_factory,
+    future_factory,
+    untrackable_futures,
+)
 from asyncproducer._host import background_task, spawn_host
 from asyncproducer._idempotence import IdempotenceState
 from asyncproducer._lifecycle import State, transition_allowed
@@ -292,6 +298,7 @@ class Producer(SendPath, TransactionAPI):
         self._new_future = future_factory()
         if self._appender is not None:
             self._appender.new_future = self._new_future
+            self._appender.untrack_futures = untrackable_futures(self._new_future)
         self._checkpoint = checkpoint_factory()
         configs = self._config.configs()
         self._interceptors.configure(configs)
