@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -52,6 +52,15 @@ async def warm_producer(cluster: FakeCluster) -> AsyncIterator[tuple[Producer, A
         with bounded(5, "the first send()"):
             opener = await producer.send("t", b"opens the batch")
         yield producer, opener
+
+
+def cycle_through(future: Any, back: Callable[[Any, Holder], object]) -> weakref.ref[Holder]:
+    """A holder of ``future`` that ``back(future, holder)`` makes the future hold in turn;
+    a weak reference to it (the holder lives on only in the cycle)."""
+    holder = Holder()
+    holder.future = future
+    back(future, holder)
+    return weakref.ref(holder)
 
 
 def freed(ref: weakref.ref[Holder]) -> bool:
@@ -120,11 +129,7 @@ async def test_a_failed_future_is_tracked_again_so_its_traceback_s_cycle_is_free
 async def test_a_cancelled_future_is_tracked_again_when_its_batch_completes() -> None:
     async with FakeCluster(brokers=1) as cluster, warm_producer(cluster) as (producer, _opener):
         future = await producer.send("t", b"v")
-        holder = Holder()
-        holder.future = future
-        future.cancel(msg=holder)  # the future keeps its message: a cycle
-        ref = weakref.ref(holder)
-        del holder
+        ref = cycle_through(future, lambda f, holder: f.cancel(msg=holder))  # it keeps its message
         with bounded(5, "the acknowledgement"):
             await producer.flush()
         assert gc.is_tracked(future)
@@ -137,11 +142,7 @@ async def test_a_future_given_attributes_is_tracked_again_when_acknowledged() ->
     async with FakeCluster(brokers=1) as cluster, warm_producer(cluster) as (producer, _opener):
         plain = await producer.send("t", b"plain")
         future = await producer.send("t", b"decorated")
-        holder = Holder()
-        holder.future = future
-        future.holder = holder
-        ref = weakref.ref(holder)
-        del holder
+        ref = cycle_through(future, lambda f, holder: setattr(f, "holder", holder))
         with bounded(5, "the acknowledgement"):
             await producer.flush()
             await future
