@@ -18,7 +18,8 @@
  * back to it. It can hold more only as
  *
  *   - failed: its exception's traceback holds frames, whose locals may hold it;
- *   - cancelled by its owner: the same, through the CancelledError it keeps;
+ *   - cancelled by its owner: its cancel message, or the CancelledError it may keep, may
+ *     lead back to it;
  *   - with attributes (an asyncio future has an instance dict): they may lead back to it.
  *
  * So the producer calls track() on a future it fails or finds cancelled, and
