@@ -35,6 +35,10 @@ on_asyncio = pytest.mark.parametrize("anyio_backend", ASYNCIO_BACKENDS)
 
 TOPIC_AUTHORIZATION_FAILED = 29  # not retriable: the batch fails at once
 
+ATTRIBUTES_AT_A_FIXED_PLACE = asyncio.Future.__dictoffset__ > 0
+"""Python 3.11 and 3.12. From 3.13 an asyncio future's attributes have no fixed place, so
+whether it has any cannot be read cheaply: every completed future is tracked again."""
+
 
 class Holder:
     """An object of a cycle through a future: freed only if the collector sees it all."""
@@ -77,7 +81,7 @@ async def test_a_future_is_untracked_while_pending_and_once_acknowledged() -> No
             await producer.flush()
             metadata = await future
         assert metadata.offset == 1
-        assert not gc.is_tracked(future)
+        assert gc.is_tracked(future) is not ATTRIBUTES_AT_A_FIXED_PLACE
         assert not gc.is_tracked(metadata)  # the result holds no container either
 
 
@@ -147,7 +151,8 @@ async def test_a_future_given_attributes_is_tracked_again_when_acknowledged() ->
             await producer.flush()
             await future
         assert gc.is_tracked(future)
-        assert not gc.is_tracked(plain)  # its batch-mate without attributes
+        # Its batch-mate without attributes stays untracked, where that can be seen.
+        assert gc.is_tracked(plain) is not ATTRIBUTES_AT_A_FIXED_PLACE
         del future
         assert freed(ref)
 
