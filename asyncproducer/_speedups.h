@@ -303,6 +303,11 @@ SPEEDUPS_INTERNAL extern PyType_Spec appender_spec;
 SPEEDUPS_INTERNAL PyObject *append_fields(Appender *self, PyObject *const *fields,
                                           PyObject *future);
 
+/* Where ``type``'s instances keep their dict pointer (its __dictoffset__): > 0, the
+ * offset; 0, they have none; -1, not at a fixed place (so any instance may have
+ * attributes); -2, an error is set. (_speedups_untracked.c; records.c asks too.) */
+SPEEDUPS_INTERNAL Py_ssize_t dict_offset(PyTypeObject *type);
+
 /* track(obj) and track_decorated(futures): the module's functions
  * (_speedups_untracked.c). */
 SPEEDUPS_INTERNAL PyObject *speedups_track(PyObject *module, PyObject *obj);

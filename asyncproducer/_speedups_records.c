@@ -526,24 +526,15 @@ last_int(LastInt *last, int64_t value)
 static int
 untrackable(PyTypeObject *type, PyObject *topic, PyObject *partition)
 {
-    PyObject *offset;
-    Py_ssize_t dict_offset;
+    Py_ssize_t offset;
     if (PyObject_GC_IsTracked(topic) || PyObject_GC_IsTracked(partition)) {
         return 0;
     }
     if (type == &PyTuple_Type) {
         return 1;
     }
-    offset = PyObject_GetAttrString((PyObject *)type, "__dictoffset__");
-    if (offset == NULL) {
-        return -1;
-    }
-    dict_offset = PyLong_AsSsize_t(offset);
-    Py_DECREF(offset);
-    if (dict_offset == -1 && PyErr_Occurred()) {
-        return -1;
-    }
-    return dict_offset == 0;
+    offset = dict_offset(type);
+    return offset == -2 ? -1 : offset == 0;
 }
 
 static PyObject *

@@ -46,10 +46,8 @@ speedups_track(PyObject *module, PyObject *obj)
     Py_RETURN_NONE;
 }
 
-/* Where ``type``'s instances keep their dict pointer (its __dictoffset__): > 0, the
- * offset; 0, they have none; -1, not at a fixed place (so any instance may have
- * attributes); -2, an error is set. */
-static Py_ssize_t
+/* Declared (and described) in _speedups.h. */
+Py_ssize_t
 dict_offset(PyTypeObject *type)
 {
     Py_ssize_t offset;
