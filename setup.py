@@ -31,6 +31,7 @@ setup(
                 f"{SPEEDUPS}_appender.c",
                 f"{SPEEDUPS}_send_call.c",
                 f"{SPEEDUPS}_untracked.c",
+                f"{SPEEDUPS}_future.c",
             ],
             # Rebuilt when the header changes; setuptools also puts it in the sdist.
             depends=[f"{SPEEDUPS}.h"],

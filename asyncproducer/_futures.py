@@ -117,8 +117,13 @@ def future_factory() -> FutureFactory:
     if library == "asyncio":
         loop = asyncio.get_running_loop()
         if type(loop).create_future is asyncio.BaseEventLoop.create_future:
-            # The stock loop's create_future is a Python frame around the C Future type;
-            # calling the type directly halves the cost of send()'s one allocation.
+            # The stock loop's create_future is a Python frame around the C Future type:
+            # calling the type directly costs less. A partial copies its keywords into a
+            # new dict at every call; the C extension's FutureMaker does not (a future
+            # made and freed: ~120 ns, against ~165 through the partial and ~190
+            # through create_future).
+            if speedups is not None:
+                return speedups.FutureMaker(asyncio.Future, loop)  # type: ignore[no-any-return]
             return functools.partial(asyncio.Future, loop=loop)
         return loop.create_future  # uvloop and other loops: their own futures
     if library == "trio":

@@ -12,6 +12,8 @@
  *   _speedups_send_call.c  SendCall: send() in C, the awaitable Appender.send returns
  *   _speedups_untracked.c  the futures send() makes, untracked by the cycle collector:
  *                          why, and which ones to track again (track, track_decorated)
+ *   _speedups_future.c     FutureMaker: asyncio's future for the stock loop, made at the
+ *                          cost of the future alone
  *   _speedups_module.c     the module: interning, types registration, its functions
  *
  * BatchRecords: the records of a batch being filled, each encoded into a growing buffer
@@ -330,5 +332,10 @@ SPEEDUPS_INTERNAL extern PyType_Spec send_call_spec;
 /* appender.send(...), one of the Appender's methods: a new SendCall. */
 SPEEDUPS_INTERNAL PyObject *appender_send(Appender *self, PyObject *const *args,
                                           Py_ssize_t nargs, PyObject *kwnames);
+
+/* ------------------------------------------------------------------ futures
+ * (_speedups_future.c) */
+
+SPEEDUPS_INTERNAL extern PyType_Spec future_maker_spec;
 
 #endif /* ASYNCPRODUCER_SPEEDUPS_H */

@@ -1,6 +1,6 @@
 /* asyncproducer._speedups, the module: its interned strings and tuple's tp_new (the
  * state the other files share, defined here), the registration of its types
- * (BatchRecords, SendCall, Appender) and its functions (murmur2, fill_sinks, crc32c,
+ * (BatchRecords, SendCall, Appender, FutureMaker) and its functions (murmur2, fill_sinks, crc32c,
  * track, track_decorated), and its initialization. See _speedups.h.
  */
 
@@ -38,7 +38,7 @@ static int
 speedups_exec(PyObject *module)
 {
     ModuleState *state = (ModuleState *)PyModule_GetState(module);
-    PyObject *appender;
+    PyObject *appender, *future_maker;
     if (state == NULL) {
         return -1;
     }
@@ -66,6 +66,11 @@ speedups_exec(PyObject *module)
         return -1;
     }
     Py_DECREF(appender);
+    future_maker = add_type(module, &future_maker_spec);
+    if (future_maker == NULL) {
+        return -1;
+    }
+    Py_DECREF(future_maker);
     return 0;
 }
 
