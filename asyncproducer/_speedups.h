@@ -295,6 +295,11 @@ typedef struct {
     PyObject *python_send; /* Producer.send, bound: the coroutine for every other case */
     char open;             /* the producer is running: send() may take the shortcut */
     char untrack_futures;  /* new_future's futures are untracked (_speedups_untracked.c) */
+    /* Per record, made once and kept while they serve: */
+    char system_clock;     /* clock is time.time: read the system's clock in C */
+    long long stamp_ms;    /* the last timestamp made from the clock, */
+    PyObject *stamp;       /* as an int (NULL before the first) */
+    PyObject *queue_key;   /* the last (topic, partition) looked up in queues, or NULL */
 } Appender;
 
 SPEEDUPS_INTERNAL extern PyType_Spec appender_spec;

@@ -8,6 +8,8 @@
 
 #include "_speedups.h"
 
+#include <time.h>
+
 /* Appender(*, partition_counts, sticky, queues, clock, records_type, size_limit,
  *          bare_bound, hash_keys, add_hooks, parameters, record_type): each described in
  * _speedups.h; _staging.RecordStager.appender is the one caller. */
@@ -66,6 +68,20 @@ appender_init(Appender *self, PyObject *args, PyObject *kwargs)
     REPLACE(self->sticky, Py_NewRef(sticky));
     REPLACE(self->queues, Py_NewRef(queues));
     REPLACE(self->clock, Py_NewRef(clock));
+    {
+        PyObject *time_module = PyImport_ImportModule("time"), *time_time = NULL;
+        if (time_module != NULL) {
+            time_time = PyObject_GetAttrString(time_module, "time");
+            Py_DECREF(time_module);
+        }
+        if (time_time == NULL) {
+            return -1;
+        }
+        self->system_clock = clock == time_time;
+        Py_DECREF(time_time);
+    }
+    Py_CLEAR(self->stamp);
+    Py_CLEAR(self->queue_key);
     REPLACE(self->records_type, (PyTypeObject *)Py_NewRef(records_type));
     REPLACE(self->add_hooks, Py_NewRef(add_hooks));
     REPLACE(self->parameters, Py_NewRef(parameters));
@@ -91,6 +107,8 @@ appender_traverse(Appender *self, visitproc visit, void *arg)
     Py_VISIT(self->send_call_type);
     Py_VISIT(self->new_future);
     Py_VISIT(self->python_send);
+    Py_VISIT(self->stamp);
+    Py_VISIT(self->queue_key);
     return 0;
 }
 
@@ -108,6 +126,8 @@ appender_clear(Appender *self)
     Py_CLEAR(self->send_call_type);
     Py_CLEAR(self->new_future);
     Py_CLEAR(self->python_send);
+    Py_CLEAR(self->stamp);
+    Py_CLEAR(self->queue_key);
     return 0;
 }
 
@@ -162,6 +182,67 @@ index_below(PyObject *obj, Py_ssize_t limit)
         return -1;
     }
     return value < limit ? value : -1;
+}
+
+/* A record's timestamp when send() gave none: int(clock() * 1000), as the Python path
+ * makes it; a new reference, or NULL. Every record of one millisecond gets the same int.
+ * With time.time as the clock (the producer's), the system clock is read here as
+ * time.time() reads it, without a float made per record. */
+static PyObject *
+clock_stamp(Appender *self)
+{
+    double seconds, millis;
+    long long ms;
+#if defined(CLOCK_REALTIME)
+    struct timespec now;
+    if (self->system_clock && clock_gettime(CLOCK_REALTIME, &now) == 0) {
+        /* time.time(): the nanoseconds as a double, divided by 1e9 */
+        seconds = (double)((long long)now.tv_sec * 1000000000LL + now.tv_nsec) / 1e9;
+    }
+    else
+#endif
+    {
+        PyObject *reading = PyObject_CallNoArgs(self->clock);
+        if (reading == NULL) {
+            return NULL;
+        }
+        seconds = PyFloat_AsDouble(reading);
+        Py_DECREF(reading);
+        if (seconds == -1.0 && PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    millis = seconds * 1000.0;
+    if (!(millis > -9.2e18 && millis < 9.2e18)) {
+        return PyLong_FromDouble(millis); /* nan or inf: its error; else a huge int */
+    }
+    ms = (long long)millis; /* toward zero, as int() */
+    if (self->stamp == NULL || ms != self->stamp_ms) {
+        PyObject *stamp = PyLong_FromLongLong(ms);
+        if (stamp == NULL) {
+            return NULL;
+        }
+        REPLACE(self->stamp, stamp);
+        self->stamp_ms = ms;
+    }
+    return Py_NewRef(self->stamp);
+}
+
+/* The key of the (topic, partition) queue in ``queues``, a new reference: the last one
+ * made when it is for the same objects (as it is for every record while the sticky
+ * partition stays). */
+static PyObject *
+queue_key_of(Appender *self, PyObject *topic, PyObject *partition)
+{
+    PyObject *key = self->queue_key;
+    if (key != NULL && PyTuple_GetItem(key, 0) == topic && PyTuple_GetItem(key, 1) == partition) {
+        return Py_NewRef(key);
+    }
+    key = PyTuple_Pack(2, topic, partition);
+    if (key != NULL) {
+        REPLACE(self->queue_key, Py_NewRef(key));
+    }
+    return key;
 }
 
 /* appender.append(topic, value, key, partition, timestamp_ms, headers, future): the
@@ -257,18 +338,7 @@ append_fields(Appender *self, PyObject *const *fields, PyObject *future)
     /* The timestamp: given (an int the Python path would accept), or now. Before the
      * batch is chosen: the clock may be Python code, and none may run after that. */
     if (timestamp == Py_None) {
-        PyObject *now = PyObject_CallNoArgs(self->clock);
-        double seconds;
-        if (now == NULL) {
-            goto error;
-        }
-        seconds = PyFloat_AsDouble(now);
-        Py_DECREF(now);
-        if (seconds == -1.0 && PyErr_Occurred()) {
-            goto error;
-        }
-        /* int(time.time() * 1000), as the Python path */
-        stamp = PyLong_FromDouble(seconds * 1000.0);
+        stamp = clock_stamp(self);
         if (stamp == NULL) {
             goto error;
         }
@@ -279,9 +349,16 @@ append_fields(Appender *self, PyObject *const *fields, PyObject *future)
     else {
         goto decline; /* the Python path raises InvalidRecordTimestampError */
     }
+    {
+        /* Nor any int but from 0 to 2**63 - 1 (InvalidRecordTimestampError too). */
+        int overflow;
+        if (PyLong_AsLongLongAndOverflow(stamp, &overflow) < 0 || overflow != 0) {
+            goto decline; /* (an exact int: no error but the overflow) */
+        }
+    }
 
     /* The partition's open batch: the last of its queue. */
-    queue_key = PyTuple_Pack(2, topic, partition_obj);
+    queue_key = queue_key_of(self, topic, partition_obj);
     if (queue_key == NULL) {
         goto error;
     }
@@ -308,9 +385,6 @@ append_fields(Appender *self, PyObject *const *fields, PyObject *future)
     }
     if (measure_record((BatchRecords *)batch, stamp, key, value, Py_None, &rec) < 0) {
         PyErr_Clear(); /* a timestamp out of int64: the Python path says so */
-        goto decline;
-    }
-    if (rec.timestamp < 0) {
         goto decline;
     }
     appended = append_record((BatchRecords *)batch, future, &rec);

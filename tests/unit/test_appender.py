@@ -232,6 +232,51 @@ def test_no_timestamp_is_now_in_milliseconds() -> None:
     assert whole.append(timestamp_ms=None).base_timestamp == 12_000
 
 
+def test_timestamps_follow_the_clock_within_and_across_milliseconds() -> None:
+    """The appender keeps the last millisecond's int for the records of that
+    millisecond: each record still gets the clock's own."""
+    readings = iter([1.0001, 1.0004, 1.0021, 1.0009, 1.0009])
+    setup = Setup(clock=lambda: next(readings))
+    for _ in range(5):
+        assert setup.append(timestamp_ms=None) is setup.batch(1)
+    (decoded,) = decode_batches(setup.batch(1).close())
+    assert [r.timestamp for r in decoded.records] == [1000, 1000, 1002, 1000, 1000]
+
+
+@pytest.mark.parametrize("reading", [float("nan"), float("inf"), -float("inf")])
+def test_a_clock_reading_no_int_can_hold_raises_as_the_python_path(reading: float) -> None:
+    setup = Setup(clock=lambda: reading)
+    before = setup.state()
+    with pytest.raises((ValueError, OverflowError)) as raised:
+        setup.append(timestamp_ms=None)
+    with pytest.raises(type(raised.value)):
+        int(reading * 1000)  # RecordStager.stage's computation
+    assert setup.state() == before
+
+
+def test_a_clock_reading_beyond_int64_declines() -> None:
+    """A timestamp the record format cannot hold: the Python path names it."""
+    setup = Setup(clock=lambda: 1e20)
+    before = setup.state()
+    assert setup.append(timestamp_ms=None) is None
+    assert setup.state() == before
+
+
+def test_a_queue_replaced_under_its_key_is_the_one_appended_to() -> None:
+    """The appender reuses its last (topic, partition) key, never the queue found with
+    it: a queue the accumulator replaces (cleared and made anew) is looked up again."""
+    setup = Setup()
+    first = setup.batch(1)
+    assert setup.append() is first
+    replacement = ProducerBatch("t", 1, 0, 0.0, batch_size=16_384)
+    setup.queues["t", 1] = deque([replacement])
+    assert setup.append() is replacement
+    setup.sticky["t"] = 2
+    assert setup.append() is setup.batch(2)
+    assert setup.append(partition=1) is replacement
+    assert (first.record_count, replacement.record_count) == (1, 2)
+
+
 def test_hash_keys_false_sends_a_keyed_record_to_the_sticky_partition() -> None:
     """partitioner_ignore_keys: as keyless (the sticky partition), as RecordStager."""
     setup = Setup(hash_keys=False)
