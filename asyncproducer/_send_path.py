@@ -132,6 +132,39 @@ class SendPath:
                 self._transactions.manager.record_refused(exc)
             raise
 
+    async def _send_to_new_batch(
+        self,
+        topic: str,
+        partition: int,
+        chosen: bool,
+        key: Any,
+        value: Any,
+        record: Record,
+        on_delivery: DeliveryCallback | None,
+        future: Any,
+    ) -> Any:
+        """``send()`` for a record the C appender staged (``record``, ``partition``) but
+        did not append: its partition's last batch is full or at its record capacity, or
+        it has none. What ``send()`` does from there, without staging it again. The
+        producer was running when the appender took it (nothing awaited since), and has
+        no interceptors (else no appender)."""
+        try:
+            # First as send() does: a batch at its record capacity takes more records if
+            # buffer memory allows, else it is marked full (sendable now), so that
+            # _append_to_new_batch yields to the sender once for it.
+            batch = self._accumulator.try_append(topic, partition, future, record)
+            if batch is None:
+                batch = await self._append_to_new_batch(
+                    topic, partition, chosen, key, value, future, record, None
+                )
+        except Exception as exc:
+            if self._transactions is not None:
+                self._transactions.manager.record_refused(exc)
+            raise
+        if on_delivery is not None:
+            batch.add_hooks(on_delivery, None)
+        return future
+
     async def _enqueue_slowly(
         self,
         topic: str,

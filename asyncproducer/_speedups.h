@@ -30,7 +30,9 @@
  * (returns None, having changed nothing) and send() takes its Python path, which is
  * complete: the Appender is only a shortcut through it (asyncproducer._staging).
  * Appender.send is Producer.send itself: it returns a SendCall, an awaitable that acts as
- * the coroutine and runs it only for the records the shortcut declines.
+ * the coroutine and runs it only for the records the shortcut declines; a record declined
+ * only because its partition has no batch with room (one in ~150 at the base settings) it
+ * hands, as staged, to the Python code that opens a batch (python_new_batch).
  *
  * Mechanism, not policy: every decision is Python's (_staging.RecordStager.appender),
  * handed in as plain values when the Appender is made: the usable topics' partition
@@ -293,6 +295,7 @@ typedef struct {
     allocfunc send_call_alloc; /* its tp_alloc, looked up once */
     PyObject *new_future;  /* the running loop's future factory */
     PyObject *python_send; /* Producer.send, bound: the coroutine for every other case */
+    PyObject *python_new_batch; /* the coroutine for a record only in want of a batch */
     char open;             /* the producer is running: send() may take the shortcut */
     char untrack_futures;  /* new_future's futures are untracked (_speedups_untracked.c) */
     /* Per record, made once and kept while they serve: */
@@ -304,11 +307,22 @@ typedef struct {
 
 SPEEDUPS_INTERNAL extern PyType_Spec appender_spec;
 
+/* What append_fields() found for a record it declined only because its partition has
+ * no batch with room (none yet, or the last one full, or at its record capacity, which
+ * the Python path may still extend): the record is otherwise ready, and send() hands it
+ * to the Python path that opens a batch (SendCall). Both new references, or both NULL
+ * for any other decline. */
+typedef struct {
+    PyObject *partition; /* the partition chosen (or given) */
+    PyObject *stamp;     /* its timestamp, an int (given, or the clock's) */
+} Unplaced;
+
 /* append()'s work: ``fields`` are send()'s six arguments (topic, value, key, partition,
  * timestamp_ms, headers). The batch (a new reference), or None (a new reference) having
- * changed nothing, or NULL with an exception. */
+ * changed nothing, or NULL with an exception. ``unplaced``, if not NULL, is filled when
+ * it declines only for want of a batch with room (see Unplaced), else left NULL. */
 SPEEDUPS_INTERNAL PyObject *append_fields(Appender *self, PyObject *const *fields,
-                                          PyObject *future);
+                                          PyObject *future, Unplaced *unplaced);
 
 /* Where ``type``'s instances keep their dict pointer (its __dictoffset__): > 0, the
  * offset; 0, they have none; -1, not at a fixed place (so any instance may have

@@ -107,6 +107,7 @@ appender_traverse(Appender *self, visitproc visit, void *arg)
     Py_VISIT(self->send_call_type);
     Py_VISIT(self->new_future);
     Py_VISIT(self->python_send);
+    Py_VISIT(self->python_new_batch);
     Py_VISIT(self->stamp);
     Py_VISIT(self->queue_key);
     return 0;
@@ -126,6 +127,7 @@ appender_clear(Appender *self)
     Py_CLEAR(self->send_call_type);
     Py_CLEAR(self->new_future);
     Py_CLEAR(self->python_send);
+    Py_CLEAR(self->python_new_batch);
     Py_CLEAR(self->stamp);
     Py_CLEAR(self->queue_key);
     return 0;
@@ -259,14 +261,14 @@ appender_append(Appender *self, PyObject *const *args, Py_ssize_t nargs)
                      nargs);
         return NULL;
     }
-    return append_fields(self, args, args[6]);
+    return append_fields(self, args, args[6], NULL);
 }
 
 /* append()'s work: ``fields`` are send()'s six arguments (topic, value, key, partition,
  * timestamp_ms, headers). The batch (a new reference), or None (a new reference) having
  * changed nothing, or NULL with an exception. */
 PyObject *
-append_fields(Appender *self, PyObject *const *fields, PyObject *future)
+append_fields(Appender *self, PyObject *const *fields, PyObject *future, Unplaced *unplaced)
 {
     PyObject *topic = fields[0], *value = fields[1], *key = fields[2];
     PyObject *partition = fields[3], *timestamp = fields[4], *headers = fields[5];
@@ -350,7 +352,8 @@ append_fields(Appender *self, PyObject *const *fields, PyObject *future)
         goto decline; /* the Python path raises InvalidRecordTimestampError */
     }
     {
-        /* Nor any int but from 0 to 2**63 - 1 (InvalidRecordTimestampError too). */
+        /* Nor any int but from 0 to 2**63 - 1: checked before a batch is looked at, as a
+         * record left unplaced goes on without being staged again. */
         int overflow;
         if (PyLong_AsLongLongAndOverflow(stamp, &overflow) < 0 || overflow != 0) {
             goto decline; /* (an exact int: no error but the overflow) */
@@ -369,7 +372,7 @@ append_fields(Appender *self, PyObject *const *fields, PyObject *future)
         if (PyErr_Occurred()) {
             goto error;
         }
-        goto decline; /* no batch yet */
+        goto unplaced; /* no batch yet */
     }
     queued = PyObject_Size(queue);
     if (queued > 0) {
@@ -379,9 +382,14 @@ append_fields(Appender *self, PyObject *const *fields, PyObject *future)
     if (queued < 0 || (queued > 0 && batch == NULL)) {
         goto error;
     }
-    if (batch == NULL || !PyObject_TypeCheck(batch, self->records_type) ||
-        !takes_more((BatchRecords *)batch)) {
-        goto decline; /* an empty queue, or its last batch takes no more */
+    if (batch == NULL) {
+        goto unplaced; /* an empty queue */
+    }
+    if (!PyObject_TypeCheck(batch, self->records_type)) {
+        goto decline;
+    }
+    if (!takes_more((BatchRecords *)batch)) {
+        goto unplaced; /* its last batch takes no more */
     }
     if (measure_record((BatchRecords *)batch, stamp, key, value, Py_None, &rec) < 0) {
         PyErr_Clear(); /* a timestamp out of int64: the Python path says so */
@@ -392,11 +400,19 @@ append_fields(Appender *self, PyObject *const *fields, PyObject *future)
         goto error;
     }
     if (appended == 0) {
-        goto decline; /* full: the Python path closes it and opens a new batch */
+        goto unplaced; /* full: the Python path closes it and opens a new batch */
     }
     Py_DECREF(stamp);
     Py_DECREF(partition_obj);
     return batch;
+
+unplaced:
+    if (unplaced != NULL) {
+        unplaced->partition = partition_obj; /* handed over */
+        unplaced->stamp = stamp;
+        Py_XDECREF(batch);
+        Py_RETURN_NONE;
+    }
 
 decline:
     Py_XDECREF(stamp);
@@ -531,7 +547,7 @@ appender_append_each(Appender *self, PyObject *const *args, Py_ssize_t nargs)
             slot = -1; /* no slot to take back */
         }
         else {
-            batch = append_fields(self, fields, Py_None);
+            batch = append_fields(self, fields, Py_None, NULL);
         }
         for (i = 0; i < 6; i++) {
             Py_XDECREF(owned[i]);
@@ -674,6 +690,10 @@ static PyMemberDef appender_members[] = {
      "send(): the running event loop's future factory."},
     {"python_send", T_OBJECT, offsetof(Appender, python_send), 0,
      "send(): the coroutine function for the records append() declines."},
+    {"python_new_batch", T_OBJECT, offsetof(Appender, python_new_batch), 0,
+     "send(): the coroutine function for a record declined only because its partition\n"
+     "has no batch with room: (topic, partition, chosen, key, value, record, on_delivery,\n"
+     "future), record being (timestamp, key, value, ())."},
     {"untrack_futures", T_BOOL, offsetof(Appender, untrack_futures), 0,
      "send(): new_future's futures are made untracked by the cycle collector (see\n"
      "_speedups_untracked.c)."},

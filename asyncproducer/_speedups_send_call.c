@@ -103,7 +103,33 @@ send_call_delegate(SendCall *self, PyObject *arg, PyObject **result)
     return status;
 }
 
-/* The first step: append()'s shortcut, or else the start of python_send's coroutine. */
+/* python_new_batch's coroutine for the record append_fields() left ``unplaced``, with
+ * ``future`` (both handed over: released here). */
+static PyObject *
+new_batch_call(Appender *appender, PyObject *const *fields, Unplaced *unplaced,
+               PyObject *future)
+{
+    PyObject *topic = fields[0], *value = fields[1], *key = fields[2];
+    PyObject *chosen = fields[3] == Py_None ? Py_True : Py_False, *inner = NULL;
+    PyObject *headers = PyTuple_New(0), *record = NULL;
+    if (headers != NULL) {
+        record = PyTuple_Pack(4, unplaced->stamp, key, value, headers);
+        Py_DECREF(headers);
+    }
+    if (record != NULL) {
+        inner = PyObject_CallFunctionObjArgs(appender->python_new_batch, topic,
+                                             unplaced->partition, chosen, key, value, record,
+                                             fields[SEND_ARGS - 1], future, NULL);
+        Py_DECREF(record);
+    }
+    Py_DECREF(unplaced->partition);
+    Py_DECREF(unplaced->stamp);
+    Py_DECREF(future);
+    return inner;
+}
+
+/* The first step: append()'s shortcut, or else the start of a coroutine: python_new_batch's
+ * when the record only needs a new batch, python_send's for anything else. */
 static PySendResult
 send_call_start(SendCall *self, PyObject **result)
 {
@@ -112,13 +138,15 @@ send_call_start(SendCall *self, PyObject **result)
     PyObject *args;
     if (appender->open && appender->new_future != NULL) {
         PyObject *future = PyObject_CallNoArgs(appender->new_future), *batch;
+        Unplaced unplaced = {NULL, NULL};
+        int hands_over = appender->python_new_batch != NULL && appender->python_new_batch != Py_None;
         if (future == NULL) {
             return PYGEN_ERROR;
         }
         if (appender->untrack_futures) {
             PyObject_GC_UnTrack(future); /* tracked again where needed: _speedups_untracked.c */
         }
-        batch = append_fields(appender, self->args, future);
+        batch = append_fields(appender, self->args, future, hands_over ? &unplaced : NULL);
         if (batch != NULL && batch != Py_None) {
             if (on_delivery != Py_None) {
                 PyObject *done = PyObject_CallFunctionObjArgs(appender->add_hooks, batch,
@@ -132,11 +160,19 @@ send_call_start(SendCall *self, PyObject **result)
             *result = future;
             return future == NULL ? PYGEN_ERROR : PYGEN_RETURN;
         }
-        Py_DECREF(future); /* the Python path makes its own */
         if (batch == NULL) {
+            Py_DECREF(future);
             return PYGEN_ERROR;
         }
         Py_DECREF(batch);
+        if (unplaced.partition != NULL) {
+            self->inner = new_batch_call(appender, self->args, &unplaced, future);
+            if (self->inner == NULL) {
+                return PYGEN_ERROR;
+            }
+            return send_call_delegate(self, Py_None, result);
+        }
+        Py_DECREF(future); /* python_send makes its own */
     }
     if (appender->python_send == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Appender.send() has no python_send");

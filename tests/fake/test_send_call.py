@@ -25,7 +25,12 @@ import sniffio
 
 from asyncproducer import Producer, RecordMetadata, _staging
 from asyncproducer._batch import RECORDS_PER_CHARGE
-from asyncproducer.errors import ProducerClosedError, ProducerStateError
+from asyncproducer.errors import (
+    KafkaTimeoutError,
+    ProducerClosedError,
+    ProducerStateError,
+    TransactionStateError,
+)
 from asyncproducer.testing.fake import FakeCluster
 from tests.fake.test_delivery import bounded
 
@@ -222,3 +227,100 @@ async def test_it_holds_no_reference_to_its_arguments_after_it_is_awaited() -> N
         assert stages.count <= (1_003 // RECORDS_PER_CHARGE).bit_length()
         assert [sys.getrefcount(obj) for obj in (topic, value, key)] == before
         await acknowledged(producer, futures[-1])
+
+
+# ----------------------------------------------------------------------- a new batch
+
+
+async def test_records_opening_batches_are_staged_once_in_c_and_delivered() -> None:
+    """A record whose partition's batch is full goes to ``_send_to_new_batch`` as the C
+    shortcut staged it (not staged again in Python), opens the next batch, and is
+    delivered with its callback, in order with the others."""
+    values = [b"%03d" % i + b"x" * 97 for i in range(120)]
+    delivered: list[tuple[int, Any]] = []
+    async with warm_producer(batch_size=1_000) as (cluster, producer, stages):
+        opened = producer._send_to_new_batch
+        calls = 0
+
+        async def counting(*args: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            return await opened(*args)
+
+        producer._appender.python_new_batch = counting
+        futures = [
+            await producer.send(
+                "t", value, on_delivery=lambda m, e: delivered.append((m.offset, e))
+            )
+            for value in values
+        ]
+        assert stages.count == 0
+        assert calls >= len(values) // 10  # ~9 records of 110 B a batch of 1,000
+        with bounded(5, "flush() and the acknowledgements"):
+            await producer.flush()
+            offsets = [(await future).offset for future in futures]
+        assert offsets == list(range(1, 121))
+        assert sorted(delivered) == [(offset, None) for offset in offsets]
+        assert stored_values(cluster) == [b"opens the batch", *values]
+
+
+async def test_a_timeout_opening_a_batch_spoils_the_transaction() -> None:
+    """No buffer memory for the new batch within ``max_block_ms`` (the broker answers
+    nothing): the record fails with KafkaTimeoutError and, as Java's ``doSend``, the
+    transaction must be aborted; on the path a record takes when the C shortcut staged
+    it."""
+    with anyio.fail_after(20):
+        async with FakeCluster(brokers=1) as cluster:
+            cluster.create_topic("t", 1)
+            producer = Producer(
+                cluster.bootstrap_servers,
+                transactional_id="tx",
+                linger_ms=0,
+                batch_size=16_384,
+                buffer_memory=40_000,
+                max_block_ms=300,
+                request_timeout_ms=1_000,
+                retry_backoff_ms=10,
+            )
+            async with producer:
+                await producer.begin_transaction()
+                await (await producer.send("t", b"registers the partition"))
+                stages = Stages(producer)
+                cluster.black_hole(cluster.broker_ids[0])
+                # Each opens a batch: the third finds no memory.
+                await producer.send("t", b"v" * 10_000)
+                await producer.send("t", b"v" * 10_000)
+                with pytest.raises(KafkaTimeoutError):
+                    await producer.send("t", b"v" * 10_000)
+                assert stages.count == 0
+                with pytest.raises(TransactionStateError, match="must be aborted"):
+                    await producer.send("t", b"after")
+                cluster.black_hole(cluster.broker_ids[0], enabled=False)
+
+
+async def test_a_tight_send_loop_yields_to_the_sender_once_per_full_batch() -> None:
+    """The records that open batches take ``_send_to_new_batch``; it must yield to the
+    sender once per batch filled, as send() does (the first record's batch is
+    acknowledged while the loop still sends), and only then."""
+    async with warm_producer(batch_size=1_000) as (cluster, producer, stages):
+        yields = 0
+        checkpoint = producer._checkpoint
+
+        async def counted() -> None:
+            nonlocal yields
+            yields += 1
+            await checkpoint()
+
+        producer._checkpoint = counted
+        with bounded(10, "2,000 sends"):
+            first = await producer.send("t", b"x" * 90)
+            for _ in range(2_000):
+                await producer.send("t", b"x" * 90)
+            assert first.done()
+            await producer.flush()
+        assert stages.count == 0
+        batches = len(cluster.batches("t", 0))
+        assert batches > 150  # ~10 records a batch
+        # One yield per batch another followed, but the warm producer's first: it was
+        # not full when the loop began.
+        assert batches - 2 <= yields <= batches - 1

@@ -2,14 +2,18 @@
 event loop drives a coroutine: the shortcut on its first step, or else ``python_send``'s
 coroutine, whose steps, ``throw()`` and ``close()`` it forwards as ``await`` does. The
 coroutine here is a stand-in that records what reaches it; tests/fake/test_send_call.py
-runs the real one inside a producer.
+runs the real one inside a producer. A record the shortcut declined only because its
+partition has no batch with room goes, staged, to ``python_new_batch`` instead.
 """
 
 from __future__ import annotations
 
 import gc
+import sys
+import time
 import warnings
-from collections.abc import Generator
+from collections import deque
+from collections.abc import Callable, Generator
 from typing import Any
 
 import pytest
@@ -19,7 +23,7 @@ from asyncproducer import _staging
 if _staging.Appender is None:
     pytest.skip("no C extension: no SendCall", allow_module_level=True)
 
-from tests.unit.test_appender import Future, Setup
+from tests.unit.test_appender import Future, Setup, _at_capacity, _full
 
 
 class Suspend:
@@ -210,3 +214,121 @@ def test_it_cannot_be_made_but_by_send() -> None:
     with pytest.raises(TypeError):
         type(call)()
     call.close()
+
+
+# ----------------------------------------------------------------------- python_new_batch
+
+
+def _no_queue(setup: Setup) -> None:
+    del setup.queues["t", 1]
+
+
+def _empty_queue(setup: Setup) -> None:
+    setup.queues["t", 1] = deque()
+
+
+def staging(change: Callable[[Setup], None], python_send: Any, new_batch: Any) -> Setup:
+    """Sticky partition 1 in want of a batch (``change``), both coroutines set."""
+    setup = Setup()
+    change(setup)
+    setup.appender.python_send = python_send
+    setup.appender.python_new_batch = new_batch
+    setup.appender.new_future = Future
+    setup.appender.open = True
+    return setup
+
+
+WANTING = [_full, _at_capacity, _no_queue, _empty_queue]
+
+
+@pytest.mark.parametrize("change", WANTING, ids=lambda change: change.__name__)
+def test_a_record_only_in_want_of_a_batch_goes_to_python_new_batch_staged(
+    change: Callable[[Setup], None],
+) -> None:
+    python_send, new_batch = PythonSend(), PythonSend()
+    setup = staging(change, python_send, new_batch)
+    before = setup.state()
+    call = setup.appender.send("t", b"v", timestamp_ms=1000, on_delivery=print)
+    assert call.send(None) == "waiting"
+    assert setup.state() == before  # nothing appended: that is the coroutine's to do
+    assert returned(lambda: call.send("resumed")) == "its future"
+    ((called, args), received) = new_batch.log
+    # (topic, partition, chosen, key, value, record, on_delivery, future): the future is
+    # the one the shortcut made, handed over.
+    record = (1000, None, b"v", ())
+    assert (called, args[:7]) == ("called", ("t", 1, True, None, b"v", record, print))
+    assert type(args[7]) is Future
+    assert received == ("received", "resumed")
+    assert python_send.log == []
+
+
+def test_python_new_batch_gets_the_given_partition_and_the_clock_s_timestamp() -> None:
+    new_batch = PythonSend()
+    setup = staging(_full, PythonSend(), new_batch)
+    before = int(time.time() * 1000)
+    call = setup.appender.send("t", b"v", b"k", 1)
+    call.send(None)
+    after = int(time.time() * 1000)
+    (_, args) = new_batch.log[0]
+    topic, partition, chosen, key, value, (stamp, key_bytes, value_bytes, headers) = args[:6]
+    assert (topic, partition, chosen, key, value) == ("t", 1, False, b"k", b"v")
+    assert (key_bytes, value_bytes, headers) == (b"k", b"v", ())
+    assert before <= stamp <= after
+    assert args[6] is None  # no on_delivery
+    call.close()
+
+
+@pytest.mark.parametrize("change", WANTING, ids=lambda change: change.__name__)
+@pytest.mark.parametrize("timestamp", [-1, 2**63, 2**70])
+def test_a_timestamp_the_python_path_refuses_goes_to_python_send(
+    change: Callable[[Setup], None], timestamp: int
+) -> None:
+    """Not handed over staged: python_new_batch does not check it again."""
+    python_send, new_batch = PythonSend(), PythonSend()
+    setup = staging(change, python_send, new_batch)
+    call = setup.appender.send("t", b"v", timestamp_ms=timestamp)
+    call.send(None)
+    assert python_send.log == [("called", ("t", b"v", None, None, timestamp, None, None))]
+    assert new_batch.log == []
+    call.close()
+
+
+def test_any_other_decline_still_goes_to_python_send() -> None:
+    python_send, new_batch = PythonSend(), PythonSend()
+    setup = staging(_full, python_send, new_batch)
+    call = setup.appender.send("t", b"v", headers=[("h", b"1")])  # needs Python: headers
+    call.send(None)
+    assert [entry[0] for entry in python_send.log] == ["called"]
+    assert new_batch.log == []
+    call.close()
+
+
+def test_without_python_new_batch_a_full_batch_s_record_goes_to_python_send() -> None:
+    python_send = PythonSend()
+    setup = staging(_full, python_send, None)
+    call = setup.appender.send("t", b"v", timestamp_ms=1000)
+    call.send(None)
+    assert python_send.log == [("called", ("t", b"v", None, None, 1000, None, None))]
+    call.close()
+
+
+def test_no_reference_leaks_on_the_way_to_python_new_batch() -> None:
+    async def new_batch(*args: Any) -> Any:
+        return args[-1]
+
+    setup = staging(_full, PythonSend(), new_batch)
+    topic, key, value, on_delivery = "t", b"k", b"value", print
+
+    def sent(*args: Any) -> Any:
+        call = setup.appender.send(*args)
+        return returned(lambda: call.send(None))
+
+    sent(topic, value, key, 1)  # the appender keeps its last queue key: the topic
+    objects = (topic, key, value, on_delivery, new_batch)
+    gc.collect()  # no other garbage lets go of the topic str meanwhile
+    refs = [sys.getrefcount(o) for o in objects]
+    for _ in range(2000):
+        assert type(sent(topic, value, key, 1, None, None, on_delivery)) is Future
+        assert type(sent(topic, value, None, None, 5, None, on_delivery)) is Future
+    gc.collect()
+    assert [sys.getrefcount(o) for o in objects] == refs
