@@ -13,6 +13,21 @@ from asyncproducer.testing.fake import FakeCluster
 
 pytestmark = pytest.mark.anyio
 
+
+class Yields:
+    """Counts a producer's yields to the event loop (its ``_checkpoint``)."""
+
+    def __init__(self, producer: Producer) -> None:
+        self.count = 0
+        checkpoint = producer._checkpoint
+
+        async def counted() -> None:
+            self.count += 1
+            await checkpoint()
+
+        producer._checkpoint = counted
+
+
 TASKS = 1_000
 
 
@@ -24,15 +39,7 @@ async def test_tasks_that_find_a_full_batch_yield_once_for_it() -> None:
                 cluster.bootstrap_servers, linger_ms=60_000, batch_size=1_000
             ) as producer:
                 await producer.partitions_for("t")
-                yields = 0
-                checkpoint = producer._checkpoint
-
-                async def counted() -> None:
-                    nonlocal yields
-                    yields += 1
-                    await checkpoint()
-
-                producer._checkpoint = counted
+                yields = Yields(producer)
                 futures: list[Any] = []
 
                 async def one() -> None:
@@ -48,4 +55,4 @@ async def test_tasks_that_find_a_full_batch_yield_once_for_it() -> None:
             assert batches > 50  # ten records a batch
             # Before, every task that found the batch full while the first one yielded
             # yielded too: nearly one per task.
-            assert yields <= batches
+            assert yields.count <= batches

@@ -33,6 +33,7 @@ from asyncproducer.errors import (
 )
 from asyncproducer.testing.fake import FakeCluster
 from tests.fake.test_delivery import bounded
+from tests.fake.test_many_tasks import Yields
 
 pytestmark = [
     pytest.mark.anyio,
@@ -303,15 +304,7 @@ async def test_a_tight_send_loop_yields_to_the_sender_once_per_full_batch() -> N
     sender once per batch filled, as send() does (the first record's batch is
     acknowledged while the loop still sends), and only then."""
     async with warm_producer(batch_size=1_000) as (cluster, producer, stages):
-        yields = 0
-        checkpoint = producer._checkpoint
-
-        async def counted() -> None:
-            nonlocal yields
-            yields += 1
-            await checkpoint()
-
-        producer._checkpoint = counted
+        yields = Yields(producer)
         with bounded(10, "2,000 sends"):
             first = await producer.send("t", b"x" * 90)
             for _ in range(2_000):
@@ -323,4 +316,4 @@ async def test_a_tight_send_loop_yields_to_the_sender_once_per_full_batch() -> N
         assert batches > 150  # ~10 records a batch
         # One yield per batch another followed, but the warm producer's first: it was
         # not full when the loop began.
-        assert batches - 2 <= yields <= batches - 1
+        assert batches - 2 <= yields.count <= batches - 1
