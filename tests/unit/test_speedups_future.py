@@ -17,9 +17,14 @@ from typing import Any
 import pytest
 
 from asyncproducer import _futures
+from asyncproducer._native import speedups
 
-_speedups = pytest.importorskip("asyncproducer._speedups", reason="the extension did not build")
-FutureMaker = _speedups.FutureMaker
+if speedups is None:
+    pytest.skip(
+        "no C extension: asyncproducer._speedups did not build (or ASYNCPRODUCER_NO_SPEEDUPS=1)",
+        allow_module_level=True,
+    )
+FutureMaker = speedups.FutureMaker
 
 
 @pytest.fixture
