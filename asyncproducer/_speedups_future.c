@@ -24,7 +24,8 @@ typedef struct {
 static int
 future_maker_init(FutureMaker *self, PyObject *args, PyObject *kwargs)
 {
-    PyObject *type, *loop, *keywords;
+    PyObject *type, *loop, *keywords, *empty;
+    newfunc type_new;
     if (kwargs != NULL && PyDict_Size(kwargs) != 0) {
         PyErr_SetString(PyExc_TypeError, "FutureMaker() takes no keyword arguments");
         return -1;
@@ -32,22 +33,24 @@ future_maker_init(FutureMaker *self, PyObject *args, PyObject *kwargs)
     if (!PyArg_ParseTuple(args, "O!O:FutureMaker", &PyType_Type, &type, &loop)) {
         return -1;
     }
-    keywords = Py_BuildValue("{sO}", "loop", loop);
-    if (keywords == NULL) {
-        return -1;
-    }
-    REPLACE(self->kwargs, keywords);
-    REPLACE(self->args, PyTuple_New(0));
-    if (self->args == NULL) {
-        return -1;
-    }
-    REPLACE(self->type, (PyTypeObject *)Py_NewRef(type));
-    self->type_new = (newfunc)PyType_GetSlot(self->type, Py_tp_new);
-    self->type_init = (initproc)PyType_GetSlot(self->type, Py_tp_init);
-    if (self->type_new == NULL) {
+    type_new = (newfunc)PyType_GetSlot((PyTypeObject *)type, Py_tp_new);
+    if (type_new == NULL) {
         PyErr_Format(PyExc_TypeError, "cannot create %R instances", type);
         return -1;
     }
+    keywords = Py_BuildValue("{sO}", "loop", loop);
+    empty = PyTuple_New(0);
+    if (keywords == NULL || empty == NULL) {
+        Py_XDECREF(keywords);
+        Py_XDECREF(empty);
+        return -1;
+    }
+    /* Nothing fails from here: a maker is whole, or as it was. */
+    REPLACE(self->kwargs, keywords);
+    REPLACE(self->args, empty);
+    REPLACE(self->type, (PyTypeObject *)Py_NewRef(type));
+    self->type_new = type_new;
+    self->type_init = (initproc)PyType_GetSlot(self->type, Py_tp_init);
     return 0;
 }
 

@@ -110,6 +110,22 @@ def test_wrong_constructor_arguments_raise_type_error(
         FutureMaker(*args, **kwargs)
 
 
+def test_a_type_that_cannot_be_instantiated_is_refused_and_leaves_it_as_it_was(
+    loop: Any,
+) -> None:
+    with pytest.raises(TypeError, match="cannot create"):
+        FutureMaker(speedups.SendCall, loop)  # no tp_new: made only by send()
+    make = FutureMaker(asyncio.Future, loop)
+    with pytest.raises(TypeError, match="cannot create"):
+        make.__init__(speedups.SendCall, loop)  # type: ignore[misc]
+    assert type(make()) is asyncio.Future
+    unmade = FutureMaker.__new__(FutureMaker)
+    with pytest.raises(TypeError, match="cannot create"):
+        unmade.__init__(speedups.SendCall, loop)  # type: ignore[misc]
+    with pytest.raises(RuntimeError, match="not initialized"):
+        unmade()
+
+
 def test_it_takes_no_arguments_when_called(loop: Any) -> None:
     make = FutureMaker(asyncio.Future, loop)
     with pytest.raises(TypeError, match="takes no arguments"):
